@@ -1,0 +1,77 @@
+"""tidings through the service framework: ``tidings.Service`` handlers on ``tidings://``.
+
+The broker is the same as the ``tidings`` engine's. Consumers are ``@svc.on`` handlers (payload
+typed ``bytes``, a ``Context`` for the key, default middleware: tracing and logging, handler
+concurrency 256, which is also the prefetch); every handler return is an ack. Publishes go
+through ``svc.publish`` (codec, headers, Snowflake message id, publish middleware); the
+framework has no batch publish, so a batch is that many concurrent ``svc.publish`` calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Sequence
+
+from ...service import Context, Service
+from .base import Client, OnMessage
+from .tidings import TidingsClient, TidingsEngine
+
+CONCURRENCY = 256
+_names = itertools.count()
+
+
+class ServiceClient(TidingsClient):
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.url = url
+        self.svc = Service(f"bench-producer-{next(_names)}", url=url)
+
+    async def close(self) -> None:
+        await self.svc.stop(grace=0)
+        await super().close()
+
+    async def publish_one(self, topic: str, body: bytes, key: str | None = None) -> None:
+        await self.svc.publish(topic, body, key=key)
+
+    async def publish_batch(
+        self, topic: str, bodies: Sequence[bytes], keys: Sequence[str] | None = None
+    ) -> None:
+        keys = keys if keys is not None else [None] * len(bodies)  # type: ignore[list-item]
+        await asyncio.gather(
+            *(self.svc.publish(topic, b, key=k) for b, k in zip(bodies, keys, strict=True))
+        )
+
+    async def consume(
+        self,
+        topic: str,
+        group: str,
+        on_message: OnMessage,
+        *,
+        member: int = 0,
+        members: int = 1,
+        ordered: bool = False,
+        partitions: int = 1,
+    ) -> None:
+        svc = Service(f"bench-consumer-{next(_names)}", url=self.url)
+        finished = asyncio.Event()
+
+        @svc.on(
+            topic,
+            group=group,
+            mode="ordered" if ordered else "shared",
+            concurrency=CONCURRENCY,
+        )
+        async def handle(body: bytes, ctx: Context) -> None:
+            if on_message(body, ctx.key):
+                finished.set()
+
+        async with svc.running():
+            await finished.wait()
+
+
+class ServiceEngine(TidingsEngine):
+    name = "tidings-svc"
+
+    def client(self) -> Client:
+        return ServiceClient(self.url)

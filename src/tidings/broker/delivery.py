@@ -1,0 +1,300 @@
+"""Handing messages to members and settling them: dispatch, leases, ack, nack, extend,
+reject, expiry and dead-lettering. A mixin of :class:`tidings.broker.engine.Broker`, kept in
+its own module because it is the hot path and the heart of the delivery guarantees."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..errors import LeaseLost, NotFound
+from ..headers import dead_letter_topic
+from ..model import Delivery, Record, TopicSpec
+from .deadletter import dead_letter_message
+from .entries import Entry
+from .groups import GroupState
+from .members import Member
+
+if TYPE_CHECKING:
+    from ..clock import Clock
+    from ..storage.base import Store
+    from .timers import Timers
+
+
+class DeliveryMixin:
+    store: Store
+    clock: Clock
+    _timers: Timers
+    _members: dict[str, Member]
+    _pending_acks: dict[tuple[str, str, int], list[int]]
+
+    # -- dispatch ----------------------------------------------------------------------------
+
+    def _dispatch(self, g: GroupState) -> None:
+        if not g.members:
+            return
+        if g.ordered:
+            self._dispatch_ordered(g)
+        else:
+            self._dispatch_shared(g)
+
+    def _dispatch_shared(self, g: GroupState) -> None:
+        now = self.clock.now()
+        auto = g.spec.auto_ack
+        out: dict[Member, list[Delivery]] = {}
+        ready = g.ready
+
+        def admit(entry: Entry) -> None:
+            if not g.spec.key_ordered or g.claim_key(entry):
+                self._activate(g, entry, now)
+
+        while True:
+            while not ready:
+                if not g.load_shared(self.store, admit):
+                    break
+            if not ready:
+                break
+            member = g.next_member(auto)
+            if member is None:
+                break
+            entry = ready.popleft()
+            if entry.expires_at is not None and entry.expires_at <= now:
+                self._expire(g, entry)
+                continue
+            delivery = self._hand_out(g, member, entry, now)
+            if delivery is not None:
+                out.setdefault(member, []).append(delivery)
+        self._flush_out(g, out, now)
+
+    def _dispatch_ordered(self, g: GroupState) -> None:
+        now = self.clock.now()
+        auto = g.spec.auto_ack
+        window = g.spec.in_flight_per_partition
+        out: dict[Member, list[Delivery]] = {}
+        for p, owner in enumerate(g.owners):
+            if owner is None:
+                continue
+            q = g.pqueues[p]
+            while g.pinflight[p] < window and owner.capacity(auto) > 0:
+                if not q and not g.load_ordered(self.store, p, q.append):
+                    break
+                entry = q[0]
+                if entry.expires_at is not None and entry.expires_at <= now:
+                    q.popleft()
+                    self._expire(g, entry)
+                    continue
+                if entry.not_before > now:
+                    self._timers.at(entry.not_before, self._wake, g)
+                    break
+                q.popleft()
+                delivery = self._hand_out(g, owner, entry, now)
+                if delivery is not None:
+                    out.setdefault(owner, []).append(delivery)
+        self._flush_out(g, out, now)
+
+    def _flush_out(self, g: GroupState, out: dict[Member, list[Delivery]], now: float) -> None:
+        for member, deliveries in out.items():
+            g.deliver_meter.mark(now, len(deliveries))
+            member.deliver(deliveries)
+
+    def _wake(self, g: GroupState) -> None:
+        if g.topic.groups.get(g.name) is g:
+            self._dispatch(g)
+
+    def _activate(self, g: GroupState, entry: Entry, now: float, front: bool = False) -> None:
+        """A shared entry whose key (if any) is active: ready now, or delayed until due."""
+        if entry.not_before > now:
+            entry.record = None  # a delayed backlog keeps no bodies in memory
+            g.delayed[entry.ref] = entry
+            self._timers.at(entry.not_before, self._due, g, entry, entry.gen)
+        else:
+            g.enqueue_shared(entry, front)
+
+    def _due(self, g: GroupState, entry: Entry, gen: int) -> None:
+        if entry.gen != gen or g.delayed.get(entry.ref) is not entry:
+            return
+        del g.delayed[entry.ref]
+        g.ready.appendleft(entry)
+        self._wake(g)
+
+    def _record_of(self, g: GroupState, entry: Entry) -> Record | None:
+        if entry.offset < g.topic.parts[entry.partition].first:
+            return None  # retention dropped it while it waited (even if loaded already)
+        record = entry.record
+        if record is None:
+            found = self.store.read(g.topic.name, entry.partition, entry.offset, 1)
+            if found and found[0].offset == entry.offset:
+                record = found[0]
+        return record
+
+    def _hand_out(self, g: GroupState, member: Member, entry: Entry, now: float) -> Delivery | None:
+        record = self._record_of(g, entry)
+        if record is None:  # retention removed it while it waited
+            self._settle(g, entry)
+            return None
+        entry.deliveries += 1
+        lease_until: float | None = None
+        if g.spec.auto_ack:
+            member.credit -= 1
+            self._settle(g, entry)
+        else:
+            entry.record = record
+            entry.member = member
+            entry.gen += 1
+            lease_until = entry.lease_until = now + g.spec.lease
+            ref = entry.ref
+            member.inflight[ref] = entry
+            g.inflight[ref] = entry
+            if g.ordered:
+                g.pinflight[entry.partition] += 1
+            self._timers.at(lease_until, self._lease_expired, g, entry, entry.gen)
+        return Delivery(
+            g.topic.name,
+            g.name,
+            entry.partition,
+            record.offset,
+            record.id,
+            record.key,
+            record.headers,
+            record.body,
+            record.timestamp,
+            entry.deliveries,
+            record.msg_id,
+            lease_until,
+        )
+
+    # -- settling ----------------------------------------------------------------------------
+
+    def _held(self, member_id: str, partition: int, offset: int) -> tuple[GroupState, Entry]:
+        member = self._members.get(member_id)
+        if member is None:
+            raise NotFound(f"unknown member {member_id!r}: it left or timed out; subscribe again")
+        entry = member.inflight.get((partition, offset))
+        if entry is None:
+            raise LeaseLost(
+                f"member does not hold the lease of {member.group.topic.name}/{partition}@{offset}"
+                ": the lease expired (redelivered) or it was already settled"
+            )
+        return member.group, entry
+
+    def _release(self, g: GroupState, entry: Entry) -> None:
+        """Take an in-flight entry back from its member without settling it."""
+        ref = entry.ref
+        member = entry.member
+        if member is not None:
+            member.inflight.pop(ref, None)
+            entry.member = None
+        if g.inflight.pop(ref, None) is not None and g.ordered:
+            g.pinflight[entry.partition] -= 1
+        entry.gen += 1
+
+    def _settle(self, g: GroupState, entry: Entry) -> None:
+        """The group is done with ``entry``: acked, dead-lettered or expired."""
+        self._release(g, entry)
+        cursor = g.cursors[entry.partition]
+        if cursor.ack(entry.offset):
+            self._pending_acks.setdefault((g.topic.name, g.name, entry.partition), []).append(
+                entry.offset
+            )
+        g.ack_meter.mark(self.clock.now())
+        if g.spec.key_ordered:
+            nxt = g.release_key(entry.key)
+            if nxt is not None:
+                self._activate(g, nxt, self.clock.now())
+
+    def _requeue(self, g: GroupState, entry: Entry, delay: float = 0.0) -> None:
+        now = self.clock.now()
+        entry.not_before = now + delay if delay > 0 else 0.0
+        if g.ordered:
+            g.requeue_ordered(entry)
+        else:
+            self._activate(g, entry, now, front=True)
+
+    def _failed(self, g: GroupState, entry: Entry, delay: float = 0.0) -> None:
+        """A delivery failed (nack or lease expiry): retry, or dead-letter past the limit."""
+        limit = g.spec.max_deliveries
+        if limit and entry.deliveries >= limit:
+            self._dead_letter(g, entry, "max-deliveries", entry.last_error)
+        else:
+            self._requeue(g, entry, delay)
+
+    def _lease_expired(self, g: GroupState, entry: Entry, gen: int) -> None:
+        if entry.gen != gen or g.inflight.get(entry.ref) is not entry:
+            return
+        self._release(g, entry)
+        entry.last_error = entry.last_error or "lease expired"
+        self._failed(g, entry)
+        self._wake(g)
+
+    def _expire(self, g: GroupState, entry: Entry) -> None:
+        if g.spec.dead_letter_expired:
+            self._dead_letter(g, entry, "expired", "ttl elapsed before delivery")
+        else:
+            self._settle(g, entry)
+
+    def _dead_letter(self, g: GroupState, entry: Entry, reason: str, error: str | None) -> None:
+        record = self._record_of(g, entry)
+        if record is not None:
+            name = g.spec.dead_letter_topic or dead_letter_topic(g.topic.name, g.name)
+            if name not in self._topics:  # type: ignore[attr-defined]
+                self.create_topic(TopicSpec(name=name), exist_ok=True)  # type: ignore[attr-defined]
+            message = dead_letter_message(
+                record,
+                topic=g.topic.name,
+                group=g.name,
+                partition=entry.partition,
+                reason=reason,
+                deliveries=entry.deliveries,
+                error=error,
+            )
+            self.publish(name, [message])  # type: ignore[attr-defined]
+        g.dead_lettered += 1
+        self._settle(g, entry)
+
+    # -- public settle API -------------------------------------------------------------------
+
+    def ack(self, member_id: str, partition: int, offset: int) -> None:
+        g, entry = self._held(member_id, partition, offset)
+        self._settle(g, entry)
+        self._dispatch(g)
+
+    def ack_many(self, member_id: str, refs: list[tuple[int, int]]) -> list[Exception | None]:
+        """Ack several deliveries, dispatching once; one result (None or the error) each."""
+        results: list[Exception | None] = []
+        group: GroupState | None = None
+        for partition, offset in refs:
+            try:
+                group, entry = self._held(member_id, partition, offset)
+                self._settle(group, entry)
+                results.append(None)
+            except (LeaseLost, NotFound) as exc:
+                results.append(exc)
+        if group is not None:
+            self._dispatch(group)
+        return results
+
+    def nack(
+        self,
+        member_id: str,
+        partition: int,
+        offset: int,
+        delay: float = 0.0,
+        error: str | None = None,
+    ) -> None:
+        g, entry = self._held(member_id, partition, offset)
+        if error:
+            entry.last_error = error
+        self._release(g, entry)
+        self._failed(g, entry, max(delay, 0.0))
+        self._dispatch(g)
+
+    def extend(self, member_id: str, partition: int, offset: int, seconds: float) -> None:
+        g, entry = self._held(member_id, partition, offset)
+        entry.gen += 1
+        entry.lease_until = self.clock.now() + max(seconds, 0.0)
+        self._timers.at(entry.lease_until, self._lease_expired, g, entry, entry.gen)
+
+    def reject(self, member_id: str, partition: int, offset: int, reason: str = "rejected") -> None:
+        g, entry = self._held(member_id, partition, offset)
+        self._release(g, entry)
+        self._dead_letter(g, entry, "rejected", reason)
+        self._dispatch(g)

@@ -1,0 +1,597 @@
+"""The broker engine: topics, publishing, groups and members over one Store.
+
+Synchronous and single-threaded by design: every call runs on the event loop's thread, never
+blocks on fsync (that is :class:`tidings.broker.runtime.BrokerRuntime`'s job) and never awaits.
+Delivery and settling live in :mod:`tidings.broker.delivery`; this module holds the catalogue,
+the publish path, membership, retention and stats. The contract for drivers is written down in
+docs/design/engine-api.md.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import secrets
+from collections.abc import Callable, Sequence
+
+from ..clock import Clock, SystemClock
+from ..errors import (
+    AlreadyExists,
+    BadRequest,
+    MessageTooLarge,
+    NotFound,
+    TopicFull,
+)
+from ..model import (
+    Delivery,
+    GroupInfo,
+    GroupSpec,
+    Outgoing,
+    PartitionInfo,
+    Receipt,
+    Record,
+    TopicInfo,
+    TopicSpec,
+)
+from ..partitioning import partition_for
+from ..storage.base import RecoveryReport, Store
+from ..storage.cursor import GroupCursor
+from .assignment import assign
+from .delivery import DeliveryMixin
+from .groups import GroupState
+from .members import Member
+from .msgids import MessageIds
+from .retention import RetentionMixin
+from .timers import Timers
+from .topics import TopicState
+
+log = logging.getLogger("tidings.broker")
+
+HOUSEKEEPING_INTERVAL = 1.0
+
+CommitPoint = list[tuple[TopicState, int, int]]
+
+
+class Broker(DeliveryMixin, RetentionMixin):
+    def __init__(
+        self, store: Store, *, clock: Clock | None = None, confirm_after_sync: bool = False
+    ) -> None:
+        self.store = store
+        self.clock: Clock = clock or SystemClock()
+        # When True, published messages become deliverable only at make_visible() (after the
+        # fsync that covers them); when False, at once (memory://, fsync=never).
+        self.confirm_after_sync = confirm_after_sync
+        self._topics: dict[str, TopicState] = {}
+        self._members: dict[str, Member] = {}
+        self._timers = Timers()
+        self._member_seq = itertools.count(1)
+        self._ids = MessageIds()
+        self._dirty: dict[tuple[str, int], tuple[TopicState, int]] = {}
+        self._pending_acks: dict[tuple[str, str, int], list[int]] = {}
+        self.on_dirty: Callable[[], None] | None = None  # the runtime's commit wake-up
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def open(self) -> RecoveryReport:
+        report = self.store.open()
+        now = self.clock.now()
+        for spec in self.store.topics():
+            if spec.temporary:  # a reply topic of a connection that died with the broker
+                self.store.drop_topic(spec.name)
+                continue
+            t = self._load_topic(spec)
+            for p, part in enumerate(t.parts):
+                if part.next > part.first:
+                    last = self.store.read(spec.name, p, part.next - 1, 1)
+                    if last:
+                        self._ids.observe(last[-1].id)
+            for gspec in self.store.groups(spec.name):
+                cursors = self.store.load_cursors(spec.name, gspec.name)
+                t.groups[gspec.name] = GroupState(gspec, t, cursors)
+            self._rebuild_dedup(t, now)
+        for line in report.truncated:
+            log.warning("recovery truncated a damaged tail: %s", line)
+        self._timers.at(now + HOUSEKEEPING_INTERVAL, self._housekeeping)
+        return report
+
+    def close(self) -> None:
+        for member_id in list(self._members):
+            self.leave(member_id)
+        self.flush_acks()
+
+    def _load_topic(self, spec: TopicSpec, owner: object = None) -> TopicState:
+        bounds = [self.store.bounds(spec.name, p) for p in range(spec.partitions)]
+        t = TopicState(spec, bounds, owner)
+        self._topics[spec.name] = t
+        return t
+
+    def _rebuild_dedup(self, t: TopicState, now: float) -> None:
+        window = t.spec.dedup_window
+        if window <= 0:
+            return
+        for p, part in enumerate(t.parts):
+            pos = max(self.store.offset_at(t.name, p, now - window), part.first)
+            while pos < part.next:
+                records = self.store.read(t.name, p, pos, 1024)
+                if not records:
+                    break
+                for r in records:
+                    if r.msg_id is not None:
+                        receipt = Receipt(t.name, p, r.offset, r.id, True)
+                        t.dedup.remember(r.msg_id, receipt, r.timestamp)
+                pos = records[-1].offset + 1
+
+    # -- time --------------------------------------------------------------------------------
+
+    def tick(self) -> float | None:
+        """Run due timers; return seconds until the next one (None when none is set)."""
+        now = self.clock.now()
+        self._timers.run_due(now)
+        deadline = self._timers.next_deadline()
+        return None if deadline is None else max(deadline - now, 0.0)
+
+    def _housekeeping(self) -> None:
+        now = self.clock.now()
+        for t in list(self._topics.values()):
+            t.dedup.expire(now)
+            self._enforce_retention(t, now)
+        self._timers.at(now + HOUSEKEEPING_INTERVAL, self._housekeeping)
+
+    # -- topics ------------------------------------------------------------------------------
+
+    def _topic(self, name: str) -> TopicState:
+        t = self._topics.get(name)
+        if t is None:
+            raise NotFound(f"topic {name!r} does not exist: create it first (create_topic)")
+        return t
+
+    def create_topic(
+        self, spec: TopicSpec, *, exist_ok: bool = False, owner: object = None
+    ) -> TopicSpec:
+        spec.validate()
+        existing = self._topics.get(spec.name)
+        if existing is not None:
+            if exist_ok:
+                return existing.spec
+            raise AlreadyExists(f"topic {spec.name!r} already exists")
+        self.store.put_topic(spec)
+        self._load_topic(spec, owner)
+        return spec
+
+    def delete_topic(self, name: str) -> None:
+        t = self._topic(name)
+        for g in list(t.groups.values()):
+            self._drop_group_members(g)
+        del self._topics[name]
+        self._dirty = {k: v for k, v in self._dirty.items() if v[0] is not t}
+        self._pending_acks = {k: v for k, v in self._pending_acks.items() if k[0] != name}
+        self.store.drop_topic(name)
+
+    def drop_owner(self, owner: object) -> None:
+        """Delete the temporary topics created for ``owner`` (a connection that closed)."""
+        for t in [t for t in self._topics.values() if t.owner is owner]:
+            self.delete_topic(t.name)
+
+    def list_topics(self) -> list[TopicSpec]:
+        return [t.spec for t in self._topics.values()]
+
+    def topic_owner(self, name: str) -> object:
+        return self._topic(name).owner
+
+    # -- publishing --------------------------------------------------------------------------
+
+    def publish(self, topic: str, messages: Sequence[Outgoing]) -> list[Receipt]:
+        """Append ``messages`` (all or none) and return their receipts. They are durable and
+        deliverable after the next commit (see ``commit_point``/``make_visible``)."""
+        t = self._topic(topic)
+        spec = t.spec
+        now = self.clock.now()
+        self._validate(spec, messages)
+        self._check_capacity(t, messages)
+        nparts = len(t.parts)
+        receipts: list[Receipt] = []
+        batches: dict[int, list[Record]] = {}
+        batch_ids: dict[str, Receipt] = {}
+        for m in messages:
+            msg_id = m.msg_id
+            if msg_id is not None and spec.dedup_window > 0:
+                seen = batch_ids.get(msg_id) or t.dedup.lookup(msg_id, now)
+                if seen is not None:
+                    receipts.append(
+                        Receipt(topic, seen.partition, seen.offset, seen.id, duplicate=True)
+                    )
+                    continue
+            key = m.key
+            p = partition_for(key, nparts) if key is not None else t.rr.next(nparts)
+            part = t.parts[p]
+            offset = part.next
+            part.next = offset + 1
+            record = Record(
+                offset,
+                now,
+                self._ids.next(),
+                key,
+                m.headers,
+                m.body,
+                msg_id,
+                now + m.delay if m.delay else None,
+                now + m.ttl if m.ttl else None,
+            )
+            batches.setdefault(p, []).append(record)
+            receipt = Receipt(topic, p, offset, record.id)
+            receipts.append(receipt)
+            if msg_id is not None:
+                batch_ids[msg_id] = receipt
+                t.dedup.remember(msg_id, receipt, now)
+        for p, records in batches.items():
+            try:
+                self.store.append(topic, p, records)
+            except Exception:
+                # Nothing of this batch was confirmed: forget the offsets we handed out.
+                self._rollback(t, batches, batch_ids)
+                raise
+        t.publish_meter.mark(now, len(receipts))
+        if batches:
+            self._published(t, batches)
+        return receipts
+
+    def _validate(self, spec: TopicSpec, messages: Sequence[Outgoing]) -> None:
+        limit = spec.max_message_size
+        for m in messages:
+            body = m.body
+            if not isinstance(body, bytes):
+                raise BadRequest(
+                    f"message body must be bytes, got {type(body).__name__}: encode it first"
+                )
+            if len(body) > limit:
+                raise MessageTooLarge(
+                    f"message of {len(body)} bytes exceeds topic {spec.name!r}'s "
+                    f"max_message_size of {limit} bytes: send less or raise the limit"
+                )
+            if m.key is not None and not isinstance(m.key, str):
+                raise BadRequest(f"message key must be a str, got {type(m.key).__name__}")
+            headers = m.headers
+            if headers and not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in headers.items()
+            ):
+                raise BadRequest("message headers must map str to str")
+            for name in ("ttl", "delay"):
+                value = getattr(m, name)
+                if value is not None and (not isinstance(value, int | float) or value < 0):
+                    raise BadRequest(f"{name} must be a number of seconds >= 0, got {value!r}")
+
+    def _check_capacity(self, t: TopicState, messages: Sequence[Outgoing]) -> None:
+        spec = t.spec
+        if spec.overflow != "reject" or spec.retention != "limits":
+            return
+        if spec.max_messages is not None and t.messages() + len(messages) > spec.max_messages:
+            raise TopicFull(
+                f"topic {t.name!r} holds its max_messages of {spec.max_messages}: "
+                "consume or raise the limit, or use overflow='drop-oldest'"
+            )
+        if spec.max_bytes is not None:
+            incoming = sum(len(m.body) for m in messages)
+            used = sum(self.store.size(t.name, p) for p in range(len(t.parts)))
+            if used + incoming > spec.max_bytes:
+                raise TopicFull(
+                    f"topic {t.name!r} holds its max_bytes of {spec.max_bytes}: "
+                    "consume or raise the limit, or use overflow='drop-oldest'"
+                )
+
+    def _rollback(
+        self, t: TopicState, batches: dict[int, list[Record]], ids: dict[str, Receipt]
+    ) -> None:
+        for p, records in batches.items():
+            stored_next = self.store.bounds(t.name, p)[1]
+            t.parts[p].next = min(t.parts[p].next, max(stored_next, records[0].offset))
+        t.dedup.forget(ids)
+
+    def _published(self, t: TopicState, batches: dict[int, list[Record]]) -> None:
+        if self.confirm_after_sync:
+            for p in batches:
+                self._dirty[(t.name, p)] = (t, p)
+            if self.on_dirty is not None:
+                self.on_dirty()
+        else:
+            for p in batches:
+                t.parts[p].visible = t.parts[p].next
+            self._enforce_limits(t)
+            for g in list(t.groups.values()):
+                self._dispatch(g)
+
+    # -- group commit ------------------------------------------------------------------------
+
+    def flush_acks(self) -> None:
+        """Hand buffered acks to the store (the next sync makes them durable)."""
+        pending, self._pending_acks = self._pending_acks, {}
+        for (topic, group, p), offsets in pending.items():
+            if topic in self._topics and group in self._topics[topic].groups:
+                self.store.save_acks(topic, group, p, offsets)
+
+    def has_pending(self) -> bool:
+        return bool(self._dirty or self._pending_acks)
+
+    def commit_point(self) -> CommitPoint:
+        """Snapshot what must become durable; call ``store.sync()`` then ``make_visible``."""
+        self.flush_acks()
+        point = [(t, p, t.parts[p].next) for t, p in self._dirty.values()]
+        self._dirty.clear()
+        return point
+
+    def make_visible(self, point: CommitPoint) -> None:
+        touched: dict[str, TopicState] = {}
+        for t, p, nxt in point:
+            if self._topics.get(t.name) is not t:
+                continue  # deleted meanwhile
+            part = t.parts[p]
+            if nxt > part.visible:
+                part.visible = nxt
+                touched[t.name] = t
+        for t in touched.values():
+            self._enforce_limits(t)
+            for g in list(t.groups.values()):
+                self._dispatch(g)
+
+    def sync(self) -> None:
+        """Commit synchronously (tests and tools; the runtime does this off the loop)."""
+        point = self.commit_point()
+        self.store.sync()
+        self.make_visible(point)
+
+    # -- groups ------------------------------------------------------------------------------
+
+    def _group(self, topic: str, group: str) -> GroupState:
+        g = self._topic(topic).groups.get(group)
+        if g is None:
+            raise NotFound(f"group {group!r} does not exist on topic {topic!r}")
+        return g
+
+    def _start_floor(self, t: TopicState, p: int, start: str, value: float | None) -> int:
+        part = t.parts[p]
+        if start == "earliest":
+            return part.first
+        if start == "latest":
+            return part.next
+        if start == "offset":
+            return min(max(int(value or 0), part.first), part.next)
+        return max(self.store.offset_at(t.name, p, float(value or 0.0)), part.first)
+
+    def create_group(self, spec: GroupSpec, *, exist_ok: bool = True) -> GroupSpec:
+        spec.validate()
+        t = self._topic(spec.topic)
+        existing = t.groups.get(spec.name)
+        if existing is not None:
+            if not exist_ok:
+                raise AlreadyExists(f"group {spec.name!r} already exists on {spec.topic!r}")
+            return self._redeclare(existing, spec)
+        self.store.put_group(spec)
+        cursors = {}
+        for p in range(len(t.parts)):
+            floor = self._start_floor(t, p, spec.start, spec.start_value)
+            self.store.save_floor(t.name, spec.name, p, floor)
+            cursors[p] = GroupCursor(floor)
+        t.groups[spec.name] = GroupState(spec, t, cursors)
+        return spec
+
+    def _redeclare(self, g: GroupState, spec: GroupSpec) -> GroupSpec:
+        old = g.spec
+        if (spec.mode, spec.key_ordered, spec.auto_ack) != (
+            old.mode,
+            old.key_ordered,
+            old.auto_ack,
+        ):
+            raise BadRequest(
+                f"group {old.name!r} on {old.topic!r} exists with mode={old.mode!r}, "
+                f"key_ordered={old.key_ordered}, auto_ack={old.auto_ack}; use another group "
+                "name or delete the group first"
+            )
+        # Tunables (lease, max deliveries, dead-letter settings) follow the latest declaration.
+        merged = GroupSpec(
+            **{
+                **{f: getattr(spec, f) for f in spec.__struct_fields__},
+                "start": old.start,
+                "start_value": old.start_value,
+            }
+        )
+        if merged != old:
+            self.store.put_group(merged)
+            g.spec = merged
+        return g.spec
+
+    def delete_group(self, topic: str, group: str) -> None:
+        g = self._group(topic, group)
+        self._drop_group_members(g)
+        del g.topic.groups[group]
+        self._pending_acks = {
+            k: v for k, v in self._pending_acks.items() if (k[0], k[1]) != (topic, group)
+        }
+        self.store.drop_group(topic, group)
+
+    def _drop_group_members(self, g: GroupState) -> None:
+        for m in list(g.members):
+            self._members.pop(m.id, None)
+        g.members.clear()
+
+    def list_groups(self, topic: str) -> list[GroupSpec]:
+        return [g.spec for g in self._topic(topic).groups.values()]
+
+    def reset_group(
+        self, topic: str, group: str, start: str = "earliest", start_value: float | None = None
+    ) -> None:
+        """Move the group to a new start position; in-flight deliveries lose their leases."""
+        g = self._group(topic, group)
+        spec = GroupSpec(
+            **{
+                **{f: getattr(g.spec, f) for f in g.spec.__struct_fields__},
+                "start": start,
+                "start_value": start_value,
+            }
+        ).validate()
+        members = list(g.members)
+        for m in members:
+            for entry in list(m.inflight.values()):
+                self._release(g, entry)
+        t = g.topic
+        self.store.drop_group(topic, group)
+        self.store.put_group(g.spec)
+        cursors = {}
+        for p in range(len(t.parts)):
+            floor = self._start_floor(t, p, spec.start, spec.start_value)
+            self.store.save_floor(topic, group, p, floor)
+            cursors[p] = GroupCursor(floor)
+        self._pending_acks = {
+            k: v for k, v in self._pending_acks.items() if (k[0], k[1]) != (topic, group)
+        }
+        fresh = GroupState(g.spec, t, cursors)
+        fresh.members = members
+        fresh.dead_lettered = g.dead_lettered
+        for m in members:
+            m.group = fresh
+            m.partitions.clear()
+        t.groups[group] = fresh
+        if fresh.ordered:
+            self._rebalance(fresh)
+        self._dispatch(fresh)
+
+    # -- members -----------------------------------------------------------------------------
+
+    def join(
+        self,
+        spec: GroupSpec,
+        *,
+        prefetch: int,
+        deliver: Callable[[list[Delivery]], None],
+        session_timeout: float | None = None,
+    ) -> str:
+        """Add a member to the group (created if missing); returns the member id."""
+        if not isinstance(prefetch, int) or prefetch < 1:
+            raise BadRequest(f"prefetch must be an integer >= 1, got {prefetch!r}")
+        self.create_group(spec, exist_ok=True)
+        g = self._group(spec.topic, spec.name)
+        now = self.clock.now()
+        member_id = secrets.token_hex(8)
+        m = Member(member_id, next(self._member_seq), g, prefetch, deliver, session_timeout, now)
+        g.members.append(m)
+        self._members[member_id] = m
+        if session_timeout:
+            self._timers.at(now + session_timeout, self._check_session, m)
+        if g.ordered:
+            self._rebalance(g)
+        self._dispatch(g)
+        return member_id
+
+    def leave(self, member_id: str) -> None:
+        """Remove a member: shared deliveries return to the group now; ordered partitions move."""
+        m = self._members.pop(member_id, None)
+        if m is None:
+            raise NotFound(f"unknown member {member_id!r}")
+        g = m.group
+        if m in g.members:
+            g.members.remove(m)
+        for entry in sorted(m.inflight.values(), key=lambda e: e.offset, reverse=True):
+            self._release(g, entry)
+            self._requeue(g, entry)
+        if g.ordered:
+            self._rebalance(g)
+        self._dispatch(g)
+
+    def heartbeat(self, member_id: str) -> None:
+        m = self._members.get(member_id)
+        if m is None:
+            raise NotFound(f"unknown member {member_id!r}: it left or timed out")
+        m.last_seen = self.clock.now()
+
+    def add_credit(self, member_id: str, n: int) -> None:
+        m = self._members.get(member_id)
+        if m is None:
+            raise NotFound(f"unknown member {member_id!r}")
+        m.credit = min(m.credit + max(n, 0), m.prefetch)
+        self._dispatch(m.group)
+
+    def member_group(self, member_id: str) -> GroupSpec:
+        m = self._members.get(member_id)
+        if m is None:
+            raise NotFound(f"unknown member {member_id!r}")
+        return m.group.spec
+
+    def _check_session(self, m: Member) -> None:
+        if self._members.get(m.id) is not m or not m.session_timeout:
+            return
+        deadline = m.last_seen + m.session_timeout
+        if self.clock.now() >= deadline:
+            log.info("member %s of %s/%s timed out", m.id, m.group.topic.name, m.group.name)
+            self.leave(m.id)
+        else:
+            self._timers.at(deadline, self._check_session, m)
+
+    def _rebalance(self, g: GroupState) -> None:
+        members = sorted(g.members, key=lambda m: m.seq)
+        owners = assign(len(g.owners), members, g.owners)
+        for p, (old, new) in enumerate(zip(g.owners, owners, strict=True)):
+            if old is new:
+                continue
+            if old is not None:
+                old.partitions.discard(p)
+                revoked = [e for e in old.inflight.values() if e.partition == p]
+                for entry in sorted(revoked, key=lambda e: e.offset, reverse=True):
+                    self._release(g, entry)
+                    g.requeue_ordered(entry)
+            if new is not None:
+                new.partitions.add(p)
+        g.owners = owners
+
+    # -- stats -------------------------------------------------------------------------------
+
+    def group_info(self, topic: str, group: str) -> GroupInfo:
+        g = self._group(topic, group)
+        now = self.clock.now()
+        queued = len(g.ready) + g.waiting_count + sum(len(q) for q in g.pqueues)
+        oldest: float | None = None
+        candidates = [e.timestamp for e in (g.ready[0],)] if g.ready else []
+        for q in g.pqueues:
+            if q:
+                candidates.append(q[0].timestamp)
+        for p, part in enumerate(g.topic.parts):
+            pos = max(g.read_pos[p], part.first)
+            if pos < part.visible and not candidates:
+                first = self.store.read(g.topic.name, p, pos, 1)
+                if first:
+                    candidates.append(first[0].timestamp)
+        if candidates:
+            oldest = max(now - min(candidates), 0.0)
+        return GroupInfo(
+            topic=topic,
+            name=group,
+            mode=g.spec.mode,
+            ready=queued + g.unloaded(),
+            in_flight=len(g.inflight),
+            delayed=len(g.delayed),
+            dead_lettered=g.dead_lettered,
+            lag=g.lag(),
+            oldest_ready_age=oldest,
+            members=len(g.members),
+            deliver_rate=g.deliver_meter.rate(now),
+            ack_rate=g.ack_meter.rate(now),
+            spec=g.spec,
+        )
+
+    def topic_info(self, name: str) -> TopicInfo:
+        t = self._topic(name)
+        parts = [
+            PartitionInfo(
+                partition=p,
+                first_offset=part.first,
+                next_offset=part.next,
+                bytes=self.store.size(name, p),
+            )
+            for p, part in enumerate(t.parts)
+        ]
+        return TopicInfo(
+            name=name,
+            spec=t.spec,
+            messages=t.messages(),
+            bytes=sum(p.bytes for p in parts),
+            partitions=parts,
+            groups=[self.group_info(name, g) for g in t.groups],
+            publish_rate=t.publish_meter.rate(self.clock.now()),
+        )

@@ -1,0 +1,151 @@
+"""BrokerRuntime: drives the synchronous engine from asyncio.
+
+It owns the two things the engine must not do on the event loop:
+- group commit: publishes append at once; a committer task takes a commit point, runs
+  ``store.sync()`` (fsync) in a worker thread, then makes the covered messages deliverable and
+  confirms their publishers. Every publish that arrived while one fsync ran shares the next.
+- time: a timer task calls ``broker.tick()`` when the next lease, delay or session deadline
+  is due.
+
+fsync policies: ``batch`` (confirm only after the fsync that covers the message), ``interval``
+(confirm at once after append, fsync every ``fsync_interval`` seconds), ``never`` (confirm
+after append; the OS writes back when it likes). See docs/reliability.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from typing import Literal
+
+from ..clock import Clock
+from ..model import Outgoing, Receipt
+from ..storage.base import RecoveryReport, Store
+from .engine import Broker
+
+FsyncPolicy = Literal["batch", "interval", "never"]
+
+log = logging.getLogger("tidings.broker")
+
+
+class BrokerRuntime:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        fsync: FsyncPolicy = "batch",
+        fsync_interval: float = 0.05,
+        clock: Clock | None = None,
+    ) -> None:
+        if fsync not in ("batch", "interval", "never"):
+            raise ValueError(f"fsync must be 'batch', 'interval' or 'never', got {fsync!r}")
+        self.store = store
+        self.fsync = fsync
+        self.fsync_interval = fsync_interval
+        self.broker = Broker(store, clock=clock, confirm_after_sync=True)
+        self.broker.on_dirty = self._wake_committer
+        self._commit_wanted = asyncio.Event()
+        self._timer_wake = asyncio.Event()
+        self.broker._timers.on_new_head = self._timer_wake.set
+        self._waiters: list[asyncio.Future[None]] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self.report: RecoveryReport | None = None
+        self.syncs = 0
+        self._stopping = False
+
+    async def start(self) -> RecoveryReport:
+        loop = asyncio.get_running_loop()
+        self.report = await loop.run_in_executor(None, self.broker.open)
+        self._tasks = [
+            asyncio.create_task(self._committer(), name="tidings-commit"),
+            asyncio.create_task(self._timer(), name="tidings-timers"),
+        ]
+        return self.report
+
+    async def stop(self) -> None:
+        if self._stopping:
+            return
+        self.broker.close()
+        await self.commit()
+        # Loops exit on the flag; a cancel could be swallowed when it races a wake-up.
+        self._stopping = True
+        self._commit_wanted.set()
+        self._timer_wake.set()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        await asyncio.get_running_loop().run_in_executor(None, self.store.close)
+
+    # -- publishing --------------------------------------------------------------------------
+
+    async def publish(self, topic: str, messages: Sequence[Outgoing]) -> list[Receipt]:
+        """Publish and return once the messages are confirmed under the fsync policy."""
+        receipts = self.broker.publish(topic, messages)
+        if self.fsync == "batch" and self.broker.has_pending():
+            await self.commit()
+        return receipts
+
+    async def commit(self) -> None:
+        """Wait until everything appended so far is durable and visible."""
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(fut)
+        self._commit_wanted.set()
+        await fut
+
+    def _wake_committer(self) -> None:
+        self._commit_wanted.set()
+        if self.fsync != "batch":
+            self._timer_wake.set()
+
+    async def _committer(self) -> None:
+        loop = asyncio.get_running_loop()
+        broker = self.broker
+        while not self._stopping:
+            await self._commit_wanted.wait()
+            if self._stopping:
+                break
+            self._commit_wanted.clear()
+            waiters, self._waiters = self._waiters, []
+            point = broker.commit_point()
+            try:
+                if self.fsync == "never":
+                    pass
+                elif self.fsync == "interval" and not waiters:
+                    broker.make_visible(point)  # visible now; the fsync follows on its interval
+                    point = []
+                    await asyncio.sleep(self.fsync_interval)
+                    await loop.run_in_executor(None, self.store.sync)
+                else:
+                    await loop.run_in_executor(None, self.store.sync)
+                self.syncs += 1
+            except Exception as exc:  # the store raised (e.g. StorageFull): fail the waiters
+                log.error("commit failed: %s", exc)
+                for fut in waiters:
+                    if not fut.done():
+                        fut.set_exception(exc)
+                continue
+            broker.make_visible(point)
+            for fut in waiters:
+                if not fut.done():
+                    fut.set_result(None)
+            self._timer_wake.set()
+
+    # -- timers ------------------------------------------------------------------------------
+
+    async def _timer(self) -> None:
+        while not self._stopping:
+            delay = self.broker.tick()
+            self._timer_wake.clear()
+            timeout = 1.0 if delay is None else min(delay, 1.0)
+            try:
+                async with asyncio.timeout(timeout):
+                    await self._timer_wake.wait()
+            except TimeoutError:
+                pass
+
+    def poke(self) -> None:
+        """Make the timer task run soon (after a clock jump in tests)."""
+        self._timer_wake.set()

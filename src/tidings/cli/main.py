@@ -1,0 +1,93 @@
+"""The ``tidings`` app: global options (``--url``, ``--json``, ``--version``), the command
+groups, and :func:`main`, which turns errors into exit codes without tracebacks."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import Annotated
+
+import click
+import typer
+
+from ..errors import TidingsError
+from . import broker, demo, dlq, groups, publish, run, stats, subscribe, topics
+from .output import CliState, JsonOpt, UrlOpt, fail
+
+HELP = """Reliable messaging for Python services.
+
+Example:
+
+    tidings broker --data ./tidings-data &
+    tidings pub orders '{"id": 1}' --key order-1
+    tidings sub orders --group billing --count 1
+"""
+
+app = typer.Typer(
+    name="tidings",
+    help=HELP,
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    add_completion=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from .. import __version__
+
+        typer.echo(f"tidings {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    url: UrlOpt = None,
+    as_json: JsonOpt = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    ctx.obj = CliState(url=url, json=as_json)
+
+
+app.add_typer(topics.app, name="topic")
+app.add_typer(groups.app, name="group")
+app.add_typer(dlq.app, name="dlq")
+for module in (broker, publish, subscribe, stats, demo, run):
+    module.register(app)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI with ``argv`` (default: ``sys.argv[1:]``); returns the exit code."""
+    command = typer.main.get_command(app)
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        result = command.main(args=args, prog_name="tidings", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Abort:
+        return 130
+    except TidingsError as exc:
+        try:
+            raise fail(exc.message, exc.exit_code) from None
+        except click.exceptions.Exit as exit_:
+            return exit_.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+    return result if isinstance(result, int) else 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

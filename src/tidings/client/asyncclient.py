@@ -1,0 +1,299 @@
+"""AsyncClient: the one implementation of the client API over any :class:`Transport`.
+
+``tidings.connect(url)`` builds one for the transport the URL names (``memory://``,
+``tidings://``, ``nats://``; default ``$TIDINGS_URL``). The sync :class:`tidings.Client` runs
+these same methods on a background event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Generator, Iterable
+from typing import Any
+
+from ..errors import BadRequest, Closed
+from ..model import (
+    DEFAULT_LEASE,
+    DEFAULT_MAX_DELIVERIES,
+    DEFAULT_SESSION_TIMEOUT,
+    GroupInfo,
+    GroupSpec,
+    Message,
+    Mode,
+    Outgoing,
+    Receipt,
+    TopicInfo,
+    TopicSpec,
+)
+from ..transports import base as caps
+from ..transports.base import Transport
+from ..transports.registry import resolve_url, transport_for
+from .checks import Body, as_bytes, prepare, require_group_capabilities
+from .positions import StartPosition, start_position
+from .replies import error_headers, reply_message
+from .requester import Requester
+from .retries import with_retries
+from .subscription import Subscription
+
+
+class AsyncClient:
+    """A connection to a broker through one transport. Use it as ``async with`` (or ``await``
+    it) to connect; every method also connects on first use."""
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        transport: Transport | None = None,
+        publish_retries: int = 3,
+        retry_backoff: float = 0.05,
+        request_timeout: float = 30.0,
+        **transport_options: Any,
+    ) -> None:
+        self.url = resolve_url(url)
+        self._transport = (
+            transport if transport is not None else transport_for(self.url, **transport_options)
+        )
+        self.publish_retries = publish_retries
+        self.retry_backoff = retry_backoff
+        self.request_timeout = request_timeout
+        self._connected = False
+        self._closed = False
+        self._connect_lock = asyncio.Lock()
+        self._requester = Requester(self._transport, self._publish_one)
+        self._subscriptions: set[Subscription] = set()
+
+    @property
+    def transport(self) -> Transport:
+        """The engine connection underneath (memory://, tidings://, nats://)."""
+        return self._transport
+
+    @property
+    def capabilities(self) -> frozenset[str]:
+        """What the transport can do (see tidings.transports.base.CAP_*)."""
+        return self._transport.capabilities
+
+    # lifecycle
+    async def connect(self) -> AsyncClient:
+        if self._closed:
+            raise Closed("this client is closed: connect a new one")
+        async with self._connect_lock:
+            if not self._connected:
+                await self.transport.connect()
+                self._connected = True
+        return self
+
+    async def close(self) -> None:
+        """Close subscriptions, the reply topic and the connection. Safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        for sub in list(self._subscriptions):
+            await sub.close()
+        await self._requester.close()
+        if self._connected:
+            await self.transport.close()
+
+    async def __aenter__(self) -> AsyncClient:
+        return await self.connect()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    def __await__(self) -> Generator[Any, None, AsyncClient]:
+        return self.connect().__await__()
+
+    async def _ready(self) -> None:
+        if not self._connected:
+            await self.connect()
+        elif self._closed:
+            raise Closed("this client is closed")
+
+    # topics
+    async def create_topic(
+        self, name: str, *, partitions: int = 1, exist_ok: bool = True, **options: Any
+    ) -> TopicSpec:
+        """Create a topic; ``options`` are :class:`TopicSpec` fields (retention, max_age,
+        dedup_window, ...). With ``exist_ok`` an existing topic is returned unchanged."""
+        try:
+            spec = TopicSpec(name=name, partitions=partitions, **options)
+        except TypeError as exc:
+            known = ", ".join(f for f in TopicSpec.__struct_fields__ if f != "name")
+            raise BadRequest(f"unknown topic option: {exc}; known options: {known}") from None
+        spec.validate()
+        if spec.retention == "work-queue":
+            self.transport.require(caps.CAP_WORK_QUEUE, "retention='work-queue'")
+        if spec.replicas > 1:
+            self.transport.require(caps.CAP_REPLICAS, "replicas > 1")
+        await self._ready()
+        return await self.transport.create_topic(spec, exist_ok=exist_ok)
+
+    async def delete_topic(self, name: str) -> None:
+        await self._ready()
+        await self.transport.delete_topic(name)
+
+    async def list_topics(self) -> list[TopicSpec]:
+        await self._ready()
+        return await self.transport.list_topics()
+
+    async def topic_info(self, name: str) -> TopicInfo:
+        await self._ready()
+        return await self.transport.topic_info(name)
+
+    # publishing
+    async def publish(
+        self,
+        topic: str,
+        body: Body,
+        *,
+        key: str | None = None,
+        headers: dict[str, str] | None = None,
+        msg_id: str | None = None,
+        ttl: float | None = None,
+        delay: float | None = None,
+    ) -> Receipt:
+        """Publish one message; returns once the broker has it durably. ``msg_id`` is the
+        producer id for duplicate detection; ``ttl`` and ``delay`` are seconds."""
+        out = Outgoing(as_bytes(body), key, dict(headers or {}), msg_id, ttl, delay)
+        return (await self.publish_many(topic, [out]))[0]
+
+    async def _publish_one(self, topic: str, message: Outgoing) -> Receipt:
+        return (await self.publish_many(topic, [message]))[0]
+
+    async def publish_many(self, topic: str, messages: Iterable[Outgoing]) -> list[Receipt]:
+        """Publish a batch (one receipt per message, in order)."""
+        batch = [prepare(self._transport, m, self.publish_retries > 0) for m in messages]
+        if not batch:
+            return []
+        await self._ready()
+        return await with_retries(
+            lambda: self.transport.publish(topic, batch),
+            retries=self.publish_retries,
+            backoff=self.retry_backoff,
+        )
+
+    # groups
+    async def subscribe(
+        self,
+        topic: str,
+        group: str,
+        *,
+        mode: Mode = "shared",
+        lease: float = DEFAULT_LEASE,
+        max_deliveries: int = DEFAULT_MAX_DELIVERIES,
+        prefetch: int = 100,
+        start: StartPosition = "earliest",
+        key_ordered: bool = False,
+        auto_ack: bool = False,
+        dead_letter_topic: str | None = None,
+        dead_letter_expired: bool = False,
+        in_flight_per_partition: int = 1,
+        session_timeout: float = DEFAULT_SESSION_TIMEOUT,
+    ) -> Subscription:
+        """Join ``group`` on ``topic`` (creating the group if needed) as a new member.
+
+        ``start`` (for a new group): "earliest", "latest", an int offset, or a datetime/float
+        timestamp. ``prefetch`` is how many un-settled messages this member may hold."""
+        kind, value = start_position(start)
+        spec = GroupSpec(
+            topic=topic,
+            name=group,
+            mode=mode,
+            lease=lease,
+            max_deliveries=max_deliveries,
+            start=kind,
+            start_value=value,
+            key_ordered=key_ordered,
+            auto_ack=auto_ack,
+            dead_letter_topic=dead_letter_topic,
+            dead_letter_expired=dead_letter_expired,
+            in_flight_per_partition=in_flight_per_partition,
+            session_timeout=session_timeout,
+        ).validate()
+        require_group_capabilities(self._transport, spec)
+        if prefetch < 1:
+            raise BadRequest(f"prefetch must be >= 1, got {prefetch}")
+        await self._ready()
+        sub = Subscription(
+            await self.transport.subscribe(spec, prefetch=prefetch), self._subscriptions.discard
+        )
+        self._subscriptions.add(sub)
+        return sub
+
+    async def group_info(self, topic: str, group: str) -> GroupInfo:
+        await self._ready()
+        return await self.transport.group_info(topic, group)
+
+    async def delete_group(self, topic: str, group: str) -> None:
+        await self._ready()
+        await self.transport.delete_group(topic, group)
+
+    async def reset_group(self, topic: str, group: str, start: StartPosition = "earliest") -> None:
+        """Move the group's position (same ``start`` values as ``subscribe``)."""
+        kind, value = start_position(start)
+        self.transport.require(caps.CAP_GROUP_RESET, "reset_group")
+        await self._ready()
+        await self.transport.reset_group(topic, group, kind, value)
+
+    # request/reply
+    async def request(
+        self,
+        topic: str,
+        body: Body,
+        *,
+        timeout: float | None = None,
+        key: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Message:
+        """Publish a request and wait for its reply. Raises RequestTimeout when no reply comes
+        within ``timeout`` seconds and RemoteError when the responder failed."""
+        await self._ready()
+        timeout = self.request_timeout if timeout is None else timeout
+        return await self._requester.request(topic, as_bytes(body), timeout, key, headers)
+
+    async def scatter(
+        self,
+        topic: str,
+        body: Body,
+        *,
+        timeout: float,
+        max_replies: int | None = None,
+        key: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> list[Message]:
+        """Publish one request and collect replies until ``timeout`` seconds pass or
+        ``max_replies`` arrived. Error replies are logged and left out."""
+        await self._ready()
+        return await self._requester.scatter(
+            topic, as_bytes(body), timeout, max_replies, key, headers
+        )
+
+    async def reply(
+        self, request: Message, body: Body, *, headers: dict[str, str] | None = None
+    ) -> Receipt:
+        """Answer ``request`` (a message that carries ``reply-to``)."""
+        topic, out = reply_message(request, as_bytes(body), headers)
+        return (await self.publish_many(topic, [out]))[0]
+
+    async def reply_error(
+        self,
+        request: Message,
+        error: BaseException | str,
+        *,
+        error_type: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Receipt:
+        """Answer ``request`` with a failure; the requester raises RemoteError(error)."""
+        merged = {**(headers or {}), **error_headers(error, error_type)}
+        topic, out = reply_message(request, b"", merged)
+        return (await self.publish_many(topic, [out]))[0]
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "connected" if self._connected else "new"
+        return f"AsyncClient({self.url!r}, {state})"
+
+
+def connect(url: str | None = None, **options: Any) -> AsyncClient:
+    """An :class:`AsyncClient` for ``url`` (default ``$TIDINGS_URL``, then
+    ``tidings://127.0.0.1:7420``); connect it with ``async with`` or ``await``."""
+    return AsyncClient(url, **options)

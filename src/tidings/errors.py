@@ -1,0 +1,231 @@
+"""The one error catalogue of tidings.
+
+Every public error has a stable numeric ``code`` (carried on the wire in error frames), an HTTP
+status, a CLI exit code and a message that says what was wrong and what to do. The client raises
+the same class the broker raised, looked up by code with :func:`error_for_code`. Foreign errors
+(OSError, nats, ...) are translated at each boundary, keeping the original as ``__cause__``.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+__all__ = [
+    "AlreadyExists",
+    "BadRequest",
+    "ClockMovedBackwards",
+    "Closed",
+    "ConnectionLost",
+    "Forbidden",
+    "InvalidName",
+    "InvalidPayload",
+    "LeaseLost",
+    "MessageTooLarge",
+    "NotFound",
+    "ProtocolError",
+    "RemoteError",
+    "RequestTimeout",
+    "StorageError",
+    "StorageFull",
+    "TidingsError",
+    "Timeout",
+    "TopicFull",
+    "TransportUnavailable",
+    "Unauthorized",
+    "Unsupported",
+    "VersionMismatch",
+    "error_for_code",
+]
+
+
+class TidingsError(Exception):
+    """Base of every tidings error. ``code`` is stable across versions and transports."""
+
+    code: ClassVar[int] = 1
+    http_status: ClassVar[int] = 500
+    exit_code: ClassVar[int] = 1
+    default_message: ClassVar[str] = "internal error"
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or self.default_message)
+        self.message = message or self.default_message
+
+    def __reduce__(self):  # keep errors picklable with their message
+        return (self.__class__, (self.message,))
+
+
+class BadRequest(TidingsError):
+    code = 400
+    http_status = 400
+    exit_code = 2
+    default_message = "bad request"
+
+
+class InvalidName(BadRequest):
+    code = 401
+    default_message = "invalid name: use letters, digits, '.', '-' and '_' (1 to 200 characters)"
+
+
+class MessageTooLarge(BadRequest):
+    code = 402
+    http_status = 413
+    default_message = "message too large: raise the topic's max_message_size or send a smaller body"
+
+
+class ProtocolError(BadRequest):
+    code = 403
+    default_message = "protocol error: the frame could not be decoded"
+
+
+class VersionMismatch(ProtocolError):
+    code = 404
+    default_message = "protocol version not supported by the broker: upgrade the broker"
+
+
+class Unsupported(BadRequest):
+    code = 405
+    http_status = 501
+    default_message = "this transport cannot do that; see docs/transports.md for its capabilities"
+
+
+class InvalidPayload(BadRequest):
+    """A message body that does not decode or validate against the expected type."""
+
+    code = 406
+    http_status = 422
+    default_message = (
+        "invalid payload: the body does not match the declared type; fix the producer or the "
+        "model (the message was dead-lettered with the validation error)"
+    )
+
+
+class Unauthorized(TidingsError):
+    code = 410
+    http_status = 401
+    exit_code = 3
+    default_message = "authentication required or failed: check the user and token"
+
+
+class Forbidden(TidingsError):
+    code = 411
+    http_status = 403
+    exit_code = 3
+    default_message = "forbidden: the user lacks permission for this operation"
+
+
+class NotFound(TidingsError):
+    code = 420
+    http_status = 404
+    exit_code = 4
+    default_message = "not found"
+
+
+class AlreadyExists(TidingsError):
+    code = 421
+    http_status = 409
+    exit_code = 4
+    default_message = "already exists"
+
+
+class LeaseLost(TidingsError):
+    code = 430
+    http_status = 409
+    exit_code = 5
+    default_message = (
+        "lease lost: the message's lease expired or is held by another member; "
+        "it will be (or was) redelivered, so make the handler idempotent or extend the lease"
+    )
+
+
+class TopicFull(TidingsError):
+    code = 440
+    http_status = 507
+    exit_code = 6
+    default_message = "topic full: its max bytes/messages limit is reached; consume or raise it"
+
+
+class StorageError(TidingsError):
+    code = 450
+    http_status = 500
+    exit_code = 6
+    default_message = "storage error"
+
+
+class StorageFull(StorageError):
+    code = 451
+    http_status = 507
+    default_message = "storage full: the broker's disk has no space left; free space and retry"
+
+
+class Timeout(TidingsError):
+    code = 460
+    http_status = 504
+    exit_code = 7
+    default_message = "operation timed out"
+
+
+class RequestTimeout(Timeout):
+    code = 461
+    default_message = "request timed out: no reply arrived before the deadline"
+
+
+class ConnectionLost(TidingsError):
+    code = 470
+    http_status = 503
+    exit_code = 8
+    default_message = "connection to the broker lost"
+
+
+class Closed(ConnectionLost):
+    code = 471
+    default_message = "the client or subscription is closed"
+
+
+class TransportUnavailable(TidingsError):
+    code = 480
+    http_status = 503
+    exit_code = 8
+    default_message = "transport unavailable"
+
+
+class RemoteError(TidingsError):
+    """A responder's handler raised; ``remote_type`` names the exception class it raised."""
+
+    code = 490
+    http_status = 502
+    exit_code = 9
+    default_message = "the remote handler failed"
+
+    def __init__(self, message: str | None = None, remote_type: str = "Exception") -> None:
+        super().__init__(message)
+        self.remote_type = remote_type
+
+    def __reduce__(self):
+        return (self.__class__, (self.message, self.remote_type))
+
+
+class ClockMovedBackwards(TidingsError):
+    """The system clock stepped back further than an id generator is willing to wait."""
+
+    code = 495
+    http_status = 500
+    exit_code = 1
+    default_message = (
+        "the clock moved backwards: ids issued now could repeat; fix the clock (NTP) or wait"
+    )
+
+
+def _catalogue() -> dict[int, type[TidingsError]]:
+    out: dict[int, type[TidingsError]] = {}
+    stack: list[type[TidingsError]] = [TidingsError]
+    while stack:
+        cls = stack.pop()
+        out[cls.code] = cls
+        stack.extend(cls.__subclasses__())
+    return out
+
+
+def error_for_code(code: int, message: str | None = None) -> TidingsError:
+    """Build the error class registered for ``code`` (unknown codes give a TidingsError)."""
+    cls = _catalogue().get(code, TidingsError)
+    return cls(message)

@@ -1,0 +1,186 @@
+"""BrokerServer: the broker engine behind a TCP listener speaking the native protocol.
+
+Owns the runtime (store, group commit, timers), the listening socket, the set of client
+connections and the heartbeat loop. ``stop()`` is the graceful shutdown: stop accepting, let
+in-flight publishes finish, say GOODBYE, leave every group (un-acked deliveries return to
+their queues), close the connections and make a final flush.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+
+from ..broker import BrokerRuntime
+from ..errors import NotFound
+from ..protocol import constants as c
+from ..protocol.messages import Empty, ServerStats, SubClosed
+from .config import ServerConfig
+from .connection import ClientConnection
+from .stores import open_store
+
+log = logging.getLogger("tidings.server")
+
+SHUTDOWN_GRACE = 5.0  # seconds in-flight publishes get to finish at shutdown
+
+# What the built-in broker can do, by the capability names of tidings.transports.base (the
+# server may not import transports; a test keeps the two lists equal).
+CAPABILITIES = frozenset(
+    {
+        "ordered",
+        "key_ordered",
+        "ttl",
+        "delay",
+        "dedup",
+        "auto_ack",
+        "work_queue",
+        "start_time",
+        "start_offset",
+        "group_reset",
+        "dead_letter_expired",
+    }
+)
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("tidings")
+    except Exception:
+        return "0.1.0"
+
+
+class BrokerServer:
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config.validate()
+        self.store, self.store_description = open_store(config)
+        self.runtime = BrokerRuntime(
+            self.store, fsync=config.fsync, fsync_interval=config.fsync_interval_ms / 1000
+        )
+        self.version = _version()
+        self.server_version = f"tidings/{self.version}"
+        self.capabilities = CAPABILITIES
+        self.connections: set[ClientConnection] = set()
+        self.paused = 0
+        self.max_buffered = 0
+        self.started = time.monotonic()
+        self.address: tuple[str, int] | None = None
+        self._listener: asyncio.AbstractServer | None = None
+        self._heartbeat_task: asyncio.Task[None] | None = None
+        self._conn_seq = 0
+        self._instance = secrets.token_hex(2)
+
+    @property
+    def url(self) -> str:
+        assert self.address is not None, "the server is not started"
+        return f"tidings://{self.address[0]}:{self.address[1]}"
+
+    async def start(self) -> tuple[str, int]:
+        """Recover the store and start listening; returns the bound (host, port)."""
+        report = await self.runtime.start()
+        log.info(
+            "store: %s; recovered %d topics, %d messages in %.2fs%s",
+            self.store_description,
+            report.topics,
+            report.messages,
+            report.seconds,
+            f"; truncated damaged tails: {report.truncated}" if report.truncated else "",
+        )
+        loop = asyncio.get_running_loop()
+        self._listener = await loop.create_server(
+            self._new_connection, self.config.host, self.config.port, backlog=1024
+        )
+        sock = self._listener.sockets[0]
+        host, port = sock.getsockname()[:2]
+        self.address = (host, port)
+        self._heartbeat_task = loop.create_task(self._heartbeats(), name="tidings-heartbeats")
+        return self.address
+
+    def _new_connection(self) -> ClientConnection:
+        self._conn_seq += 1
+        return ClientConnection(self, f"{self._instance}-{self._conn_seq}")
+
+    def admit(self, conn: ClientConnection) -> bool:
+        if len(self.connections) >= self.config.max_connections:
+            log.warning("refusing %s: %d connections open", conn.peer, len(self.connections))
+            return False
+        self.connections.add(conn)
+        return True
+
+    def forget(self, conn: ClientConnection) -> None:
+        self.connections.discard(conn)
+        if conn.paused:
+            conn.paused = False
+            self.paused -= 1
+
+    def members_gone(self, topic: str, group: str | None, reason: str) -> None:
+        """Tell the clients whose members were removed with a topic or group."""
+        for conn in list(self.connections):
+            for sub_id, member in list(conn.members.items()):
+                spec = member.spec
+                if spec.topic == topic and (group is None or spec.name == group):
+                    del conn.members[sub_id]
+                    conn.write(c.SUB_CLOSED, c.NO_REPLY, SubClosed(sub_id, NotFound.code, reason))
+
+    async def _heartbeats(self) -> None:
+        interval = self.config.heartbeat
+        dead_after = interval * c.HEARTBEAT_MISSES
+        while True:
+            await asyncio.sleep(interval / 2)
+            now = time.monotonic()
+            for conn in list(self.connections):
+                if now - conn.last_received > dead_after:
+                    log.warning(
+                        "connection %s (%s) silent for %.1fs: closing it",
+                        conn.id,
+                        conn.peer,
+                        now - conn.last_received,
+                    )
+                    conn.abort()
+                elif conn.version and now - conn.last_sent >= interval:
+                    conn.write(c.HEARTBEAT, c.NO_REPLY, Empty())
+
+    def stats(self) -> ServerStats:
+        conns = list(self.connections)
+        return ServerStats(
+            version=self.version,
+            uptime=time.monotonic() - self.started,
+            connections=len(conns),
+            subscriptions=sum(len(c.members) for c in conns),
+            write_buffer_bytes=sum(c.buffered() for c in conns),
+            max_write_buffer_bytes=self.max_buffered,
+            paused_connections=self.paused,
+            frames_in=sum(c.frames_in for c in conns),
+            frames_out=sum(c.frames_out for c in conns),
+        )
+
+    async def stop(self) -> None:
+        """Graceful shutdown (see the module docstring)."""
+        if self._listener is not None:
+            self._listener.close()
+        conns = list(self.connections)
+        for conn in conns:
+            conn.pause_reading()
+        tasks = [t for conn in conns for t in conn.tasks]
+        if tasks:
+            await asyncio.wait(tasks, timeout=SHUTDOWN_GRACE)
+        leased = 0
+        for conn in conns:
+            leased += sum(1 for _ in conn.members)
+            conn.close(goodbye="the broker is shutting down; reconnect later")
+            conn.closed = True
+            self.forget(conn)
+            conn.release()
+        if self._heartbeat_task is not None:
+            self._heartbeat_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heartbeat_task
+        await self.runtime.stop()
+        if self._listener is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._listener.wait_closed(), 1.0)
+        log.info("stopped: %d connections closed, %d members left their groups", len(conns), leased)

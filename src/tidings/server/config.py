@@ -1,0 +1,107 @@
+"""ServerConfig: the broker server's settings, from command-line arguments and ``TIDINGS_*``
+environment variables (arguments win over the environment, which wins over the defaults)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+from collections.abc import Mapping, Sequence
+from typing import Literal
+
+from ..errors import BadRequest
+from ..model import DEFAULT_MAX_MESSAGE_SIZE
+from ..protocol import constants as c
+
+Fsync = Literal["batch", "interval", "never"]
+
+
+@dataclasses.dataclass
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = c.DEFAULT_PORT  # 0 picks a free port (printed at start)
+    data_dir: str = "./tidings-data"
+    memory: bool = False  # keep everything in memory (nothing survives a restart)
+    fsync: Fsync = "batch"  # batch: confirm after fsync; interval: fsync every fsync_interval_ms
+    fsync_interval_ms: int = 50
+    max_connections: int = 10_000
+    max_frame_size: int = c.DEFAULT_MAX_FRAME_SIZE
+    max_message_size: int = 8 * DEFAULT_MAX_MESSAGE_SIZE  # no topic may allow more
+    heartbeat: float = c.DEFAULT_HEARTBEAT_INTERVAL  # seconds; silent 3x as long = dead
+    write_high_water: int = 1 << 20  # bytes queued to one client before it is paused
+    log_level: str = "INFO"
+
+    def validate(self) -> ServerConfig:
+        if self.fsync not in ("batch", "interval", "never"):
+            raise BadRequest(f"fsync must be batch, interval or never, got {self.fsync!r}")
+        if not 0 <= self.port <= 65535:
+            raise BadRequest(f"port must be from 0 to 65535, got {self.port}")
+        if not 1024 <= self.max_frame_size <= c.MAX_FRAME_SIZE_LIMIT:
+            raise BadRequest(f"max frame size must be from 1 KiB to {c.MAX_FRAME_SIZE_LIMIT} bytes")
+        if self.max_message_size + 64 * 1024 > self.max_frame_size:
+            raise BadRequest(
+                f"max message size {self.max_message_size} must be at least 64 KiB below the "
+                f"max frame size {self.max_frame_size}: raise --max-frame-size"
+            )
+        if self.heartbeat <= 0 or self.fsync_interval_ms <= 0 or self.max_connections < 1:
+            raise BadRequest("heartbeat, fsync interval and max connections must be positive")
+        return self
+
+
+# option name -> (environment variable, type, help)
+_OPTIONS: dict[str, tuple[str, type, str]] = {
+    "host": ("TIDINGS_HOST", str, "address to bind (default 127.0.0.1: this machine only)"),
+    "port": ("TIDINGS_PORT", int, "TCP port (default 7420; 0 picks a free one)"),
+    "data_dir": ("TIDINGS_DATA", str, "data directory (default ./tidings-data)"),
+    "memory": ("TIDINGS_MEMORY", bool, "keep messages in memory only (lost on restart)"),
+    "fsync": ("TIDINGS_FSYNC", str, "batch (default), interval or never"),
+    "fsync_interval_ms": ("TIDINGS_FSYNC_INTERVAL_MS", int, "fsync period for --fsync interval"),
+    "max_connections": ("TIDINGS_MAX_CONNECTIONS", int, "client connections accepted at once"),
+    "max_frame_size": ("TIDINGS_MAX_FRAME_SIZE", int, "largest protocol frame, bytes"),
+    "max_message_size": ("TIDINGS_MAX_MESSAGE_SIZE", int, "largest message any topic allows"),
+    "heartbeat": ("TIDINGS_HEARTBEAT", float, "heartbeat interval, seconds"),
+    "write_high_water": ("TIDINGS_WRITE_HIGH_WATER", int, "bytes buffered per client at most"),
+    "log_level": ("TIDINGS_LOG_LEVEL", str, "DEBUG, INFO (default), WARNING or ERROR"),
+}
+
+
+def _parse_bool(text: str) -> bool:
+    return text.strip().lower() in ("1", "true", "yes", "on")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m tidings.server",
+        description="Run the tidings broker. Every option can also come from its TIDINGS_* "
+        "environment variable.",
+    )
+    for name, (env, kind, help_text) in _OPTIONS.items():
+        flag = "--" + name.replace("_", "-")
+        flags = [flag, "--data"] if name == "data_dir" else [flag]
+        if kind is bool:
+            p.add_argument(*flags, dest=name, action="store_true", default=None, help=help_text)
+        else:
+            p.add_argument(*flags, dest=name, type=kind, default=None, help=f"{help_text} [{env}]")
+    return p
+
+
+def config_from(
+    argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None
+) -> ServerConfig:
+    """Build a validated ServerConfig from arguments and the environment."""
+    environ = os.environ if environ is None else environ
+    args = parser().parse_args(list(argv) if argv is not None else [])
+    values: dict[str, object] = {}
+    for name, (env, kind, _) in _OPTIONS.items():
+        raw = environ.get(env)
+        if raw not in (None, ""):
+            try:
+                values[name] = _parse_bool(raw) if kind is bool else kind(raw)
+            except ValueError as exc:
+                raise BadRequest(f"bad value {raw!r} for {env}: expected {kind.__name__}") from exc
+        given = getattr(args, name)
+        if given is not None:
+            values[name] = given
+    if isinstance(values.get("log_level"), str):
+        values["log_level"] = str(values["log_level"]).upper()
+    return ServerConfig(**values).validate()  # type: ignore[arg-type]

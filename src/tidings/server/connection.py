@@ -1,0 +1,225 @@
+"""One client connection on the broker: read, decode, dispatch, write.
+
+Frames of one read are handled in order. Requests that only touch the engine are answered at
+once; publishes run as tasks awaiting durability (consecutive PUBLISH frames to one topic in
+one read become one engine call, so they share an append and a group commit). Replies and
+deliveries collect in one buffer written once per event-loop iteration. When the socket's
+buffer passes the high-water mark the connection stops reading requests and holds back
+auto-ack credit until the client catches up. Any error while handling a frame is answered
+with an ERROR frame; only an undecodable stream closes the connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from ..errors import ProtocolError, TidingsError, TransportUnavailable
+from ..protocol import FrameDecoder, constants, decode_body, encode_frame
+from ..protocol.messages import Error, Goodbye
+from . import handlers, publishing
+
+if TYPE_CHECKING:
+    from .app import BrokerServer
+    from .members import ServerMember
+
+log = logging.getLogger("tidings.server")
+
+
+class ClientConnection(asyncio.Protocol):
+    def __init__(self, server: BrokerServer, conn_id: str) -> None:
+        self.server = server
+        self.broker = server.runtime.broker
+        self.id = conn_id
+        self.peer = "?"
+        self.client = ""
+        self.version = 0
+        self.max_frame_size = server.config.max_frame_size
+        self.decoder = FrameDecoder(constants.CLIENT_TO_SERVER, constants.HANDSHAKE_MAX_FRAME_SIZE)
+        self.transport: asyncio.Transport | None = None
+        self.members: dict[int, ServerMember] = {}
+        self.next_sub = 0
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.out = bytearray()
+        self.flush_scheduled = False
+        self.closed = False
+        self.paused = False
+        self.credit_held = False  # some member holds back credit until the buffer drains
+        self.high_water = server.config.write_high_water
+        self.last_received = self.last_sent = time.monotonic()
+        self.max_buffered = 0
+        self.frames_in = self.frames_out = 0
+        self._loop = asyncio.get_running_loop()
+
+    # -- asyncio.Protocol --------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        peer = transport.get_extra_info("peername")
+        self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        high = self.server.config.write_high_water
+        transport.set_write_buffer_limits(high=high, low=high // 4)  # type: ignore[attr-defined]
+        if not self.server.admit(self):
+            self.fail(
+                TransportUnavailable(
+                    "too many connections: the broker's max_connections is reached; retry "
+                    "later or raise --max-connections"
+                )
+            )
+
+    def data_received(self, data: bytes) -> None:
+        self.last_received = time.monotonic()
+        try:
+            frames = self.decoder.feed(data)
+        except ProtocolError as exc:
+            log.warning("closing %s (%s): %s", self.id, self.peer, exc)
+            self.fail(exc)
+            return
+        self.frames_in += len(frames)
+        if self.version == 0:
+            frames = handlers.handshake(self, frames)
+        publish_run = None
+        for frame in frames:
+            ftype = frame.type
+            if ftype == constants.PUBLISH:
+                publish_run = publishing.collect(self, frame, publish_run)
+                continue
+            if publish_run is not None:
+                publishing.start(self, publish_run)
+                publish_run = None
+            if ftype == constants.HEARTBEAT:
+                continue
+            self.handle(ftype, frame.request_id, frame)
+        if publish_run is not None:
+            publishing.start(self, publish_run)
+
+    def handle(self, ftype: int, rid: int, frame: object) -> None:
+        try:
+            body = decode_body(frame)  # type: ignore[arg-type]
+            reply = handlers.HANDLERS[ftype](self, body)
+        except TidingsError as exc:
+            if rid != constants.NO_REPLY or ftype == constants.CREDIT:
+                self.error(rid, exc)
+            return
+        except Exception as exc:  # a bug must not take the broker down: answer and go on
+            log.exception(
+                "internal error handling %s from %s", constants.frame_name(ftype), self.id
+            )
+            self.error(rid, TidingsError(f"internal error: {type(exc).__name__}: {exc}"))
+            return
+        if reply is not None:
+            self.write(ftype | constants.REPLY_BIT, rid, reply)
+            if ftype == constants.SUBSCRIBE:
+                handlers.after_subscribe(self, reply)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        log.debug("connection %s (%s) closed: %s", self.id, self.peer, exc or "by peer")
+        self.server.forget(self)
+        self.release()
+
+    def release(self) -> None:
+        """Leave every group (un-acked deliveries return at once) and drop reply topics."""
+        members, self.members = self.members, {}
+        for member in members.values():
+            if member.member_id:
+                try:
+                    self.broker.leave(member.member_id)
+                except TidingsError:
+                    pass
+        broker = self.broker
+        try:
+            owned = [
+                t.name
+                for t in broker.list_topics()
+                if t.temporary and broker.topic_owner(t.name) is self
+            ]
+            broker.drop_owner(self)
+            for name in owned:
+                self.server.members_gone(name, None, f"reply topic {name!r} was deleted")
+        except TidingsError as exc:
+            log.warning("dropping the reply topics of %s failed: %s", self.id, exc)
+
+    def pause_writing(self) -> None:
+        self.paused = True
+        self.server.paused += 1
+        self.pause_reading()
+
+    def pause_reading(self) -> None:
+        if self.transport is not None and not self.closed:
+            with contextlib.suppress(RuntimeError):  # already closing
+                self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.paused = False
+        self.server.paused -= 1
+        if self.transport is not None and not self.closed:
+            with contextlib.suppress(RuntimeError):
+                self.transport.resume_reading()
+        self.release_credit()
+
+    def over_high_water(self) -> bool:
+        """True while this client has more bytes waiting than the high-water mark."""
+        return self.paused or len(self.out) > self.high_water
+
+    def release_credit(self) -> None:
+        if self.credit_held:
+            self.credit_held = False
+            for member in list(self.members.values()):
+                member.release_credit()
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def write(self, ftype: int, rid: int, body: object) -> None:
+        encode_frame(self.out, ftype, rid, body)
+        self.frames_out += 1
+        if not self.flush_scheduled:
+            self.flush_scheduled = True
+            self._loop.call_soon(self.flush)
+
+    def error(self, rid: int, exc: TidingsError) -> None:
+        self.write(constants.ERROR, rid, Error(code=exc.code, message=exc.message))
+
+    def flush(self) -> None:
+        self.flush_scheduled = False
+        transport = self.transport
+        if not self.out or transport is None or self.closed:
+            return
+        data, self.out = self.out, bytearray()
+        transport.write(data)
+        self.last_sent = time.monotonic()
+        buffered = transport.get_write_buffer_size()
+        if buffered > self.max_buffered:
+            self.max_buffered = buffered
+            if buffered > self.server.max_buffered:
+                self.server.max_buffered = buffered
+        if self.credit_held and not self.paused:
+            self.release_credit()
+
+    def fail(self, exc: TidingsError) -> None:
+        """Answer with an ERROR (request id 0) and close this connection only."""
+        self.error(constants.NO_REPLY, exc)
+        self.close()
+
+    def close(self, goodbye: str | None = None) -> None:
+        if goodbye is not None and self.version:
+            self.write(constants.GOODBYE, constants.NO_REPLY, Goodbye(reason=goodbye))
+        self.flush()
+        if self.transport is not None:
+            self.transport.close()
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+
+    def buffered(self) -> int:
+        transport = self.transport
+        size = len(self.out)
+        if transport is not None and not self.closed:
+            size += transport.get_write_buffer_size()
+        return size

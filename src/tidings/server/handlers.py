@@ -1,0 +1,244 @@
+"""What the broker does for each request frame (all but PUBLISH, see ``publishing``).
+
+Each handler takes the connection and the decoded payload and returns the reply payload, or
+raises a TidingsError that the connection turns into an ERROR frame. They only make
+synchronous engine calls, so they answer within the same event-loop iteration.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from ..errors import AlreadyExists, BadRequest, NotFound, ProtocolError, TidingsError
+from ..model import TopicSpec
+from ..names import validate_name
+from ..protocol import constants as c
+from ..protocol import decode_body
+from ..protocol import messages as m
+from ..protocol.framing import Frame
+from ..protocol.handshake import negotiate
+from .members import ServerMember
+
+if TYPE_CHECKING:
+    from .connection import ClientConnection
+
+log = logging.getLogger("tidings.server")
+
+REPLY_TOPIC_MAX_AGE = 3600.0  # seconds a reply waits in a reply topic at most
+
+
+def handshake(conn: ClientConnection, frames: list[Frame]) -> list[Frame]:
+    """Handle the HELLO that must open the connection; return the frames after it."""
+    if not frames:
+        return frames
+    first = frames[0]
+    try:
+        if first.type != c.HELLO:
+            raise BadRequest(
+                f"expected HELLO as the first frame, got {c.frame_name(first.type)}: "
+                "is this a tidings client?"
+            )
+        hello: m.Hello = decode_body(first)  # type: ignore[assignment]
+        conn.version = negotiate(hello)
+    except TidingsError as exc:
+        log.warning("handshake with %s failed: %s", conn.peer, exc)
+        conn.error(first.request_id, exc)
+        conn.close()
+        return []
+    conn.client = hello.client
+    config = conn.server.config
+    conn.decoder.max_frame_size = config.max_frame_size
+    conn.write(
+        c.WELCOME,
+        first.request_id,
+        m.Welcome(
+            version=conn.version,
+            server=conn.server.server_version,
+            connection_id=conn.id,
+            heartbeat=config.heartbeat,
+            max_frame_size=config.max_frame_size,
+            max_message_size=config.max_message_size,
+            capabilities=sorted(conn.server.capabilities),
+        ),
+    )
+    log.debug(
+        "connection %s from %s: client %r, protocol %d",
+        conn.id,
+        conn.peer,
+        hello.client,
+        conn.version,
+    )
+    return frames[1:]
+
+
+def ping(conn: ClientConnection, body: m.Ping) -> m.Pong:
+    return m.Pong(body.nonce, time.time())
+
+
+def stats(conn: ClientConnection, body: m.Empty) -> m.ServerStats:
+    return conn.server.stats()
+
+
+def create_topic(conn: ClientConnection, body: m.CreateTopic) -> m.TopicReply:
+    spec = body.spec
+    limit = conn.server.config.max_message_size
+    if spec.max_message_size > limit:
+        raise BadRequest(
+            f"max_message_size {spec.max_message_size} is above this broker's limit of {limit} "
+            "bytes: lower it or start the broker with a larger --max-message-size"
+        )
+    owner = conn if spec.temporary else None
+    return m.TopicReply(conn.broker.create_topic(spec, exist_ok=body.exist_ok, owner=owner))
+
+
+def delete_topic(conn: ClientConnection, body: m.TopicName) -> m.Empty:
+    conn.broker.delete_topic(body.name)
+    conn.server.members_gone(body.name, None, f"topic {body.name!r} was deleted")
+    return m.Empty()
+
+
+def list_topics(conn: ClientConnection, body: m.Empty) -> m.TopicList:
+    return m.TopicList(conn.broker.list_topics())
+
+
+def topic_info(conn: ClientConnection, body: m.TopicName) -> Any:
+    return conn.broker.topic_info(body.name)
+
+
+def create_reply_topic(conn: ClientConnection, body: m.CreateReplyTopic) -> m.TopicName:
+    name = body.name or f"_reply.{conn.id}.{conn.next_sub + 1}"
+    validate_name("topic", name)
+    broker = conn.broker
+    if name in {t.name for t in broker.list_topics()}:
+        if broker.topic_owner(name) is conn:
+            return m.TopicName(name)
+        raise AlreadyExists(f"topic {name!r} exists and is not this connection's reply topic")
+    spec = TopicSpec(name=name, temporary=True, max_age=REPLY_TOPIC_MAX_AGE)
+    broker.create_topic(spec, owner=conn)
+    return m.TopicName(name)
+
+
+def subscribe(conn: ClientConnection, body: m.Subscribe) -> m.Subscribed:
+    spec = body.spec.validate()
+    conn.next_sub += 1
+    member = ServerMember(conn, conn.next_sub, spec)
+    member_id = conn.broker.join(spec, prefetch=body.prefetch, deliver=member.deliver)
+    member.member_id = member_id
+    conn.members[member.sub_id] = member
+    stored = conn.broker.member_group(member_id)
+    return m.Subscribed(member.sub_id, member_id, stored)
+
+
+def after_subscribe(conn: ClientConnection, reply: m.Subscribed) -> None:
+    member = conn.members.get(reply.sub)
+    if member is not None:
+        member.joined(reply.member)
+
+
+def _member(conn: ClientConnection, sub: int) -> ServerMember:
+    member = conn.members.get(sub)
+    if member is None:
+        raise NotFound(f"unknown subscription {sub} on this connection: it was closed")
+    return member
+
+
+def unsubscribe(conn: ClientConnection, body: m.SubRef) -> m.Empty:
+    member = _member(conn, body.sub)
+    del conn.members[body.sub]
+    conn.broker.leave(member.member_id)
+    return m.Empty()
+
+
+def ack(conn: ClientConnection, body: m.Ack) -> m.SettleReply:
+    member = _member(conn, body.sub)
+    pos = body.positions
+    if len(pos) % 2:
+        raise BadRequest("ACK positions must be partition, offset pairs")
+    refs = list(zip(pos[::2], pos[1::2], strict=True))
+    results = conn.broker.ack_many(member.member_id, refs)
+    return m.SettleReply(
+        [(i, e.code, e.message) for i, e in enumerate(results) if e is not None]  # type: ignore[attr-defined]
+    )
+
+
+def _settle_each(items: list, call: Callable[..., None]) -> m.SettleReply:
+    errors = []
+    for i, item in enumerate(items):
+        try:
+            call(*item)
+        except TidingsError as exc:
+            errors.append((i, exc.code, exc.message))
+    return m.SettleReply(errors)
+
+
+def nack(conn: ClientConnection, body: m.Nack) -> m.SettleReply:
+    member_id = _member(conn, body.sub).member_id
+    broker = conn.broker
+    return _settle_each(body.items, lambda p, o, d, e: broker.nack(member_id, p, o, d, e))
+
+
+def extend(conn: ClientConnection, body: m.Extend) -> m.SettleReply:
+    member_id = _member(conn, body.sub).member_id
+    broker = conn.broker
+    return _settle_each(body.items, lambda p, o, s: broker.extend(member_id, p, o, s))
+
+
+def reject(conn: ClientConnection, body: m.Reject) -> m.SettleReply:
+    member_id = _member(conn, body.sub).member_id
+    broker = conn.broker
+    return _settle_each(body.items, lambda p, o, r: broker.reject(member_id, p, o, r))
+
+
+def credit(conn: ClientConnection, body: m.Credit) -> None:
+    member = conn.members.get(body.sub)
+    if member is not None:  # credit for a member that just left is moot
+        member.credit(body.n)
+
+
+def group_info(conn: ClientConnection, body: m.GroupRef) -> Any:
+    return conn.broker.group_info(body.topic, body.group)
+
+
+def delete_group(conn: ClientConnection, body: m.GroupRef) -> m.Empty:
+    conn.broker.delete_group(body.topic, body.group)
+    conn.server.members_gone(body.topic, body.group, f"group {body.group!r} was deleted")
+    return m.Empty()
+
+
+def reset_group(conn: ClientConnection, body: m.ResetGroup) -> m.Empty:
+    conn.broker.reset_group(body.topic, body.group, body.start, body.start_value)
+    return m.Empty()
+
+
+def list_groups(conn: ClientConnection, body: m.TopicName) -> m.GroupList:
+    return m.GroupList(conn.broker.list_groups(body.name))
+
+
+def hello_again(conn: ClientConnection, body: m.Hello) -> None:
+    raise ProtocolError("HELLO was already exchanged on this connection")
+
+
+HANDLERS: dict[int, Callable[[ClientConnection, Any], Any]] = {
+    c.HELLO: hello_again,
+    c.PING: ping,
+    c.STATS: stats,
+    c.CREATE_TOPIC: create_topic,
+    c.DELETE_TOPIC: delete_topic,
+    c.LIST_TOPICS: list_topics,
+    c.TOPIC_INFO: topic_info,
+    c.CREATE_REPLY_TOPIC: create_reply_topic,
+    c.SUBSCRIBE: subscribe,
+    c.UNSUBSCRIBE: unsubscribe,
+    c.ACK: ack,
+    c.NACK: nack,
+    c.EXTEND: extend,
+    c.REJECT: reject,
+    c.CREDIT: credit,
+    c.GROUP_INFO: group_info,
+    c.DELETE_GROUP: delete_group,
+    c.RESET_GROUP: reset_group,
+    c.LIST_GROUPS: list_groups,
+}

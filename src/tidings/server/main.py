@@ -1,0 +1,90 @@
+"""Running the broker: ``serve(config)`` until SIGTERM/SIGINT, ``run_server(config)`` with its
+own event loop (uvloop when installed), and ``main(argv)`` for ``python -m tidings.server``."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+from ..errors import TidingsError
+from .app import BrokerServer
+from .config import ServerConfig, config_from
+
+log = logging.getLogger("tidings.server")
+
+
+def setup_logging(level: str) -> None:
+    """Log to stdout, one line per record (the broker's only output)."""
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+
+
+async def serve(config: ServerConfig, *, ready: asyncio.Event | None = None) -> None:
+    """Run a broker until SIGTERM or SIGINT (or cancellation), then shut down gracefully."""
+    server = BrokerServer(config)
+    host, port = await server.start()
+    log.info("tidings broker %s listening on tidings://%s:%d", server.version, host, port)
+    if host in ("127.0.0.1", "::1", "localhost"):
+        log.warning(
+            "bound to %s only: other machines cannot connect. Use --host 0.0.0.0 to accept "
+            "remote clients (there is no authentication or TLS yet)",
+            host,
+        )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):  # not the main thread, or Windows
+            pass
+    if ready is not None:
+        ready.set()
+    try:
+        await stop.wait()
+        log.info("shutting down")
+    finally:
+        await server.stop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                loop.remove_signal_handler(sig)
+            except (NotImplementedError, RuntimeError):
+                pass
+
+
+def run_server(config: ServerConfig) -> int:
+    """Run a broker in this thread until a signal; returns the process exit code."""
+    setup_logging(config.log_level)
+    try:
+        import uvloop
+    except ImportError:
+        runner = asyncio.run
+    else:
+        runner = uvloop.run
+    try:
+        runner(serve(config))
+    except TidingsError as exc:
+        log.error("%s", exc)
+        return exc.exit_code
+    except OSError as exc:
+        log.error("cannot start the broker: %s", exc)
+        return 1
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m tidings.server [options]``; options and TIDINGS_* variables as in
+    :func:`tidings.server.config.config_from`."""
+    try:
+        config = config_from(sys.argv[1:] if argv is None else argv)
+    except TidingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    return run_server(config)

@@ -1,0 +1,106 @@
+"""PUBLISH on the broker: coalescing pipelined publish frames and answering with receipts.
+
+Consecutive PUBLISH frames for one topic in one read form a *run* that becomes one engine
+call (one append, one group commit). The engine appends all or nothing, so when a run fails
+for a reason that concerns one frame (a bad message, an unknown topic) each frame is retried
+alone and gets its own answer. Storage errors fail the whole run: its messages may be
+appended but not durable, and their producers retry with the same ids.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+from ..errors import ProtocolError, StorageError, TidingsError
+from ..model import Outgoing, Receipt
+from ..protocol import constants as c
+from ..protocol import decode_body
+from ..protocol.framing import Frame
+from ..protocol.messages import Publish
+
+if TYPE_CHECKING:
+    from .connection import ClientConnection
+
+log = logging.getLogger("tidings.server")
+_REPLY = c.PUBLISH | c.REPLY_BIT
+
+
+class Run:
+    __slots__ = ("batches", "request_ids", "topic")
+
+    def __init__(self, topic: str) -> None:
+        self.topic = topic
+        self.request_ids: list[int] = []
+        self.batches: list[list[Outgoing]] = []
+
+
+def collect(conn: ClientConnection, frame: Frame, run: Run | None) -> Run | None:
+    """Add a PUBLISH frame to the current run (starting the run first if the topic changes)."""
+    try:
+        body: Publish = decode_body(frame)  # type: ignore[assignment]
+    except ProtocolError as exc:
+        conn.error(frame.request_id, exc)
+        return run
+    if run is not None and run.topic != body.topic:
+        start(conn, run)
+        run = None
+    if run is None:
+        run = Run(body.topic)
+    run.request_ids.append(frame.request_id)
+    run.batches.append(body.messages)  # type: ignore[arg-type]
+    return run
+
+
+def start(conn: ClientConnection, run: Run) -> None:
+    task = asyncio.get_running_loop().create_task(_publish_run(conn, run))
+    conn.tasks.add(task)
+    task.add_done_callback(conn.tasks.discard)
+
+
+def _reply(conn: ClientConnection, rid: int, receipts: list[Receipt]) -> None:
+    conn.write(_REPLY, rid, ([(r.partition, r.offset, r.id, r.duplicate) for r in receipts],))
+
+
+async def _publish_one(conn: ClientConnection, topic: str, rid: int, batch: list[Outgoing]):
+    try:
+        receipts = await conn.server.runtime.publish(topic, batch)
+    except TidingsError as exc:
+        conn.error(rid, exc)
+    except Exception as exc:
+        log.exception("publishing to %r failed", topic)
+        conn.error(rid, TidingsError(f"internal error: {type(exc).__name__}: {exc}"))
+    else:
+        _reply(conn, rid, receipts)
+
+
+async def _publish_run(conn: ClientConnection, run: Run) -> None:
+    if len(run.request_ids) == 1:
+        await _publish_one(conn, run.topic, run.request_ids[0], run.batches[0])
+        return
+    combined = [message for batch in run.batches for message in batch]
+    try:
+        receipts = await conn.server.runtime.publish(run.topic, combined)
+    except StorageError as exc:
+        for rid in run.request_ids:
+            conn.error(rid, exc)
+        return
+    except TidingsError:  # nothing was appended: let each frame succeed or fail alone
+        await asyncio.gather(
+            *(
+                _publish_one(conn, run.topic, rid, batch)
+                for rid, batch in zip(run.request_ids, run.batches, strict=True)
+            )
+        )
+        return
+    except Exception as exc:
+        log.exception("publishing to %r failed", run.topic)
+        for rid in run.request_ids:
+            conn.error(rid, TidingsError(f"internal error: {type(exc).__name__}: {exc}"))
+        return
+    pos = 0
+    for rid, batch in zip(run.request_ids, run.batches, strict=True):
+        end = pos + len(batch)
+        _reply(conn, rid, receipts[pos:end])
+        pos = end

@@ -1,0 +1,326 @@
+"""Service: typed handlers for events, commands and requests, on any transport::
+
+    svc = tidings.Service("payment")  # url: $TIDINGS_URL by default
+
+    @svc.on("order.refunded", idempotent=True, concurrency=8)
+    async def refund(event: OrderRefunded, ctx: tidings.Context) -> None: ...
+
+    @svc.reply("payment.status")
+    async def status(query: StatusQuery) -> RefundStatus: ...
+
+    svc.run()  # or, in tests and embedding: async with svc.running(): ...
+
+Handlers, outcomes and options are described in docs/service.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from ..client import AsyncClient
+from ..client.positions import StartPosition
+from ..errors import BadRequest
+from ..ids import Snowflake, default_snowflake
+from ..model import DEFAULT_MAX_DELIVERIES, Mode, TopicSpec
+from .backoff import Backoff
+from .codecs import Codec, codec_named
+from .consumer import Consumer
+from .execution import Handled
+from .handlers import Handler, HandlerFn, build_handler
+from .idempotency import DEFAULT_WINDOW, IdempotencyStore, default_url
+from .middleware import (
+    HandleNext,
+    LoggingMiddleware,
+    Middleware,
+    TracingMiddleware,
+    handle_chain,
+)
+from .payloads import PayloadType
+from .publishing import Kind, Publishing
+from .runner import run_until_signalled
+
+log = logging.getLogger("tidings.service")
+
+F = TypeVar("F", bound=HandlerFn)
+
+
+@dataclass(frozen=True)
+class Emits:
+    """A message type the service publishes (declared for documentation and AsyncAPI)."""
+
+    topic: str
+    payload: PayloadType
+    kind: str
+    description: str | None = None
+
+
+class Service(Publishing):
+    """A named service: its handlers, its connection, and how it publishes."""
+
+    def __init__(
+        self,
+        name: str,
+        url: str | None = None,
+        *,
+        codec: str | Codec = "json",
+        middleware: Sequence[Middleware] = (),
+        default_middleware: bool = True,
+        idempotency: str | IdempotencyStore | None = None,
+        idempotency_window: float = DEFAULT_WINDOW,
+        backoff: Backoff | None = None,
+        grace_period: float = 10.0,
+        worker_id: int | None = None,
+        version: str = "0.1.0",
+        description: str | None = None,
+        client_options: dict[str, Any] | None = None,
+    ) -> None:
+        self.name = name
+        self.url = url
+        self.codec = codec_named(codec)
+        builtin: list[Middleware] = [TracingMiddleware(), LoggingMiddleware()]
+        self.middleware: list[Middleware] = [*(builtin if default_middleware else []), *middleware]
+        self.idempotency = idempotency
+        self.idempotency_window = idempotency_window
+        self.backoff = backoff or Backoff()
+        self.grace_period = grace_period
+        self.ids = Snowflake(worker_id) if worker_id is not None else default_snowflake()
+        self.version = version
+        self.description = description
+        self.client_options = dict(client_options or {})
+        self.handlers: list[Handler] = []
+        self.emitted: list[Emits] = []
+        self.topics: dict[str, TopicSpec] = {}
+        self.client: AsyncClient | None = None
+        self._consumers: list[Consumer] = []
+        self._store: IdempotencyStore | None = None
+        self._cleanup: asyncio.Task[None] | None = None
+        self._started = False
+        self._stop_requested: asyncio.Event | None = None
+        self._observers: list[Callable[[Handled], None]] = []
+
+    # declaring
+    def on(
+        self,
+        topic: str,
+        *,
+        group: str | None = None,
+        mode: Mode = "shared",
+        idempotent: bool = False,
+        concurrency: int = 1,
+        lease: float = 30.0,
+        max_deliveries: int = DEFAULT_MAX_DELIVERIES,
+        timeout: float | None = 300.0,
+        backoff: Backoff | None = None,
+        start: StartPosition = "earliest",
+        key_ordered: bool = False,
+        name: str | None = None,
+    ) -> Callable[[F], F]:
+        """Register an event/command handler on ``topic`` in ``group`` (default: the service
+        name). Returning acks; raising nacks with backoff; see :mod:`tidings.service`."""
+
+        def register(fn: F) -> F:
+            self._add(
+                build_handler(
+                    fn,
+                    topic=topic,
+                    group=group or self.name,
+                    responder=False,
+                    mode=mode,
+                    concurrency=concurrency,
+                    lease=lease,
+                    max_deliveries=max_deliveries,
+                    idempotent=idempotent,
+                    timeout=timeout,
+                    backoff=backoff or self.backoff,
+                    start=start,
+                    key_ordered=key_ordered,
+                    name=name,
+                )
+            )
+            return fn
+
+        return register
+
+    def reply(
+        self,
+        topic: str,
+        *,
+        group: str | None = None,
+        concurrency: int = 1,
+        lease: float = 30.0,
+        timeout: float | None = 60.0,
+        max_deliveries: int = DEFAULT_MAX_DELIVERIES,
+        name: str | None = None,
+    ) -> Callable[[F], F]:
+        """Register a request handler: its return value is the reply; an exception becomes a
+        RemoteError at the requester."""
+
+        def register(fn: F) -> F:
+            self._add(
+                build_handler(
+                    fn,
+                    topic=topic,
+                    group=group or self.name,
+                    responder=True,
+                    mode="shared",
+                    concurrency=concurrency,
+                    lease=lease,
+                    max_deliveries=max_deliveries,
+                    idempotent=False,
+                    timeout=timeout,
+                    backoff=self.backoff,
+                    start="latest",
+                    key_ordered=False,
+                    name=name,
+                )
+            )
+            return fn
+
+        return register
+
+    def _add(self, handler: Handler) -> None:
+        if self._started:
+            raise BadRequest("register handlers before the service starts")
+        for other in self.handlers:
+            if (other.topic, other.group) == (handler.topic, handler.group):
+                raise BadRequest(
+                    f"{handler.name} and {other.name} both consume {handler.topic!r} in group "
+                    f"{handler.group!r}: give one of them another group"
+                )
+        self.handlers.append(handler)
+
+    def emits(
+        self, topic: str, payload_type: Any, *, kind: Kind = "event", description: str | None = None
+    ) -> None:
+        """Declare that the service publishes ``payload_type`` on ``topic`` (documentation
+        and the AsyncAPI export)."""
+        self.emitted.append(Emits(topic, PayloadType(payload_type), kind, description))
+
+    def topic(self, name: str, **options: Any) -> None:
+        """Declare a topic's settings (partitions, retention, ...); created at start."""
+        self.topics[name] = TopicSpec(name=name, **options).validate()
+
+    def observe(self, callback: Callable[[Handled], None]) -> None:
+        """Call ``callback(handled)`` after every handling is settled (the test kit waits on
+        this; ``handled.outcome`` is ok, duplicate, invalid, reject, retry or error)."""
+        self._observers.append(callback)
+
+    def notify(self, handled: Handled) -> None:
+        for callback in self._observers:
+            try:
+                callback(handled)
+            except Exception:
+                log.exception("a service observer failed")
+
+    def use(self, middleware: Middleware) -> None:
+        """Append a middleware (innermost so far)."""
+        self.middleware.append(middleware)
+
+    # lifecycle
+    async def _connect(self) -> AsyncClient:
+        if self.client is None:
+            client = AsyncClient(self.url, **self.client_options)
+            await client.connect()
+            self.client = client
+        return self.client
+
+    def _idempotency_store(self) -> IdempotencyStore:
+        if isinstance(self.idempotency, IdempotencyStore):
+            return self.idempotency
+        url = self.idempotency or default_url(self.name)
+        return IdempotencyStore(url, window=self.idempotency_window)
+
+    async def start(self) -> None:
+        """Connect, create topics and groups, and start every handler."""
+        if self._started:
+            return
+        self._started = True
+        try:
+            client = await self._connect()
+            for spec in self.topics.values():
+                await client.transport.create_topic(spec, exist_ok=True)
+            for handler in self.handlers:
+                if handler.topic not in self.topics:
+                    await client.create_topic(handler.topic, exist_ok=True)
+            if any(hd.idempotent for hd in self.handlers):
+                self._store = self._idempotency_store()
+                self._cleanup = asyncio.create_task(self._store.run_cleanup())
+            for handler in self.handlers:
+                consumer = Consumer(self, handler, self._handle_chain(handler))
+                await consumer.start()
+                self._consumers.append(consumer)
+        except BaseException:
+            await self.stop(grace=0)
+            raise
+        log.info("service %s started with %d handlers", self.name, len(self.handlers))
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Stop fetching, give in-flight handlers ``grace`` seconds (the service's grace
+        period by default) to finish, nack the rest, and close the connection."""
+        grace = self.grace_period if grace is None else grace
+        deadline = asyncio.get_running_loop().time() + grace
+        consumers, self._consumers = self._consumers, []
+        await asyncio.gather(*(c.stop(deadline) for c in consumers))
+        if self._cleanup is not None:
+            self._cleanup.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._cleanup
+            self._cleanup = None
+        if self._store is not None:
+            if self._store is not self.idempotency:
+                self._store.close()
+            self._store = None
+        if self.client is not None:
+            client, self.client = self.client, None
+            await client.close()
+        self._started = False
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[Service]:
+        """Run the service in the background for the block (tests, embedding)."""
+        await self.start()
+        try:
+            yield self
+        finally:
+            await self.stop()
+
+    def request_stop(self) -> None:
+        """Ask :meth:`serve` to shut down gracefully (what SIGTERM does)."""
+        if self._stop_requested is not None:
+            self._stop_requested.set()
+
+    async def serve(self) -> None:
+        """Start, run until :meth:`request_stop` (or SIGTERM/SIGINT via :meth:`run`), stop."""
+        self._stop_requested = asyncio.Event()
+        async with self.running():
+            await self._stop_requested.wait()
+
+    def run(self) -> None:
+        """Run until SIGTERM or SIGINT, then shut down gracefully. Blocks."""
+        run_until_signalled(self)
+
+    # publishing
+    def _handle_chain(self, handler: Handler) -> HandleNext:
+        store = self._store
+        consumer = f"{handler.topic}/{handler.group}"
+
+        async def endpoint(ctx: Any) -> Any:
+            ctx.payload = handler.payload.decode(ctx.message, self.codec)
+            if not handler.idempotent or store is None:
+                return await handler.call(ctx.payload, ctx)
+            async with store.guard(consumer, ctx.message_id) as guard:
+                if guard.duplicate:
+                    ctx.duplicate = True
+                    return None
+                ctx.transaction = guard.connection
+                return await handler.call(ctx.payload, ctx)
+
+        return handle_chain(self.middleware, endpoint)
+
+    def __repr__(self) -> str:
+        return f"Service({self.name!r}, handlers={[hd.name for hd in self.handlers]})"

@@ -1,0 +1,149 @@
+"""One handling of one message: the middleware chain, the handler, and the message's fate.
+
+``execute`` runs the handler under its lease keeper and hard timeout and returns the exception
+it ended with (None on success). ``settle`` turns that into ack, nack with backoff, reject, or
+a reply, following the rules in :mod:`tidings.service.outcomes`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
+
+from ..errors import InvalidPayload, TidingsError, Timeout
+from ..model import Message
+from .context import Context
+from .idempotency import DuplicateMessage
+from .leases import LeaseKeeper
+from .middleware import HandleNext, outcome_of
+from .outcomes import Reject, Retry
+
+if TYPE_CHECKING:
+    from .app import Service
+    from .handlers import Handler
+
+log = logging.getLogger("tidings.service")
+
+
+def error_text(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+class Handled:
+    """How one handling ended."""
+
+    __slots__ = ("ctx", "error", "result")
+
+    def __init__(self, ctx: Context, result: Any = None, error: BaseException | None = None):
+        self.ctx = ctx
+        self.result = result
+        self.error = error
+
+    @property
+    def outcome(self) -> str:
+        """ok, duplicate, invalid, reject, retry or error."""
+        return "duplicate" if self.ctx.duplicate else outcome_of(self.error)
+
+    @property
+    def failed(self) -> bool:
+        """A failure that a retry may cure (not a rejection, an invalid payload or a duplicate)."""
+        return self.error is not None and not isinstance(
+            self.error, Reject | InvalidPayload | DuplicateMessage
+        )
+
+
+async def execute(
+    service: Service, handler: Handler, chain: HandleNext, message: Message, attempt: int
+) -> Handled:
+    ctx = Context(service, handler, message, attempt)
+    keeper = LeaseKeeper(message, handler.lease)
+    try:
+        async with keeper:
+            async with asyncio.timeout(handler.timeout) as deadline:
+                result = await chain(ctx)
+        return Handled(ctx, result)
+    except TimeoutError as exc:
+        error: Exception = exc
+        if deadline.expired():
+            error = Timeout(
+                f"handler {handler.name} ran past its timeout of {handler.timeout}s and was "
+                "cancelled; raise timeout= or make it faster"
+            )
+        return Handled(ctx, error=error)
+    except DuplicateMessage as exc:
+        ctx.duplicate = True
+        return Handled(ctx, error=exc)
+    except Exception as exc:
+        return Handled(ctx, error=exc)
+
+
+async def _quietly(what: str, message: Message, coro: Any) -> None:
+    try:
+        await coro
+    except TidingsError as exc:
+        log.warning("could not %s %s on %s: %s", what, message.id, message.topic, exc)
+
+
+def retry_delay(handler: Handler, error: BaseException, attempt: int) -> float:
+    if isinstance(error, Retry) and error.delay is not None:
+        return error.delay
+    if handler.max_deliveries and attempt >= handler.max_deliveries:
+        return 0.0  # the last delivery: let the broker dead-letter it now
+    return handler.backoff.delay(attempt)
+
+
+async def settle(service: Service, handler: Handler, message: Message, handled: Handled) -> None:
+    """Ack, nack, reject or reply according to how the handling ended."""
+    try:
+        await _settle(service, handler, message, handled)
+    finally:
+        service.notify(handled)
+
+
+async def _settle(service: Service, handler: Handler, message: Message, handled: Handled) -> None:
+    error = handled.error
+    if handler.responder:
+        await settle_request(service, handler, message, handled)
+    elif error is None or isinstance(error, DuplicateMessage):
+        await _quietly("ack", message, message.ack())
+    elif isinstance(error, Reject):
+        await _quietly("reject", message, message.reject(error.reason))
+    elif isinstance(error, InvalidPayload):
+        await _quietly("reject", message, message.reject(str(error)))
+    else:
+        delay = retry_delay(handler, error, handled.ctx.attempt)
+        await _quietly("nack", message, message.nack(delay, error_text(error)))
+
+
+async def settle_request(
+    service: Service, handler: Handler, message: Message, handled: Handled
+) -> None:
+    """Responders answer every request once: the result, or the error as a remote error.
+    Failures are answered, not retried (a requester is waiting); ``Retry`` does retry."""
+    error = handled.error
+    if isinstance(error, Retry):
+        delay = retry_delay(handler, error, handled.ctx.attempt)
+        await _quietly("nack", message, message.nack(delay, error_text(error)))
+        return
+    try:
+        if error is None:
+            await service.send_reply(handler, message, handled.result)
+        else:
+            await service.send_error_reply(message, error)
+    except Exception as exc:  # the reply did not go out: try the whole request again
+        log.warning("could not reply to %s on %s: %s", message.id, message.topic, exc)
+        delay = retry_delay(handler, exc, handled.ctx.attempt)
+        await _quietly("nack", message, message.nack(delay, error_text(exc)))
+        return
+    if isinstance(error, Reject):
+        await _quietly("reject", message, message.reject(error.reason))
+    elif isinstance(error, InvalidPayload):
+        await _quietly("reject", message, message.reject(str(error)))
+    else:
+        await _quietly("ack", message, message.ack())
+
+
+async def nack_on_shutdown(message: Message) -> None:
+    if not message.settled:
+        await _quietly("nack", message, message.nack(0.0, "the service shut down mid-handling"))

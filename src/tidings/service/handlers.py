@@ -1,0 +1,135 @@
+"""Handler registrations: what ``@svc.on`` and ``@svc.reply`` record about a function.
+
+The payload is the first parameter not annotated :class:`Context` (its annotation is the
+payload type); a parameter annotated ``Context`` (or named ``ctx``) gets the context; the
+return annotation of a responder is its reply type.
+"""
+
+from __future__ import annotations
+
+import inspect
+import typing
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ..client.positions import StartPosition, start_position
+from ..model import Mode
+from ..names import validate_name
+from .backoff import Backoff
+from .context import Context
+from .payloads import PayloadType
+
+HandlerFn = Callable[..., Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class Handler:
+    fn: HandlerFn
+    name: str  # the operation name (the function's name by default)
+    topic: str
+    group: str
+    responder: bool  # @svc.reply: the return value is the reply
+    mode: Mode
+    concurrency: int
+    lease: float
+    max_deliveries: int
+    idempotent: bool
+    timeout: float | None  # hard limit of one handling, seconds
+    backoff: Backoff
+    start: StartPosition
+    key_ordered: bool
+    payload: PayloadType
+    returns: PayloadType | None  # responders: the reply type
+    payload_param: str | None
+    context_param: str | None
+    description: str | None
+
+    async def call(self, payload: Any, ctx: Context) -> Any:
+        kwargs: dict[str, Any] = {}
+        if self.payload_param is not None:
+            kwargs[self.payload_param] = payload
+        if self.context_param is not None:
+            kwargs[self.context_param] = ctx
+        return await self.fn(**kwargs)
+
+
+def _hints(fn: Callable[..., Any]) -> dict[str, Any]:
+    try:
+        return typing.get_type_hints(fn)
+    except Exception:  # unresolvable forward references: fall back to what is there
+        return {
+            k: v for k, v in getattr(fn, "__annotations__", {}).items() if not isinstance(v, str)
+        }
+
+
+def build_handler(
+    fn: HandlerFn,
+    *,
+    topic: str,
+    group: str,
+    responder: bool,
+    mode: Mode,
+    concurrency: int,
+    lease: float,
+    max_deliveries: int,
+    idempotent: bool,
+    timeout: float | None,
+    backoff: Backoff,
+    start: StartPosition,
+    key_ordered: bool,
+    name: str | None,
+) -> Handler:
+    """Inspect ``fn`` and check the options; raise TypeError/BadRequest naming the problem."""
+    if not inspect.iscoroutinefunction(fn):
+        raise TypeError(f"handler {fn.__qualname__} must be an `async def` function")
+    validate_name("topic", topic)
+    validate_name("group", group)
+    if concurrency < 1:
+        raise ValueError(f"concurrency must be >= 1, got {concurrency}")
+    if timeout is not None and not timeout > 0:
+        raise ValueError(f"timeout must be > 0 seconds or None, got {timeout}")
+    start_position(start)  # validates
+    hints = _hints(fn)
+    payload_param = context_param = None
+    payload_type: Any = Any
+    for param in inspect.signature(fn).parameters.values():
+        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            continue
+        annotation = hints.get(param.name, param.annotation)
+        if annotation is Context or (
+            param.name in ("ctx", "context") and annotation in (inspect.Parameter.empty, Any)
+        ):
+            context_param = param.name
+        elif payload_param is None:
+            payload_param = param.name
+            payload_type = annotation
+        elif param.default is param.empty:
+            raise TypeError(
+                f"handler {fn.__qualname__} has an unexpected parameter {param.name!r}: a handler "
+                "takes the payload and optionally a tidings.Context"
+            )
+    returns = None
+    if responder:
+        returns = PayloadType(hints.get("return", Any))
+    return Handler(
+        fn=fn,
+        name=name or fn.__name__,
+        topic=topic,
+        group=group,
+        responder=responder,
+        mode=mode,
+        concurrency=concurrency,
+        lease=lease,
+        max_deliveries=max_deliveries,
+        idempotent=idempotent,
+        timeout=timeout,
+        backoff=backoff,
+        start=start,
+        key_ordered=key_ordered,
+        payload=PayloadType(payload_type),
+        returns=returns,
+        payload_param=payload_param,
+        context_param=context_param,
+        description=inspect.getdoc(fn),
+    )

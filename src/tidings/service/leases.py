@@ -1,0 +1,66 @@
+"""Lease auto-extension: a long handler keeps its message's lease alive.
+
+While a handler runs, :class:`LeaseKeeper` extends the lease by the full lease every half lease,
+so a message is never redelivered to another member just because its handler is slow. (A
+handler that runs past its hard timeout is cancelled instead; see the handler's ``timeout``.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from ..errors import Closed, LeaseLost
+from ..model import Message
+
+log = logging.getLogger("tidings.service")
+
+
+class LeaseKeeper:
+    """Extends ``message``'s lease by ``lease`` seconds every ``lease / 2`` seconds until
+    stopped (use it as ``async with``)."""
+
+    def __init__(self, message: Message, lease: float) -> None:
+        self.message = message
+        self.lease = lease
+        self.extensions = 0
+        self._task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        interval = self.lease / 2
+        while not self.message.settled:
+            await asyncio.sleep(interval)
+            if self.message.settled:
+                return
+            try:
+                await self.message.extend(self.lease)
+                self.extensions += 1
+            except (LeaseLost, Closed) as exc:
+                log.warning(
+                    "cannot extend the lease of %s on %s: %s",
+                    self.message.id,
+                    self.message.topic,
+                    exc,
+                )
+                return
+            except Exception as exc:  # a passing transport failure: try again next interval
+                log.warning("extending the lease of %s failed: %s", self.message.id, exc)
+
+    def start(self) -> None:
+        if self._task is None and not self.message.settled:
+            self._task = asyncio.create_task(self._run(), name=f"tidings-lease-{self.message.id}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def __aenter__(self) -> LeaseKeeper:
+        self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()

@@ -1,0 +1,210 @@
+"""Middleware: a chain of wrappers around every publish and every handled message.
+
+A middleware subclasses :class:`Middleware` and overrides ``publish``, ``handle`` or both;
+each receives the call and ``call_next`` and must return what ``call_next`` returns (or raise).
+The first middleware in ``Service(middleware=[...])`` is the outermost::
+
+    class Timing(tidings.service.Middleware):
+        async def handle(self, ctx, call_next):
+            started = time.perf_counter()
+            try:
+                return await call_next(ctx)
+            finally:
+                print(ctx.topic, time.perf_counter() - started)
+
+``publish`` sees every outgoing message of the service (events, commands, requests, replies)
+as a :class:`PublishCall` whose ``message`` (a :class:`tidings.Outgoing`) may be changed, e.g.
+to add headers. ``handle`` sees a :class:`tidings.Context` before the payload is decoded; an
+exception leaving the chain decides the message's fate (see :mod:`tidings.service.outcomes`).
+Built in: :class:`TracingMiddleware` (W3C ``traceparent``), :class:`LoggingMiddleware` (message
+and correlation ids) and :class:`MetricsMiddleware` (hooks for counters and timings).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .. import headers as h
+from ..errors import InvalidPayload
+from ..model import Outgoing
+from .outcomes import Reject, Retry
+from .tracing import TraceContext, current_trace
+
+if TYPE_CHECKING:
+    from .context import Context
+
+PublishNext = Callable[["PublishCall"], Awaitable[Any]]
+HandleNext = Callable[["Context"], Awaitable[Any]]
+
+
+@dataclass
+class PublishCall:
+    """One outgoing message on its way through the chain."""
+
+    topic: str
+    message: Outgoing
+    kind: str  # event | command | document | request | reply
+    payload: Any = None  # the value before encoding
+    state: dict[str, Any] = field(default_factory=dict)
+
+
+class Middleware:
+    """Base class: both hooks pass through unchanged."""
+
+    async def publish(self, call: PublishCall, call_next: PublishNext) -> Any:
+        return await call_next(call)
+
+    async def handle(self, ctx: Context, call_next: HandleNext) -> Any:
+        return await call_next(ctx)
+
+
+def publish_chain(middlewares: Sequence[Middleware], endpoint: PublishNext) -> PublishNext:
+    call = endpoint
+    for mw in reversed(middlewares):
+        call = _bind_publish(mw, call)
+    return call
+
+
+def handle_chain(middlewares: Sequence[Middleware], endpoint: HandleNext) -> HandleNext:
+    call = endpoint
+    for mw in reversed(middlewares):
+        call = _bind_handle(mw, call)
+    return call
+
+
+def _bind_publish(mw: Middleware, nxt: PublishNext) -> PublishNext:
+    async def step(call: PublishCall) -> Any:
+        return await mw.publish(call, nxt)
+
+    return step
+
+
+def _bind_handle(mw: Middleware, nxt: HandleNext) -> HandleNext:
+    async def step(ctx: Context) -> Any:
+        return await mw.handle(ctx, nxt)
+
+    return step
+
+
+def outcome_of(exc: BaseException | None) -> str:
+    """A short name for how handling ended: ok, reject, retry, invalid, or error."""
+    if exc is None:
+        return "ok"
+    if isinstance(exc, InvalidPayload):
+        return "invalid"
+    if isinstance(exc, Reject):
+        return "reject"
+    if isinstance(exc, Retry):
+        return "retry"
+    return "error"
+
+
+class TracingMiddleware(Middleware):
+    """Propagates W3C trace context: handlers run in a child span of the incoming message's
+    ``traceparent``; publishes carry the current span (or start a new trace)."""
+
+    async def publish(self, call: PublishCall, call_next: PublishNext) -> Any:
+        if h.TRACEPARENT not in call.message.headers:
+            parent = current_trace.get()
+            span = parent.child() if parent is not None else TraceContext.new()
+            call.message.headers[h.TRACEPARENT] = span.traceparent
+        return await call_next(call)
+
+    async def handle(self, ctx: Context, call_next: HandleNext) -> Any:
+        parent = TraceContext.parse(ctx.headers.get(h.TRACEPARENT))
+        span = parent.child() if parent is not None else TraceContext.new()
+        ctx.trace = span
+        token = current_trace.set(span)
+        try:
+            return await call_next(ctx)
+        finally:
+            current_trace.reset(token)
+
+
+class LoggingMiddleware(Middleware):
+    """Logs each handled message (id, correlation id, outcome, duration) and each publish."""
+
+    def __init__(self, logger: logging.Logger | None = None, level: int = logging.INFO) -> None:
+        self.log = logger or logging.getLogger("tidings.service")
+        self.level = level
+
+    async def publish(self, call: PublishCall, call_next: PublishNext) -> Any:
+        result = await call_next(call)
+        self.log.debug(
+            "published %s to %s msg_id=%s correlation_id=%s",
+            call.kind,
+            call.topic,
+            call.message.msg_id,
+            call.message.headers.get(h.CORRELATION_ID, "-"),
+        )
+        return result
+
+    async def handle(self, ctx: Context, call_next: HandleNext) -> Any:
+        started = time.perf_counter()
+        error: BaseException | None = None
+        try:
+            return await call_next(ctx)
+        except Exception as exc:
+            error = exc
+            raise
+        finally:
+            outcome = "duplicate" if ctx.duplicate else outcome_of(error)
+            level = self.level if outcome in ("ok", "duplicate") else logging.WARNING
+            self.log.log(
+                level,
+                "%s %s/%s id=%s msg_id=%s correlation_id=%s delivery=%d %.1fms%s",
+                outcome,
+                ctx.topic,
+                ctx.group,
+                ctx.message.id,
+                ctx.message.msg_id or "-",
+                ctx.correlation_id or "-",
+                ctx.delivery_count,
+                (time.perf_counter() - started) * 1000,
+                f": {type(error).__name__}: {error}" if error is not None else "",
+            )
+
+
+class MetricsMiddleware(Middleware):
+    """Calls hooks with what a metrics library needs; wire them to Prometheus, StatsD, ...
+
+    ``on_publish(topic, kind, seconds, error)`` after each publish (``error`` is None on
+    success); ``on_handled(topic, group, outcome, seconds)`` after each handled message with
+    outcome ok, duplicate, invalid, reject, retry or error."""
+
+    def __init__(
+        self,
+        on_publish: Callable[[str, str, float, BaseException | None], None] | None = None,
+        on_handled: Callable[[str, str, str, float], None] | None = None,
+    ) -> None:
+        self.on_publish = on_publish
+        self.on_handled = on_handled
+
+    async def publish(self, call: PublishCall, call_next: PublishNext) -> Any:
+        started = time.perf_counter()
+        error: BaseException | None = None
+        try:
+            return await call_next(call)
+        except Exception as exc:
+            error = exc
+            raise
+        finally:
+            if self.on_publish is not None:
+                self.on_publish(call.topic, call.kind, time.perf_counter() - started, error)
+
+    async def handle(self, ctx: Context, call_next: HandleNext) -> Any:
+        started = time.perf_counter()
+        error: BaseException | None = None
+        try:
+            return await call_next(ctx)
+        except Exception as exc:
+            error = exc
+            raise
+        finally:
+            if self.on_handled is not None:
+                outcome = "duplicate" if ctx.duplicate else outcome_of(error)
+                self.on_handled(ctx.topic, ctx.group, outcome, time.perf_counter() - started)

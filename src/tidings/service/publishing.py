@@ -1,0 +1,177 @@
+"""Publishing from a service: events, commands, requests, scatter-gather and replies.
+
+Every outgoing message is encoded with the service's codec (pydantic models, dataclasses and
+plain data; ``bytes`` go as they are), stamped with ``content-type`` and ``tidings-type``,
+given a Snowflake ``msg_id`` (so a retried publish is deduplicated by the broker), and passed
+through the middleware chain. :class:`Publishing` is mixed into :class:`tidings.Service`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Literal
+
+from .. import headers as h
+from ..errors import Closed, NotFound
+from ..model import Message, Outgoing, Receipt
+from .middleware import PublishCall, publish_chain
+from .payloads import PayloadType, encode_payload
+
+if TYPE_CHECKING:
+    from ..client import AsyncClient
+    from ..ids import Snowflake
+    from .codecs import Codec
+    from .handlers import Handler
+    from .middleware import Middleware
+
+Kind = Literal["event", "command", "document", "request", "reply"]
+
+
+class Publishing:
+    """The sending half of a service (needs ``client``, ``codec``, ``ids``, ``middleware``)."""
+
+    client: AsyncClient | None
+    codec: Codec
+    ids: Snowflake
+    middleware: list[Middleware]
+
+    async def _connect(self) -> AsyncClient:
+        raise NotImplementedError
+
+    async def _publish_through_chain(self, call: PublishCall, endpoint: Any) -> Any:
+        return await publish_chain(self.middleware, endpoint)(call)
+
+    def _outgoing(
+        self,
+        payload: Any,
+        kind: str,
+        key: str | None,
+        headers: dict[str, str] | None,
+        msg_id: str | None,
+        ttl: float | None,
+        delay: float | None,
+    ) -> Outgoing:
+        body, content_type = encode_payload(payload, self.codec)
+        out = {h.CONTENT_TYPE: content_type, h.MESSAGE_TYPE: kind, **(headers or {})}
+        return Outgoing(body, key, out, msg_id or self.ids.next_str(), ttl, delay or None)
+
+    async def publish(
+        self,
+        topic: str,
+        payload: Any,
+        *,
+        key: str | None = None,
+        headers: dict[str, str] | None = None,
+        msg_id: str | None = None,
+        ttl: float | None = None,
+        delay: float | None = None,
+        kind: Kind = "event",
+    ) -> Receipt:
+        """Publish an event (``kind`` to say otherwise). The payload is encoded with the
+        service's codec; ``msg_id`` defaults to a Snowflake id so retries deduplicate."""
+        client = await self._connect()
+        call = PublishCall(
+            topic, self._outgoing(payload, kind, key, headers, msg_id, ttl, delay), kind, payload
+        )
+
+        async def endpoint(c: PublishCall) -> Receipt:
+            try:
+                return (await client.publish_many(c.topic, [c.message]))[0]
+            except NotFound:  # the first message on a topic: create it, then publish
+                await client.create_topic(c.topic, exist_ok=True)
+                return (await client.publish_many(c.topic, [c.message]))[0]
+
+        return await self._publish_through_chain(call, endpoint)
+
+    async def send(self, topic: str, payload: Any, **options: Any) -> Receipt:
+        """Send a command (a one-way message to the service that owns ``topic``)."""
+        return await self.publish(topic, payload, kind="command", **options)
+
+    async def request(
+        self,
+        topic: str,
+        payload: Any,
+        *,
+        returns: Any = Any,
+        timeout: float = 5.0,
+        key: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Any:
+        """Send a request and return the reply decoded as ``returns``. Raises RequestTimeout
+        and RemoteError (the responder raised)."""
+        client = await self._connect()
+        call = PublishCall(
+            topic,
+            self._outgoing(payload, "request", key, headers, None, None, None),
+            "request",
+            payload,
+        )
+
+        async def endpoint(c: PublishCall) -> Message:
+            return await client.request(
+                c.topic,
+                c.message.body,
+                timeout=timeout,
+                key=c.message.key,
+                headers=c.message.headers,
+            )
+
+        reply: Message = await self._publish_through_chain(call, endpoint)
+        return PayloadType(returns).decode(reply, self.codec)
+
+    async def scatter(
+        self,
+        topic: str,
+        payload: Any,
+        *,
+        returns: Any = Any,
+        timeout: float = 2.0,
+        max_replies: int | None = None,
+        key: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> list[Any]:
+        """Send one request to every responder group and collect the replies until ``timeout``
+        or ``max_replies``. Failed responders are logged and left out."""
+        client = await self._connect()
+        call = PublishCall(
+            topic,
+            self._outgoing(payload, "request", key, headers, None, None, None),
+            "request",
+            payload,
+        )
+
+        async def endpoint(c: PublishCall) -> list[Message]:
+            return await client.scatter(
+                c.topic,
+                c.message.body,
+                timeout=timeout,
+                max_replies=max_replies,
+                key=c.message.key,
+                headers=c.message.headers,
+            )
+
+        replies: list[Message] = await self._publish_through_chain(call, endpoint)
+        decoder = PayloadType(returns)
+        return [decoder.decode(m, self.codec) for m in replies]
+
+    async def send_reply(self, handler: Handler, request: Message, result: Any) -> None:
+        """Publish a responder's result to the requester (nothing if nobody asked)."""
+        reply_to = request.headers.get(h.REPLY_TO)
+        if not reply_to:
+            return
+        client = self.client
+        if client is None:
+            raise Closed("the service is stopped")
+        body, content_type = encode_payload(result, self.codec)
+        call = PublishCall(
+            reply_to, Outgoing(body, headers={h.CONTENT_TYPE: content_type}), "reply", result
+        )
+
+        async def endpoint(c: PublishCall) -> Receipt:
+            return await client.reply(request, c.message.body, headers=c.message.headers)
+
+        await self._publish_through_chain(call, endpoint)
+
+    async def send_error_reply(self, request: Message, error: BaseException) -> None:
+        if not request.headers.get(h.REPLY_TO) or self.client is None:
+            return
+        await self.client.reply_error(request, error)

@@ -1,0 +1,335 @@
+"""One log segment: a ``<base>.log`` file of framed records and its offset -> position index.
+
+The index is an ``array('Q')`` of record positions in memory (8 bytes a record, no per-record
+Python objects) and a ``<base>.index`` file on disk, written when the segment is sealed and at
+a clean close. Records are framed and checksummed here (layout in format.py); reads take the
+bodies from the file (the page cache) and check every frame's checksum before decoding it.
+Loading a segment either trusts a matching index (and checks the last record) or scans the
+file frame by frame, truncating it at the first bad frame.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import struct
+import sys
+from array import array
+from bisect import bisect_left, bisect_right
+from collections.abc import Sequence
+
+import msgspec
+
+from ...errors import StorageError
+from ...model import Record
+from . import files
+from .durability import Durability
+from .format import (
+    FILE_HEADER,
+    INDEX_ENTRY,
+    INDEX_HEAD,
+    INDEX_MAGIC,
+    INDEX_SUFFIX,
+    MAX_RECORD_PAYLOAD,
+    RECORD_CRC,
+    RECORD_FIELDS,
+    RECORD_HEADER,
+    SEGMENT_MAGIC,
+    SEGMENT_SUFFIX,
+    VERSION,
+    checksum,
+    numbered,
+)
+
+_encode = msgspec.msgpack.Encoder().encode
+_decode = msgspec.msgpack.Decoder(Record).decode
+_HEAD = RECORD_HEADER.size
+_CRC_LENGTH = struct.Struct("<II")  # the start of RECORD_HEADER
+_BIG_ENDIAN = sys.byteorder == "big"
+
+
+def encode_batch(records: Sequence[Record], expected: int, where: str) -> tuple[bytes, list[int]]:
+    """Frame ``records`` (offsets must continue from ``expected``): the bytes to write and each
+    frame's position relative to the start of those bytes."""
+    parts: list[bytes] = []
+    positions: list[int] = []
+    position = 0
+    pack_fields, pack_crc = RECORD_FIELDS.pack, RECORD_CRC.pack
+    for record in records:
+        if record.offset != expected:
+            raise StorageError(
+                f"append to {where} out of order: offset {record.offset}, expected {expected}"
+            )
+        payload = _encode(record)
+        if len(payload) > MAX_RECORD_PAYLOAD:
+            raise StorageError(f"record {record.offset} of {where} is too large to store")
+        fields = pack_fields(len(payload), record.offset, record.timestamp)
+        parts += (pack_crc(checksum(payload, checksum(fields))), fields, payload)
+        positions.append(position)
+        position += _HEAD + len(payload)
+        expected += 1
+    return b"".join(parts), positions
+
+
+class Segment:
+    __slots__ = ("base", "fd", "first_ts", "path", "positions", "size")
+
+    def __init__(self, path: str, base: int, fd: int, size: int) -> None:
+        self.path = path
+        self.base = base
+        self.fd = fd
+        self.size = size  # bytes of the file that hold good frames
+        self.positions = array(INDEX_ENTRY)
+        self.first_ts = 0.0  # timestamp of the first record (when there is one)
+
+    @property
+    def index_path(self) -> str:
+        return self.path[: -len(SEGMENT_SUFFIX)] + INDEX_SUFFIX
+
+    @property
+    def count(self) -> int:
+        return len(self.positions)
+
+    @property
+    def next_offset(self) -> int:
+        return self.base + len(self.positions)
+
+    # -- creating and loading
+
+    @classmethod
+    def create(cls, directory: str, base: int, durability: Durability) -> Segment:
+        path = os.path.join(directory, numbered(base, SEGMENT_SUFFIX))
+        try:
+            files.remove(path[: -len(SEGMENT_SUFFIX)] + INDEX_SUFFIX)  # a stale one
+            fd = files.open_file(path, create=True)
+        except OSError as exc:
+            raise files.storage_error(exc, "creating segment", path) from exc
+        try:
+            files.write_at(fd, FILE_HEADER.pack(SEGMENT_MAGIC, VERSION, 0, base), 0)
+        except OSError as exc:
+            os.close(fd)
+            files.remove(path)
+            raise files.storage_error(exc, "creating segment", path) from exc
+        durability.wrote(fd, path)
+        durability.changed(directory)
+        return cls(path, base, fd, FILE_HEADER.size)
+
+    @classmethod
+    def load(cls, path: str, base: int, scan: bool, report: list[str]) -> Segment:
+        """Open a segment. Unless ``scan``, a matching index is trusted; otherwise (or when it
+        does not match) every frame is checked and the file truncated at the first bad one."""
+        fd = files.open_file(path)
+        try:
+            return cls(path, base, fd, os.fstat(fd).st_size)._load(scan, report)
+        except BaseException:
+            os.close(fd)
+            raise
+
+    def _load(self, scan: bool, report: list[str]) -> Segment:
+        header = os.pread(self.fd, FILE_HEADER.size, 0)
+        fields = FILE_HEADER.unpack(header) if len(header) == FILE_HEADER.size else None
+        if fields and fields[0] == SEGMENT_MAGIC and fields[1] > VERSION:
+            raise StorageError(
+                f"{self.path} has format version {fields[1]} but this tidings reads version "
+                f"{VERSION}: upgrade tidings to open it"
+            )
+        if not fields or (fields[0], fields[1], fields[3]) != (SEGMENT_MAGIC, VERSION, self.base):
+            files.write_at(self.fd, FILE_HEADER.pack(SEGMENT_MAGIC, VERSION, 0, self.base), 0)
+            report.append(f"{self.path}:0: bad segment header")
+            self.truncate(FILE_HEADER.size)
+            return self
+        if not scan and self._load_index():
+            return self
+        problem = self._scan()
+        if problem is not None:
+            report.append(f"{self.path}:{self.size}: {problem}")
+            self.truncate(self.size)
+        if not scan:
+            self.write_index()  # the index was missing or stale: rebuild it
+        return self
+
+    def truncate(self, size: int) -> None:
+        """Cut the file to ``size`` bytes, durably (recovery only)."""
+        os.ftruncate(self.fd, size)
+        os.fsync(self.fd)
+        self.size = size
+
+    def _load_index(self) -> bool:
+        try:
+            with open(self.index_path, "rb") as f:
+                data = f.read()
+        except OSError:
+            return False
+        start = FILE_HEADER.size + INDEX_HEAD.size
+        if len(data) < start or FILE_HEADER.unpack_from(data) != (
+            INDEX_MAGIC,
+            VERSION,
+            0,
+            self.base,
+        ):
+            return False
+        crc, _, count, log_end = INDEX_HEAD.unpack_from(data, FILE_HEADER.size)
+        if (
+            log_end != self.size
+            or len(data) != start + 8 * count
+            or checksum(memoryview(data)[FILE_HEADER.size + 4 :]) != crc
+        ):
+            return False
+        positions = array(INDEX_ENTRY, data[start:])
+        if _BIG_ENDIAN:
+            positions.byteswap()
+        if count == 0:
+            return log_end == FILE_HEADER.size
+        last = positions[-1]
+        frame = os.pread(self.fd, log_end - last, last)
+        if len(frame) < _HEAD:
+            return False
+        crc, length, _, _ = RECORD_HEADER.unpack_from(frame)
+        if _HEAD + length != len(frame) or checksum(memoryview(frame)[4:]) != crc:
+            return False
+        self.positions = positions
+        self.first_ts = self.timestamp_at(0)
+        return True
+
+    def _scan(self) -> str | None:
+        """Check every frame; keep the good prefix; return why the rest is bad (or None)."""
+        size, position, expected = self.size, FILE_HEADER.size, self.base
+        positions = self.positions = array(INDEX_ENTRY)
+        problem = None
+        if size > position:
+            with mmap.mmap(self.fd, size, access=mmap.ACCESS_READ) as mm:
+                view = memoryview(mm)
+                unpack = RECORD_HEADER.unpack_from
+                while position < size:
+                    if size - position < _HEAD:
+                        problem = "torn record header"
+                        break
+                    crc, length, offset, timestamp = unpack(view, position)
+                    end = position + _HEAD + length
+                    if length > MAX_RECORD_PAYLOAD:
+                        problem = f"bad record length {length}"
+                    elif end > size:
+                        problem = f"torn record (length {length}, {size - position} bytes left)"
+                    elif checksum(view[position + 4 : end]) != crc:
+                        problem = "checksum mismatch"
+                    elif offset != expected:
+                        problem = f"offset {offset} where {expected} was expected"
+                    if problem:
+                        break
+                    if expected == self.base:
+                        self.first_ts = timestamp
+                    positions.append(position)
+                    position = end
+                    expected += 1
+                view.release()
+        self.size = position
+        return problem
+
+    def write_index(self) -> bool:
+        """Write the ``.index`` file (not fsynced: the caller arranges that). False on error:
+        an index is only a shortcut, the segment can always be scanned instead."""
+        positions = self.positions
+        if _BIG_ENDIAN:
+            positions = array(INDEX_ENTRY, positions)
+            positions.byteswap()
+        body = positions.tobytes()
+        head = INDEX_HEAD.pack(0, 0, len(positions), self.size)
+        crc = checksum(body, checksum(head[4:]))
+        data = b"".join(
+            (
+                FILE_HEADER.pack(INDEX_MAGIC, VERSION, 0, self.base),
+                INDEX_HEAD.pack(crc, 0, len(positions), self.size),
+                body,
+            )
+        )
+        try:
+            fd = files.open_file(self.index_path, create=True)
+            try:
+                files.write_at(fd, data, 0)
+            finally:
+                os.close(fd)
+        except OSError:
+            files.remove(self.index_path)
+            return False
+        return True
+
+    # -- appending and reading
+
+    def append(self, data: bytes, positions: list[int], first_ts: float, d: Durability) -> None:
+        try:
+            files.write_at(self.fd, data, self.size)
+        except OSError as exc:
+            try:
+                os.ftruncate(self.fd, self.size)  # no partial frame stays behind
+            except OSError:
+                pass  # recovery truncates it; reads never reach past self.size
+            raise files.storage_error(exc, "appending to", self.path) from exc
+        d.wrote(self.fd, self.path)
+        if not self.positions:
+            self.first_ts = first_ts
+        start = self.size
+        self.positions.extend([start + p for p in positions])
+        self.size += len(data)
+
+    def fit(self, index: int, max_count: int, max_bytes: int, one: bool) -> tuple[int, int]:
+        """How many records from ``index`` fit in ``max_count``/``max_bytes`` (at least one if
+        ``one``), and their bytes."""
+        positions = self.positions
+        count = len(positions)
+        start = positions[index]
+        last = min(count, index + max_count)
+        end = positions[last] if last < count else self.size
+        if end - start <= max_bytes:
+            return last - index, end - start
+        n = bisect_right(positions, start + max_bytes, index + 1, last) - 1 - index
+        if n == 0:
+            if not one:
+                return 0, 0
+            n = 1
+        end = positions[index + n] if index + n < count else self.size
+        return n, end - start
+
+    def read(self, index: int, n: int) -> list[Record]:
+        positions = self.positions
+        start = positions[index]
+        stop = index + n
+        end = positions[stop] if stop < len(positions) else self.size
+        try:
+            data = os.pread(self.fd, end - start, start)
+        except OSError as exc:
+            raise files.storage_error(exc, "reading", self.path) from exc
+        if len(data) != end - start:
+            raise StorageError(f"{self.path}:{len(data) + start}: segment shorter than its index")
+        view = memoryview(data)
+        unpack, crc32, decode = _CRC_LENGTH.unpack_from, checksum, _decode
+        out: list[Record] = []
+        p = 0
+        try:
+            while p < len(data):  # the frames are back to back
+                crc, length = unpack(view, p)
+                frame_end = p + _HEAD + length
+                if crc32(view[p + 4 : frame_end]) != crc:
+                    raise ValueError("checksum mismatch")
+                out.append(decode(view[p + _HEAD : frame_end]))
+                p = frame_end
+            if len(out) != n:
+                raise ValueError(f"{len(out)} frames where the index has {n}")
+        except (ValueError, struct.error, msgspec.DecodeError) as exc:
+            raise StorageError(
+                f"{self.path}:{start + p}: corrupt record at offset {self.base + index + len(out)}"
+                f" ({exc}); it is not served: restore the segment from a replica or backup"
+            ) from exc
+        return out
+
+    def timestamp_at(self, index: int) -> float:
+        header = os.pread(self.fd, _HEAD, self.positions[index])
+        return RECORD_HEADER.unpack(header)[3]
+
+    def offset_at(self, timestamp: float) -> int:
+        """The first offset in this segment whose timestamp is >= ``timestamp`` (or next)."""
+        i = bisect_left(range(len(self.positions)), timestamp, key=self.timestamp_at)
+        return self.base + i
+
+    def close(self, durability: Durability) -> None:
+        durability.forget(self.fd)
+        os.close(self.fd)

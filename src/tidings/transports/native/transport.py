@@ -1,0 +1,364 @@
+"""NativeTransport: the ``tidings://`` transport, talking to the built-in broker over TCP.
+
+Operations pipeline on one connection. When it drops, the transport reconnects with
+exponential backoff and jitter, re-creates its reply topics, re-joins its subscriptions and
+re-sends the requests that are safe to repeat: publishes carry a producer message id (one is
+generated when the caller gave none), so the broker's duplicate detection turns a retried
+publish into the original receipt. Settling requests are not repeated: their leases went with
+the old connection. Without a broker for ``reconnect_timeout`` seconds it gives up and every
+waiter gets ConnectionLost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+from collections.abc import Sequence
+from typing import Any
+
+from ...errors import Closed, ConnectionLost, MessageTooLarge, Timeout, error_for_code
+from ...model import GroupInfo, GroupSpec, Outgoing, Receipt, TopicInfo, TopicSpec
+from ...protocol import constants as c
+from ...protocol import messages as m
+from ..base import Transport
+from .connection import Connection, Disconnected
+from .options import NativeOptions
+from .reconnect import Reconnector
+from .subscription import NativeSubscription
+
+log = logging.getLogger("tidings.transports.native")
+
+
+class NativeTransport(Transport):
+    scheme = "tidings"
+
+    def __init__(self, url: str = "tidings://127.0.0.1:7420", **options: Any) -> None:
+        self.url = url
+        self.options = NativeOptions.parse(url, **options)
+        self.address = f"tidings://{self.options.host}:{self.options.port}"
+        self.conn: Connection | None = None
+        self.welcome: m.Welcome | None = None
+        self.subscriptions: dict[int, NativeSubscription] = {}  # sub id -> member (this conn)
+        self.members: list[NativeSubscription] = []
+        self.reply_topics: list[str] = []
+        self.closed: BaseException | None = None
+        self._ready: asyncio.Future[None] | None = None
+        self._reconnector = Reconnector(self)
+        self._id_prefix = secrets.token_hex(6)
+        self._id_seq = 0
+        self._max_frame = c.DEFAULT_MAX_FRAME_SIZE
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def connect(self) -> None:
+        if self.conn is not None and not self.conn.closed:
+            return
+        self.closed = None
+        await self._reconnector.open_once()
+
+    async def close(self) -> None:
+        if self.closed is not None and self.conn is None:
+            return
+        self.closed = Closed("the tidings:// transport is closed")
+        self._reconnector.stop()
+        for sub in self.members:
+            sub.fail(Closed("the subscription's transport is closed"))
+        self.members.clear()
+        self.subscriptions.clear()
+        conn, self.conn = self.conn, None
+        if conn is not None and not conn.closed:
+            conn.close()
+        self._set_ready(self.closed)
+
+    async def __aenter__(self) -> NativeTransport:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    def _set_ready(self, exc: BaseException | None) -> None:
+        ready, self._ready = self._ready, None
+        if ready is not None and not ready.done():
+            if exc is None:
+                ready.set_result(None)
+            else:
+                ready.set_exception(exc)
+                ready.exception()  # nobody may be waiting: do not warn
+
+    # -- requests ----------------------------------------------------------------------------
+
+    async def _connection(self, deadline: float) -> Connection:
+        while True:
+            if self.closed is not None:
+                raise type(self.closed)(self.closed.message)  # type: ignore[attr-defined]
+            conn = self.conn
+            if conn is not None and not conn.closed:
+                return conn
+            if self._ready is None:
+                self._ready = asyncio.get_running_loop().create_future()
+                self._reconnector.ensure_running()
+            await self._until(asyncio.shield(self._ready), deadline, "waiting for the broker")
+
+    async def _until(self, fut: asyncio.Future, deadline: float, what: str | int) -> Any:
+        loop = asyncio.get_running_loop()
+        if fut.done():
+            return fut.result()
+        handle = loop.call_at(deadline, _expire, fut)
+        try:
+            return await fut
+        except _Expired:
+            what = c.frame_name(what) if isinstance(what, int) else what
+            raise Timeout(
+                f"{what} on {self.address} took longer than {self.options.timeout}s: is the "
+                "broker overloaded or unreachable? (raise the timeout option if needed)"
+            ) from None
+        finally:
+            handle.cancel()
+
+    async def call(
+        self, frame_type: int, body: object, *, retry: bool = True, timeout: float | None = None
+    ) -> Any:
+        """Send one request and return its decoded reply; reconnects and retries if ``retry``."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (self.options.timeout if timeout is None else timeout)
+        while True:
+            conn = await self._connection(deadline)
+            if not conn.writable:
+                await self._until(asyncio.ensure_future(conn.drain()), deadline, "sending")
+            fut = conn.request(frame_type, body)
+            try:
+                return await self._until(fut, deadline, frame_type)
+            except Disconnected as exc:
+                if not retry or not self.options.reconnect:
+                    raise ConnectionLost(str(exc)) from exc
+            except Timeout:
+                conn.forget(fut)
+                raise
+
+    def settle_request(self, sub: NativeSubscription, kind: int, body: object) -> asyncio.Future:
+        """Send a settle frame on the connection ``sub`` joined on (never another one)."""
+        conn = sub.conn
+        if conn is None or conn.closed:
+            fut = asyncio.get_running_loop().create_future()
+            fut.set_exception(ConnectionLost("connection lost before the message was settled"))
+            return fut
+        return asyncio.ensure_future(self._settle_call(conn, kind, body))
+
+    async def _settle_call(self, conn: Connection, kind: int, body: object) -> Any:
+        deadline = asyncio.get_running_loop().time() + self.options.timeout
+        fut = conn.request(kind, body)
+        try:
+            return await self._until(fut, deadline, kind)
+        except Disconnected as exc:
+            raise ConnectionLost(f"{exc}; the message will be redelivered") from exc
+        except Timeout:
+            conn.forget(fut)
+            raise
+
+    # -- topics ------------------------------------------------------------------------------
+
+    async def create_topic(self, spec: TopicSpec, *, exist_ok: bool = True) -> TopicSpec:
+        reply: m.TopicReply = await self.call(c.CREATE_TOPIC, m.CreateTopic(spec, exist_ok))
+        return reply.spec
+
+    async def delete_topic(self, name: str) -> None:
+        await self.call(c.DELETE_TOPIC, m.TopicName(name), retry=False)
+
+    async def list_topics(self) -> list[TopicSpec]:
+        reply: m.TopicList = await self.call(c.LIST_TOPICS, m.Empty())
+        return reply.topics
+
+    async def topic_info(self, name: str) -> TopicInfo:
+        return await self.call(c.TOPIC_INFO, m.TopicName(name))
+
+    async def create_reply_topic(self) -> str:
+        name = f"_reply.{self._id_prefix}.{len(self.reply_topics) + 1}"
+        reply: m.TopicName = await self.call(c.CREATE_REPLY_TOPIC, m.CreateReplyTopic(name))
+        self.reply_topics.append(reply.name)
+        return reply.name
+
+    # -- publishing --------------------------------------------------------------------------
+
+    def _msg_id(self) -> str:
+        self._id_seq += 1
+        return f"{self._id_prefix}-{self._id_seq}"
+
+    async def publish(self, topic: str, messages: Sequence[Outgoing]) -> list[Receipt]:
+        if not messages:
+            return []
+        if self.options.auto_msg_id:
+            rows = [
+                (o.body, o.key, o.headers, o.msg_id or self._msg_id())
+                if o.ttl is None and o.delay is None
+                else (o.body, o.key, o.headers, o.msg_id or self._msg_id(), o.ttl, o.delay)
+                for o in messages
+            ]
+        else:
+            rows = [(o.body, o.key, o.headers, o.msg_id, o.ttl, o.delay) for o in messages]
+        chunks = self._chunks(rows)
+        if len(chunks) == 1:
+            reply: m.PublishReply = await self.call(c.PUBLISH, (topic, rows))
+            return [Receipt(topic, p, o, i, d) for p, o, i, d in reply.receipts]
+        replies = await asyncio.gather(*(self.call(c.PUBLISH, (topic, ch)) for ch in chunks))
+        return [Receipt(topic, p, o, i, d) for r in replies for p, o, i, d in r.receipts]
+
+    def _chunks(self, rows: list[tuple]) -> list[list[tuple]]:
+        limit = self._max_frame - 4096
+        if len(rows) == 1 and len(rows[0][0]) < limit // 2:
+            return [rows]
+        total = sum(len(r[0]) for r in rows) + 256 * len(rows)
+        if total < limit:
+            return [rows]
+        chunks: list[list[tuple]] = [[]]
+        size = 0
+        for row in rows:
+            est = (
+                len(row[0])
+                + 64
+                + len(row[1] or "")
+                + sum(len(k) + len(v) + 8 for k, v in row[2].items())
+            )
+            if est > limit:
+                raise MessageTooLarge(
+                    f"a message of about {est} bytes does not fit the broker's frame limit of "
+                    f"{self._max_frame} bytes: raise the broker's --max-frame-size"
+                )
+            if size + est > limit and chunks[-1]:
+                chunks.append([])
+                size = 0
+            chunks[-1].append(row)
+            size += est
+        return chunks
+
+    # -- groups ------------------------------------------------------------------------------
+
+    async def subscribe(self, spec: GroupSpec, *, prefetch: int = 100) -> NativeSubscription:
+        spec.validate()
+        sub = NativeSubscription(self, spec, prefetch)
+        await self._join(sub)
+        self.members.append(sub)
+        return sub
+
+    async def _join(self, sub: NativeSubscription, conn: Connection | None = None) -> None:
+        """Join ``sub``'s group on the current connection (or on ``conn`` while reconnecting)."""
+
+        def joined(reply: m.Subscribed, conn: Connection) -> None:
+            self.subscriptions[reply.sub] = sub
+            sub.attached(conn, reply.sub, reply.member)
+
+        if conn is not None:
+            await conn.request(
+                c.SUBSCRIBE, m.Subscribe(sub.spec, sub.prefetch), lambda r: joined(r, conn)
+            )
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.options.timeout
+        while True:
+            conn = await self._connection(deadline)
+            fut = conn.request(
+                c.SUBSCRIBE,
+                m.Subscribe(sub.spec, sub.prefetch),
+                lambda r, conn=conn: joined(r, conn),
+            )
+            try:
+                await self._until(fut, deadline, "SUBSCRIBE")
+                return
+            except Disconnected:
+                continue
+            except Timeout:
+                conn.forget(fut)
+                raise
+
+    async def unsubscribe(self, sub: NativeSubscription) -> None:
+        if sub in self.members:
+            self.members.remove(sub)
+        self.subscriptions.pop(sub.sub_id, None)
+        conn = sub.conn
+        if conn is not None and conn is self.conn and not conn.closed:
+            try:
+                await self.call(c.UNSUBSCRIBE, m.SubRef(sub.sub_id), retry=False)
+            except (ConnectionLost, Timeout):
+                pass  # the broker drops the member with the connection anyway
+
+    async def group_info(self, topic: str, group: str) -> GroupInfo:
+        return await self.call(c.GROUP_INFO, m.GroupRef(topic, group))
+
+    async def delete_group(self, topic: str, group: str) -> None:
+        await self.call(c.DELETE_GROUP, m.GroupRef(topic, group), retry=False)
+
+    async def reset_group(
+        self, topic: str, group: str, start: str = "earliest", start_value: float | None = None
+    ) -> None:
+        await self.call(c.RESET_GROUP, m.ResetGroup(topic, group, start, start_value))
+
+    async def list_groups(self, topic: str) -> list[GroupSpec]:
+        reply: m.GroupList = await self.call(c.LIST_GROUPS, m.TopicName(topic))
+        return reply.groups
+
+    # -- diagnostics -------------------------------------------------------------------------
+
+    async def ping(self) -> float:
+        """Round-trip time to the broker in seconds."""
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        await self.call(c.PING, m.Ping(0))
+        return loop.time() - start
+
+    async def server_stats(self) -> m.ServerStats:
+        return await self.call(c.STATS, m.Empty())
+
+    # -- pushed frames -----------------------------------------------------------------------
+
+    def on_push(self, frame_type: int, body: Any) -> None:
+        sub = self.subscriptions.get(body.sub)
+        if sub is None:
+            return  # a delivery for a member we already left; the broker takes it back
+        if frame_type == c.DELIVER:
+            sub.delivered(body)
+        else:  # SUB_CLOSED: the broker removed the member (its group or topic was deleted)
+            self.subscriptions.pop(body.sub, None)
+            if sub in self.members:
+                self.members.remove(sub)
+            sub.fail(error_for_code(body.code, body.message))
+
+    def connected(self, conn: Connection, welcome: m.Welcome) -> None:
+        self.conn = conn
+        self.welcome = welcome
+        self._max_frame = welcome.max_frame_size
+
+    def on_lost(self, conn: Connection, exc: BaseException | None) -> None:
+        if conn is not self.conn:
+            return
+        self.conn = None
+        self.subscriptions.clear()
+        if self.closed is not None:
+            return
+        if not self.options.reconnect:
+            self._give_up(ConnectionLost(f"connection to {self.address} lost: {exc or 'closed'}"))
+            return
+        log.warning("connection to %s lost (%s); reconnecting", self.address, exc or "closed")
+        if self._ready is None:
+            self._ready = asyncio.get_running_loop().create_future()
+        self._reconnector.ensure_running()
+
+    def _give_up(self, exc: ConnectionLost) -> None:
+        self.closed = exc
+        for sub in self.members:
+            sub.fail(exc)
+        self.members.clear()
+        self._set_ready(exc)
+
+    def client_name(self) -> str:
+        return self.options.name or f"python-{os.getpid()}"
+
+
+class _Expired(Exception):
+    pass
+
+
+def _expire(fut: asyncio.Future) -> None:
+    if not fut.done():
+        fut.set_exception(_Expired())

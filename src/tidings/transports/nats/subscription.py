@@ -1,0 +1,329 @@
+"""What every nats:// group member shares: the local buffer, admission rules and settling.
+
+Messages pulled from JetStream wait in a local buffer (never more than ``prefetch`` buffered
+plus held). Before a message is handed to the application it is *admitted*:
+
+- a buffered message whose lease ran out meanwhile is dropped (JetStream redelivers it);
+- past ``max_deliveries`` (a lease expired on the last allowed delivery) it is dead-lettered;
+- an expired TTL drops it (or dead-letters it with ``dead_letter_expired``);
+- before its delay it is negatively acknowledged with the remaining delay and the early
+  delivery is recorded, so that the application's delivery count does not include it.
+
+Settling maps onto JetStream acknowledgements, each confirmed by the server: ack = ``+ACK``,
+nack(delay) = ``-NAK {"delay"}``, extend(seconds) = ``-NAK {"delay": seconds}`` (the message
+stays with this member and can still be acked: JetStream only redelivers it after the delay),
+reject = dead-letter then ``+ACK``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections import deque
+from typing import TYPE_CHECKING
+
+import nats.errors
+import nats.js.errors
+from nats.aio.msg import Msg
+
+from ...errors import BadRequest, Closed, LeaseLost, NotFound, TidingsError
+from ...model import GroupSpec, Message, TopicSpec
+from ..base import TransportSubscription
+from . import deadletter
+from .codec import Incoming
+from .errors import translate, translated
+from .membership import Membership
+from .puller import Puller
+
+if TYPE_CHECKING:
+    from .transport import NatsTransport
+
+log = logging.getLogger("tidings.transports.nats")
+
+ACK = b"+ACK"
+NAK = b"-NAK"
+SETTLE_TIMEOUT = 5.0
+
+
+def nak_payload(delay: float) -> bytes:
+    if delay <= 0:
+        return NAK
+    return NAK + b" " + json.dumps({"delay": int(delay * 1e9)}).encode()
+
+
+class _Held:
+    """A message the application holds: its lease and what settling it needs."""
+
+    __slots__ = ("count", "deadline", "inc", "message", "skips")
+
+    def __init__(self, inc: Incoming, message: Message, deadline: float, count: int, skips: int):
+        self.inc = inc
+        self.message = message
+        self.deadline = deadline  # time.monotonic() when the lease runs out
+        self.count = count
+        self.skips = skips
+
+
+class NatsSubscription(TransportSubscription):
+    def __init__(
+        self, transport: NatsTransport, spec: GroupSpec, topic: TopicSpec, prefetch: int
+    ) -> None:
+        if prefetch < 1:
+            raise BadRequest("prefetch must be >= 1")
+        self.spec = spec
+        self.topic = topic
+        self.prefetch = prefetch
+        self._t = transport
+        self._nc = transport.nc
+        self._buffer: deque[Incoming] = deque()
+        self._held: dict[int, _Held] = {}
+        self._sweep_at = float("inf")  # earliest lease deadline among held messages
+        self._arrived = asyncio.Event()
+        self._pullers: dict[int | None, Puller] = {}
+        self._closed = False
+        self._failure: TidingsError | None = None
+        self._tasks: set[asyncio.Task] = set()
+        self.membership: Membership | None = None
+
+    # ---------------------------------------------------------------- flow
+    def free(self) -> int:
+        if self._held and time.monotonic() >= self._sweep_at:
+            self._sweep()
+        return self.prefetch - len(self._buffer) - len(self._held)
+
+    def _sweep(self) -> None:
+        """Forget held messages whose lease ran out: their credit comes back (JetStream
+        redelivers them, possibly to this member again)."""
+        now = time.monotonic()
+        for seq in [s for s, h in self._held.items() if h.deadline <= now]:
+            del self._held[seq]
+        self._sweep_at = min((h.deadline for h in self._held.values()), default=float("inf"))
+
+    def _wake_pullers(self) -> None:
+        for p in self._pullers.values():
+            p.wake()
+
+    def _sink(self, msg: Msg) -> None:
+        try:
+            inc = Incoming(msg, time.monotonic())
+        except (ValueError, IndexError):
+            log.warning("ignoring a malformed JetStream delivery on %s", msg.subject)
+            return
+        self._buffer.append(inc)
+        self._arrived.set()
+
+    def _new_puller(self, stream: str, consumer: str, max_batch: int) -> Puller:
+        async def on_silence() -> None:
+            await self._check_consumer(stream, consumer)
+
+        return Puller(self._nc, stream, consumer, self._sink, self.free, max_batch, on_silence)
+
+    async def _check_consumer(self, stream: str, consumer: str) -> None:
+        for attempt in range(2):
+            try:
+                await self._t.js.consumer_info(stream, consumer)
+                return
+            except nats.js.errors.NotFoundError:
+                if attempt == 0:
+                    await asyncio.sleep(1.0)  # a reset_group recreates it right away
+        self._fail(NotFound(f"group {self.spec.name!r} of topic {self.spec.topic!r} was deleted"))
+
+    def flush(self) -> None:
+        """The group was reset: what was pulled before belongs to the old position."""
+        self._buffer.clear()
+        self._held.clear()
+        self._wake_pullers()
+
+    def _fail(self, error: TidingsError) -> None:
+        self._failure = error
+        self._arrived.set()
+
+    # ---------------------------------------------------------------- receiving
+    async def next(self, timeout: float | None = None) -> Message | None:
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        while True:
+            if self._closed:
+                raise Closed(f"subscription to group {self.spec.name!r} is closed")
+            if self._failure is not None:
+                raise self._failure
+            while self._buffer:
+                inc = self._buffer.popleft()
+                self._wake_pullers()
+                message = await self._admit(inc)
+                if message is not None:
+                    return message
+            self._arrived.clear()
+            remaining = None if deadline is None else deadline - loop.time()
+            if remaining is not None and remaining <= 0:
+                return None
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(remaining):
+                    await self._arrived.wait()
+
+    async def next_batch(self, max_count: int, timeout: float | None = None) -> list[Message]:
+        first = await self.next(timeout)
+        if first is None:
+            return []
+        out = [first]
+        while len(out) < max_count and self._buffer:
+            message = await self.next(0)
+            if message is None:
+                break
+            out.append(message)
+        return out
+
+    async def _admit(self, inc: Incoming) -> Message | None:
+        spec = self.spec
+        now = time.monotonic()
+        if not spec.auto_ack and now - inc.arrived >= spec.lease:
+            return None  # its lease ran out in the buffer: JetStream redelivers it
+        a = inc.ack
+        state: dict = {}
+        if inc.deliver_at is not None and a.num_delivered > 1:
+            state = await self._t.state.get_msg_state(a.stream, a.consumer, a.stream_seq)
+        skips = int(state.get("skips", 0))
+        count = a.num_delivered - skips
+        if spec.max_deliveries and count > spec.max_deliveries:
+            await self._dead_letter(inc, "max-deliveries", count - 1, None)
+            return None
+        wall = time.time()
+        if inc.expires_at is not None and wall >= inc.expires_at:
+            if spec.dead_letter_expired:
+                await self._dead_letter(inc, "expired", count - 1, None)
+            else:
+                await self._finish(inc, ACK)
+            return None
+        if inc.deliver_at is not None and wall < inc.deliver_at:
+            state["skips"] = skips + 1
+            await self._t.state.put_msg_state(a.stream, a.consumer, a.stream_seq, state)
+            await self._settle(inc.reply, nak_payload(inc.deliver_at - wall))
+            return None
+        lease_until = None if spec.auto_ack else wall - (now - inc.arrived) + spec.lease
+        message = Message(
+            inc.delivery(spec.topic, spec.name, count, lease_until),
+            None if spec.auto_ack else self,
+        )
+        if spec.auto_ack:
+            await self._finish(inc, ACK)
+        else:
+            deadline = inc.arrived + spec.lease
+            self._held[a.stream_seq] = _Held(inc, message, deadline, count, skips)
+            self._sweep_at = min(self._sweep_at, deadline)
+        return message
+
+    # ---------------------------------------------------------------- settling
+    def _take(self, message: Message, keep: bool = False) -> _Held:
+        held = self._held.get(message.offset + 1)
+        if held is None or held.message is not message or time.monotonic() >= held.deadline:
+            if held is not None and held.message is message:
+                del self._held[message.offset + 1]
+            raise LeaseLost()
+        if not keep:
+            del self._held[message.offset + 1]
+            self._wake_pullers()
+        return held
+
+    async def ack(self, message: Message) -> None:
+        held = self._take(message)
+        await self._finish(held.inc, ACK)
+
+    async def nack(self, message: Message, delay: float = 0.0, error: str | None = None) -> None:
+        held = self._take(message)
+        inc, spec = held.inc, self.spec
+        if spec.max_deliveries and held.count >= spec.max_deliveries:
+            await self._dead_letter(inc, "max-deliveries", held.count, error)
+            return
+        if error is not None:
+            a = inc.ack
+            await self._t.state.put_msg_state(
+                a.stream, a.consumer, a.stream_seq, {"skips": held.skips, "error": error}
+            )
+        await self._settle(inc.reply, nak_payload(max(0.0, delay)))
+
+    async def extend(self, message: Message, seconds: float) -> None:
+        held = self._take(message, keep=True)
+        seconds = max(seconds, 0.001)
+        await self._settle(held.inc.reply, nak_payload(seconds))
+        held.deadline = time.monotonic() + seconds
+
+    async def reject(self, message: Message, reason: str = "rejected") -> None:
+        held = self._take(message)
+        await self._dead_letter(held.inc, reason, held.count, None)
+
+    async def _dead_letter(
+        self, inc: Incoming, reason: str, deliveries: int, error: str | None
+    ) -> None:
+        a = inc.ack
+        if error is None and a.num_delivered > 1:
+            error = (await self._t.state.get_msg_state(a.stream, a.consumer, a.stream_seq)).get(
+                "error"
+            )
+        await deadletter.move(self._t, self.topic, self.spec, inc, reason, deliveries, error)
+        await self._finish(inc, ACK)
+
+    async def _finish(self, inc: Incoming, payload: bytes) -> None:
+        """Settle for good; a redelivered message may have state (error, delay) to drop."""
+        await self._settle(inc.reply, payload)
+        if inc.ack.num_delivered > 1:
+            task = asyncio.create_task(
+                self._t.state.drop_msg_state(inc.ack.stream, inc.ack.consumer, inc.ack.stream_seq)
+            )
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _settle(self, reply: str, payload: bytes) -> None:
+        """Send an acknowledgement and wait for the server to confirm it (a few retries while
+        a cluster fails over; acknowledgements are idempotent)."""
+        for attempt in range(4):
+            try:
+                await self._nc.request(reply, payload, timeout=SETTLE_TIMEOUT)
+                return
+            except (nats.errors.NoRespondersError, nats.errors.TimeoutError) as exc:
+                if attempt == 3:
+                    raise translate(exc, "acknowledge a message") from exc
+                await asyncio.sleep(0.2 * (attempt + 1))
+            except Exception as exc:
+                raise translate(exc, "acknowledge a message") from exc
+
+    # ---------------------------------------------------------------- closing
+    async def _release(self, incs: list[Incoming]) -> None:
+        """Give messages back to the group at once (fire and forget, then flush)."""
+        with contextlib.suppress(Exception):
+            for inc in incs:
+                await self._nc.publish(inc.reply, NAK)
+            await self._nc.flush(timeout=2)
+
+    async def _stop_pullers(self) -> None:
+        pullers = list(self._pullers.values())
+        await asyncio.gather(*(p.stop() for p in pullers))
+        self._pullers = {}
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._arrived.set()
+        await self._stop_pullers()
+        if self.membership is not None:
+            await self.membership.stop()
+        incs = list(self._buffer) + [h.inc for h in self._held.values()]
+        self._buffer.clear()
+        self._held.clear()
+        if not self._nc.is_closed:
+            await self._release(incs)
+        for task in list(self._tasks):
+            with contextlib.suppress(Exception):
+                await task
+        self._t.forget(self)
+
+    async def _start(self) -> None:
+        """Start consuming (subclasses)."""
+        raise NotImplementedError
+
+    async def start(self) -> None:
+        with translated(f"join group {self.spec.name!r} of topic {self.spec.topic!r}"):
+            await self._start()

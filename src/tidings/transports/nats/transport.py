@@ -1,0 +1,364 @@
+"""`nats://`: the tidings transport on NATS JetStream.
+
+``NatsTransport("nats://host:4222")`` (several servers: ``nats://h1:4222,h2:4222``; credentials
+as ``nats://user:password@host:4222``). The mapping of topics, partitions, offsets and groups
+onto streams, subjects and consumers is declared in :mod:`.naming`; what JetStream cannot do
+exactly as the built-in broker is listed in docs/transports.md and left out of
+``capabilities``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+
+import msgspec
+import nats
+import nats.js.errors
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+
+from ...errors import (
+    AlreadyExists,
+    BadRequest,
+    Closed,
+    MessageTooLarge,
+    NotFound,
+    TransportUnavailable,
+)
+from ...model import GroupInfo, GroupSpec, Outgoing, Receipt, TopicInfo, TopicSpec
+from ...partitioning import RoundRobin, partition_for
+from ..base import (
+    ALL_CAPABILITIES,
+    CAP_AUTO_ACK,
+    CAP_DEAD_LETTER_EXPIRED,
+    CAP_KEY_ORDERED,
+    CAP_ORDERED,
+    CAP_REPLICAS,
+    CAP_START_OFFSET,
+    CAP_START_TIME,
+    Transport,
+    TransportSubscription,
+)
+from . import consumers, streams
+from .codec import new_id, wire_headers
+from .errors import translated
+from .membership import RESET
+from .naming import (
+    H_ID,
+    REPLY_TOPIC_PREFIX,
+    STATE_STREAM,
+    notify_subject,
+    stream_name,
+    subject,
+    topic_members_subject,
+)
+from .ordered import OrderedSubscription
+from .publisher import Publisher
+from .shared import SharedSubscription
+from .state import StateStore
+from .subscription import NatsSubscription
+
+log = logging.getLogger("tidings.transports.nats")
+
+
+def servers_of(url: str) -> list[str]:
+    """``nats://a:1,b:2`` (or ``nats://a:1,nats://b:2``) as nats-py's server list."""
+    rest = url.split("://", 1)[1] if "://" in url else url
+    out = []
+    for part in rest.split(","):
+        part = part.strip().rstrip("/")
+        if part.startswith("nats://"):
+            part = part[len("nats://") :]
+        if part:
+            out.append("nats://" + part)
+    if not out:
+        raise BadRequest(f"no server in the URL {url!r}: use nats://host:4222")
+    return out
+
+
+class NatsTransport(Transport):
+    scheme = "nats"
+    capabilities = (ALL_CAPABILITIES - {CAP_KEY_ORDERED}) | {CAP_REPLICAS}
+
+    def __init__(
+        self,
+        url: str = "nats://127.0.0.1:4222",
+        *,
+        name: str | None = None,
+        connect_timeout: float = 5.0,
+        request_timeout: float = 5.0,
+        publish_timeout: float = 10.0,
+    ) -> None:
+        self.url = url
+        self._servers = servers_of(url)
+        self._name = name
+        self._connect_timeout = connect_timeout
+        self._request_timeout = request_timeout
+        self._publish_timeout = publish_timeout
+        self._nc: Client | None = None
+        self._js: JetStreamContext | None = None
+        self._state: StateStore | None = None
+        self._publisher: Publisher | None = None
+        self._specs: dict[str, TopicSpec] = {}
+        self._subs: set[NatsSubscription] = set()
+        self._temporary: list[str] = []
+        self._rr = RoundRobin()
+
+    # ------------------------------------------------------------------ connection
+    @property
+    def nc(self) -> Client:
+        if self._nc is None or self._nc.is_closed:
+            raise Closed("the nats:// transport is not connected: call connect() first")
+        return self._nc
+
+    @property
+    def js(self) -> JetStreamContext:
+        self.nc  # noqa: B018 - raises Closed when not connected
+        assert self._js is not None
+        return self._js
+
+    @property
+    def state(self) -> StateStore:
+        self.nc  # noqa: B018
+        assert self._state is not None
+        return self._state
+
+    @property
+    def publisher(self) -> Publisher:
+        self.nc  # noqa: B018
+        assert self._publisher is not None
+        return self._publisher
+
+    async def connect(self) -> None:
+        async def on_error(exc: Exception) -> None:
+            log.warning("nats: %s", exc)
+
+        with translated(f"connect to {self.url}"):
+            self._nc = await nats.connect(
+                servers=self._servers,
+                name=self._name,
+                connect_timeout=self._connect_timeout,
+                allow_reconnect=True,
+                max_reconnect_attempts=-1,
+                reconnect_time_wait=0.5,
+                error_cb=on_error,
+            )
+        self._js = self._nc.jetstream(timeout=self._request_timeout)
+        self._state = StateStore(self._nc, self._js)
+        self._publisher = Publisher(self._nc)
+        await self._publisher.start()
+        try:
+            await self._state.ensure()
+        except TransportUnavailable:
+            await self._nc.close()
+            raise
+
+    async def close(self) -> None:
+        if self._nc is None or self._nc.is_closed:
+            return
+        for sub in list(self._subs):
+            with contextlib.suppress(Exception):
+                await sub.close()
+        for name in self._temporary:
+            with contextlib.suppress(Exception):
+                await self.delete_topic(name)
+        self._temporary.clear()
+        with contextlib.suppress(Exception):
+            await self._nc.drain()
+        if not self._nc.is_closed:
+            await self._nc.close()
+
+    def forget(self, sub: NatsSubscription) -> None:
+        self._subs.discard(sub)
+
+    # ------------------------------------------------------------------ topics
+    async def create_topic(self, spec: TopicSpec, *, exist_ok: bool = True) -> TopicSpec:
+        spec = spec.validate()
+        if spec.replicas < 1:
+            raise BadRequest("replicas must be >= 1")
+        with translated(f"create topic {spec.name!r}"):
+            try:
+                existing = streams.spec_of(await self.js.stream_info(stream_name(spec.name)))
+            except nats.js.errors.NotFoundError:
+                existing = None
+            if existing is None:
+                try:
+                    info = await self.js.add_stream(streams.stream_config(spec))
+                    created = streams.spec_of(info) or spec
+                    if spec.retention == "work-queue":
+                        await consumers.hold_work_queue(self.js, created)
+                    self._specs[spec.name] = created
+                    return created
+                except nats.js.errors.APIError as exc:
+                    if exc.err_code != 10058:  # not "created meanwhile by someone else"
+                        raise
+                    existing = await self._spec(spec.name, fresh=True)
+        if not exist_ok:
+            raise AlreadyExists(f"topic {spec.name!r} already exists")
+        self._specs[spec.name] = existing
+        return existing
+
+    async def ensure_topic(self, spec: TopicSpec) -> TopicSpec:
+        if spec.name in self._specs:
+            return self._specs[spec.name]
+        return await self.create_topic(spec, exist_ok=True)
+
+    async def delete_topic(self, name: str) -> None:
+        self._specs.pop(name, None)
+        with translated(f"delete topic {name!r}"):
+            try:
+                await self.js.delete_stream(stream_name(name))
+            except nats.js.errors.NotFoundError:
+                raise NotFound(f"topic {name!r} does not exist") from None
+            with contextlib.suppress(Exception):
+                await self.js.purge_stream(STATE_STREAM, subject=topic_members_subject(name))
+
+    async def list_topics(self) -> list[TopicSpec]:
+        return await streams.list_specs(self.js)
+
+    async def _spec(self, name: str, fresh: bool = False) -> TopicSpec:
+        if not fresh and name in self._specs:
+            return self._specs[name]
+        with translated(f"topic {name!r}"):
+            try:
+                info = await self.js.stream_info(stream_name(name))
+            except nats.js.errors.NotFoundError:
+                raise NotFound(f"topic {name!r} does not exist: create it first") from None
+        spec = streams.spec_of(info)
+        if spec is None:
+            raise NotFound(f"topic {name!r} does not exist (its stream was not made by tidings)")
+        self._specs[name] = spec
+        return spec
+
+    async def topic_info(self, name: str) -> TopicInfo:
+        spec = await self._spec(name, fresh=True)
+        with translated(f"topic {name!r}"):
+            info = await self.js.stream_info(stream_name(name))
+        out = streams.topic_info(spec, info)
+        out.partitions = await streams.partition_infos(self.js, spec)
+        groups = await consumers.list_groups(self.js, spec)
+        out.groups = list(
+            await asyncio.gather(
+                *(
+                    consumers.group_info(self.js, self.state, spec, g, infos)
+                    for g, infos in groups.values()
+                )
+            )
+        )
+        return out
+
+    # ------------------------------------------------------------------ publishing
+    async def publish(self, topic: str, messages: Sequence[Outgoing]) -> list[Receipt]:
+        if not messages:
+            return []
+        spec = await self._spec(topic)
+        dedup = spec.dedup_window > 0
+        stream = stream_name(topic)
+        sent: list[tuple[int, str, asyncio.Future]] = []
+        try:
+            with translated(f"publish to topic {topic!r}"):
+                for m in messages:
+                    if len(m.body) > spec.max_message_size:
+                        raise MessageTooLarge(
+                            f"a message of {len(m.body)} bytes exceeds topic {topic!r}'s "
+                            f"max_message_size of {spec.max_message_size} bytes"
+                        )
+                    p = (
+                        partition_for(m.key, spec.partitions)
+                        if m.key is not None
+                        else self._rr.next(spec.partitions)
+                    )
+                    mid, headers = wire_headers(m, dedup)
+                    future = await self.publisher.send(subject(topic, p), m.body, headers)
+                    sent.append((p, mid, future))
+                acks = await asyncio.wait_for(
+                    asyncio.gather(*(f for _, _, f in sent)), self._publish_timeout
+                )
+                receipts = []
+                for (p, mid, _), ack in zip(sent, acks, strict=True):
+                    if ack.duplicate:
+                        mid = await self._id_at(stream, ack.seq) or mid
+                    receipts.append(Receipt(topic, p, ack.seq - 1, mid, bool(ack.duplicate)))
+                return receipts
+        except TransportUnavailable:
+            self._specs.pop(topic, None)  # the stream may be gone: look again next time
+            raise
+        finally:
+            for _, _, future in sent:
+                if not future.done():
+                    future.cancel()
+
+    async def _id_at(self, stream: str, seq: int) -> str | None:
+        try:
+            raw = await self.js.get_msg(stream, seq=seq)
+        except nats.js.errors.NotFoundError:
+            return None
+        return (raw.headers or {}).get(H_ID)
+
+    # ------------------------------------------------------------------ groups
+    async def subscribe(self, spec: GroupSpec, *, prefetch: int = 100) -> TransportSubscription:
+        spec = spec.validate()
+        what = f"group {spec.name!r}"
+        if spec.mode == "ordered":
+            self.require(CAP_ORDERED, f"ordered {what}")
+        if spec.key_ordered:
+            self.require(CAP_KEY_ORDERED, f"key_ordered {what}")
+        if spec.auto_ack:
+            self.require(CAP_AUTO_ACK, f"auto_ack {what}")
+        if spec.start == "offset":
+            self.require(CAP_START_OFFSET, f"{what} starting at an offset")
+        if spec.start == "time":
+            self.require(CAP_START_TIME, f"{what} starting at a time")
+        if spec.dead_letter_expired:
+            self.require(CAP_DEAD_LETTER_EXPIRED, f"dead_letter_expired {what}")
+        topic = await self._spec(spec.topic)
+        stored = await consumers.ensure_group(self.js, topic, spec)
+        cls = OrderedSubscription if stored.mode == "ordered" else SharedSubscription
+        sub = cls(self, stored, topic, prefetch)
+        await sub.start()
+        self._subs.add(sub)
+        return sub
+
+    async def _group(self, topic: str, group: str) -> tuple[TopicSpec, GroupSpec, list]:
+        spec = await self._spec(topic)
+        found = await consumers.find_group(self.js, spec, group)
+        if found is None:
+            raise NotFound(f"group {group!r} of topic {topic!r} does not exist")
+        return spec, found[0], found[1]
+
+    async def group_info(self, topic: str, group: str) -> GroupInfo:
+        spec, gspec, infos = await self._group(topic, group)
+        return await consumers.group_info(self.js, self.state, spec, gspec, infos)
+
+    async def delete_group(self, topic: str, group: str) -> None:
+        spec, gspec, _ = await self._group(topic, group)
+        await consumers.delete_consumers(self.js, spec, gspec)
+        with contextlib.suppress(Exception):
+            await self.state.forget_group(topic, group)
+
+    async def reset_group(
+        self, topic: str, group: str, start: str = "earliest", start_value: float | None = None
+    ) -> None:
+        spec, gspec, _ = await self._group(topic, group)
+        new = msgspec.structs.replace(gspec, start=start, start_value=start_value).validate()
+        await consumers.reset(self.js, spec, new)
+        for sub in self._subs:
+            if sub.spec.topic == topic and sub.spec.name == group:
+                sub.flush()
+        with translated(f"reset group {group!r}"):
+            await self.nc.publish(notify_subject(topic, group), RESET)
+
+    # ------------------------------------------------------------------ request/reply
+    async def create_reply_topic(self) -> str:
+        """A memory stream private to this connection (nobody else knows its random name),
+        deleted by :meth:`close`; replies older than an hour are dropped."""
+        name = REPLY_TOPIC_PREFIX + new_id()
+        spec = TopicSpec(
+            name=name, storage="memory", temporary=True, dedup_window=0, max_age=3600.0
+        )
+        await self.create_topic(spec, exist_ok=False)
+        self._temporary.append(name)
+        return name

@@ -1,0 +1,48 @@
+"""The conformance suite's transports: every scenario runs on `memory://`, on `tidings://` (a
+real broker process) and on `nats://` (a real nats-server with JetStream). The scenario code
+is the same for all; what a transport cannot do is a declared capability, checked in
+``scenarios`` as a documented difference, never skipped silently."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+
+import tidings
+from tests.helpers.broker_process import BrokerProcess
+from tests.helpers.nats_server import nats_server  # noqa: F401 - fixture
+from tidings.transports.memory import stop_memory_broker
+
+TRANSPORTS = ["memory", "tidings", "nats"]
+
+
+@pytest.fixture(scope="session")
+def tidings_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerProcess]:
+    with BrokerProcess(tmp_path_factory.mktemp("conformance-broker")) as broker:
+        yield broker
+
+
+@pytest.fixture(params=TRANSPORTS)
+def url(request: pytest.FixtureRequest) -> str:
+    kind = request.param
+    if kind == "memory":
+        return f"memory://conformance-{secrets.token_hex(4)}"
+    if kind == "tidings":
+        return request.getfixturevalue("tidings_broker").url
+    return request.getfixturevalue("nats_server").url
+
+
+@pytest.fixture
+async def client(url: str) -> AsyncIterator[tidings.AsyncClient]:
+    async with tidings.connect(url) as c:
+        yield c
+    if url.startswith("memory://"):
+        await stop_memory_broker(url.partition("://")[2])
+
+
+@pytest.fixture
+def topic() -> str:
+    """A fresh topic name per test, so scenarios share one broker without interfering."""
+    return f"conf.{secrets.token_hex(5)}"

@@ -1,0 +1,63 @@
+"""ServerConfig from arguments and TIDINGS_* variables; the connection limit."""
+
+from __future__ import annotations
+
+import pytest
+
+from tidings.errors import BadRequest, TransportUnavailable
+from tidings.server import ServerConfig, config_from
+from tidings.transports.native import NativeTransport
+
+from .conftest import BrokerProcess
+
+
+def test_defaults():
+    config = config_from([], environ={})
+    assert config == ServerConfig()
+    assert (config.host, config.port, config.fsync) == ("127.0.0.1", 7420, "batch")
+
+
+def test_environment_then_arguments():
+    env = {"TIDINGS_PORT": "9000", "TIDINGS_DATA": "/tmp/x", "TIDINGS_FSYNC": "interval"}
+    config = config_from(["--port", "9001", "--memory"], environ=env)
+    assert (config.port, config.data_dir, config.fsync, config.memory) == (
+        9001,
+        "/tmp/x",
+        "interval",
+        True,
+    )
+    assert config_from(["--data-dir", "d"], environ={}).data_dir == "d"
+    assert config_from([], environ={"TIDINGS_MEMORY": "yes"}).memory
+
+
+@pytest.mark.parametrize(
+    "argv, env",
+    [
+        (["--fsync", "sometimes"], {}),
+        ([], {"TIDINGS_PORT": "seven"}),
+        (["--max-frame-size", "2000000", "--max-message-size", "2000000"], {}),
+    ],
+)
+def test_bad_settings_are_explained(argv, env):
+    with pytest.raises(BadRequest):
+        config_from(argv, environ=env)
+
+
+def test_main_reports_bad_settings(capsys):
+    from tidings.server import main
+
+    assert main(["--fsync", "sometimes"]) == 2
+    assert "fsync must be batch, interval or never" in capsys.readouterr().err
+
+
+async def test_connection_limit(tmp_path):
+    proc = BrokerProcess(tmp_path, memory=True, args=["--max-connections", "1"]).start()
+    try:
+        first = NativeTransport(proc.url, reconnect=False)
+        await first.connect()
+        with pytest.raises(TransportUnavailable, match="too many connections"):
+            await NativeTransport(proc.url, reconnect=False).connect()
+        assert await first.ping() < 1
+        await first.close()
+    finally:
+        assert proc.stop() == 0

@@ -1,0 +1,69 @@
+"""Idempotent consumers over memory://: duplicates (same producer msg_id delivered twice)
+are skipped, and the handler's writes share the processed-id transaction."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+import tidings
+from tidings.testing import ServiceKit
+
+from .models import OrderRefunded
+
+
+def make(tmp_path, fail_first: bool = False):
+    store = tidings.IdempotencyStore(f"sqlite:///{tmp_path / 'payment.db'}")
+    with store.engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE refunds (order_id TEXT)"))
+    svc = tidings.Service("payment", idempotency=store, backoff=tidings.Backoff(initial=0))
+    svc.topic("order.refunded", dedup_window=0)  # let the broker pass duplicates through
+    calls = []
+
+    @svc.on("order.refunded", idempotent=True)
+    async def refund(event: OrderRefunded, ctx: tidings.Context) -> None:
+        calls.append(ctx.message_id)
+        ctx.transaction.execute(sa.text("INSERT INTO refunds VALUES (:o)"), {"o": event.order_id})
+        if fail_first and len(calls) == 1:
+            raise RuntimeError("crash after the write")
+
+    def rows() -> list[str]:
+        with store.engine.connect() as conn:
+            return [r[0] for r in conn.execute(sa.text("SELECT order_id FROM refunds"))]
+
+    return svc, store, calls, rows
+
+
+async def test_duplicates_are_skipped(tmp_path):
+    svc, store, calls, rows = make(tmp_path)
+    async with ServiceKit(svc) as kit:
+        for _ in range(3):
+            await kit.publish("order.refunded", OrderRefunded(order_id="o-1"), msg_id="refund-o-1")
+        await kit.publish("order.refunded", OrderRefunded(order_id="o-2"), msg_id="refund-o-2")
+        records = await kit.handled("order.refunded", count=4)
+    assert [r.outcome for r in records].count("duplicate") == 2
+    assert calls == ["refund-o-1", "refund-o-2"]
+    assert rows() == ["o-1", "o-2"]
+    assert await store.is_processed("order.refunded/payment", "refund-o-1")
+    store.close()
+
+
+async def test_failed_handling_rolls_back_its_writes_and_retries(tmp_path):
+    svc, store, calls, rows = make(tmp_path, fail_first=True)
+    async with ServiceKit(svc) as kit:
+        await kit.publish("order.refunded", OrderRefunded(order_id="o-1"), msg_id="m-1")
+        await kit.handled("order.refunded", outcome="ok")
+    assert len(calls) == 2 and rows() == ["o-1"]  # the first write was rolled back
+    store.close()
+
+
+async def test_default_store_is_a_sqlite_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    svc = tidings.Service("ledger")
+
+    @svc.on("entries", idempotent=True)
+    async def entry(payload: dict) -> None: ...
+
+    async with ServiceKit(svc) as kit:
+        await kit.publish("entries", {"n": 1})
+        await kit.handled("entries")
+    assert (tmp_path / ".tidings" / "ledger-processed.sqlite3").exists()
