@@ -22,6 +22,7 @@ __all__ = [
     "LeaseLost",
     "MessageTooLarge",
     "NotFound",
+    "Overloaded",
     "ProtocolError",
     "RemoteError",
     "RequestTimeout",
@@ -142,6 +143,18 @@ class TopicFull(TidingsError):
     http_status = 507
     exit_code = 6
     default_message = "topic full: its max bytes/messages limit is reached; consume or raise it"
+
+
+class Overloaded(TidingsError):
+    """A broker-wide resource alarm (memory) refuses publishes until it clears."""
+
+    code = 441
+    http_status = 503
+    exit_code = 6
+    default_message = (
+        "broker overloaded: its memory is above the high watermark; publishing resumes when "
+        "consumers catch up"
+    )
 
 
 class StorageError(TidingsError):

@@ -62,7 +62,9 @@ class Env:
 
     def _new_store(self) -> Store:
         s: Store = (
-            MemoryStore() if self.kind == "memory" else DiskStore(self.path, segment_bytes=SMALL_SEGMENT)
+            MemoryStore()
+            if self.kind == "memory"
+            else DiskStore(self.path, segment_bytes=SMALL_SEGMENT)
         )
         self.stores.append(s)
         return s

@@ -188,7 +188,7 @@ def test_failed_member_resumes_from_last_ack(env: Env, b, other_present: bool) -
         m2, in2 = join(b, OG, prefetch=100)
     got = drain(b, m2, in2)
     assert [d.offset for d in got if d.partition == p] == list(range(4, 10))
-    assert [d.delivery_count for d in got if d.partition == p][0] == 2
+    assert next(d.delivery_count for d in got if d.partition == p) == 2
 
 
 def test_resume_after_reopen(env: Env, b) -> None:

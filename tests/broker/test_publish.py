@@ -35,8 +35,14 @@ def test_fields_round_trip(env: Env) -> None:
 
 @pytest.mark.parametrize(
     ("key", "partitions", "expected"),
-    [("a", 3, 0), ("a", 8, 3), ("hello", 3, 1), ("hello", 16, 6), ("order-42", 16, 14),
-     ("ключ", 16, 10)],
+    [
+        ("a", 3, 0),
+        ("a", 8, 3),
+        ("hello", 3, 1),
+        ("hello", 16, 6),
+        ("order-42", 16, 14),
+        ("ключ", 16, 10),
+    ],
 )
 def test_partition_for_known_values(key: str, partitions: int, expected: int) -> None:
     assert partition_for(key, partitions) == expected

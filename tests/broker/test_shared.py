@@ -20,7 +20,7 @@ def b(env: Env):
 
 
 def test_lease_expiry_redelivers_with_count(env: Env, b) -> None:
-    m, inbox = join(b, G)
+    _m, inbox = join(b, G)
     b.publish("t", [Outgoing(b"x")])
     [d] = inbox.take()
     assert d.delivery_count == 1 and d.lease_until == env.clock.now() + 10
@@ -155,7 +155,7 @@ def test_max_deliveries_dead_letters_with_headers(env: Env, b) -> None:
 
 
 def test_lease_expiry_past_max_keeps_last_nack_error(env: Env, b) -> None:
-    m, inbox = join(b, GroupSpec(topic="t", name="g", lease=10, max_deliveries=2))
+    m, _inbox = join(b, GroupSpec(topic="t", name="g", lease=10, max_deliveries=2))
     b.publish("t", [Outgoing(b"x")])
     b.nack(m, 0, 0, error="first failure")
     env.clock.advance(10)
@@ -196,7 +196,7 @@ def test_zero_max_deliveries_is_unlimited(env: Env, b) -> None:
 
 def test_prefetch_one_never_hoards(env: Env, b) -> None:
     spec = GroupSpec(topic="t", name="g")
-    busy, busy_in = join(b, spec, prefetch=1)
+    _busy, busy_in = join(b, spec, prefetch=1)
     idle1, in1 = join(b, spec, prefetch=1)
     idle2, in2 = join(b, spec, prefetch=1)
     b.publish("t", [Outgoing(b"%d" % i) for i in range(9)])
@@ -214,7 +214,7 @@ def test_prefetch_one_never_hoards(env: Env, b) -> None:
 
 def test_prefetch_bounds_in_flight(env: Env, b) -> None:
     m1, in1 = join(b, G, prefetch=3)
-    m2, in2 = join(b, G, prefetch=5)
+    _m2, in2 = join(b, G, prefetch=5)
     b.publish("t", [Outgoing(b"%d" % i) for i in range(20)])
     assert (len(in1), len(in2)) == (3, 5)
     d = in1.take()[0]
@@ -271,7 +271,7 @@ def test_leave_returns_deliveries_at_once(env: Env, b) -> None:
     m1, in1 = join(b, G, prefetch=5)
     b.publish("t", [Outgoing(b"%d" % i) for i in range(3)])
     assert len(in1.take()) == 3
-    m2, in2 = join(b, G, prefetch=5)
+    _m2, in2 = join(b, G, prefetch=5)
     b.leave(m1)
     assert [d.offset for d in in2.items] == [0, 1, 2]
     with pytest.raises(NotFound):
@@ -279,7 +279,7 @@ def test_leave_returns_deliveries_at_once(env: Env, b) -> None:
 
 
 def test_lease_state_survives_crash_as_redelivery(env: Env, b) -> None:
-    m, inbox = join(b, G)
+    m, _inbox = join(b, G)
     b.publish("t", [Outgoing(b"%d" % i) for i in range(3)])
     b.ack(m, 0, 1)
     b2 = env.reopen()

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from tidings.errors import AlreadyExists, BadRequest, InvalidName, MessageTooLarge, NotFound, TopicFull
+from tidings.errors import (
+    AlreadyExists,
+    BadRequest,
+    InvalidName,
+    MessageTooLarge,
+    NotFound,
+    TopicFull,
+)
 from tidings.model import GroupSpec, Outgoing, TopicSpec
 
 from .conftest import Env, bodies, join, msgs

@@ -145,6 +145,16 @@ class NatsServer:
         except (urllib.error.URLError, OSError, ValueError):
             return False
 
+    def meta_leader(self) -> str | None:
+        """The JetStream meta leader this server knows of (clusters), or None."""
+        url = f"http://127.0.0.1:{self.monitor_port}/jsz"
+        try:
+            with urllib.request.urlopen(url, timeout=1.0) as resp:
+                meta = json.loads(resp.read() or b"{}").get("meta_cluster") or {}
+        except (urllib.error.URLError, OSError, ValueError):
+            return None
+        return meta.get("leader") or None
+
     def wait_ready(self, timeout: float = 20.0) -> None:
         """Wait until the server accepts clients and JetStream is ready (healthz ok)."""
         deadline = time.monotonic() + timeout
@@ -199,10 +209,15 @@ class NatsCluster:
         return ",".join(s.url for s in self.servers)
 
     def wait_ready(self, timeout: float = 30.0) -> None:
+        """Every running node healthy and agreeing on a JetStream meta leader."""
         deadline = time.monotonic() + timeout
         for s in self.servers:
             if s.running:
                 s.wait_ready(max(1.0, deadline - time.monotonic()))
+        while not all(s.meta_leader() for s in self.servers if s.running):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the NATS cluster elected no JetStream meta leader in time")
+            time.sleep(0.05)
 
     def stop(self) -> None:
         for s in self.servers:

@@ -28,12 +28,12 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+from tests.helpers.broker_process import BrokerProcess
+
 from tidings.errors import TidingsError
 from tidings.headers import dead_letter_topic
 from tidings.model import GroupSpec, Outgoing, TopicSpec
 from tidings.transports.native import NativeTransport
-
-from tests.helpers.broker_process import BrokerProcess
 
 JOBS = "jobs"  # shared group WORKERS; every POISON-th job is rejected (dead-lettered)
 EVENTS = "events"  # ordered group ORDERED; keyed, one publisher coroutine per key set
@@ -257,7 +257,10 @@ class Torture:
         await setup.create_topic(TopicSpec(name=EVENTS, partitions=3))
         await setup.create_topic(TopicSpec(name=DLQ))
         tasks = [
-            *(asyncio.create_task(self.job_publisher(i)) for i in range(self.config.job_publishers)),
+            *(
+                asyncio.create_task(self.job_publisher(i))
+                for i in range(self.config.job_publishers)
+            ),
             *(
                 asyncio.create_task(self.event_publisher(i))
                 for i in range(self.config.event_publishers)
@@ -293,7 +296,9 @@ class Torture:
         """Read every topic from the start with fresh groups: what does the log hold?"""
         for topic in (JOBS, EVENTS, DLQ):
             info = await t.topic_info(topic)
-            sub = await t.subscribe(GroupSpec(topic=topic, name="audit", auto_ack=True), prefetch=500)
+            sub = await t.subscribe(
+                GroupSpec(topic=topic, name="audit", auto_ack=True), prefetch=500
+            )
             ids: list[str] = []
             while len(ids) < info.messages:
                 batch = await sub.next_batch(500, timeout=5.0)

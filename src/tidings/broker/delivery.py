@@ -4,11 +4,12 @@ its own module because it is the hot path and the heart of the delivery guarante
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
-from ..errors import LeaseLost, NotFound
+from ..errors import LeaseLost, NotFound, TidingsError
 from ..headers import dead_letter_topic
-from ..model import Delivery, Record, TopicSpec
+from ..model import DEFAULT_MAX_MESSAGE_SIZE, Delivery, Record, TopicSpec
 from .deadletter import dead_letter_message
 from .entries import Entry
 from .groups import GroupState
@@ -18,6 +19,8 @@ if TYPE_CHECKING:
     from ..clock import Clock
     from ..storage.base import Store
     from .timers import Timers
+
+log = logging.getLogger("tidings.broker")
 
 
 class DeliveryMixin:
@@ -78,13 +81,13 @@ class DeliveryMixin:
                 if not q and not g.load_ordered(self.store, p, q.append):
                     break
                 entry = q[0]
+                if entry.not_before > now:  # (also a dead-letter retry: see _dead_letter)
+                    self._wake_at(g, p, entry.not_before)
+                    break
                 if entry.expires_at is not None and entry.expires_at <= now:
                     q.popleft()
                     self._expire(g, entry)
                     continue
-                if entry.not_before > now:
-                    self._timers.at(entry.not_before, self._wake, g)
-                    break
                 q.popleft()
                 delivery = self._hand_out(g, owner, entry, now)
                 if delivery is not None:
@@ -95,6 +98,12 @@ class DeliveryMixin:
         for member, deliveries in out.items():
             g.deliver_meter.mark(now, len(deliveries))
             member.deliver(deliveries)
+
+    def _wake_at(self, g: GroupState, p: int, when: float) -> None:
+        """One wake-up per partition head, not one per dispatch while the head waits."""
+        if g.wake_at[p] != when:
+            g.wake_at[p] = when
+            self._timers.at(when, self._wake, g)
 
     def _wake(self, g: GroupState) -> None:
         if g.topic.groups.get(g.name) is g:
@@ -235,8 +244,6 @@ class DeliveryMixin:
         record = self._record_of(g, entry)
         if record is not None:
             name = g.spec.dead_letter_topic or dead_letter_topic(g.topic.name, g.name)
-            if name not in self._topics:  # type: ignore[attr-defined]
-                self.create_topic(TopicSpec(name=name), exist_ok=True)  # type: ignore[attr-defined]
             message = dead_letter_message(
                 record,
                 topic=g.topic.name,
@@ -246,7 +253,28 @@ class DeliveryMixin:
                 deliveries=entry.deliveries,
                 error=error,
             )
-            self.publish(name, [message])  # type: ignore[attr-defined]
+            try:
+                if name not in self._topics:  # type: ignore[attr-defined]
+                    # on demand; it must take whatever its origin topic took
+                    size = max(g.topic.spec.max_message_size, DEFAULT_MAX_MESSAGE_SIZE)
+                    self.create_topic(  # type: ignore[attr-defined]
+                        TopicSpec(name=name, max_message_size=size), exist_ok=True
+                    )
+                self.publish(name, [message])  # type: ignore[attr-defined]
+            except TidingsError as exc:
+                # The dead-letter topic refused it (full, too small, ...): keep the message in
+                # the group rather than lose it, and try again after a pause.
+                log.error(
+                    "cannot dead-letter %s/%d@%d to %r: %s; retrying in %.0f s",
+                    g.topic.name,
+                    entry.partition,
+                    entry.offset,
+                    name,
+                    exc,
+                    g.spec.lease,
+                )
+                self._requeue(g, entry, g.spec.lease)
+                return
         g.dead_lettered += 1
         self._settle(g, entry)
 

@@ -408,6 +408,11 @@ class Broker(DeliveryMixin, RetentionMixin):
         self.store.drop_group(topic, group)
 
     def _drop_group_members(self, g: GroupState) -> None:
+        # Disarm the group's pending lease and delay timers: they would otherwise settle (and
+        # journal acks for) offsets of a new group or topic created under the same name.
+        for entry in list(g.inflight.values()):
+            self._release(g, entry)
+        g.delayed.clear()
         for m in list(g.members):
             self._members.pop(m.id, None)
         g.members.clear()

@@ -45,6 +45,7 @@ class GroupState:
         self.pqueues: list[deque[Entry]] = [deque() for _ in range(n)]
         self.owners: list[Member | None] = [None] * n
         self.pinflight = [0] * n
+        self.wake_at = [0.0] * n  # ordered: when a waiting partition head is due
         self.members: list[Member] = []
         self.rotation = 0
         self.dead_lettered = 0

@@ -7,14 +7,15 @@ from . import constants as c
 from .messages import Hello
 
 
-def hello(client: str = "", token: str | None = None) -> Hello:
-    """The HELLO this code sends: every version it speaks."""
+def hello(client: str = "", token: str | None = None, user: str | None = None) -> Hello:
+    """The HELLO this code sends: every version it speaks, and the credentials if any."""
     return Hello(
         magic=c.MAGIC,
         min_version=c.MIN_PROTOCOL_VERSION,
         max_version=c.PROTOCOL_VERSION,
         client=client,
         token=token,
+        user=user,
     )
 
 

@@ -25,7 +25,8 @@ class Hello(msgspec.Struct, kw_only=True):
     min_version: int
     max_version: int
     client: str = ""
-    token: str | None = None
+    token: str | None = None  # the secret: a password (with user) or a token
+    user: str | None = None
 
 
 class Welcome(msgspec.Struct, kw_only=True):
@@ -36,6 +37,8 @@ class Welcome(msgspec.Struct, kw_only=True):
     max_frame_size: int
     max_message_size: int
     capabilities: list[str] = msgspec.field(default_factory=list)
+    max_batch: int = 0  # messages per PUBLISH frame at most (0: not announced)
+    user: str | None = None  # the authenticated user, when the broker has users
 
 
 class Error(msgspec.Struct, kw_only=True):

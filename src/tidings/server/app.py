@@ -11,16 +11,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import secrets
 import time
 
 from ..broker import BrokerRuntime
-from ..errors import NotFound
+from ..errors import NotFound, Timeout
 from ..protocol import constants as c
 from ..protocol.messages import Empty, ServerStats, SubClosed
+from .auth import Authenticator
 from .config import ServerConfig
 from .connection import ClientConnection
+from .limits import CHECK_INTERVAL, Alarms
 from .stores import open_store
+from .tls import server_context
 
 log = logging.getLogger("tidings.server")
 
@@ -61,6 +65,14 @@ class BrokerServer:
         self.runtime = BrokerRuntime(
             self.store, fsync=config.fsync, fsync_interval=config.fsync_interval_ms / 1000
         )
+        self.auth = Authenticator.from_file(config.users_file)
+        self.ssl = (
+            server_context(config.tls_cert, config.tls_key, config.tls_client_ca)
+            if config.tls_cert
+            else None
+        )
+        data_dir = None if config.memory else os.path.abspath(config.data_dir)
+        self.alarms = Alarms(config.memory_high_watermark, config.disk_free_limit, data_dir)
         self.version = _version()
         self.server_version = f"tidings/{self.version}"
         self.capabilities = CAPABILITIES
@@ -71,8 +83,10 @@ class BrokerServer:
         self.address: tuple[str, int] | None = None
         self._listener: asyncio.AbstractServer | None = None
         self._heartbeat_task: asyncio.Task[None] | None = None
+        self._alarm_task: asyncio.Task[None] | None = None
         self._conn_seq = 0
         self._instance = secrets.token_hex(2)
+        self._ack_commit: asyncio.Task[None] | None = None
 
     @property
     def url(self) -> str:
@@ -91,14 +105,39 @@ class BrokerServer:
             f"; truncated damaged tails: {report.truncated}" if report.truncated else "",
         )
         loop = asyncio.get_running_loop()
+        self.alarms.check()
         self._listener = await loop.create_server(
-            self._new_connection, self.config.host, self.config.port, backlog=1024
+            self._new_connection, self.config.host, self.config.port, backlog=1024, ssl=self.ssl
         )
         sock = self._listener.sockets[0]
         host, port = sock.getsockname()[:2]
         self.address = (host, port)
         self._heartbeat_task = loop.create_task(self._heartbeats(), name="tidings-heartbeats")
+        self._alarm_task = loop.create_task(self._watch_alarms(), name="tidings-alarms")
         return self.address
+
+    def describe_security(self) -> str:
+        """One line for the start-up log: who may connect and how."""
+        auth = (
+            f"authentication required ({len(self.auth.users)} users from {self.auth.source})"
+            if self.auth.enabled
+            else "no authentication"
+        )
+        if self.ssl is None:
+            tls = "no TLS"
+        elif self.config.tls_client_ca:
+            tls = "TLS with client certificates required"
+        else:
+            tls = "TLS"
+        return f"{auth}, {tls}, {self.alarms.describe()}"
+
+    async def _watch_alarms(self) -> None:
+        while True:
+            await asyncio.sleep(CHECK_INTERVAL)
+            try:
+                self.alarms.check()
+            except Exception:  # never let the watcher die
+                log.exception("checking resource alarms failed")
 
     def _new_connection(self) -> ClientConnection:
         self._conn_seq += 1
@@ -133,7 +172,17 @@ class BrokerServer:
             await asyncio.sleep(interval / 2)
             now = time.monotonic()
             for conn in list(self.connections):
-                if now - conn.last_received > dead_after:
+                if conn.version == 0 and now - conn.opened > self.config.handshake_timeout:
+                    log.warning(
+                        "connection %s (%s) did not complete the handshake within %.0fs: "
+                        "closing it",
+                        conn.id,
+                        conn.peer,
+                        self.config.handshake_timeout,
+                    )
+                    conn.fail(Timeout("handshake timeout: send HELLO right after connecting"))
+                    conn.abort()
+                elif now - conn.last_received > dead_after:
                     log.warning(
                         "connection %s (%s) silent for %.1fs: closing it",
                         conn.id,
@@ -143,6 +192,22 @@ class BrokerServer:
                     conn.abort()
                 elif conn.version and now - conn.last_sent >= interval:
                     conn.write(c.HEARTBEAT, c.NO_REPLY, Empty())
+
+    def settled(self) -> None:
+        """Acks wait in the engine until the next group commit: make sure one comes soon, also
+        when no publish follows (otherwise a crash could bring back long-acked messages)."""
+        if self._ack_commit is None or self._ack_commit.done():
+            self._ack_commit = asyncio.get_running_loop().create_task(
+                self._commit_settled(), name="tidings-ack-commit"
+            )
+
+    async def _commit_settled(self) -> None:
+        while self.runtime.broker.has_pending():
+            try:
+                await self.runtime.commit()
+            except Exception as exc:  # the committer logged it; the next settle tries again
+                log.debug("committing acks failed: %s", exc)
+                return
 
     def stats(self) -> ServerStats:
         conns = list(self.connections)
@@ -175,6 +240,10 @@ class BrokerServer:
             conn.closed = True
             self.forget(conn)
             conn.release()
+        if self._ack_commit is not None:
+            self._ack_commit.cancel()
+        if self._alarm_task is not None:
+            self._alarm_task.cancel()
         if self._heartbeat_task is not None:
             self._heartbeat_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

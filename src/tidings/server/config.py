@@ -30,6 +30,16 @@ class ServerConfig:
     heartbeat: float = c.DEFAULT_HEARTBEAT_INTERVAL  # seconds; silent 3x as long = dead
     write_high_water: int = 1 << 20  # bytes queued to one client before it is paused
     log_level: str = "INFO"
+    handshake_timeout: float = 10.0  # seconds a new connection has to complete HELLO
+    max_batch: int = 10_000  # messages in one PUBLISH frame at most
+    # alarms (as RabbitMQ's): publishes are refused while one is raised
+    memory_high_watermark: float = 0.4  # <= 1: fraction of RAM; > 1: bytes of RSS; 0: off
+    disk_free_limit: int = 50 * 1024 * 1024  # bytes free on the data disk at least; 0: off
+    # security (docs/security.md)
+    users_file: str | None = None  # TOML users with hashed secrets: authentication on
+    tls_cert: str | None = None  # PEM certificate (chain): TLS on
+    tls_key: str | None = None  # PEM private key (default: inside tls_cert)
+    tls_client_ca: str | None = None  # PEM CA: clients must present a certificate it signed
 
     def validate(self) -> ServerConfig:
         if self.fsync not in ("batch", "interval", "never"):
@@ -45,6 +55,12 @@ class ServerConfig:
             )
         if self.heartbeat <= 0 or self.fsync_interval_ms <= 0 or self.max_connections < 1:
             raise BadRequest("heartbeat, fsync interval and max connections must be positive")
+        if self.handshake_timeout <= 0 or self.max_batch < 1:
+            raise BadRequest("handshake timeout and max batch must be positive")
+        if self.memory_high_watermark < 0 or self.disk_free_limit < 0:
+            raise BadRequest("memory high watermark and disk free limit must be >= 0 (0: off)")
+        if (self.tls_key or self.tls_client_ca) and not self.tls_cert:
+            raise BadRequest("--tls-key and --tls-client-ca need --tls-cert")
         return self
 
 
@@ -62,6 +78,22 @@ _OPTIONS: dict[str, tuple[str, type, str]] = {
     "heartbeat": ("TIDINGS_HEARTBEAT", float, "heartbeat interval, seconds"),
     "write_high_water": ("TIDINGS_WRITE_HIGH_WATER", int, "bytes buffered per client at most"),
     "log_level": ("TIDINGS_LOG_LEVEL", str, "DEBUG, INFO (default), WARNING or ERROR"),
+    "handshake_timeout": ("TIDINGS_HANDSHAKE_TIMEOUT", float, "seconds to complete HELLO"),
+    "max_batch": ("TIDINGS_MAX_BATCH", int, "messages per PUBLISH frame at most"),
+    "memory_high_watermark": (
+        "TIDINGS_MEMORY_HIGH_WATERMARK",
+        float,
+        "refuse publishes above this memory: a fraction of RAM (<= 1) or bytes; 0 = off",
+    ),
+    "disk_free_limit": (
+        "TIDINGS_DISK_FREE_LIMIT",
+        int,
+        "refuse publishes while the data disk has fewer free bytes; 0 = off",
+    ),
+    "users_file": ("TIDINGS_USERS_FILE", str, "TOML users file: authentication required"),
+    "tls_cert": ("TIDINGS_TLS_CERT", str, "PEM certificate: serve TLS"),
+    "tls_key": ("TIDINGS_TLS_KEY", str, "PEM private key of --tls-cert"),
+    "tls_client_ca": ("TIDINGS_TLS_CLIENT_CA", str, "PEM CA: require client certificates"),
 }
 
 

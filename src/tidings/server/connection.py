@@ -23,7 +23,9 @@ from ..protocol.messages import Error, Goodbye
 from . import handlers, publishing
 
 if TYPE_CHECKING:
+    from ..protocol.framing import Frame
     from .app import BrokerServer
+    from .auth import User
     from .members import ServerMember
 
 log = logging.getLogger("tidings.server")
@@ -49,7 +51,10 @@ class ClientConnection(asyncio.Protocol):
         self.paused = False
         self.credit_held = False  # some member holds back credit until the buffer drains
         self.high_water = server.config.write_high_water
-        self.last_received = self.last_sent = time.monotonic()
+        self.last_received = self.last_sent = self.opened = time.monotonic()
+        self.user: User | None = None  # the authenticated user (None: the broker has none)
+        self.authenticating: list[Frame] | None = None  # frames held while a password is checked
+        self.may_publish: set[str] = set()  # topics this user was found allowed to publish to
         self.max_buffered = 0
         self.frames_in = self.frames_out = 0
         self._loop = asyncio.get_running_loop()
@@ -79,8 +84,14 @@ class ClientConnection(asyncio.Protocol):
             self.fail(exc)
             return
         self.frames_in += len(frames)
+        if self.authenticating is not None:
+            self.authenticating += frames
+            return
         if self.version == 0:
             frames = handlers.handshake(self, frames)
+        self.dispatch(frames)
+
+    def dispatch(self, frames: list[Frame]) -> None:
         publish_run = None
         for frame in frames:
             ftype = frame.type
@@ -154,6 +165,11 @@ class ClientConnection(asyncio.Protocol):
         if self.transport is not None and not self.closed:
             with contextlib.suppress(RuntimeError):  # already closing
                 self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self.transport is not None and not self.closed and not self.paused:
+            with contextlib.suppress(RuntimeError):
+                self.transport.resume_reading()
 
     def resume_writing(self) -> None:
         self.paused = False

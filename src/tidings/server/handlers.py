@@ -7,12 +7,21 @@ synchronous engine calls, so they answer within the same event-loop iteration.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ..errors import AlreadyExists, BadRequest, NotFound, ProtocolError, TidingsError
+from ..errors import (
+    AlreadyExists,
+    BadRequest,
+    Forbidden,
+    NotFound,
+    ProtocolError,
+    TidingsError,
+    Unauthorized,
+)
 from ..model import TopicSpec
 from ..names import validate_name
 from ..protocol import constants as c
@@ -20,6 +29,7 @@ from ..protocol import decode_body
 from ..protocol import messages as m
 from ..protocol.framing import Frame
 from ..protocol.handshake import negotiate
+from .auth import require
 from .members import ServerMember
 
 if TYPE_CHECKING:
@@ -31,7 +41,11 @@ REPLY_TOPIC_MAX_AGE = 3600.0  # seconds a reply waits in a reply topic at most
 
 
 def handshake(conn: ClientConnection, frames: list[Frame]) -> list[Frame]:
-    """Handle the HELLO that must open the connection; return the frames after it."""
+    """Handle the HELLO that must open the connection; return the frames after it.
+
+    When the broker has users and the credentials need the slow (password) check, that runs
+    in a worker thread while the frames after HELLO wait; the connection reads no more
+    meanwhile, and WELCOME (or ERROR 410 and close) follows when the check is done."""
     if not frames:
         return frames
     first = frames[0]
@@ -42,18 +56,57 @@ def handshake(conn: ClientConnection, frames: list[Frame]) -> list[Frame]:
                 "is this a tidings client?"
             )
         hello: m.Hello = decode_body(first)  # type: ignore[assignment]
-        conn.version = negotiate(hello)
+        version = negotiate(hello)
     except TidingsError as exc:
         log.warning("handshake with %s failed: %s", conn.peer, exc)
         conn.error(first.request_id, exc)
         conn.close()
         return []
     conn.client = hello.client
+    auth = conn.server.auth
+    if auth.enabled:
+        user = auth.cached(hello.user, hello.token)
+        if user is None:
+            conn.authenticating = frames[1:]
+            conn.pause_reading()
+            task = asyncio.get_running_loop().create_task(
+                _authenticate(conn, hello, first.request_id, version)
+            )
+            conn.tasks.add(task)
+            task.add_done_callback(conn.tasks.discard)
+            return []
+        conn.user = user
+    _welcome(conn, first.request_id, version)
+    return frames[1:]
+
+
+async def _authenticate(conn: ClientConnection, hello: m.Hello, rid: int, version: int) -> None:
+    loop = asyncio.get_running_loop()
+    try:
+        verify = conn.server.auth.verify
+        conn.user = await loop.run_in_executor(None, verify, hello.user, hello.token)
+    except Unauthorized as exc:
+        log.warning(
+            "authentication of user %r from %s failed: %s", hello.user or "(token)", conn.peer, exc
+        )
+        conn.error(rid, exc)
+        conn.close()
+        return
+    if conn.closed:
+        return
+    _welcome(conn, rid, version)
+    frames, conn.authenticating = conn.authenticating or [], None
+    conn.resume_reading()
+    conn.dispatch(frames)
+
+
+def _welcome(conn: ClientConnection, rid: int, version: int) -> None:
+    conn.version = version
     config = conn.server.config
     conn.decoder.max_frame_size = config.max_frame_size
     conn.write(
         c.WELCOME,
-        first.request_id,
+        rid,
         m.Welcome(
             version=conn.version,
             server=conn.server.server_version,
@@ -62,16 +115,18 @@ def handshake(conn: ClientConnection, frames: list[Frame]) -> list[Frame]:
             max_frame_size=config.max_frame_size,
             max_message_size=config.max_message_size,
             capabilities=sorted(conn.server.capabilities),
+            max_batch=config.max_batch,
+            user=conn.user.name if conn.user is not None else None,
         ),
     )
     log.debug(
-        "connection %s from %s: client %r, protocol %d",
+        "connection %s from %s: client %r, user %r, protocol %d",
         conn.id,
         conn.peer,
-        hello.client,
+        conn.client,
+        conn.user.name if conn.user is not None else None,
         conn.version,
     )
-    return frames[1:]
 
 
 def ping(conn: ClientConnection, body: m.Ping) -> m.Pong:
@@ -82,8 +137,27 @@ def stats(conn: ClientConnection, body: m.Empty) -> m.ServerStats:
     return conn.server.stats()
 
 
+def _may(conn: ClientConnection, action: str, topic: str) -> None:
+    require(conn.user, action, topic, f"connection {conn.id} from {conn.peer}")
+
+
+def _may_see(conn: ClientConnection, topic: str) -> None:
+    user = conn.user
+    if user is not None and not user.may_see(topic) and reply_topic_owner(conn, topic) is not conn:
+        _may(conn, "subscribe", topic)  # raises Forbidden, logged
+
+
+def reply_topic_owner(conn: ClientConnection, topic: str) -> object:
+    """The connection owning ``topic`` if it is a reply (temporary) topic, else None."""
+    try:
+        return conn.broker.topic_owner(topic)
+    except NotFound:
+        return None
+
+
 def create_topic(conn: ClientConnection, body: m.CreateTopic) -> m.TopicReply:
     spec = body.spec
+    _may(conn, "admin", spec.name)
     limit = conn.server.config.max_message_size
     if spec.max_message_size > limit:
         raise BadRequest(
@@ -95,16 +169,22 @@ def create_topic(conn: ClientConnection, body: m.CreateTopic) -> m.TopicReply:
 
 
 def delete_topic(conn: ClientConnection, body: m.TopicName) -> m.Empty:
+    _may(conn, "admin", body.name)
     conn.broker.delete_topic(body.name)
     conn.server.members_gone(body.name, None, f"topic {body.name!r} was deleted")
     return m.Empty()
 
 
 def list_topics(conn: ClientConnection, body: m.Empty) -> m.TopicList:
-    return m.TopicList(conn.broker.list_topics())
+    topics = conn.broker.list_topics()
+    user = conn.user
+    if user is not None:
+        topics = [t for t in topics if user.may_see(t.name)]
+    return m.TopicList(topics)
 
 
 def topic_info(conn: ClientConnection, body: m.TopicName) -> Any:
+    _may_see(conn, body.name)
     return conn.broker.topic_info(body.name)
 
 
@@ -123,6 +203,20 @@ def create_reply_topic(conn: ClientConnection, body: m.CreateReplyTopic) -> m.To
 
 def subscribe(conn: ClientConnection, body: m.Subscribe) -> m.Subscribed:
     spec = body.spec.validate()
+    owner = reply_topic_owner(conn, spec.topic)
+    if owner is not None and owner is not conn:
+        log.warning(
+            "forbidden: connection %s (%s) tried to subscribe to reply topic %r of another",
+            conn.id,
+            conn.peer,
+            spec.topic,
+        )
+        raise Forbidden(
+            f"topic {spec.topic!r} is another connection's reply topic: only its owner may "
+            "subscribe (publishing replies to it is allowed)"
+        )
+    if owner is None:
+        _may(conn, "subscribe", spec.topic)
     conn.next_sub += 1
     member = ServerMember(conn, conn.next_sub, spec)
     member_id = conn.broker.join(spec, prefetch=body.prefetch, deliver=member.deliver)
@@ -159,6 +253,7 @@ def ack(conn: ClientConnection, body: m.Ack) -> m.SettleReply:
         raise BadRequest("ACK positions must be partition, offset pairs")
     refs = list(zip(pos[::2], pos[1::2], strict=True))
     results = conn.broker.ack_many(member.member_id, refs)
+    conn.server.settled()
     return m.SettleReply(
         [(i, e.code, e.message) for i, e in enumerate(results) if e is not None]  # type: ignore[attr-defined]
     )
@@ -177,6 +272,7 @@ def _settle_each(items: list, call: Callable[..., None]) -> m.SettleReply:
 def nack(conn: ClientConnection, body: m.Nack) -> m.SettleReply:
     member_id = _member(conn, body.sub).member_id
     broker = conn.broker
+    conn.server.settled()
     return _settle_each(body.items, lambda p, o, d, e: broker.nack(member_id, p, o, d, e))
 
 
@@ -189,6 +285,7 @@ def extend(conn: ClientConnection, body: m.Extend) -> m.SettleReply:
 def reject(conn: ClientConnection, body: m.Reject) -> m.SettleReply:
     member_id = _member(conn, body.sub).member_id
     broker = conn.broker
+    conn.server.settled()
     return _settle_each(body.items, lambda p, o, r: broker.reject(member_id, p, o, r))
 
 
@@ -199,21 +296,25 @@ def credit(conn: ClientConnection, body: m.Credit) -> None:
 
 
 def group_info(conn: ClientConnection, body: m.GroupRef) -> Any:
+    _may_see(conn, body.topic)
     return conn.broker.group_info(body.topic, body.group)
 
 
 def delete_group(conn: ClientConnection, body: m.GroupRef) -> m.Empty:
+    _may(conn, "admin", body.topic)
     conn.broker.delete_group(body.topic, body.group)
     conn.server.members_gone(body.topic, body.group, f"group {body.group!r} was deleted")
     return m.Empty()
 
 
 def reset_group(conn: ClientConnection, body: m.ResetGroup) -> m.Empty:
+    _may(conn, "admin", body.topic)
     conn.broker.reset_group(body.topic, body.group, body.start, body.start_value)
     return m.Empty()
 
 
 def list_groups(conn: ClientConnection, body: m.TopicName) -> m.GroupList:
+    _may_see(conn, body.name)
     return m.GroupList(conn.broker.list_groups(body.name))
 
 

@@ -29,11 +29,18 @@ async def serve(config: ServerConfig, *, ready: asyncio.Event | None = None) -> 
     """Run a broker until SIGTERM or SIGINT (or cancellation), then shut down gracefully."""
     server = BrokerServer(config)
     host, port = await server.start()
+    log.info("security: %s", server.describe_security())
     log.info("tidings broker %s listening on tidings://%s:%d", server.version, host, port)
     if host in ("127.0.0.1", "::1", "localhost"):
         log.warning(
             "bound to %s only: other machines cannot connect. Use --host 0.0.0.0 to accept "
-            "remote clients (there is no authentication or TLS yet)",
+            "remote clients (with --users-file and --tls-cert; see docs/security.md)",
+            host,
+        )
+    elif not server.auth.enabled:
+        log.warning(
+            "listening on %s WITHOUT authentication: anyone who can reach this port may use "
+            "the broker; configure --users-file (TIDINGS_USERS_FILE)",
             host,
         )
     stop = asyncio.Event()

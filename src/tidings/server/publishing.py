@@ -13,12 +13,14 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
-from ..errors import ProtocolError, StorageError, TidingsError
+from ..errors import BadRequest, StorageError, TidingsError
 from ..model import Outgoing, Receipt
 from ..protocol import constants as c
 from ..protocol import decode_body
 from ..protocol.framing import Frame
 from ..protocol.messages import Publish
+from . import handlers
+from .auth import require
 
 if TYPE_CHECKING:
     from .connection import ClientConnection
@@ -40,7 +42,8 @@ def collect(conn: ClientConnection, frame: Frame, run: Run | None) -> Run | None
     """Add a PUBLISH frame to the current run (starting the run first if the topic changes)."""
     try:
         body: Publish = decode_body(frame)  # type: ignore[assignment]
-    except ProtocolError as exc:
+        admit(conn, body)
+    except TidingsError as exc:
         conn.error(frame.request_id, exc)
         return run
     if run is not None and run.topic != body.topic:
@@ -51,6 +54,22 @@ def collect(conn: ClientConnection, frame: Frame, run: Run | None) -> Run | None
     run.request_ids.append(frame.request_id)
     run.batches.append(body.messages)  # type: ignore[arg-type]
     return run
+
+
+def admit(conn: ClientConnection, body: Publish) -> None:
+    """Refuse a PUBLISH over the batch limit, during a resource alarm, or without permission."""
+    limit = conn.server.config.max_batch
+    if len(body.messages) > limit:
+        raise BadRequest(
+            f"a PUBLISH of {len(body.messages)} messages exceeds the broker's max batch of "
+            f"{limit}: send smaller batches (or raise --max-batch)"
+        )
+    conn.server.alarms.refuse_publish()
+    if conn.user is not None and body.topic not in conn.may_publish:
+        owner = handlers.reply_topic_owner(conn, body.topic)
+        if owner is None:  # anyone may publish a reply to a reply topic
+            require(conn.user, "publish", body.topic, f"connection {conn.id} from {conn.peer}")
+        conn.may_publish.add(body.topic)
 
 
 def start(conn: ClientConnection, run: Run) -> None:

@@ -6,13 +6,8 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 
 import pytest
+from tests.helpers.nats_server import *  # noqa: F403 - the server fixtures
 
-from tests.helpers.nats_server import (  # noqa: F401 - fixtures
-    fresh_nats_server,
-    nats_cluster,
-    nats_server,
-    nats_url,
-)
 from tidings.transports.nats import NatsTransport
 
 

@@ -70,6 +70,15 @@ async def test_duplicate_publishes_are_detected(transport, name):
     assert m.msg_id == "order-1"
 
 
+async def test_duplicate_of_a_keyless_message_reports_the_original_partition(transport, name):
+    topic = name("dedup-rr")
+    await transport.create_topic(TopicSpec(name=topic, partitions=3))
+    [first] = await transport.publish(topic, [Outgoing(b"a", msg_id="once")])
+    for _ in range(3):  # round-robin moves on; the receipt still names the original
+        [again] = await transport.publish(topic, [Outgoing(b"a", msg_id="once")])
+        assert again.duplicate and (again.partition, again.offset) == (first.partition, 0)
+
+
 async def test_dedup_off_keeps_every_message(transport, name):
     topic = name("nodedup")
     await transport.create_topic(TopicSpec(name=topic, dedup_window=0))

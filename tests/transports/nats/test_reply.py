@@ -35,3 +35,14 @@ async def test_reply_topic_round_trip_and_cleanup(connect, name):
     with pytest.raises(NotFound):
         await responder.topic_info(reply_to)
     assert reply_to not in [t.name for t in await responder.list_topics()]
+
+
+async def test_reply_topics_of_a_crashed_connection_are_swept(connect, monkeypatch):
+    from tidings.transports.nats import replies
+
+    crashed, survivor = await connect(), await connect()
+    orphan = await crashed.create_reply_topic()
+    await crashed.nc.close()  # the process died: no clean-up
+    monkeypatch.setattr(replies, "STALE_AFTER", 0.0)
+    await survivor.create_reply_topic()  # the first one sweeps
+    assert orphan not in [t.name for t in await survivor.list_topics()]

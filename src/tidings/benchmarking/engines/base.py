@@ -13,12 +13,23 @@ consumes partitions ``i, i+m, ...`` one message after another, which keeps per-k
 from __future__ import annotations
 
 import abc
+import asyncio
 import zlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 # on_message(body, key) -> True when the consumer should stop
 OnMessage = Callable[[bytes, str | None], bool]
+
+
+async def wait_any(*events: asyncio.Event) -> None:
+    """Return when any of ``events`` is set."""
+    waits = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waits:
+            w.cancel()
 
 
 def partition_of(key: str, partitions: int) -> int:
@@ -64,13 +75,15 @@ class Client(abc.ABC):
         topic: str,
         group: str,
         on_message: OnMessage,
+        stop: asyncio.Event,
         *,
         member: int = 0,
         members: int = 1,
         ordered: bool = False,
         partitions: int = 1,
     ) -> None:
-        """Receive, call ``on_message`` and acknowledge, until ``on_message`` returns True."""
+        """Receive, call ``on_message`` and acknowledge each message, until ``stop`` is set
+        (checked at least every second) or ``on_message`` returns True."""
 
 
 class Engine(abc.ABC):

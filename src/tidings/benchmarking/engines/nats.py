@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import urllib.request
 from collections.abc import Sequence
+from importlib import metadata
 from pathlib import Path
 
 from ..procs import ServerProcess, free_port, wait_until
@@ -90,6 +91,7 @@ class NatsClient(Client):
         topic: str,
         group: str,
         on_message: OnMessage,
+        stop: asyncio.Event,
         *,
         member: int = 0,
         members: int = 1,
@@ -104,11 +106,11 @@ class NatsClient(Client):
                 for p in range(member, partitions, members)
             ]
         done = False
-        while not done:
+        while not done and not stop.is_set():
             for sub in subs:
                 try:
                     msgs = await sub.fetch(FETCH, timeout=0.2 if len(subs) > 1 else 1.0)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     continue
                 for msg in msgs:
                     done = on_message(msg.data, None) or done
@@ -141,9 +143,7 @@ class NatsEngine(Engine):
 
     def version(self) -> str:
         out = subprocess.run([_binary() or "nats-server", "--version"], capture_output=True)
-        import nats
-
-        return f"{out.stdout.decode().strip()}; nats-py {nats.__version__}"
+        return f"{out.stdout.decode().strip()}; nats-py {metadata.version('nats-py')}"
 
     def start(self) -> None:
         argv = [_binary() or "nats-server", "-js", "-sd", str(self.workdir / "store")]

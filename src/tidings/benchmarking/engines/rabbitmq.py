@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..procs import ServerProcess, free_port, wait_until
-from .base import Client, Engine, OnMessage, partition_of
+from .base import Client, Engine, OnMessage, partition_of, wait_any
 
 SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"
 PREFETCH = 1000
@@ -91,6 +91,7 @@ class RabbitClient(Client):
         topic: str,
         group: str,
         on_message: OnMessage,
+        stop: asyncio.Event,
         *,
         member: int = 0,
         members: int = 1,
@@ -121,7 +122,8 @@ class RabbitClient(Client):
             queue = await channel.get_queue(_queue(topic, group, p, partitions))
             queues.append(queue)
             tags.append(await queue.consume(handle))
-        await finished.wait()
+        await wait_any(finished, stop)
+        finished.set()
         for queue, tag in zip(queues, tags, strict=True):
             await queue.cancel(tag)
         await channel.close()
@@ -157,11 +159,14 @@ class RabbitEngine(Engine):
     def version(self) -> str:
         import aio_pika
 
-        out = subprocess.run(
-            ["dpkg-query", "-W", "-f", "${Version}", "rabbitmq-server", "erlang-base"],
-            capture_output=True,
-        ).stdout.decode()
-        return f"RabbitMQ {out} (erlang); aio-pika {aio_pika.__version__}"
+        def deb(package: str) -> str:
+            argv = ["dpkg-query", "-W", "-f", "${Version}", package]
+            return subprocess.run(argv, capture_output=True).stdout.decode() or "?"
+
+        return (
+            f"RabbitMQ {deb('rabbitmq-server')} ({self.queue_type} queues), Erlang "
+            f"{deb('erlang-base')}; aio-pika {aio_pika.__version__}"
+        )
 
     def _env(self) -> dict[str, str]:
         w = self.workdir
@@ -184,8 +189,7 @@ class RabbitEngine(Engine):
         w = self.workdir
         w.mkdir(parents=True, exist_ok=True)
         (w / "rabbitmq.conf").write_text(
-            f"listeners.tcp.default = 127.0.0.1:{self.port}\n"
-            "disk_free_limit.absolute = 100MB\n"
+            f"listeners.tcp.default = 127.0.0.1:{self.port}\ndisk_free_limit.absolute = 100MB\n"
         )
         (w / "enabled_plugins").write_text("[].\n")
         if self.epmd is None:

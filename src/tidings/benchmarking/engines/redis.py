@@ -84,6 +84,7 @@ class RedisClient(Client):
         topic: str,
         group: str,
         on_message: OnMessage,
+        stop: asyncio.Event,
         *,
         member: int = 0,
         members: int = 1,
@@ -96,7 +97,7 @@ class RedisClient(Client):
             streams = {f"{topic}.p{p}": ">" for p in range(member, partitions, members)}
         me = f"c{id(self)}-{member}"
         done = False
-        while not done:
+        while not done and not stop.is_set():
             reply = await self.r.xreadgroup(group, me, streams, count=COUNT, block=1000)
             for stream, entries in reply or ():
                 ids = []

@@ -14,7 +14,7 @@ import itertools
 from collections.abc import Sequence
 
 from ...service import Context, Service
-from .base import Client, OnMessage
+from .base import Client, OnMessage, wait_any
 from .tidings import TidingsClient, TidingsEngine
 
 CONCURRENCY = 256
@@ -47,6 +47,7 @@ class ServiceClient(TidingsClient):
         topic: str,
         group: str,
         on_message: OnMessage,
+        stop: asyncio.Event,
         *,
         member: int = 0,
         members: int = 1,
@@ -67,7 +68,7 @@ class ServiceClient(TidingsClient):
                 finished.set()
 
         async with svc.running():
-            await finished.wait()
+            await wait_any(finished, stop)
 
 
 class ServiceEngine(TidingsEngine):

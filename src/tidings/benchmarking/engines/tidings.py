@@ -10,6 +10,7 @@ client into one frame per loop turn).
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import sys
 import time
@@ -24,6 +25,12 @@ from .base import Client, Engine, OnMessage
 
 LISTENING = re.compile(r"listening on (tidings://[0-9A-Za-z.:\[\]-]+)")
 PREFETCH = 1000
+
+
+def _pythonpath() -> str:
+    """The broker child imports this same tidings (installed or a source tree)."""
+    here = str(Path(__file__).resolve().parents[3])
+    return os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH")) if p)
 
 
 class TidingsClient(Client):
@@ -68,6 +75,7 @@ class TidingsClient(Client):
         topic: str,
         group: str,
         on_message: OnMessage,
+        stop: asyncio.Event,
         *,
         member: int = 0,
         members: int = 1,
@@ -77,7 +85,7 @@ class TidingsClient(Client):
         sub = await self.transport.subscribe(self._group(topic, group, ordered), prefetch=PREFETCH)
         try:
             done = False
-            while not done:
+            while not done and not stop.is_set():
                 batch = await sub.next_batch(PREFETCH, timeout=1.0)
                 for message in batch:
                     done = on_message(message.body, message.key) or done
@@ -112,7 +120,8 @@ class TidingsEngine(Engine):
         argv += ["--port", str(self.port), "--data", str(data), "--fsync", self.fsync]
         log = self.workdir / "server.log"
         offset = log.stat().st_size if log.exists() else 0  # earlier runs' lines stay above
-        proc = self.proc = ServerProcess(argv, log, env={"PYTHONUNBUFFERED": "1"}).start()
+        env = {"PYTHONUNBUFFERED": "1", "PYTHONPATH": _pythonpath()}
+        proc = self.proc = ServerProcess(argv, log, env=env).start()
 
         def listening() -> bool:
             proc.check_alive("the tidings broker")

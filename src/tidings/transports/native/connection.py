@@ -176,8 +176,8 @@ class Connection(asyncio.Protocol):
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    async def handshake(self, client: str, token: str | None) -> Welcome:
-        welcome: Welcome = await self.request(constants.HELLO, hello(client, token))
+    async def handshake(self, client: str, token: str | None, user: str | None = None) -> Welcome:
+        welcome: Welcome = await self.request(constants.HELLO, hello(client, token, user))
         self.welcome = welcome
         self._decoder.max_frame_size = welcome.max_frame_size
         return welcome

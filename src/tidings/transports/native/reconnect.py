@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 import time
 from typing import TYPE_CHECKING
 
@@ -21,6 +22,7 @@ from ...protocol import constants as c
 from ...protocol import messages as m
 from .backoff import Backoff
 from .connection import Connection, Disconnected
+from .tls import client_context
 
 if TYPE_CHECKING:
     from .transport import NativeTransport
@@ -57,11 +59,15 @@ class Reconnector:
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(opts.connect_timeout):
+                ctx = client_context(opts)
+                tls = {}
+                if ctx is not None:
+                    tls = {"ssl": ctx, "server_hostname": opts.tls_server_name or opts.host}
                 _, conn = await loop.create_connection(
-                    lambda: Connection(t.on_push, t.on_lost), opts.host, opts.port
+                    lambda: Connection(t.on_push, t.on_lost), opts.host, opts.port, **tls
                 )
                 try:
-                    welcome = await conn.handshake(t.client_name(), opts.token)
+                    welcome = await conn.handshake(t.client_name(), opts.token, opts.user)
                 except BaseException:
                     conn.abort()
                     raise
@@ -71,6 +77,12 @@ class Reconnector:
             ) from exc
         except Disconnected as exc:
             raise TransportUnavailable(f"{t.address} closed the connection: {exc}") from exc
+        except ssl.SSLError as exc:
+            raise TransportUnavailable(
+                f"TLS with {t.address} failed: {exc.reason or exc}. Check tls_ca (the CA that "
+                "signed the broker's certificate), tls_server_name, and the client certificate "
+                "if the broker requires one"
+            ) from exc
         except OSError as exc:
             raise TransportUnavailable(
                 f"cannot connect to {t.address}: {exc.strerror or exc}. Is the broker running? "

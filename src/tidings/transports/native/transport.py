@@ -37,7 +37,8 @@ class NativeTransport(Transport):
     def __init__(self, url: str = "tidings://127.0.0.1:7420", **options: Any) -> None:
         self.url = url
         self.options = NativeOptions.parse(url, **options)
-        self.address = f"tidings://{self.options.host}:{self.options.port}"
+        scheme = "tidings+tls" if self.options.tls or self.options.ssl_context else "tidings"
+        self.address = f"{scheme}://{self.options.host}:{self.options.port}"
         self.conn: Connection | None = None
         self.welcome: m.Welcome | None = None
         self.subscriptions: dict[int, NativeSubscription] = {}  # sub id -> member (this conn)
@@ -49,6 +50,7 @@ class NativeTransport(Transport):
         self._id_prefix = secrets.token_hex(6)
         self._id_seq = 0
         self._max_frame = c.DEFAULT_MAX_FRAME_SIZE
+        self._max_batch = 0  # messages per PUBLISH, as the broker's WELCOME says (0: any)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -206,6 +208,9 @@ class NativeTransport(Transport):
         return [Receipt(topic, p, o, i, d) for r in replies for p, o, i, d in r.receipts]
 
     def _chunks(self, rows: list[tuple]) -> list[list[tuple]]:
+        n = self._max_batch
+        if n and len(rows) > n:
+            return [c for i in range(0, len(rows), n) for c in self._chunks(rows[i : i + n])]
         limit = self._max_frame - 4096
         if len(rows) == 1 and len(rows[0][0]) < limit // 2:
             return [rows]
@@ -328,6 +333,7 @@ class NativeTransport(Transport):
         self.conn = conn
         self.welcome = welcome
         self._max_frame = welcome.max_frame_size
+        self._max_batch = welcome.max_batch
 
     def on_lost(self, conn: Connection, exc: BaseException | None) -> None:
         if conn is not self.conn:

@@ -9,7 +9,8 @@ plus held). Before a message is handed to the application it is *admitted*:
 - before its delay it is negatively acknowledged with the remaining delay and the early
   delivery is recorded, so that the application's delivery count does not include it.
 
-Settling maps onto JetStream acknowledgements, each confirmed by the server: ack = ``+ACK``,
+Settling maps onto JetStream acknowledgements confirmed by the server (acks pipelined, the
+others awaited): ack = ``+ACK``,
 nack(delay) = ``-NAK {"delay"}``, extend(seconds) = ``-NAK {"delay": seconds}`` (the message
 stays with this member and can still be acked: JetStream only redelivers it after the delay),
 reject = dead-letter then ``+ACK``.
@@ -86,6 +87,7 @@ class NatsSubscription(TransportSubscription):
         self._closed = False
         self._failure: TidingsError | None = None
         self._tasks: set[asyncio.Task] = set()
+        self._confirming: set[asyncio.Future] = set()
         self.membership: Membership | None = None
 
     # ---------------------------------------------------------------- flow
@@ -228,8 +230,26 @@ class NatsSubscription(TransportSubscription):
         return held
 
     async def ack(self, message: Message) -> None:
+        """Pipelined: the ack is sent at once and confirmed in the background (a lost ack means
+        a redelivery, as with any at-least-once broker); stats and close wait for them."""
         held = self._take(message)
-        await self._finish(held.inc, ACK)
+        inc = held.inc
+        future = await self._t.acks.send(inc.reply, ACK, timeout=SETTLE_TIMEOUT)
+        self._confirming.add(future)
+        future.add_done_callback(self._confirmed)
+        if inc.ack.num_delivered > 1:
+            self._drop_state(inc)
+
+    def _confirmed(self, future: asyncio.Future) -> None:
+        self._confirming.discard(future)
+        if not future.cancelled() and future.exception() is not None:
+            log.warning(
+                "an ack was not confirmed (the message will come again): %s", future.exception()
+            )
+
+    async def acks_applied(self) -> None:
+        if self._confirming:
+            await asyncio.gather(*list(self._confirming), return_exceptions=True)
 
     async def nack(self, message: Message, delay: float = 0.0, error: str | None = None) -> None:
         held = self._take(message)
@@ -269,11 +289,13 @@ class NatsSubscription(TransportSubscription):
         """Settle for good; a redelivered message may have state (error, delay) to drop."""
         await self._settle(inc.reply, payload)
         if inc.ack.num_delivered > 1:
-            task = asyncio.create_task(
-                self._t.state.drop_msg_state(inc.ack.stream, inc.ack.consumer, inc.ack.stream_seq)
-            )
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._drop_state(inc)
+
+    def _drop_state(self, inc: Incoming) -> None:
+        a = inc.ack
+        task = asyncio.create_task(self._t.state.drop_msg_state(a.stream, a.consumer, a.stream_seq))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _settle(self, reply: str, payload: bytes) -> None:
         """Send an acknowledgement and wait for the server to confirm it (a few retries while
@@ -307,14 +329,15 @@ class NatsSubscription(TransportSubscription):
             return
         self._closed = True
         self._arrived.set()
-        await self._stop_pullers()
         if self.membership is not None:
-            await self.membership.stop()
+            await self.membership.stop()  # first: no rebalance may start pullers any more
+        await self._stop_pullers()
         incs = list(self._buffer) + [h.inc for h in self._held.values()]
         self._buffer.clear()
         self._held.clear()
         if not self._nc.is_closed:
             await self._release(incs)
+        await self.acks_applied()
         for task in list(self._tasks):
             with contextlib.suppress(Exception):
                 await task

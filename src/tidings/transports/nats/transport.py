@@ -18,7 +18,7 @@ import msgspec
 import nats
 import nats.js.errors
 from nats.aio.client import Client
-from nats.js import JetStreamContext
+from nats.js import JetStreamContext, api
 
 from ...errors import (
     AlreadyExists,
@@ -43,20 +43,21 @@ from ..base import (
     TransportSubscription,
 )
 from . import consumers, streams
-from .codec import new_id, wire_headers
+from .codec import wire_headers
 from .errors import translated
 from .membership import RESET
 from .naming import (
     H_ID,
-    REPLY_TOPIC_PREFIX,
     STATE_STREAM,
     notify_subject,
+    partition_of,
     stream_name,
     subject,
     topic_members_subject,
 )
 from .ordered import OrderedSubscription
-from .publisher import Publisher
+from .pipeline import Pipeline, empty, pub_ack
+from .replies import ReplyTopics
 from .shared import SharedSubscription
 from .state import StateStore
 from .subscription import NatsSubscription
@@ -101,10 +102,11 @@ class NatsTransport(Transport):
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
         self._state: StateStore | None = None
-        self._publisher: Publisher | None = None
+        self._publisher: Pipeline[api.PubAck] | None = None
+        self._acks: Pipeline[None] | None = None
         self._specs: dict[str, TopicSpec] = {}
         self._subs: set[NatsSubscription] = set()
-        self._temporary: list[str] = []
+        self.replies = ReplyTopics(self)
         self._rr = RoundRobin()
 
     # ------------------------------------------------------------------ connection
@@ -127,10 +129,16 @@ class NatsTransport(Transport):
         return self._state
 
     @property
-    def publisher(self) -> Publisher:
+    def publisher(self) -> Pipeline[api.PubAck]:
         self.nc  # noqa: B018
         assert self._publisher is not None
         return self._publisher
+
+    @property
+    def acks(self) -> Pipeline[None]:
+        self.nc  # noqa: B018
+        assert self._acks is not None
+        return self._acks
 
     async def connect(self) -> None:
         async def on_error(exc: Exception) -> None:
@@ -148,8 +156,10 @@ class NatsTransport(Transport):
             )
         self._js = self._nc.jetstream(timeout=self._request_timeout)
         self._state = StateStore(self._nc, self._js)
-        self._publisher = Publisher(self._nc)
+        self._publisher = Pipeline(self._nc, pub_ack)
+        self._acks = Pipeline(self._nc, empty)
         await self._publisher.start()
+        await self._acks.start()
         try:
             await self._state.ensure()
         except TransportUnavailable:
@@ -159,17 +169,11 @@ class NatsTransport(Transport):
     async def close(self) -> None:
         if self._nc is None or self._nc.is_closed:
             return
-        for sub in list(self._subs):
-            with contextlib.suppress(Exception):
-                await sub.close()
-        for name in self._temporary:
-            with contextlib.suppress(Exception):
-                await self.delete_topic(name)
-        self._temporary.clear()
+        await asyncio.gather(*(sub.close() for sub in list(self._subs)), return_exceptions=True)
+        await self.replies.close()
         with contextlib.suppress(Exception):
-            await self._nc.drain()
-        if not self._nc.is_closed:
-            await self._nc.close()
+            await self._nc.flush(timeout=2)
+        await self._nc.close()
 
     def forget(self, sub: NatsSubscription) -> None:
         self._subs.discard(sub)
@@ -234,6 +238,7 @@ class NatsTransport(Transport):
         return spec
 
     async def topic_info(self, name: str) -> TopicInfo:
+        await self._acks_applied()
         spec = await self._spec(name, fresh=True)
         with translated(f"topic {name!r}"):
             info = await self.js.stream_info(stream_name(name))
@@ -279,8 +284,8 @@ class NatsTransport(Transport):
                 )
                 receipts = []
                 for (p, mid, _), ack in zip(sent, acks, strict=True):
-                    if ack.duplicate:
-                        mid = await self._id_at(stream, ack.seq) or mid
+                    if ack.duplicate:  # the original may sit in another partition
+                        p, mid = await self._original(stream, ack.seq, p, mid)
                     receipts.append(Receipt(topic, p, ack.seq - 1, mid, bool(ack.duplicate)))
                 return receipts
         except TransportUnavailable:
@@ -291,12 +296,13 @@ class NatsTransport(Transport):
                 if not future.done():
                     future.cancel()
 
-    async def _id_at(self, stream: str, seq: int) -> str | None:
+    async def _original(self, stream: str, seq: int, p: int, mid: str) -> tuple[int, str]:
+        """(partition, id) of the message stored at ``seq``."""
         try:
             raw = await self.js.get_msg(stream, seq=seq)
-        except nats.js.errors.NotFoundError:
-            return None
-        return (raw.headers or {}).get(H_ID)
+        except nats.js.errors.NotFoundError:  # already gone (retention)
+            return p, mid
+        return partition_of(raw.subject), (raw.headers or {}).get(H_ID) or mid
 
     # ------------------------------------------------------------------ groups
     async def subscribe(self, spec: GroupSpec, *, prefetch: int = 100) -> TransportSubscription:
@@ -329,7 +335,12 @@ class NatsTransport(Transport):
             raise NotFound(f"group {group!r} of topic {topic!r} does not exist")
         return spec, found[0], found[1]
 
+    async def _acks_applied(self) -> None:
+        """Let this connection's acknowledgements land before reading stats."""
+        await asyncio.gather(*(sub.acks_applied() for sub in self._subs))
+
     async def group_info(self, topic: str, group: str) -> GroupInfo:
+        await self._acks_applied()
         spec, gspec, infos = await self._group(topic, group)
         return await consumers.group_info(self.js, self.state, spec, gspec, infos)
 
@@ -353,12 +364,6 @@ class NatsTransport(Transport):
 
     # ------------------------------------------------------------------ request/reply
     async def create_reply_topic(self) -> str:
-        """A memory stream private to this connection (nobody else knows its random name),
-        deleted by :meth:`close`; replies older than an hour are dropped."""
-        name = REPLY_TOPIC_PREFIX + new_id()
-        spec = TopicSpec(
-            name=name, storage="memory", temporary=True, dedup_window=0, max_age=3600.0
-        )
-        await self.create_topic(spec, exist_ok=False)
-        self._temporary.append(name)
-        return name
+        """A memory stream private to this connection, deleted by :meth:`close` (see
+        :mod:`.replies` for the clean-up after a crash)."""
+        return await self.replies.create()

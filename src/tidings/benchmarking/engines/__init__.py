@@ -1,0 +1,25 @@
+"""Engine adapters by name: tidings (raw and through the service framework), RabbitMQ (classic
+and quorum queues), NATS JetStream and Redis Streams."""
+
+from __future__ import annotations
+
+from .base import Client, Engine, OnMessage, partition_of
+from .nats import NatsEngine
+from .rabbitmq import RabbitEngine, RabbitQuorumEngine
+from .redis import RedisEngine
+from .service import ServiceEngine
+from .tidings import TidingsEngine
+
+ENGINES: dict[str, type[Engine]] = {
+    cls.name: cls
+    for cls in (
+        TidingsEngine,
+        ServiceEngine,
+        RabbitEngine,
+        RabbitQuorumEngine,
+        NatsEngine,
+        RedisEngine,
+    )
+}
+
+__all__ = ["ENGINES", "Client", "Engine", "OnMessage", "partition_of"]

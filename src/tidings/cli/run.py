@@ -1,0 +1,127 @@
+"""``tidings run module:svc``, ``tidings asyncapi module:svc`` and ``tidings bench``."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from typing import Annotated, Any
+
+import typer
+
+from ..errors import BadRequest
+from .output import UrlOpt, fail, state
+
+RUN_HELP = """Run a tidings.Service until SIGTERM/SIGINT (graceful shutdown).
+
+TARGET is module:attribute, imported with the current directory on the path.
+
+Example:
+
+    tidings run payment:svc --url tidings://127.0.0.1:7420
+"""
+
+ASYNCAPI_HELP = """Print the AsyncAPI 3.0 document of a tidings.Service.
+
+Example:
+
+    tidings asyncapi payment:svc --format yaml > asyncapi.yaml
+"""
+
+BENCH_HELP = """Run the benchmarks (arguments go to tidings.benchmarking).
+
+Example:
+
+    tidings bench --help
+"""
+
+
+def load_service(target: str) -> Any:
+    """Import ``module:attribute`` and return the Service it names."""
+    from ..service import Service
+
+    module_name, sep, attr = target.partition(":")
+    if not sep or not module_name or not attr:
+        raise BadRequest(f"expected module:attribute (like payment:svc), got {target!r}")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and module_name.startswith(exc.name):
+            raise BadRequest(
+                f"cannot import {module_name!r}: no such module (run from the directory that "
+                "holds it, or install it)"
+            ) from exc
+        raise
+    obj: Any = module
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise BadRequest(f"module {module_name!r} has no attribute {attr!r}") from None
+    if callable(obj) and not isinstance(obj, Service):
+        obj = obj()  # a factory
+    if not isinstance(obj, Service):
+        raise BadRequest(f"{target} is a {type(obj).__name__}, not a tidings.Service")
+    return obj
+
+
+def run(
+    ctx: typer.Context,
+    target: Annotated[str, typer.Argument(help="module:attribute of a tidings.Service.")],
+    url: UrlOpt = None,
+) -> None:
+    st = state(ctx, url)
+    from .output import user_errors
+
+    with user_errors():
+        svc = load_service(target)
+        if st.url and svc.url is None:
+            svc.url = st.url
+        svc.run()
+
+
+def asyncapi(
+    ctx: typer.Context,
+    target: Annotated[str, typer.Argument(help="module:attribute of a tidings.Service.")],
+    format: Annotated[str, typer.Option("--format", "-f", help="json or yaml.")] = "json",
+) -> None:
+    from .output import user_errors
+
+    if format not in ("json", "yaml"):
+        raise fail(f"--format must be json or yaml, got {format!r}")
+    with user_errors():
+        svc = load_service(target)
+        try:
+            from ..service.asyncapi import export
+        except ImportError:
+            raise fail("this tidings has no AsyncAPI export (tidings.service.asyncapi)") from None
+        text = export(svc, format=format)  # type: ignore[arg-type]
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
+def bench(ctx: typer.Context) -> None:
+    try:
+        from .. import benchmarking  # type: ignore[attr-defined]
+    except ModuleNotFoundError as exc:
+        if exc.name in ("tidings.benchmarking",):
+            raise fail(
+                "the benchmarks are not part of this installation (tidings.benchmarking is "
+                "missing); run them from a source checkout: python -m benchmarks",
+                1,
+            ) from None
+        raise
+    raise typer.Exit(benchmarking.main(list(ctx.args)) or 0)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("run", help=RUN_HELP)(run)
+    app.command("asyncapi", help=ASYNCAPI_HELP)(asyncapi)
+    app.command(
+        "bench",
+        help=BENCH_HELP,
+        context_settings={"allow_extra_args": True, "ignore_unknown_options": True,
+                          "help_option_names": []},
+        add_help_option=False,
+    )(bench)

@@ -1,0 +1,97 @@
+"""``tidings stats``: a live view of every topic and group (depth, in-flight, delayed, lag,
+dead letters, rates); ``--once`` prints one snapshot."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+
+import typer
+from rich.console import Group
+from rich.live import Live
+
+from .connection import client_for
+from .output import JsonOpt, UrlOpt, console, print_json, state, table
+
+HELP = """Show depth, in-flight, delayed, lag, dead letters and rates per topic and group.
+
+Refreshes every --interval seconds until Ctrl-C; --once prints one snapshot and exits.
+
+Example:
+
+    tidings stats
+    tidings stats orders payments --once --json
+"""
+
+TOPIC_COLUMNS = ["topic", "partitions", "messages", "bytes", "publish/s"]
+GROUP_COLUMNS = [
+    "topic", "group", "mode", "members", "ready", "in flight", "delayed", "lag", "dead",
+    "deliver/s", "ack/s", "oldest (s)",
+]  # fmt: skip
+
+
+def snapshot(client, topics: list[str] | None, include_all: bool) -> dict[str, Any]:
+    if topics:
+        names = topics
+    else:
+        specs = client.list_topics()
+        names = sorted(s.name for s in specs if include_all or not s.temporary)
+    out: list[dict[str, Any]] = []
+    for name in names:
+        info = client.topic_info(name)
+        out.append({
+            "topic": info.name, "partitions": info.spec.partitions, "messages": info.messages,
+            "bytes": info.bytes, "publish_rate": info.publish_rate,
+            "groups": [
+                {"group": g.name, "mode": g.mode, "members": g.members, "ready": g.ready,
+                 "in_flight": g.in_flight, "delayed": g.delayed, "lag": g.lag,
+                 "dead_lettered": g.dead_lettered, "deliver_rate": g.deliver_rate,
+                 "ack_rate": g.ack_rate, "oldest_ready_age": g.oldest_ready_age}
+                for g in info.groups
+            ],
+        })  # fmt: skip
+    return {"time": time.time(), "topics": out}
+
+
+def render(snap: dict[str, Any]) -> Group:
+    topics = snap["topics"]
+    trows = [
+        (t["topic"], t["partitions"], t["messages"], t["bytes"], t["publish_rate"]) for t in topics
+    ]
+    grows = [
+        (t["topic"], g["group"], g["mode"], g["members"], g["ready"], g["in_flight"],
+         g["delayed"], g["lag"], g["dead_lettered"], g["deliver_rate"], g["ack_rate"],
+         g["oldest_ready_age"])
+        for t in topics
+        for g in t["groups"]
+    ]  # fmt: skip
+    return Group(table("topics", TOPIC_COLUMNS, trows), table("groups", GROUP_COLUMNS, grows))
+
+
+def stats(
+    ctx: typer.Context,
+    topics: Annotated[list[str] | None, typer.Argument(help="Only these topics.")] = None,
+    once: Annotated[bool, typer.Option("--once", help="Print one snapshot and exit.")] = False,
+    interval: Annotated[float, typer.Option(min=0.1, help="Refresh period, seconds.")] = 1.0,
+    all_: Annotated[bool, typer.Option("--all", help="Include temporary topics.")] = False,
+    url: UrlOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    st = state(ctx, url, as_json)
+    with client_for(st) as client:
+        if once:
+            snap = snapshot(client, topics, all_)
+            print_json(snap) if st.json else console().print(render(snap))
+            return
+        if st.json:  # one JSON document per line, every interval
+            while True:
+                print_json(snapshot(client, topics, all_), indent=None)
+                time.sleep(interval)
+        with Live(render(snapshot(client, topics, all_)), console=console()) as live:
+            while True:
+                time.sleep(interval)
+                live.update(render(snapshot(client, topics, all_)))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("stats", help=HELP)(stats)

@@ -1,0 +1,211 @@
+"""Authentication and authorization of broker connections.
+
+Off unless a users file is configured (``--users-file`` or ``TIDINGS_USERS_FILE``). The file
+is TOML; secrets are stored hashed (create entries with ``python -m tidings.server.auth``)::
+
+    [[users]]
+    name = "orders"
+    password = "scrypt$16384$8$1$<salt>$<hash>"    # a password: slow hash (scrypt)
+    publish = ["orders", "orders.*"]               # fnmatch patterns of topic names
+    subscribe = ["payments.*"]
+
+    [[users]]
+    name = "ops"
+    token = "sha256$<hex>"                         # a random token: a fast hash is enough
+    admin = ["*"]                                  # create/delete topics and groups; implies
+                                                   # publish and subscribe on those topics
+
+A client sends a user and a secret (``tidings://orders:s3cret@host``) or a token alone
+(``tidings://TOKEN@host``). Comparisons use :func:`hmac.compare_digest`. Reply topics need no
+permission: any authenticated user may publish to one, only its owner connection subscribes.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import fnmatch
+import hashlib
+import hmac
+import logging
+import os
+import secrets
+import sys
+import tomllib
+
+from ..errors import BadRequest, Forbidden, Unauthorized
+
+log = logging.getLogger("tidings.server")
+
+ACTIONS = ("publish", "subscribe", "admin")
+SCRYPT_N, SCRYPT_R, SCRYPT_P = 16384, 8, 1
+_FAILED = "authentication failed: check the user and the password or token"
+
+
+def hash_password(password: str, *, n: int = SCRYPT_N, r: int = SCRYPT_R, p: int = SCRYPT_P) -> str:
+    """The users-file form of a password: ``scrypt$n$r$p$salt$hash`` (base64)."""
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=n, r=r, p=p, dklen=32)
+    b64 = base64.b64encode
+    return f"scrypt${n}${r}${p}${b64(salt).decode()}${b64(digest).decode()}"
+
+
+def hash_token(token: str) -> str:
+    """The users-file form of a (random, high-entropy) token: ``sha256$hex``."""
+    return "sha256$" + hashlib.sha256(token.encode()).hexdigest()
+
+
+def _check_password(stored: str, password: str) -> bool:
+    try:
+        _, n, r, p, salt, digest = stored.split("$")
+        expected = base64.b64decode(digest)
+        got = hashlib.scrypt(
+            password.encode(),
+            salt=base64.b64decode(salt),
+            n=int(n),
+            r=int(r),
+            p=int(p),
+            dklen=len(expected),
+            maxmem=256 * 1024 * 1024,
+        )
+    except (ValueError, TypeError):
+        return False
+    return hmac.compare_digest(got, expected)
+
+
+@dataclasses.dataclass(frozen=True)
+class User:
+    name: str
+    password: str | None = None  # scrypt$...
+    token: str | None = None  # sha256$...
+    publish: tuple[str, ...] = ()
+    subscribe: tuple[str, ...] = ()
+    admin: tuple[str, ...] = ()
+
+    def may(self, action: str, topic: str) -> bool:
+        patterns = self.admin if action == "admin" else (*getattr(self, action), *self.admin)
+        return any(fnmatch.fnmatchcase(topic, pattern) for pattern in patterns)
+
+    def may_see(self, topic: str) -> bool:
+        return any(self.may(action, topic) for action in ACTIONS)
+
+
+class Authenticator:
+    """The users of one broker (``enabled`` is False without a users file: all allowed)."""
+
+    def __init__(self, users: list[User] | None = None, source: str = "") -> None:
+        self.users = {u.name: u for u in users or []}
+        self.enabled = users is not None
+        self.source = source
+        self._tokens = {u.token: u for u in self.users.values() if u.token}
+        self._verified: dict[tuple[str, str], User] = {}  # (user, sha256 of secret)
+
+    @classmethod
+    def from_file(cls, path: str | None) -> Authenticator:
+        if not path:
+            return cls()
+        try:
+            with open(path, "rb") as f:
+                data = tomllib.load(f)
+        except OSError as exc:
+            raise BadRequest(f"cannot read the users file {path}: {exc.strerror}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise BadRequest(f"the users file {path} is not valid TOML: {exc}") from exc
+        users = []
+        for i, entry in enumerate(data.get("users", [])):
+            where = f"{path}: users[{i}]"
+            unknown = set(entry) - {f.name for f in dataclasses.fields(User)}
+            if unknown or not isinstance(entry.get("name"), str):
+                raise BadRequest(f"{where}: needs a name; unknown keys {sorted(unknown)}")
+            password, token = entry.get("password"), entry.get("token")
+            if password and not str(password).startswith("scrypt$"):
+                raise BadRequest(f"{where}: password must be a hash from `python -m {__name__}`")
+            if token and not str(token).startswith("sha256$"):
+                raise BadRequest(f"{where}: token must be a hash from `python -m {__name__}`")
+            if not password and not token:
+                raise BadRequest(f"{where}: give a password or a token (hashed)")
+            lists = {a: tuple(entry.get(a, ())) for a in ACTIONS}
+            users.append(User(entry["name"], password, token, **lists))
+        return cls(users, path)
+
+    def cached(self, user: str | None, secret: str | None) -> User | None:
+        """The user if these credentials can be checked at once (token, or seen before)."""
+        if secret is None:
+            return None
+        if not user:
+            return self._by_token(secret)
+        return self._verified.get((user, _digest(secret)))
+
+    def verify(self, user: str | None, secret: str | None) -> User:
+        """Check credentials (slow for passwords: run it off the event loop)."""
+        if secret is None:
+            raise Unauthorized(
+                "this broker requires authentication: give a user and password or a token "
+                "(tidings://user:password@host, or the token/user options)"
+            )
+        if not user:
+            found = self._by_token(secret)
+            if found is None:
+                raise Unauthorized(_FAILED)
+            return found
+        entry = self.users.get(user)
+        if entry is None:
+            _check_password(_DUMMY, secret)  # the same time whether the user exists or not
+            raise Unauthorized(_FAILED)
+        by_password = bool(entry.password) and _check_password(entry.password or "", secret)
+        by_token = bool(entry.token) and hmac.compare_digest(hash_token(secret), entry.token or "")
+        if not (by_password or by_token):
+            raise Unauthorized(_FAILED)
+        self._verified[(user, _digest(secret))] = entry
+        return entry
+
+    def _by_token(self, token: str) -> User | None:
+        hashed = hash_token(token)
+        for stored, user in self._tokens.items():
+            if hmac.compare_digest(stored, hashed):
+                return user
+        return None
+
+
+_DUMMY = "$".join(
+    ("scrypt", str(SCRYPT_N), str(SCRYPT_R), str(SCRYPT_P), "A" * 22 + "==", "A" * 43 + "=")
+)
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def require(user: User | None, action: str, topic: str, who: str) -> None:
+    """Raise Forbidden (and log it) unless ``user`` may do ``action`` on ``topic``."""
+    if user is None or user.may(action, topic):
+        return
+    log.warning("forbidden: user %r (%s) may not %s on topic %r", user.name, who, action, topic)
+    raise Forbidden(
+        f"user {user.name!r} may not {action} on topic {topic!r}: add a matching pattern to "
+        f"its {action!r} list in the users file"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m tidings.server.auth password|token [NAME]``: print a users-file entry."""
+    args = sys.argv[1:] if argv is None else argv
+    if not args or args[0] not in ("password", "token"):
+        print("usage: python -m tidings.server.auth password|token [NAME]", file=sys.stderr)
+        return 2
+    name = args[1] if len(args) > 1 else "user"
+    if args[0] == "token":
+        token = secrets.token_urlsafe(32)
+        print(f"# give the client this token: {token}", file=sys.stderr)
+        line = f'token = "{hash_token(token)}"'
+    else:
+        import getpass
+
+        password = os.environ.get("TIDINGS_PASSWORD") or getpass.getpass("password: ")
+        line = f'password = "{hash_password(password)}"'
+    print(f'[[users]]\nname = "{name}"\n{line}\npublish = []\nsubscribe = []\nadmin = []')
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""The benchmark harness keeps working: ``tidings bench --smoke`` on tidings and NATS.
+
+Tiny counts (well under 60 s); the figures are not checked, only that every workload produced
+positive numbers and the Markdown report has a row for each. Figures never gate CI.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from tests.helpers.nats_server import nats_server_binary
+
+from tidings.benchmarking.report import label, markdown
+
+SRC = Path(__file__).resolve().parents[2] / "src"
+
+WORKLOAD_METRICS = {
+    "publish": ["publish.single", "publish.batch"],
+    "consume": ["consume"],
+    "mpmc": ["mpmc.4x4"],
+    "fanout": ["fanout.4groups"],
+    "latency": [f"latency.{r}.{s}" for r in (200, 500) for s in ("p50", "p99", "p99.9", "max")],
+    "backlog": [
+        "backlog.publish",
+        "backlog.rss_mb",
+        "backlog.restart_s",
+        "backlog.rss_after_restart_mb",
+        "backlog.drain",
+    ],
+    "ordered": ["ordered.8p4m"],
+}
+
+
+def _engines() -> list[str]:
+    if nats_server_binary() is not None:
+        return ["tidings", "nats"]
+    if os.environ.get("CI"):
+        pytest.fail("nats-server is missing: apt-get install -y nats-server", pytrace=False)
+    return ["tidings"]
+
+
+@pytest.mark.timeout(90)
+def test_smoke_report_has_every_workload() -> None:
+    engines = _engines()
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]),
+    }
+    argv = [sys.executable, "-m", "tidings.benchmarking", "--smoke", "--json"]
+    argv += ["--engines", ",".join(engines)]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=80, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    data = json.loads(done.stdout)
+    assert data["errors"] == {}
+    report = markdown(data["results"], engines, data["errors"], "# smoke")
+    for engine in engines:
+        results = data["results"][engine]
+        for workload, metrics in WORKLOAD_METRICS.items():
+            for metric in metrics:
+                values = results.get(metric)
+                assert values, f"{engine}: no {metric} from the {workload} workload"
+                assert all(v > 0 for v in values), f"{engine} {metric}: {values}"
+        assert results["ordered.violations"] == [0.0], "per-key order was broken"
+    for metrics in WORKLOAD_METRICS.values():
+        for metric in metrics:
+            row = f"| {label(metric)[0]} |"
+            assert row in report, f"no row {row!r} in the report"
+    assert "tidings / nats" in report or engines == ["tidings"]
