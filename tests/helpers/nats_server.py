@@ -92,6 +92,7 @@ class NatsServer:
         routes: list[int] | None = None,
         cluster_name: str = "tidings-test",
         binary: str | None = None,
+        jetstream: bool = True,
     ) -> None:
         self.store_dir = Path(store_dir)
         self.name = name
@@ -100,6 +101,7 @@ class NatsServer:
         self.cluster_port = cluster_port
         self.routes = routes or []
         self.cluster_name = cluster_name
+        self.jetstream = jetstream
         self.binary = binary or require_nats_server()
         self.log_path = self.store_dir.with_suffix(".log")
         self.process: subprocess.Popen | None = None
@@ -117,7 +119,9 @@ class NatsServer:
         return self.process is not None and self.process.poll() is None
 
     def args(self) -> list[str]:
-        args = [self.binary, "-js", "-sd", str(self.store_dir), "-a", "127.0.0.1"]
+        args = [self.binary, "-a", "127.0.0.1"]
+        if self.jetstream:
+            args += ["-js", "-sd", str(self.store_dir)]
         args += ["-p", str(self.port), "-m", str(self.monitor_port), "-n", self.name]
         if self.cluster_port is not None:
             args += ["--cluster_name", self.cluster_name]

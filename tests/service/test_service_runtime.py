@@ -154,3 +154,24 @@ async def test_shutdown_past_the_grace_period_nacks_in_flight_work():
         again = await sub.next(2)
         assert again.delivery_count == 2
         assert again.headers.get("tidings-type") == "event"
+
+
+async def test_concurrent_first_publishes_share_one_connection(monkeypatch):
+    """Fifty publishes racing on a fresh Service open one connection, not fifty."""
+    opened = []
+    original = tidings.AsyncClient.connect
+
+    async def counting_connect(self):
+        opened.append(self)
+        return await original(self)
+
+    monkeypatch.setattr(tidings.AsyncClient, "connect", counting_connect)
+    url = "memory://connect-race"
+    svc = tidings.Service("producer", url=url)
+    async with tidings.connect(url) as admin:
+        await admin.create_topic("events")
+        opened.clear()
+        await asyncio.gather(*(svc.publish("events", {"n": i}) for i in range(50)))
+        assert len(opened) == 1
+        assert (await admin.topic_info("events")).messages == 50
+    await svc.stop(grace=0)

@@ -1,0 +1,1 @@
+"""Tests of the transports against their real engines."""

@@ -5,6 +5,7 @@ its own module because it is the hot path and the heart of the delivery guarante
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ..errors import LeaseLost, NotFound, TidingsError
@@ -29,8 +30,27 @@ class DeliveryMixin:
     _timers: Timers
     _members: dict[str, Member]
     _pending_acks: dict[tuple[str, str, int], list[int]]
+    _leased: list[tuple[Entry, int]]
+    _deferred: dict[int, GroupState]
+    defer_dispatch: Callable[[Callable[[], None]], object] | None
 
     # -- dispatch ----------------------------------------------------------------------------
+
+    def _dispatch_soon(self, g: GroupState) -> None:
+        """Dispatch after a settle: at once, or (under a runtime) once per event-loop turn, so
+        a burst of acks costs one dispatch instead of one each."""
+        if self.defer_dispatch is None:
+            self._dispatch(g)
+            return
+        if not self._deferred:
+            self.defer_dispatch(self.dispatch_deferred)
+        self._deferred[id(g)] = g
+
+    def dispatch_deferred(self) -> None:
+        groups, self._deferred = self._deferred, {}
+        for g in groups.values():
+            if g.topic.groups.get(g.name) is g:
+                self._dispatch(g)
 
     def _dispatch(self, g: GroupState) -> None:
         if not g.members:
@@ -95,6 +115,10 @@ class DeliveryMixin:
         self._flush_out(g, out, now)
 
     def _flush_out(self, g: GroupState, out: dict[Member, list[Delivery]], now: float) -> None:
+        if self._leased:
+            # One timer for every lease this dispatch handed out: they all end together.
+            self._timers.at(now + g.spec.lease, self._leases_expired, g, self._leased)
+            self._leased = []
         for member, deliveries in out.items():
             g.deliver_meter.mark(now, len(deliveries))
             member.deliver(deliveries)
@@ -155,7 +179,7 @@ class DeliveryMixin:
             g.inflight[ref] = entry
             if g.ordered:
                 g.pinflight[entry.partition] += 1
-            self._timers.at(lease_until, self._lease_expired, g, entry, entry.gen)
+            self._leased.append((entry, entry.gen))
         return Delivery(
             g.topic.name,
             g.name,
@@ -227,12 +251,19 @@ class DeliveryMixin:
             self._requeue(g, entry, delay)
 
     def _lease_expired(self, g: GroupState, entry: Entry, gen: int) -> None:
-        if entry.gen != gen or g.inflight.get(entry.ref) is not entry:
-            return
-        self._release(g, entry)
-        entry.last_error = entry.last_error or "lease expired"
-        self._failed(g, entry)
-        self._wake(g)
+        self._leases_expired(g, [(entry, gen)])
+
+    def _leases_expired(self, g: GroupState, leased: list[tuple[Entry, int]]) -> None:
+        expired = False
+        for entry, gen in leased:
+            if entry.gen != gen or g.inflight.get(entry.ref) is not entry:
+                continue  # settled, extended or taken back since
+            self._release(g, entry)
+            entry.last_error = entry.last_error or "lease expired"
+            self._failed(g, entry)
+            expired = True
+        if expired:
+            self._wake(g)
 
     def _expire(self, g: GroupState, entry: Entry) -> None:
         if g.spec.dead_letter_expired:
@@ -283,7 +314,7 @@ class DeliveryMixin:
     def ack(self, member_id: str, partition: int, offset: int) -> None:
         g, entry = self._held(member_id, partition, offset)
         self._settle(g, entry)
-        self._dispatch(g)
+        self._dispatch_soon(g)
 
     def ack_many(self, member_id: str, refs: list[tuple[int, int]]) -> list[Exception | None]:
         """Ack several deliveries, dispatching once; one result (None or the error) each."""
@@ -297,7 +328,7 @@ class DeliveryMixin:
             except (LeaseLost, NotFound) as exc:
                 results.append(exc)
         if group is not None:
-            self._dispatch(group)
+            self._dispatch_soon(group)
         return results
 
     def nack(
@@ -313,7 +344,7 @@ class DeliveryMixin:
             entry.last_error = error
         self._release(g, entry)
         self._failed(g, entry, max(delay, 0.0))
-        self._dispatch(g)
+        self._dispatch_soon(g)
 
     def extend(self, member_id: str, partition: int, offset: int, seconds: float) -> None:
         g, entry = self._held(member_id, partition, offset)
@@ -325,4 +356,4 @@ class DeliveryMixin:
         g, entry = self._held(member_id, partition, offset)
         self._release(g, entry)
         self._dead_letter(g, entry, "rejected", reason)
-        self._dispatch(g)
+        self._dispatch_soon(g)

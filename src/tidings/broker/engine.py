@@ -38,6 +38,7 @@ from ..storage.base import RecoveryReport, Store
 from ..storage.cursor import GroupCursor
 from .assignment import assign
 from .delivery import DeliveryMixin
+from .entries import Entry
 from .groups import GroupState
 from .members import Member
 from .msgids import MessageIds
@@ -69,6 +70,11 @@ class Broker(DeliveryMixin, RetentionMixin):
         self._dirty: dict[tuple[str, int], tuple[TopicState, int]] = {}
         self._pending_acks: dict[tuple[str, str, int], list[int]] = {}
         self.on_dirty: Callable[[], None] | None = None  # the runtime's commit wake-up
+        # Set by a runtime to run settle-triggered dispatches once per loop turn
+        # (e.g. loop.call_soon); None dispatches at once.
+        self.defer_dispatch: Callable[[Callable[[], None]], object] | None = None
+        self._deferred: dict[int, GroupState] = {}
+        self._leased: list[tuple[Entry, int]] = []
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -230,6 +236,8 @@ class Broker(DeliveryMixin, RetentionMixin):
                 # Nothing of this batch was confirmed: forget the offsets we handed out.
                 self._rollback(t, batches, batch_ids)
                 raise
+        for p, records in batches.items():
+            t.parts[p].remember(records)
         t.publish_meter.mark(now, len(receipts))
         if batches:
             self._published(t, batches)
@@ -282,6 +290,7 @@ class Broker(DeliveryMixin, RetentionMixin):
         self, t: TopicState, batches: dict[int, list[Record]], ids: dict[str, Receipt]
     ) -> None:
         for p, records in batches.items():
+            t.parts[p].forget_tail()
             stored_next = self.store.bounds(t.name, p)[1]
             t.parts[p].next = min(t.parts[p].next, max(stored_next, records[0].offset))
         t.dedup.forget(ids)

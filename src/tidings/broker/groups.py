@@ -90,7 +90,10 @@ class GroupState:
         cursor = self.cursors[p]
         if cursor.floor > pos:
             pos = cursor.floor
-        records = store.read(self.topic.name, p, pos, min(count, part.visible - pos))
+        count = min(count, part.visible - pos)
+        records = part.from_tail(pos, count)
+        if records is None:
+            records = store.read(self.topic.name, p, pos, count)
         loaded = False
         for record in records:
             if record.offset >= part.visible:

@@ -57,6 +57,7 @@ class BrokerRuntime:
 
     async def start(self) -> RecoveryReport:
         loop = asyncio.get_running_loop()
+        self.broker.defer_dispatch = loop.call_soon
         self.report = await loop.run_in_executor(None, self.broker.open)
         self._tasks = [
             asyncio.create_task(self._committer(), name="tidings-commit"),

@@ -3,9 +3,11 @@ groups. The log itself lives in the store."""
 
 from __future__ import annotations
 
+import itertools
+from collections import deque
 from typing import TYPE_CHECKING
 
-from ..model import TopicSpec
+from ..model import Record, TopicSpec
 from ..partitioning import RoundRobin
 from .dedup import DedupIndex
 from .rates import RateMeter
@@ -14,13 +16,45 @@ if TYPE_CHECKING:
     from .groups import GroupState
 
 
+TAIL_RECORDS = 2048  # recent records kept in memory per partition ...
+TAIL_BYTES = 4 << 20  # ... and at most this many body bytes
+
+
 class PartState:
-    __slots__ = ("first", "next", "visible")
+    """One partition's offsets, plus its most recent records: consumers that keep up are
+    served from this tail instead of reading back what was written a moment ago."""
+
+    __slots__ = ("first", "next", "tail", "tail_bytes", "visible")
 
     def __init__(self, first: int, next_offset: int) -> None:
         self.first = first  # first retained offset
         self.next = next_offset  # next offset to assign
         self.visible = next_offset  # offsets below this are durable and deliverable
+        self.tail: deque[Record] = deque()  # contiguous, ending at next - 1
+        self.tail_bytes = 0
+
+    def remember(self, records: list[Record]) -> None:
+        tail = self.tail
+        tail.extend(records)
+        self.tail_bytes += sum(len(r.body) for r in records)
+        while tail and (len(tail) > TAIL_RECORDS or self.tail_bytes > TAIL_BYTES):
+            self.tail_bytes -= len(tail.popleft().body)
+
+    def from_tail(self, offset: int, count: int) -> list[Record] | None:
+        """Records from ``offset`` on if the tail holds them, else None (read the store)."""
+        tail = self.tail
+        start = offset - (self.next - len(tail))
+        if start < 0 or not tail:
+            return None
+        records = list(itertools.islice(tail, start, start + count))
+        if records and records[0].offset != offset:  # never serve a gapped tail
+            self.forget_tail()
+            return None
+        return records
+
+    def forget_tail(self) -> None:
+        self.tail.clear()
+        self.tail_bytes = 0
 
 
 class TopicState:

@@ -2,8 +2,9 @@
 
 Replay reads a dead-letter topic through the group ``tidings-replay``, republishes each
 message to the topic named in its ``tidings-dlq-topic`` header (without the ``tidings-dlq-*``
-headers) and acknowledges it only after the broker confirmed the republish, so a replay that
-is interrupted resumes where it stopped and loses nothing.
+headers, with the message id ``replay-<dead letter id>``) and acknowledges it only after the
+broker confirmed the republish, so a replay that is interrupted resumes where it stopped,
+loses nothing and republishes nothing twice (within the origin's dedup window).
 """
 
 from __future__ import annotations
@@ -108,7 +109,7 @@ def _peek(client, topic: str, limit: int) -> list[dict[str, Any]]:
     return out
 
 
-def replay_message(msg, new_ids: bool) -> tuple[str, Outgoing]:
+def replay_message(msg) -> tuple[str, Outgoing]:
     """Where a dead letter goes back to, and the message to publish there."""
     origin = msg.headers.get(h.DLQ_TOPIC)
     if not origin:
@@ -118,18 +119,18 @@ def replay_message(msg, new_ids: bool) -> tuple[str, Outgoing]:
         )
     headers = {k: v for k, v in msg.headers.items() if not k.startswith("tidings-dlq-")}
     headers["tidings-replayed-from"] = msg.topic
-    msg_id = f"replay-{msg.id}" if new_ids or not msg.msg_id else msg.msg_id
-    return origin, Outgoing(msg.body, msg.key, headers, msg_id)
+    # A stable id per dead letter: a replay retried after a crash is dropped by the broker.
+    return origin, Outgoing(msg.body, msg.key, headers, f"replay-{msg.id}")
 
 
 @app.command(
     "replay",
     help="""Move the messages of a dead-letter topic back to their origin topic.
 
-Each message is acknowledged only after its republish is confirmed. The original producer
-message id is kept, so idempotent consumers that already handled a copy skip it; a message
-the broker still remembers (within the origin topic's dedup window) is left in the
-dead-letter topic and counted as 'held' - replay it later or pass --new-ids.
+Each message is acknowledged only after its republish is confirmed, so an interrupted replay
+resumes where it stopped; its message id is 'replay-<dead letter id>', so a message that was
+republished but not yet acknowledged is dropped by the broker the second time. The replayed
+message reaches every group of the origin topic.
 
 Example:
 
@@ -140,14 +141,11 @@ def replay(
     ctx: typer.Context,
     topic: Annotated[str, typer.Argument(help="Dead-letter topic to replay.")],
     limit: Annotated[int | None, typer.Option(min=1, help="Replay at most this many.")] = None,
-    new_ids: Annotated[
-        bool, typer.Option("--new-ids", help="Give replayed messages new producer ids.")
-    ] = False,
     url: UrlOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     st = state(ctx, url, as_json)
-    replayed = held = 0
+    replayed = already = 0
     targets: dict[str, int] = {}
     with client_for(st) as client:
         info = client.topic_info(topic)
@@ -164,32 +162,29 @@ def replay(
         try:
             with progress:
                 task = progress.add_task(topic, total=total)
-                while (limit is None or replayed + held < limit) and total > 0:
+                while (limit is None or replayed + already < limit) and total > 0:
                     msg = sub.next(timeout=1.0)
                     if msg is None:
                         break
-                    origin, out = replay_message(msg, new_ids)
+                    origin, out = replay_message(msg)
                     [receipt] = client.publish_many(origin, [out])
-                    if receipt.duplicate:  # left un-settled: back to the group on close
-                        held += 1
+                    msg.ack()  # only now: the republish is confirmed (or was, earlier)
+                    if receipt.duplicate:
+                        already += 1
                     else:
-                        msg.ack()
                         replayed += 1
                         targets[origin] = targets.get(origin, 0) + 1
                     progress.advance(task)
         finally:
             sub.close()
-    data = {"topic": topic, "replayed": replayed, "held": held, "to": targets}
+    data = {"topic": topic, "replayed": replayed, "already_replayed": already, "to": targets}
     if st.json:
         show(st, data, None)
         return
     out = console()
     dest = ", ".join(f"{n} to {t}" for t, n in targets.items()) or "nothing"
     out.print(f"replayed {replayed} message(s): {dest}")
-    if held:
-        out.print(
-            f"{held} message(s) held: the broker still remembers their message ids (dedup "
-            "window); replay later or use --new-ids"
-        )
+    if already:
+        out.print(f"{already} message(s) had been replayed before (dropped as duplicates)")
 
 

@@ -12,7 +12,7 @@ import typer
 
 from ..errors import TidingsError
 from . import broker, demo, dlq, groups, publish, run, stats, subscribe, topics
-from .output import CliState, JsonOpt, UrlOpt, fail
+from .output import CliState, JsonOpt, RootUrlOpt, fail
 
 HELP = """Reliable messaging for Python services.
 
@@ -45,7 +45,7 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(
     ctx: typer.Context,
-    url: UrlOpt = None,
+    url: RootUrlOpt = None,
     as_json: JsonOpt = False,
     version: Annotated[
         bool,

@@ -22,12 +22,18 @@ from rich.table import Table
 
 from ..errors import TidingsError
 
-UrlOpt = Annotated[
+RootUrlOpt = Annotated[
     str | None,
     typer.Option(
         "--url", envvar="TIDINGS_URL", help="Broker URL (tidings://, nats://, memory://).",
         show_default=False,
     ),
+]
+# A command's own --url wins over the global one (which reads $TIDINGS_URL).
+UrlOpt = Annotated[
+    str | None,
+    typer.Option("--url", help="Broker URL (default: the global --url, $TIDINGS_URL).",
+                 show_default=False),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
 
@@ -47,7 +53,8 @@ def state(ctx: typer.Context, url: str | None = None, as_json: bool = False) -> 
 
 
 def console() -> Console:
-    return Console(file=sys.stdout, highlight=False, soft_wrap=False)
+    width = None if sys.stdout.isatty() else 140  # pipes and logs: do not squeeze to 80
+    return Console(file=sys.stdout, highlight=False, soft_wrap=False, width=width)
 
 
 def err_console() -> Console:

@@ -8,13 +8,15 @@ from typing import Annotated
 
 import typer
 
+from ..errors import NotFound
 from ..model import Outgoing, Receipt
 from .connection import client_for
 from .output import JsonOpt, UrlOpt, console, fail, parse_pairs, state, table
 
 HELP = """Publish messages to TOPIC.
 
-BODY is the message body; with '-' every line of stdin is one message. The command prints
+BODY is the message body; with '-' every line of stdin is one message. A topic that does
+not exist yet is created (one partition; use 'tidings topic create' for more). The command prints
 one receipt per message (partition, offset, id, and whether the broker dropped it as a
 duplicate of an earlier --msg-id).
 
@@ -66,6 +68,10 @@ def pub(
     headers = parse_pairs(header or [])
     receipts: list[Receipt] = []
     with client_for(st) as client:
+        try:
+            client.topic_info(topic)
+        except NotFound:  # like the service framework: the first message creates the topic
+            client.create_topic(topic, exist_ok=True)
         batch: list[Outgoing] = []
         n = 0
         for data in _bodies("-" if body is None else body, count):

@@ -28,11 +28,12 @@ Example:
     tidings asyncapi payment:svc --format yaml > asyncapi.yaml
 """
 
-BENCH_HELP = """Run the benchmarks (arguments go to tidings.benchmarking).
+BENCH_HELP = """Run the benchmarks; the arguments go to tidings.benchmarking (its own options:
+tidings bench -- --help).
 
 Example:
 
-    tidings bench --help
+    tidings bench --quick --engines tidings
 """
 
 
@@ -121,7 +122,5 @@ def register(app: typer.Typer) -> None:
     app.command(
         "bench",
         help=BENCH_HELP,
-        context_settings={"allow_extra_args": True, "ignore_unknown_options": True,
-                          "help_option_names": []},
-        add_help_option=False,
+        context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
     )(bench)

@@ -48,7 +48,8 @@ class Display:
     def __init__(self, *, quiet: bool, interactive: bool | None = None) -> None:
         self.quiet = quiet
         self.interactive = sys.stdout.isatty() if interactive is None else interactive
-        self.console = Console(file=sys.stdout, highlight=False)
+        width = None if self.interactive else 120  # a log file: do not wrap at 80
+        self.console = Console(file=sys.stdout, highlight=False, width=width)
         self.groups: dict[str, GroupView] = {}
         self.story: list[str] = []
         self.started = time.monotonic()

@@ -36,6 +36,24 @@ class Pace:
     cost: float
 
 
+def engine_for(db_url: str) -> sa.Engine:
+    """A SQLite engine for one service: WAL, and a pool larger than its handler concurrency
+    (each idempotent handling holds a connection for its whole run)."""
+    engine = sa.create_engine(
+        db_url, pool_size=64, max_overflow=0, pool_timeout=60,
+        connect_args={"check_same_thread": False, "timeout": 30},
+    )  # fmt: skip
+
+    @sa.event.listens_for(engine, "connect")
+    def _pragmas(dbapi_conn, _record) -> None:
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    return engine
+
+
 def database(directory: Path, service: str) -> str:
     """The SQLite URL of a service's database (idempotency records and effects)."""
     url = f"sqlite:///{directory / f'{service}.sqlite3'}"
@@ -81,7 +99,7 @@ def consumer(
     svc = Service(
         name,
         url,
-        idempotency=EffectStore(db_url, cleanup_interval=3600),
+        idempotency=EffectStore(engine=engine_for(db_url), cleanup_interval=3600),
         backoff=Backoff(initial=0.2, max_delay=2.0),
         grace_period=2.0,
         default_middleware=False,

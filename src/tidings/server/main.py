@@ -4,6 +4,7 @@ own event loop (uvloop when installed), and ``main(argv)`` for ``python -m tidin
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import sys
@@ -64,9 +65,18 @@ async def serve(config: ServerConfig, *, ready: asyncio.Event | None = None) -> 
                 pass
 
 
+def tune_gc() -> None:
+    """A broker keeps many long-lived small objects (dedup ids, loaded entries); the default
+    collector thresholds make young collections rescan them constantly. Measured on the engine's
+    publish path (100-message batches with producer ids): 273k -> 364k msg/s with these
+    thresholds. Cycles are rare here, so collecting less often costs little memory."""
+    gc.set_threshold(50_000, 50, 100)
+
+
 def run_server(config: ServerConfig) -> int:
     """Run a broker in this thread until a signal; returns the process exit code."""
     setup_logging(config.log_level)
+    tune_gc()
     try:
         import uvloop
     except ImportError:

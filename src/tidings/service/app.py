@@ -96,6 +96,7 @@ class Service(Publishing):
         self.emitted: list[Emits] = []
         self.topics: dict[str, TopicSpec] = {}
         self.client: AsyncClient | None = None
+        self._connecting: asyncio.Future[None] | None = None
         self._consumers: list[Consumer] = []
         self._store: IdempotencyStore | None = None
         self._cleanup: asyncio.Task[None] | None = None
@@ -224,10 +225,21 @@ class Service(Publishing):
     # lifecycle
     async def _connect(self) -> AsyncClient:
         if self.client is None:
-            client = AsyncClient(self.url, **self.client_options)
-            await client.connect()
-            self.client = client
+            # Many first publishes may arrive at once: they share one connection attempt.
+            if self._connecting is None:
+                self._connecting = asyncio.ensure_future(self._open_client())
+            try:
+                await asyncio.shield(self._connecting)
+            finally:
+                if self._connecting is not None and self._connecting.done():
+                    self._connecting = None
+        assert self.client is not None
         return self.client
+
+    async def _open_client(self) -> None:
+        client = AsyncClient(self.url, **self.client_options)
+        await client.connect()
+        self.client = client
 
     def _idempotency_store(self) -> IdempotencyStore:
         if isinstance(self.idempotency, IdempotencyStore):

@@ -1,0 +1,1 @@
+"""Tests of the nats:// transport against a real nats-server."""

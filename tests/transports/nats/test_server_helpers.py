@@ -7,6 +7,7 @@ import asyncio
 import pytest
 from tests.helpers import nats_server as helpers
 
+from tidings.errors import TransportUnavailable
 from tidings.model import GroupSpec, Outgoing, TopicSpec
 from tidings.transports.nats import NatsTransport
 
@@ -40,3 +41,14 @@ async def test_messages_survive_a_server_restart(fresh_nats_server, name):
         await m.ack()
     finally:
         await t.close()
+
+
+async def test_clear_errors_without_a_server_or_without_jetstream(tmp_path):
+    with pytest.raises(TransportUnavailable, match="no NATS server reachable"):
+        await NatsTransport(f"nats://127.0.0.1:{helpers.free_port()}").connect()
+    plain = helpers.start_server(tmp_path / "plain", jetstream=False)
+    try:
+        with pytest.raises(TransportUnavailable, match="-js"):
+            await NatsTransport(plain.url).connect()
+    finally:
+        plain.stop()

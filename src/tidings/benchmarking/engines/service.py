@@ -27,6 +27,11 @@ class ServiceClient(TidingsClient):
         self.url = url
         self.svc = Service(f"bench-producer-{next(_names)}", url=url)
 
+    async def connect(self) -> None:
+        await super().connect()
+        # start() connects once; concurrent first publishes would each open a connection
+        await self.svc.start()
+
     async def close(self) -> None:
         await self.svc.stop(grace=0)
         await super().close()

@@ -142,7 +142,15 @@ class NatsTransport(Transport):
 
     async def connect(self) -> None:
         async def on_error(exc: Exception) -> None:
-            log.warning("nats: %s", exc)
+            # Connection errors repeat every reconnect attempt: keep them out of the warnings.
+            level = logging.DEBUG if isinstance(exc, OSError | EOFError) else logging.WARNING
+            log.log(level, "nats: %s", exc)
+
+        async def on_disconnect() -> None:
+            log.warning("nats: disconnected from %s; reconnecting", self.url)
+
+        async def on_reconnect() -> None:
+            log.warning("nats: reconnected to %s", self._nc and self._nc.connected_url)
 
         with translated(f"connect to {self.url}"):
             self._nc = await nats.connect(
@@ -150,10 +158,13 @@ class NatsTransport(Transport):
                 name=self._name,
                 connect_timeout=self._connect_timeout,
                 allow_reconnect=True,
-                max_reconnect_attempts=-1,
+                max_reconnect_attempts=2,  # the first connect fails fast ...
                 reconnect_time_wait=0.5,
                 error_cb=on_error,
+                disconnected_cb=on_disconnect,
+                reconnected_cb=on_reconnect,
             )
+        self._nc.options["max_reconnect_attempts"] = -1  # ... later reconnects never give up
         self._js = self._nc.jetstream(timeout=self._request_timeout)
         self._state = StateStore(self._nc, self._js)
         self._publisher = Pipeline(self._nc, pub_ack)

@@ -1,0 +1,150 @@
+"""Version, help texts, errors and exit codes, broker, run/asyncapi/bench, and the demo."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+import tidings
+from tidings.cli.main import main
+
+from .conftest import run_process
+
+COMMANDS = [
+    [], ["broker"], ["pub"], ["sub"], ["topic"], ["topic", "create"], ["topic", "list"],
+    ["topic", "info"], ["topic", "delete"], ["group"], ["group", "list"], ["group", "info"],
+    ["group", "reset"], ["dlq"], ["dlq", "list"], ["dlq", "replay"], ["stats"], ["demo"],
+    ["run"], ["asyncapi"], ["bench"],
+]  # fmt: skip
+
+
+def test_version():
+    r = run_process("--version", timeout=30)
+    assert r.returncode == 0
+    assert r.stdout.strip() == f"tidings {tidings.__version__}"
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "tidings")
+def test_help_has_an_example(command, capsys):
+    assert main([*command, "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "Example" in out and "tidings " in out
+
+
+def test_user_errors_exit_with_the_error_code(cli):
+    r = cli("topic", "info", "no.such.topic")
+    assert r.code == 4 and "does not exist" in r.err and "Traceback" not in r.err
+    r = cli("topic", "create", "bad name!")
+    assert r.code == 2 and "invalid" in r.err.lower()
+    r = cli("pub", "t.x", "b", "--header", "novalue")
+    assert r.code == 2 and "key=value" in r.err
+    r = cli("--url", "tidings://127.0.0.1:1", "topic", "list")
+    assert r.code == 8 and "broker" in r.err.lower()
+    r = cli("--url", "ftp://x", "topic", "list")
+    assert r.code == 2 and "unknown transport" in r.err
+    r = cli("broker", "--fsync", "sometimes")
+    assert r.code == 2
+    r = cli("topic", "nope")
+    assert r.code == 2
+
+
+def test_broker_command_runs_and_stops(tmp_path):
+    env = {**os.environ, "PYTHONPATH": run_process.__globals__["SRC"].as_posix()}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tidings.cli", "broker", "--port", "0", "--memory",
+         "--data", str(tmp_path), "--log-level", "info"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        deadline = time.monotonic() + 30
+        url = None
+        while time.monotonic() < deadline and url is None:
+            line = proc.stdout.readline()
+            match = re.search(r"listening on (tidings://\S+)", line)
+            url = match.group(1) if match else None
+        assert url, "the broker did not start"
+        with tidings.connect_sync(url) as client:
+            assert client.list_topics() == []
+        os.kill(proc.pid, signal.SIGTERM)
+        assert proc.wait(20) == 0
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+
+
+SERVICE = """
+import tidings
+
+svc = tidings.Service("echo")
+
+@svc.on("echo.in", idempotent=False)
+async def handle(body: dict) -> None:
+    pass
+"""
+
+
+def test_asyncapi_and_run(tmp_path, broker, cli, monkeypatch):
+    (tmp_path / "echosvc.py").write_text(textwrap.dedent(SERVICE))
+    monkeypatch.chdir(tmp_path)
+    r = cli("asyncapi", "echosvc:svc", "--format", "json")
+    assert r.code == 0, r.err
+    doc = json.loads(r.out)
+    assert doc["asyncapi"].startswith("3.") and "echo.in" in json.dumps(doc["channels"])
+    r = cli("asyncapi", "echosvc:nothing")
+    assert r.code == 2 and "no attribute" in r.err
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tidings.cli", "--url", broker.url, "run", "echosvc:svc"],
+        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": run_process.__globals__["SRC"].as_posix()},
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            groups = cli("group", "list", "--json").json()
+            if any(g["topic"] == "echo.in" and g["members"] == 1 for g in groups):
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail("tidings run did not start the service")
+        os.kill(proc.pid, signal.SIGTERM)
+        assert proc.wait(20) == 0
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+
+
+def test_bench_without_the_module(cli):
+    try:
+        import tidings.benchmarking  # noqa: F401
+    except ModuleNotFoundError:
+        r = cli("bench")
+        assert r.code == 1 and "tidings.benchmarking" in r.err
+    else:
+        pytest.skip("tidings.benchmarking exists")
+
+
+def test_demo_reconciles():
+    r = run_process("demo", "--orders", "2000", "--json", timeout=110)
+    assert r.returncode == 0, r.stderr[-2000:]
+    summary = json.loads(r.stdout)
+    assert summary["reconciled"] is True
+    assert summary["orders"] == 2000
+    assert summary["broker_duplicates"] == 100
+    for name in ("inventory", "payment", "notification"):
+        s = summary["services"][name]
+        assert s["handled"] == s["distinct_orders"] == 2000, (name, s)
+        assert s["dead_lettered"] == summary["malformed"] == 3
+        assert s["duplicates_skipped"] >= summary["resent_after_window"] > 0
+    assert set(summary["services"]["payment"]["by_worker"]) <= {"payment-1", "payment-2"}
+    assert summary["request_reply"]["state"] == "refunded"
