@@ -10,8 +10,8 @@ import sys
 from dataclasses import dataclass
 
 import pytest
-
 from tests.helpers.broker_process import SRC, BrokerProcess
+
 from tidings.cli.main import main
 
 
@@ -49,7 +49,10 @@ def cli(broker, capsys, monkeypatch):
 
 def run_process(*args: str, timeout: float = 90, **kwargs) -> subprocess.CompletedProcess[str]:
     """``python -m tidings.cli ARGS`` in a child process."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(SRC), os.environ.get("PYTHONPATH")]))}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(SRC), os.environ.get("PYTHONPATH")])),
+    }
     return subprocess.run(
         [sys.executable, "-m", "tidings.cli", *args],
         capture_output=True, text=True, timeout=timeout, env=env, **kwargs,

@@ -10,6 +10,7 @@ import os
 
 import pytest
 
+from .test_crash_durability import NEVER_LOSES_CATALOGUE
 from .torture import Ledger, Torture, TortureConfig, check
 
 pytestmark = pytest.mark.slow
@@ -18,7 +19,7 @@ pytestmark = pytest.mark.slow
 @pytest.mark.timeout(180)
 @pytest.mark.parametrize(
     ("fsync", "kills"),
-    [("batch", 20), ("interval", 5), ("never", 5)],
+    [("batch", 20), ("interval", 5), pytest.param("never", 5, marks=NEVER_LOSES_CATALOGUE)],
 )
 async def test_sigkill_loop_loses_nothing_confirmed(tmp_path, fsync, kills):
     """A process crash loses nothing confirmed under every fsync policy (the page cache

@@ -67,3 +67,32 @@ async def test_default_store_is_a_sqlite_file(tmp_path, monkeypatch):
         await kit.publish("entries", {"n": 1})
         await kit.handled("entries")
     assert (tmp_path / ".tidings" / "ledger-processed.sqlite3").exists()
+
+
+async def test_concurrent_writers_on_sqlite_do_not_deadlock(tmp_path):
+    """Eight concurrent idempotent handlers that write through ctx.transaction and then await
+    must not wait on each other's SQLite write lock from the event loop's thread (which would
+    stall every handler until SQLite's busy timeout)."""
+    import asyncio
+    import time
+
+    store = tidings.IdempotencyStore(f"sqlite:///{tmp_path / 'payment.db'}")
+    with store.engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE refunds (order_id TEXT)"))
+    svc = tidings.Service("payment", idempotency=store)
+
+    @svc.on("order.refunded", idempotent=True, concurrency=8)
+    async def refund(event: OrderRefunded, ctx: tidings.Context) -> None:
+        ctx.transaction.execute(sa.text("INSERT INTO refunds VALUES (:o)"), {"o": event.order_id})
+        await asyncio.sleep(0.01)  # other work while the write transaction is open
+
+    started = time.monotonic()
+    async with ServiceKit(svc) as kit:
+        for i in range(24):
+            await kit.publish("order.refunded", OrderRefunded(order_id=f"o-{i}"), msg_id=f"m-{i}")
+        records = await kit.handled("order.refunded", count=24, timeout=20)
+    assert all(r.outcome == "ok" for r in records)
+    assert time.monotonic() - started < 10  # a lock wait would take SQLite's 30 s timeout
+    with store.engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM refunds")).scalar() == 24
+    store.close()

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from tidings.demo.models import STATUS, RefundStatus, RefundStatusQuery
+from tests.helpers.broker_process import BrokerProcess
 
 from examples.refund import inventory, notification, order, payment
-from tests.helpers.broker_process import BrokerProcess
+from tidings.demo.models import STATUS, RefundStatus, RefundStatusQuery
 
 
 async def test_refunds_reach_every_service(tmp_path):

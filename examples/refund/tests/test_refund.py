@@ -3,10 +3,9 @@ letters and request/reply."""
 
 from __future__ import annotations
 
+from examples.refund import inventory, notification, payment
 from tidings.demo.models import REFUNDED, STATUS, OrderRefunded, RefundStatus, RefundStatusQuery
 from tidings.testing import ServiceKit
-
-from examples.refund import inventory, notification, payment
 
 EVENT = OrderRefunded(order_id="o-1", customer="c-1", sku="sku-9", quantity=2, amount=12.5)
 

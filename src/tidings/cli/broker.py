@@ -27,7 +27,9 @@ def _opt(help_text: str, *flags: str) -> typer.models.OptionInfo:
 
 def broker(
     host: Annotated[str | None, _opt("Address to bind (default 127.0.0.1) [TIDINGS_HOST].")] = None,
-    port: Annotated[int | None, _opt("TCP port (default 7420; 0 picks one) [TIDINGS_PORT].")] = None,
+    port: Annotated[
+        int | None, _opt("TCP port (default 7420; 0 picks one) [TIDINGS_PORT].")
+    ] = None,
     data: Annotated[
         str | None, _opt("Data directory (default ./tidings-data) [TIDINGS_DATA].", "--data")
     ] = None,

@@ -186,5 +186,3 @@ def replay(
     out.print(f"replayed {replayed} message(s): {dest}")
     if already:
         out.print(f"{already} message(s) had been replayed before (dropped as duplicates)")
-
-

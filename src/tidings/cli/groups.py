@@ -50,7 +50,9 @@ def list_(
 ) -> None:
     st = state(ctx, url, as_json)
     with client_for(st) as client:
-        names = [topic] if topic else sorted(s.name for s in client.list_topics() if not s.temporary)
+        names = (
+            [topic] if topic else sorted(s.name for s in client.list_topics() if not s.temporary)
+        )
         groups = [g for name in names for g in client.topic_info(name).groups]
     data = [{k: v for k, v in _plain(g).items() if k != "spec"} for g in groups]
     show(st, data, lambda: table(None, COLUMNS, rows_of(groups)))

@@ -7,11 +7,16 @@ import sys
 from collections.abc import Sequence
 from typing import Annotated
 
-import click
 import typer
 
 from ..errors import TidingsError
 from . import broker, demo, dlq, groups, publish, run, stats, subscribe, topics
+
+try:  # typer 0.2x vendors click
+    from typer._click.exceptions import ClickException
+except ImportError:  # pragma: no cover
+    from click.exceptions import ClickException
+
 from .output import CliState, JsonOpt, RootUrlOpt, fail
 
 HELP = """Reliable messaging for Python services.
@@ -70,18 +75,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         result = command.main(args=args, prog_name="tidings", standalone_mode=False)
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         return exc.exit_code
-    except click.ClickException as exc:
+    except ClickException as exc:
         exc.show()
         return exc.exit_code
-    except click.exceptions.Abort:
+    except typer.Abort:
         return 130
     except TidingsError as exc:
-        try:
-            raise fail(exc.message, exc.exit_code) from None
-        except click.exceptions.Exit as exit_:
-            return exit_.exit_code
+        return fail(exc.message, exc.exit_code).exit_code
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

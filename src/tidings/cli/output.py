@@ -25,15 +25,18 @@ from ..errors import TidingsError
 RootUrlOpt = Annotated[
     str | None,
     typer.Option(
-        "--url", envvar="TIDINGS_URL", help="Broker URL (tidings://, nats://, memory://).",
+        "--url",
+        envvar="TIDINGS_URL",
+        help="Broker URL (tidings://, nats://, memory://).",
         show_default=False,
     ),
 ]
 # A command's own --url wins over the global one (which reads $TIDINGS_URL).
 UrlOpt = Annotated[
     str | None,
-    typer.Option("--url", help="Broker URL (default: the global --url, $TIDINGS_URL).",
-                 show_default=False),
+    typer.Option(
+        "--url", help="Broker URL (default: the global --url, $TIDINGS_URL).", show_default=False
+    ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
 

@@ -54,8 +54,9 @@ def pub(
     count: Annotated[int, typer.Option(min=1, help="Publish BODY this many times.")] = 1,
     msg_id: Annotated[
         str | None,
-        typer.Option(help="Producer message id for duplicate detection (with --count N: "
-        "ID-1 ... ID-N)."),
+        typer.Option(
+            help="Producer message id for duplicate detection (with --count N: ID-1 ... ID-N)."
+        ),
     ] = None,
     ttl: Annotated[float | None, typer.Option(help="Seconds until the message expires.")] = None,
     delay: Annotated[float | None, typer.Option(help="Seconds before it is delivered.")] = None,
@@ -73,9 +74,7 @@ def pub(
         except NotFound:  # like the service framework: the first message creates the topic
             client.create_topic(topic, exist_ok=True)
         batch: list[Outgoing] = []
-        n = 0
-        for data in _bodies("-" if body is None else body, count):
-            n += 1
+        for n, data in enumerate(_bodies("-" if body is None else body, count), start=1):
             mid = msg_id if msg_id is None or count == 1 else f"{msg_id}-{n}"
             if body == "-" and msg_id is not None:
                 mid = f"{msg_id}-{n}"

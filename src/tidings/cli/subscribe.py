@@ -44,9 +44,7 @@ def sub(
     topic: Annotated[str, typer.Argument(help="Topic to consume.")],
     group: Annotated[str, typer.Option("--group", "-g", help="Consumer group to join.")],
     mode: Annotated[str, typer.Option(help="shared (work queue) or ordered.")] = "shared",
-    count: Annotated[
-        int | None, typer.Option(min=1, help="Stop after this many messages.")
-    ] = None,
+    count: Annotated[int | None, typer.Option(min=1, help="Stop after this many messages.")] = None,
     ack: Annotated[
         bool, typer.Option("--ack/--no-ack", help="Acknowledge each message (default).")
     ] = True,
@@ -76,7 +74,9 @@ def sub(
         try:
             idle_since = time.monotonic()
             while count is None or seen < count:
-                wait = None if timeout is None else max(0.0, timeout - (time.monotonic() - idle_since))
+                wait = (
+                    None if timeout is None else max(0.0, timeout - (time.monotonic() - idle_since))
+                )
                 msg = subscription.next(timeout=wait if wait is not None else 1.0)
                 if msg is None:
                     if timeout is not None and time.monotonic() - idle_since >= timeout:

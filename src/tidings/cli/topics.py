@@ -10,7 +10,7 @@ from rich.console import Group
 
 from ..model import TopicInfo
 from .connection import client_for
-from .output import JsonOpt, UrlOpt, console, fail, show, state, table
+from .output import JsonOpt, UrlOpt, fail, show, state, table
 
 app = typer.Typer(
     help="""Create, list, inspect and delete topics.
@@ -93,9 +93,7 @@ Example:
 )
 def list_(
     ctx: typer.Context,
-    all_: Annotated[
-        bool, typer.Option("--all", help="Include temporary reply topics.")
-    ] = False,
+    all_: Annotated[bool, typer.Option("--all", help="Include temporary reply topics.")] = False,
     url: UrlOpt = None,
     as_json: JsonOpt = False,
 ) -> None:

@@ -98,12 +98,12 @@ class Display:
     def render(self) -> Group:
         table = Table(title="order.refunded: one group per service", title_justify="left",
                       header_style="bold", expand=False)  # fmt: skip
-        for col, justify in (("group", "left"), ("members", "right"), ("queued", "right"),
-                             ("in flight", "right"), ("delayed", "right"), ("dead", "right"),
-                             ("rate/s", "right"), ("progress", "left"), ("done", "right")):  # fmt: skip
-            table.add_column(col, justify=justify)  # type: ignore[arg-type]
+        for col in ("group", "members", "queued", "leased", "delayed", "dead", "rate/s",
+                    "progress", "done"):  # fmt: skip
+            left = col in ("group", "progress")
+            table.add_column(col, justify="left" if left else "right", no_wrap=True)
         for g in self.groups.values():
-            bar = ProgressBar(total=max(g.total, 1), completed=g.done, width=30)
+            bar = ProgressBar(total=max(g.total, 1), completed=g.done, width=16)
             table.add_row(
                 g.name, str(g.members), f"{g.ready:,}", f"{g.in_flight:,}", f"{g.delayed:,}",
                 f"{g.dead:,}", f"{g.rate:,.0f}", bar, f"{g.done:,}/{g.total:,}",

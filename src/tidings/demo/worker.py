@@ -1,7 +1,7 @@
 """A payment worker in its own process, so the demo can freeze and kill it for real.
 
-``python -m tidings.demo.worker URL DB_URL WORKER CONCURRENCY COST LEASE TOPIC STATUS`` runs the payment
-service as instance ``WORKER`` and prints ``ready`` once it has joined its groups.
+``python -m tidings.demo.worker URL DB_URL WORKER CONCURRENCY COST LEASE TOPIC STATUS`` runs
+the payment service as instance ``WORKER`` and prints ``ready`` once it has joined its groups.
 """
 
 from __future__ import annotations

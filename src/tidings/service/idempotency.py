@@ -17,6 +17,12 @@ than any redelivery can take (max deliveries x backoff) and than producers retry
 
 Any SQLAlchemy URL works: ``sqlite:///path.db`` (the default is a file in ``.tidings/``),
 ``postgresql+psycopg://...``. Database calls run in a worker thread, off the event loop.
+
+SQLite allows one writer at a time, and a handler's own ``ctx.transaction`` statements run on
+the event loop's thread. If two handlings held write transactions at once, the second write
+would block the loop on SQLite's lock while the first could never commit: a deadlock. So on
+SQLite, handlings take turns (an asyncio lock around each guard); use PostgreSQL for
+idempotent handlers that must write concurrently.
 """
 
 from __future__ import annotations
@@ -106,6 +112,8 @@ class IdempotencyStore:
             sa.Column("processed_at", sa.Float, nullable=False, index=True),
         )
         self.metadata.create_all(self.engine)
+        self._single_writer = self.engine.dialect.name == "sqlite"
+        self._turns: asyncio.Lock | None = None
 
     # the building blocks, synchronous (run in a worker thread by the async API)
     def _exists(self, conn: Connection, consumer: str, message_id: str) -> bool:
@@ -140,6 +148,17 @@ class IdempotencyStore:
         """Open a transaction and tell whether ``message_id`` was processed. On a clean exit
         of a non-duplicate the id is recorded and everything commits; on an exception
         everything rolls back. Raises DuplicateMessage if a concurrent handling won."""
+        if not self._single_writer:
+            async with self._guard(consumer, message_id) as guard:
+                yield guard
+            return
+        if self._turns is None:
+            self._turns = asyncio.Lock()
+        async with self._turns, self._guard(consumer, message_id) as guard:
+            yield guard
+
+    @contextlib.asynccontextmanager
+    async def _guard(self, consumer: str, message_id: str) -> AsyncIterator[Guard]:
         conn = await asyncio.to_thread(self._begin)
         try:
             duplicate = await asyncio.to_thread(self._exists, conn, consumer, message_id)

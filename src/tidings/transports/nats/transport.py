@@ -178,13 +178,16 @@ class NatsTransport(Transport):
             raise
 
     async def close(self) -> None:
-        if self._nc is None or self._nc.is_closed:
+        """Close every subscription, delete this connection's reply topics, disconnect.
+        Safe to call again, and after the connection was lost (background tasks stop)."""
+        if self._nc is None:
             return
         await asyncio.gather(*(sub.close() for sub in list(self._subs)), return_exceptions=True)
-        await self.replies.close()
-        with contextlib.suppress(Exception):
-            await self._nc.flush(timeout=2)
-        await self._nc.close()
+        await self.replies.close()  # deleting its topics fails quietly when disconnected
+        if not self._nc.is_closed:
+            with contextlib.suppress(Exception):
+                await self._nc.flush(timeout=2)
+            await self._nc.close()
 
     def forget(self, sub: NatsSubscription) -> None:
         self._subs.discard(sub)
