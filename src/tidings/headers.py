@@ -19,8 +19,41 @@ DLQ_PARTITION = "tidings-dlq-partition"
 DLQ_OFFSET = "tidings-dlq-offset"
 DLQ_ERROR = "tidings-dlq-error"
 DLQ_ID = "tidings-dlq-id"
+DLQ_MSG_ID = "tidings-dlq-msg-id"  # the producer message id, so a replay can keep it
+
+MAX_ERROR_TEXT = 4000
 
 
 def dead_letter_topic(topic: str, group: str) -> str:
     """The default dead-letter topic of ``group`` on ``topic``."""
     return f"{topic}.{group}.dlq"
+
+
+def dead_letter_headers(
+    headers: dict[str, str],
+    *,
+    reason: str,
+    deliveries: int,
+    topic: str,
+    group: str,
+    partition: int,
+    offset: int,
+    message_id: str,
+    msg_id: str | None,
+    error: str | None,
+) -> dict[str, str]:
+    """The headers of a dead-letter copy: the original's, plus why, how often it was delivered,
+    where it came from and the consumer's last error. Every transport builds them here."""
+    out = dict(headers)
+    out[DLQ_REASON] = reason
+    out[DLQ_DELIVERIES] = str(deliveries)
+    out[DLQ_TOPIC] = topic
+    out[DLQ_GROUP] = group
+    out[DLQ_PARTITION] = str(partition)
+    out[DLQ_OFFSET] = str(offset)
+    out[DLQ_ID] = message_id
+    if msg_id:
+        out[DLQ_MSG_ID] = msg_id
+    if error:
+        out[DLQ_ERROR] = error[:MAX_ERROR_TEXT]
+    return out

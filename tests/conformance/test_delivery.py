@@ -109,7 +109,7 @@ async def test_extend_keeps_the_lease(client: tidings.AsyncClient, topic: str) -
 async def test_reject_dead_letters_at_once(client: tidings.AsyncClient, topic: str) -> None:
     await client.create_topic(topic)
     sub = await client.subscribe(topic, "g")
-    await client.publish(topic, b"poison", key="k1", headers={"trace": "t-1"})
+    await client.publish(topic, b"poison", key="k1", headers={"trace": "t-1"}, msg_id="p-1")
     msg = await sub.next(timeout=5)
     assert msg is not None
     await msg.reject("cannot parse")
@@ -122,6 +122,8 @@ async def test_reject_dead_letters_at_once(client: tidings.AsyncClient, topic: s
     assert dead.headers[H.DLQ_GROUP] == "g"
     assert dead.headers[H.DLQ_ERROR] == "cannot parse"
     assert dead.headers[H.DLQ_OFFSET] == str(msg.offset)
+    assert dead.headers[H.DLQ_ID] == msg.id
+    assert dead.headers[H.DLQ_MSG_ID] == "p-1"
     await dead.ack()
     assert await quiet(sub, 0.5) is None
     await sub.close()

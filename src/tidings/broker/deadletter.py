@@ -17,15 +17,17 @@ def dead_letter_message(
     deliveries: int,
     error: str | None,
 ) -> Outgoing:
-    headers = dict(record.headers)
-    headers[H.DLQ_REASON] = reason
-    headers[H.DLQ_DELIVERIES] = str(deliveries)
-    headers[H.DLQ_TOPIC] = topic
-    headers[H.DLQ_GROUP] = group
-    headers[H.DLQ_PARTITION] = str(partition)
-    headers[H.DLQ_OFFSET] = str(record.offset)
-    headers[H.DLQ_ID] = record.id
-    if error:
-        headers[H.DLQ_ERROR] = error[:4000]
+    headers = H.dead_letter_headers(
+        record.headers,
+        reason=reason,
+        deliveries=deliveries,
+        topic=topic,
+        group=group,
+        partition=partition,
+        offset=record.offset,
+        message_id=record.id,
+        msg_id=record.msg_id,
+        error=error,
+    )
     # The copy keeps the key but not the TTL or delay: a dead letter waits for a human.
     return Outgoing(record.body, key=record.key, headers=headers)

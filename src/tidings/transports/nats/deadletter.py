@@ -30,16 +30,18 @@ def dead_letter_message(
     deliveries: int,
     error: str | None,
 ) -> Outgoing:
-    headers = dict(inc.headers)
-    headers[H.DLQ_REASON] = reason
-    headers[H.DLQ_DELIVERIES] = str(deliveries)
-    headers[H.DLQ_TOPIC] = spec.topic
-    headers[H.DLQ_GROUP] = spec.name
-    headers[H.DLQ_PARTITION] = str(inc.partition)
-    headers[H.DLQ_OFFSET] = str(inc.offset)
-    headers[H.DLQ_ID] = inc.id
-    if error:
-        headers[H.DLQ_ERROR] = error
+    headers = H.dead_letter_headers(
+        inc.headers,
+        reason=reason,
+        deliveries=deliveries,
+        topic=spec.topic,
+        group=spec.name,
+        partition=inc.partition,
+        offset=inc.offset,
+        message_id=inc.id,
+        msg_id=inc.msg_id,
+        error=error,
+    )
     return Outgoing(inc.body, key=inc.key, headers=headers)
 
 

@@ -114,6 +114,16 @@ class NatsSubscription(TransportSubscription):
         except (ValueError, IndexError):
             log.warning("ignoring a malformed JetStream delivery on %s", msg.subject)
             return
+        limit = self.spec.max_deliveries
+        if limit and inc.deliver_at is None and inc.ack.num_delivered > limit:
+            # Its last lease expired: dead-letter it now, as the built-in broker's timer does,
+            # not when the application next asks for a message (it may never ask).
+            task = asyncio.create_task(
+                self._dead_letter(inc, "max-deliveries", inc.ack.num_delivered - 1, None)
+            )
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            return
         self._buffer.append(inc)
         self._arrived.set()
 
@@ -272,7 +282,9 @@ class NatsSubscription(TransportSubscription):
 
     async def reject(self, message: Message, reason: str = "rejected") -> None:
         held = self._take(message)
-        await self._dead_letter(held.inc, reason, held.count, None)
+        # As on the built-in broker: the reason header says "rejected"; the consumer's own
+        # words are the error text.
+        await self._dead_letter(held.inc, "rejected", held.count, reason)
 
     async def _dead_letter(
         self, inc: Incoming, reason: str, deliveries: int, error: str | None
