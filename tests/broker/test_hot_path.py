@@ -50,7 +50,7 @@ def test_a_lagging_group_still_reads_the_backlog_from_the_store(env: Env) -> Non
     b.publish("t", msgs(*(f"m{i}" for i in range(5000))))  # more than the tail holds
     env.reopen()
     b = env.broker
-    member, inbox = join(b, GroupSpec(topic="t", name="late"), prefetch=10_000)
+    _member, inbox = join(b, GroupSpec(topic="t", name="late"), prefetch=10_000)
     got = inbox.take()
     assert [d.body for d in got] == [f"m{i}".encode() for i in range(5000)]
 

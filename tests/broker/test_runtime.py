@@ -116,6 +116,7 @@ async def test_interval_confirms_at_once_and_syncs_later(store) -> None:
 
 
 async def test_never_does_not_sync_while_running(store) -> None:
+    """Publishes are never synced; a catalogue change (new topic or group) is, once."""
     spy = SyncSpy(store)
     rt = BrokerRuntime(store, fsync="never")
     await rt.start()
@@ -123,6 +124,9 @@ async def test_never_does_not_sync_while_running(store) -> None:
         rt.broker.create_topic(TopicSpec(name="t"))
         inbox = Inbox()
         rt.broker.join(GroupSpec(topic="t", name="g"), prefetch=100, deliver=inbox)
+        catalogue_syncs = len(spy.started)
+        await rt.commit()
+        assert len(spy.started) == catalogue_syncs + 1  # the new topic and group reach disk
         before = len(spy.started)
         for _ in range(20):
             await rt.publish("t", [Outgoing(b"x")])

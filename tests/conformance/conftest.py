@@ -9,10 +9,10 @@ import secrets
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
-
-import tidings
 from tests.helpers.broker_process import BrokerProcess
 from tests.helpers.nats_server import nats_server  # noqa: F401 - fixture
+
+import tidings
 from tidings.transports.memory import stop_memory_broker
 
 TRANSPORTS = ["memory", "tidings", "nats"]

@@ -36,16 +36,7 @@ async def test_acks_are_committed_without_later_publishes(tmp_path):
         await asyncio.to_thread(broker.stop)
 
 
-NEVER_LOSES_CATALOGUE = pytest.mark.xfail(
-    reason="known bug: with fsync=never the runtime never calls store.sync(), so DiskStore "
-    "never writes its catalogue and a topic created since the start vanishes on a crash",
-    strict=False,
-)
-
-
-@pytest.mark.parametrize(
-    "fsync", ["batch", "interval", pytest.param("never", marks=NEVER_LOSES_CATALOGUE)]
-)
+@pytest.mark.parametrize("fsync", ["batch", "interval", "never"])
 async def test_confirmed_messages_survive_a_process_crash_under_every_fsync_policy(tmp_path, fsync):
     broker = BrokerProcess(tmp_path / "data", args=["--heartbeat", "1.0", "--fsync", fsync])
     await asyncio.to_thread(broker.start)

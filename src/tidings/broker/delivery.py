@@ -33,6 +33,7 @@ class DeliveryMixin:
     _leased: list[tuple[Entry, int]]
     _deferred: dict[int, GroupState]
     defer_dispatch: Callable[[Callable[[], None]], object] | None
+    on_dirty: Callable[[], None] | None
 
     # -- dispatch ----------------------------------------------------------------------------
 
@@ -225,6 +226,8 @@ class DeliveryMixin:
         self._release(g, entry)
         cursor = g.cursors[entry.partition]
         if cursor.ack(entry.offset):
+            if not self._pending_acks and self.on_dirty is not None:
+                self.on_dirty()  # acks need a commit too, even when no publish follows
             self._pending_acks.setdefault((g.topic.name, g.name, entry.partition), []).append(
                 entry.offset
             )

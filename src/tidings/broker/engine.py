@@ -70,6 +70,9 @@ class Broker(DeliveryMixin, RetentionMixin):
         self._dirty: dict[tuple[str, int], tuple[TopicState, int]] = {}
         self._pending_acks: dict[tuple[str, str, int], list[int]] = {}
         self.on_dirty: Callable[[], None] | None = None  # the runtime's commit wake-up
+        # Topics or groups changed since the last commit: even fsync=never must sync then,
+        # or a kill would forget them.
+        self.catalogue_changed = False
         # Set by a runtime to run settle-triggered dispatches once per loop turn
         # (e.g. loop.call_soon); None dispatches at once.
         self.defer_dispatch: Callable[[Callable[[], None]], object] | None = None
@@ -104,6 +107,11 @@ class Broker(DeliveryMixin, RetentionMixin):
         for member_id in list(self._members):
             self.leave(member_id)
         self.flush_acks()
+
+    def _catalogue_changed(self) -> None:
+        self.catalogue_changed = True
+        if self.on_dirty is not None:
+            self.on_dirty()
 
     def _load_topic(self, spec: TopicSpec, owner: object = None) -> TopicState:
         bounds = [self.store.bounds(spec.name, p) for p in range(spec.partitions)]
@@ -162,6 +170,7 @@ class Broker(DeliveryMixin, RetentionMixin):
             raise AlreadyExists(f"topic {spec.name!r} already exists")
         self.store.put_topic(spec)
         self._load_topic(spec, owner)
+        self._catalogue_changed()
         return spec
 
     def delete_topic(self, name: str) -> None:
@@ -172,6 +181,7 @@ class Broker(DeliveryMixin, RetentionMixin):
         self._dirty = {k: v for k, v in self._dirty.items() if v[0] is not t}
         self._pending_acks = {k: v for k, v in self._pending_acks.items() if k[0] != name}
         self.store.drop_topic(name)
+        self._catalogue_changed()
 
     def drop_owner(self, owner: object) -> None:
         """Delete the temporary topics created for ``owner`` (a connection that closed)."""
@@ -380,6 +390,7 @@ class Broker(DeliveryMixin, RetentionMixin):
             self.store.save_floor(t.name, spec.name, p, floor)
             cursors[p] = GroupCursor(floor)
         t.groups[spec.name] = GroupState(spec, t, cursors)
+        self._catalogue_changed()
         return spec
 
     def _redeclare(self, g: GroupState, spec: GroupSpec) -> GroupSpec:
@@ -405,6 +416,7 @@ class Broker(DeliveryMixin, RetentionMixin):
         if merged != old:
             self.store.put_group(merged)
             g.spec = merged
+            self._catalogue_changed()
         return g.spec
 
     def delete_group(self, topic: str, group: str) -> None:
@@ -415,6 +427,7 @@ class Broker(DeliveryMixin, RetentionMixin):
             k: v for k, v in self._pending_acks.items() if (k[0], k[1]) != (topic, group)
         }
         self.store.drop_group(topic, group)
+        self._catalogue_changed()
 
     def _drop_group_members(self, g: GroupState) -> None:
         # Disarm the group's pending lease and delay timers: they would otherwise settle (and
@@ -463,6 +476,7 @@ class Broker(DeliveryMixin, RetentionMixin):
             m.group = fresh
             m.partitions.clear()
         t.groups[group] = fresh
+        self._catalogue_changed()
         if fresh.ordered:
             self._rebalance(fresh)
         self._dispatch(fresh)

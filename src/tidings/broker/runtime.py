@@ -113,7 +113,11 @@ class BrokerRuntime:
             point = broker.commit_point()
             try:
                 if self.fsync == "never":
-                    pass
+                    # Data goes to the OS only; but a new topic or group must reach the disk
+                    # (the store writes its catalogue at sync) or a kill would forget it.
+                    if broker.catalogue_changed:
+                        broker.catalogue_changed = False
+                        await loop.run_in_executor(None, self.store.sync)
                 elif self.fsync == "interval" and not waiters:
                     broker.make_visible(point)  # visible now; the fsync follows on its interval
                     point = []

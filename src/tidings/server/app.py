@@ -86,7 +86,6 @@ class BrokerServer:
         self._alarm_task: asyncio.Task[None] | None = None
         self._conn_seq = 0
         self._instance = secrets.token_hex(2)
-        self._ack_commit: asyncio.Task[None] | None = None
 
     @property
     def url(self) -> str:
@@ -193,22 +192,6 @@ class BrokerServer:
                 elif conn.version and now - conn.last_sent >= interval:
                     conn.write(c.HEARTBEAT, c.NO_REPLY, Empty())
 
-    def settled(self) -> None:
-        """Acks wait in the engine until the next group commit: make sure one comes soon, also
-        when no publish follows (otherwise a crash could bring back long-acked messages)."""
-        if self._ack_commit is None or self._ack_commit.done():
-            self._ack_commit = asyncio.get_running_loop().create_task(
-                self._commit_settled(), name="tidings-ack-commit"
-            )
-
-    async def _commit_settled(self) -> None:
-        while self.runtime.broker.has_pending():
-            try:
-                await self.runtime.commit()
-            except Exception as exc:  # the committer logged it; the next settle tries again
-                log.debug("committing acks failed: %s", exc)
-                return
-
     def stats(self) -> ServerStats:
         conns = list(self.connections)
         return ServerStats(
@@ -240,8 +223,6 @@ class BrokerServer:
             conn.closed = True
             self.forget(conn)
             conn.release()
-        if self._ack_commit is not None:
-            self._ack_commit.cancel()
         if self._alarm_task is not None:
             self._alarm_task.cancel()
         if self._heartbeat_task is not None:

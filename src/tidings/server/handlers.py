@@ -253,7 +253,6 @@ def ack(conn: ClientConnection, body: m.Ack) -> m.SettleReply:
         raise BadRequest("ACK positions must be partition, offset pairs")
     refs = list(zip(pos[::2], pos[1::2], strict=True))
     results = conn.broker.ack_many(member.member_id, refs)
-    conn.server.settled()
     return m.SettleReply(
         [(i, e.code, e.message) for i, e in enumerate(results) if e is not None]  # type: ignore[attr-defined]
     )
@@ -272,7 +271,6 @@ def _settle_each(items: list, call: Callable[..., None]) -> m.SettleReply:
 def nack(conn: ClientConnection, body: m.Nack) -> m.SettleReply:
     member_id = _member(conn, body.sub).member_id
     broker = conn.broker
-    conn.server.settled()
     return _settle_each(body.items, lambda p, o, d, e: broker.nack(member_id, p, o, d, e))
 
 
@@ -285,7 +283,6 @@ def extend(conn: ClientConnection, body: m.Extend) -> m.SettleReply:
 def reject(conn: ClientConnection, body: m.Reject) -> m.SettleReply:
     member_id = _member(conn, body.sub).member_id
     broker = conn.broker
-    conn.server.settled()
     return _settle_each(body.items, lambda p, o, r: broker.reject(member_id, p, o, r))
 
 
