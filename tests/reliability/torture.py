@@ -22,7 +22,6 @@ Used by ``tests/reliability/test_torture.py`` (bounded) and ``scripts/torture.py
 from __future__ import annotations
 
 import asyncio
-import os
 import dataclasses
 import random
 import time
@@ -225,10 +224,6 @@ class Torture:
         self.ledger.starts += 1
 
     def _collect_log(self) -> None:
-        dump = os.environ.get("TIDINGS_TORTURE_LOG")
-        if dump:
-            with open(dump, "a") as f:
-                f.writelines(line if line.endswith("\n") else line + "\n" for line in self.broker.output)
         for line in self.broker.output:
             if "truncated damaged tails" in line and line not in self.ledger.truncations:
                 self.ledger.truncations.append(line.strip())
