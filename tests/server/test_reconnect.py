@@ -8,6 +8,8 @@ import pytest
 
 from tidings.errors import ConnectionLost, Timeout
 from tidings.model import GroupSpec, Outgoing, TopicSpec
+from tidings.protocol import constants as c
+from tidings.protocol import messages as m
 from tidings.transports.native import NativeTransport
 
 from .proxy import FaultyProxy
@@ -121,6 +123,31 @@ async def test_settling_a_message_from_a_lost_connection_raises_lease_lost(broke
         with pytest.raises(LeaseLost):
             await msg.ack()
         await again.ack()
+    finally:
+        await t.close()
+        await proxy.close()
+
+
+async def test_settle_and_custom_timeouts(broker, name):
+    proxy = FaultyProxy(broker.url)
+    url = await proxy.start()
+    t = NativeTransport(url, timeout=0.3)
+    try:
+        await t.connect()
+        await t.create_topic(TopicSpec(name=name))
+        await t.publish(name, [Outgoing(b"a"), Outgoing(b"b")])
+        sub = await t.subscribe(GroupSpec(topic=name, name="g"), prefetch=10)
+        msgs: list = []
+        while len(msgs) < 2:
+            msgs += await sub.next_batch(10, timeout=5)
+        proxy.hold_replies = True
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        results = await asyncio.gather(*(m.ack() for m in msgs), return_exceptions=True)
+        assert all(isinstance(r, Timeout) for r in results), results
+        assert 0.25 < loop.time() - started < 2.0
+        with pytest.raises(Timeout, match=r"LIST_TOPICS"):  # a timeout of its own: own timer
+            await t.call(c.LIST_TOPICS, m.Empty(), timeout=0.2)
     finally:
         await t.close()
         await proxy.close()

@@ -220,3 +220,35 @@ async def test_url_options(broker):
     assert t.options.timeout == 2.5 and t.options.name == "tester" and not t.options.reconnect
     with pytest.raises(BadRequest, match="unknown tidings:// URL option"):
         NativeTransport(broker.url + "?bogus=1")
+
+
+async def test_acks_in_one_frame_each_learn_their_own_outcome(transport, name):
+    await transport.create_topic(TopicSpec(name=name))
+    await transport.publish(name, [Outgoing(str(i).encode()) for i in range(3)])
+    sub = await transport.subscribe(GroupSpec(topic=name, name="g", lease=5.0), prefetch=10)
+    msgs = await _take(sub, 3)
+    await msgs[1].ack()
+    # one loop turn, one ACK frame: only the second (acked already) is refused
+    results = await asyncio.gather(
+        sub.ack(msgs[0]), sub.ack(msgs[1]), msgs[2].ack(), return_exceptions=True
+    )
+    assert results[0] is None and results[2] is None
+    assert isinstance(results[1], LeaseLost)
+    await sub.close()
+
+
+async def test_cancelling_one_ack_leaves_the_others_of_its_frame(transport, name):
+    await transport.create_topic(TopicSpec(name=name))
+    await transport.publish(name, [Outgoing(b"a"), Outgoing(b"b")])
+    sub = await transport.subscribe(GroupSpec(topic=name, name="g", lease=5.0), prefetch=10)
+    first, second = await _take(sub, 2)
+    cancelled = asyncio.create_task(first.ack())
+    kept = asyncio.create_task(second.ack())
+    await asyncio.sleep(0)  # both are in the frame now
+    cancelled.cancel()
+    await kept  # not failed by its neighbour's cancellation
+    with pytest.raises(asyncio.CancelledError):
+        await cancelled
+    info = await transport.group_info(name, "g")
+    assert info.in_flight == 0  # the cancelled caller's ack was sent all the same
+    await sub.close()

@@ -18,6 +18,12 @@ to add headers. ``handle`` sees a :class:`tidings.Context` before the payload is
 exception leaving the chain decides the message's fate (see :mod:`tidings.service.outcomes`).
 Built in: :class:`TracingMiddleware` (W3C ``traceparent``), :class:`LoggingMiddleware` (message
 and correlation ids) and :class:`MetricsMiddleware` (hooks for counters and timings).
+
+A service builds its publish chain once (:func:`publish_chain` with :func:`call_endpoint` at
+the end; each call carries its own endpoint) and again only when its middleware list changes;
+middleware that does not override ``publish`` is left out of it. ``LoggingMiddleware`` does no
+work for a record its logger would drop. Building the chain for every publish was a third of
+the framework's publish CPU.
 """
 
 from __future__ import annotations
@@ -50,6 +56,8 @@ class PublishCall:
     kind: str  # event | command | document | request | reply
     payload: Any = None  # the value before encoding
     state: dict[str, Any] = field(default_factory=dict)
+    endpoint: PublishNext | None = field(default=None, repr=False, compare=False)
+    """Where the chain ends for this call (the service sets it; see :func:`call_endpoint`)."""
 
 
 class Middleware:
@@ -65,8 +73,15 @@ class Middleware:
 def publish_chain(middlewares: Sequence[Middleware], endpoint: PublishNext) -> PublishNext:
     call = endpoint
     for mw in reversed(middlewares):
-        call = _bind_publish(mw, call)
+        if type(mw).publish is not Middleware.publish:  # a pass-through adds nothing
+            call = _bind_publish(mw, call)
     return call
+
+
+def call_endpoint(call: PublishCall) -> Awaitable[Any]:
+    """The end of a chain built once: the endpoint the call carries."""
+    assert call.endpoint is not None
+    return call.endpoint(call)
 
 
 def handle_chain(middlewares: Sequence[Middleware], endpoint: HandleNext) -> HandleNext:
@@ -133,6 +148,8 @@ class LoggingMiddleware(Middleware):
         self.level = level
 
     async def publish(self, call: PublishCall, call_next: PublishNext) -> Any:
+        if not self.log.isEnabledFor(logging.DEBUG):
+            return await call_next(call)
         result = await call_next(call)
         self.log.debug(
             "published %s to %s msg_id=%s correlation_id=%s",
@@ -154,19 +171,20 @@ class LoggingMiddleware(Middleware):
         finally:
             outcome = "duplicate" if ctx.duplicate else outcome_of(error)
             level = self.level if outcome in ("ok", "duplicate") else logging.WARNING
-            self.log.log(
-                level,
-                "%s %s/%s id=%s msg_id=%s correlation_id=%s delivery=%d %.1fms%s",
-                outcome,
-                ctx.topic,
-                ctx.group,
-                ctx.message.id,
-                ctx.message.msg_id or "-",
-                ctx.correlation_id or "-",
-                ctx.delivery_count,
-                (time.perf_counter() - started) * 1000,
-                f": {type(error).__name__}: {error}" if error is not None else "",
-            )
+            if self.log.isEnabledFor(level):
+                self.log.log(
+                    level,
+                    "%s %s/%s id=%s msg_id=%s correlation_id=%s delivery=%d %.1fms%s",
+                    outcome,
+                    ctx.topic,
+                    ctx.group,
+                    ctx.message.id,
+                    ctx.message.msg_id or "-",
+                    ctx.correlation_id or "-",
+                    ctx.delivery_count,
+                    (time.perf_counter() - started) * 1000,
+                    f": {type(error).__name__}: {error}" if error is not None else "",
+                )
 
 
 class MetricsMiddleware(Middleware):

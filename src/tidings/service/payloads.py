@@ -66,7 +66,10 @@ class PayloadType:
 
     def decode(self, message: Message, default_codec: Codec = JSON) -> Any:
         """The payload of ``message``. Raises InvalidPayload if it does not validate."""
-        if self.kind == "message":
+        kind = self.kind
+        if kind == "bytes":  # the fast path: the body as it came
+            return message.body
+        if kind == "message":
             return message
         return self.decode_body(message.body, message.headers.get("content-type"), default_codec)
 

@@ -4,6 +4,7 @@ Every outgoing message is encoded with the service's codec (pydantic models, dat
 plain data; ``bytes`` go as they are), stamped with ``content-type`` and ``tidings-type``,
 given a Snowflake ``msg_id`` (so a retried publish is deduplicated by the broker), and passed
 through the middleware chain. :class:`Publishing` is mixed into :class:`tidings.Service`.
+The chain is built once per middleware list, not per publish (see :mod:`.middleware`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from .. import headers as h
 from ..errors import Closed, NotFound
 from ..model import Message, Outgoing, Receipt
-from .middleware import PublishCall, publish_chain
+from .middleware import PublishCall, PublishNext, call_endpoint, publish_chain
 from .payloads import PayloadType, encode_payload
 
 if TYPE_CHECKING:
@@ -33,12 +34,18 @@ class Publishing:
     codec: Codec
     ids: Snowflake
     middleware: list[Middleware]
+    _publish_chain: tuple[tuple[Middleware, ...], PublishNext] | None = None
 
     async def _connect(self) -> AsyncClient:
         raise NotImplementedError
 
     async def _publish_through_chain(self, call: PublishCall, endpoint: Any) -> Any:
-        return await publish_chain(self.middleware, endpoint)(call)
+        built = self._publish_chain
+        middleware = tuple(self.middleware)
+        if built is None or built[0] != middleware:
+            built = self._publish_chain = (middleware, publish_chain(middleware, call_endpoint))
+        call.endpoint = endpoint
+        return await built[1](call)
 
     def _outgoing(
         self,

@@ -3,14 +3,27 @@
 A handler runs inside the trace of the message it handles (a child span); whatever it
 publishes carries that trace on. A publish outside any trace starts a new one. The current
 trace lives in a context variable, so it follows asyncio tasks.
+
+Ids come from :func:`random.getrandbits` (W3C asks for random ids, not secret ones): the
+``secrets`` module reads ``os.urandom`` for each, a system call that was 9% of the framework's
+client CPU when publishing and handling.
 """
 
 from __future__ import annotations
 
 import contextvars
+import random
 import re
-import secrets
 from dataclasses import dataclass
+
+_ZERO_TRACE = "0" * 32
+_ZERO_SPAN = "0" * 16
+_bits = random.getrandbits  # the module's generator is reseeded in a forked child
+
+
+def _span_id() -> str:
+    return f"{_bits(64) or 1:016x}"
+
 
 _TRACEPARENT_RE = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
 
@@ -27,7 +40,7 @@ class TraceContext:
 
     @classmethod
     def new(cls) -> TraceContext:
-        return cls(secrets.token_hex(16), secrets.token_hex(8))
+        return cls(f"{_bits(128) or 1:032x}", _span_id())
 
     @classmethod
     def parse(cls, value: str | None) -> TraceContext | None:
@@ -38,13 +51,13 @@ class TraceContext:
         if match is None:
             return None
         version, trace_id, span_id, flags = match.groups()
-        if version == "ff" or set(trace_id) == {"0"} or set(span_id) == {"0"}:
+        if version == "ff" or trace_id == _ZERO_TRACE or span_id == _ZERO_SPAN:
             return None
         return cls(trace_id, span_id, flags)
 
     def child(self) -> TraceContext:
         """A new span in the same trace."""
-        return TraceContext(self.trace_id, secrets.token_hex(8), self.flags)
+        return TraceContext(self.trace_id, _span_id(), self.flags)
 
     @property
     def traceparent(self) -> str:

@@ -14,6 +14,7 @@ DEFAULT_URL = "tidings://127.0.0.1:7420"
 _SCHEMES: dict[str, tuple[str, str, str | None]] = {
     "memory": ("tidings.transports.memory", "MemoryTransport", None),
     "tidings": ("tidings.transports.native", "NativeTransport", None),
+    "tidings+tls": ("tidings.transports.native", "NativeTransport", None),
     "nats": ("tidings.transports.nats", "NatsTransport", "nats"),
 }
 

@@ -6,6 +6,13 @@ caller still learns its own outcome. Auto-ack members return credit as the appli
 messages, so a slow reader is never flooded. After a reconnect the member joins again: the
 messages it had not handed out are dropped (the broker returned them to the group), and
 settling a message of the old connection raises LeaseLost at once.
+
+The settles of one frame share one future: its result maps the indexes the broker refused to
+their error, and each caller raises its own (LeaseLost, ...). ``NativeMessage`` settles
+straight into the subscription (one coroutine, not three). Measured on the consume benchmark
+(2 cores): a future per ack plus the coroutine chain were ~10% of the client's CPU.
+The shared future ignores ``cancel()``: cancelling one waiter must not fail the others, so a
+cancelled caller raises CancelledError when the frame's reply (or its timeout) arrives.
 """
 
 from __future__ import annotations
@@ -28,9 +35,27 @@ if TYPE_CHECKING:
 class NativeMessage(Message):
     __slots__ = ("_epoch",)
 
+    _settler: NativeSubscription | None
+
     def __init__(self, delivery: Delivery, settler: NativeSubscription | None, epoch: int):
         super().__init__(delivery, settler)
         self._epoch = epoch
+
+    async def ack(self) -> None:
+        sub = self._settler
+        if sub is not None and not self.settled:
+            self.settled = True
+            shared, index = sub._enqueue(constants.ACK, self, None)
+            refused = await shared
+            if refused and index in refused:
+                raise error_for_code(*refused[index])
+
+
+class _Shared(asyncio.Future):
+    """The future of one settle frame, awaited by every caller in it: never cancelled."""
+
+    def cancel(self, msg: Any = None) -> bool:
+        return False
 
 
 _SETTLE = {
@@ -56,7 +81,7 @@ class NativeSubscription(TransportSubscription):
         self._closed: BaseException | None = None
         self._credit = 0
         self._credit_threshold = max(1, prefetch // 4)
-        self._batches: dict[int, tuple[list[Any], list[asyncio.Future[None]]]] = {}
+        self._batches: dict[int, tuple[list[Any], _Shared, list[int]]] = {}
         self._flush_scheduled = False
 
     # -- connection side ---------------------------------------------------------------------
@@ -154,6 +179,13 @@ class NativeSubscription(TransportSubscription):
         await self._settle(constants.REJECT, message, (reason,))
 
     async def _settle(self, kind: int, message: Message, extra: tuple | None) -> None:
+        shared, index = self._enqueue(kind, message, extra)
+        refused = await shared
+        if refused and index in refused:
+            raise error_for_code(*refused[index])
+
+    def _enqueue(self, kind: int, message: Message, extra: tuple | None) -> tuple[_Shared, int]:
+        """Add a settle to this loop turn's frame of ``kind``: its future and index in it."""
         if self._closed is not None:
             raise Closed("the subscription is closed; the message will be redelivered")
         if getattr(message, "_epoch", self.epoch) != self.epoch:
@@ -163,25 +195,27 @@ class NativeSubscription(TransportSubscription):
             )
         batch = self._batches.get(kind)
         if batch is None:
-            batch = self._batches[kind] = ([], [])
-        items, futures = batch
+            loop = asyncio.get_running_loop()
+            batch = self._batches[kind] = ([], _Shared(loop=loop), [0])
+            if not self._flush_scheduled:
+                self._flush_scheduled = True
+                loop.call_soon(self._flush)
+        items, shared, count = batch
         if kind == constants.ACK:
             items += (message.partition, message.offset)
         else:
             items.append((message.partition, message.offset, *extra))  # type: ignore[misc]
-        fut = asyncio.get_running_loop().create_future()
-        futures.append(fut)
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush)
-        await fut
+        index = count[0]
+        count[0] = index + 1
+        return shared, index
 
     def _flush(self) -> None:
         self._flush_scheduled = False
         batches, self._batches = self._batches, {}
-        for kind, (items, futures) in batches.items():
-            fut = self._transport.settle_request(self, kind, _SETTLE[kind](self.sub_id, items))
-            fut.add_done_callback(lambda f, futures=futures: _resolve(f, futures))
+        transport = self._transport
+        for kind, (items, shared, _) in batches.items():
+            fut = transport.settle_request(self, kind, _SETTLE[kind](self.sub_id, items))
+            fut.add_done_callback(lambda f, k=kind, s=shared: _resolve(transport, k, f, s))
 
     async def close(self) -> None:
         if self._closed is not None:
@@ -196,22 +230,15 @@ def _wake(waiter: asyncio.Future[None]) -> None:
         waiter.set_result(None)
 
 
-def _resolve(reply: asyncio.Future[SettleReply], futures: list[asyncio.Future[None]]) -> None:
+def _resolve(
+    transport: NativeTransport, kind: int, reply: asyncio.Future[SettleReply], shared: _Shared
+) -> None:
+    """Split a settle frame's reply: the shared future gets ``{index: (code, text)}`` of the
+    refused settles, or the frame's error (mapped for callers) if the frame failed."""
     if reply.cancelled():
-        exc: BaseException | None = asyncio.CancelledError()
+        shared.set_exception(asyncio.CancelledError())
+    elif (exc := reply.exception()) is not None:
+        shared.set_exception(transport.settle_error(kind, exc))
     else:
-        exc = reply.exception()
-    if exc is not None:
-        for fut in futures:
-            if not fut.done():
-                fut.set_exception(exc)
-        return
-    errors = {index: error_for_code(code, text) for index, code, text in reply.result().errors}
-    for index, fut in enumerate(futures):
-        if fut.done():
-            continue
-        error = errors.get(index)
-        if error is None:
-            fut.set_result(None)
-        else:
-            fut.set_exception(error)
+        errors = reply.result().errors
+        shared.set_result({i: (code, text) for i, code, text in errors} if errors else None)
