@@ -17,8 +17,8 @@ class DedupIndex:
         self._seen: dict[str, tuple[Receipt, float]] = {}
         self._order: deque[tuple[float, str]] = deque()
 
-    def lookup(self, msg_id: str, now: float) -> Receipt | None:
-        self.expire(now)
+    def lookup(self, msg_id: str) -> Receipt | None:
+        """The receipt of ``msg_id`` if seen within the window (call ``expire`` first)."""
         found = self._seen.get(msg_id)
         return None if found is None else found[0]
 

@@ -205,27 +205,35 @@ class Broker(DeliveryMixin, RetentionMixin):
         self._validate(spec, messages)
         self._check_capacity(t, messages)
         nparts = len(t.parts)
+        parts = t.parts
         receipts: list[Receipt] = []
         batches: dict[int, list[Record]] = {}
         batch_ids: dict[str, Receipt] = {}
-        for m in messages:
+        dedup = t.dedup if spec.dedup_window > 0 else None
+        if dedup is not None:
+            dedup.expire(now)
+        ids = self._ids.next_many(len(messages))  # one clock read per batch
+        for i, m in enumerate(messages):
             msg_id = m.msg_id
-            if msg_id is not None and spec.dedup_window > 0:
-                seen = batch_ids.get(msg_id) or t.dedup.lookup(msg_id, now)
+            if msg_id is not None and dedup is not None:
+                seen = batch_ids.get(msg_id) or dedup.lookup(msg_id)
                 if seen is not None:
                     receipts.append(
                         Receipt(topic, seen.partition, seen.offset, seen.id, duplicate=True)
                     )
                     continue
             key = m.key
-            p = partition_for(key, nparts) if key is not None else t.rr.next(nparts)
-            part = t.parts[p]
+            if nparts == 1:
+                p = 0
+            else:
+                p = partition_for(key, nparts) if key is not None else t.rr.next(nparts)
+            part = parts[p]
             offset = part.next
             part.next = offset + 1
             record = Record(
                 offset,
                 now,
-                self._ids.next(),
+                ids[i],
                 key,
                 m.headers,
                 m.body,
@@ -233,12 +241,16 @@ class Broker(DeliveryMixin, RetentionMixin):
                 now + m.delay if m.delay else None,
                 now + m.ttl if m.ttl else None,
             )
-            batches.setdefault(p, []).append(record)
+            batch = batches.get(p)
+            if batch is None:
+                batch = batches[p] = []
+            batch.append(record)
             receipt = Receipt(topic, p, offset, record.id)
             receipts.append(receipt)
             if msg_id is not None:
                 batch_ids[msg_id] = receipt
-                t.dedup.remember(msg_id, receipt, now)
+                if dedup is not None:
+                    dedup.remember(msg_id, receipt, now)
         for p, records in batches.items():
             try:
                 self.store.append(topic, p, records)

@@ -27,9 +27,11 @@ class MessageIds:
         if value > self._last:
             self._last = value
 
-    def next(self) -> str:
+    def next_many(self, n: int) -> list[str]:
+        """``n`` consecutive ids with one clock read (the publish path issues a batch)."""
         candidate = (int(time.time() * 1000) - EPOCH_MS) << SEQ_BITS
-        last = self._last + 1
-        value = candidate if candidate > last else last
-        self._last = value
-        return f"{value:016x}"
+        first = self._last + 1
+        if candidate > first:
+            first = candidate
+        self._last = first + n - 1
+        return ["%016x" % v for v in range(first, first + n)]  # noqa: UP031 - measured faster
