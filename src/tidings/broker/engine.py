@@ -1,17 +1,18 @@
-"""The broker engine: topics, publishing, groups and members over one Store.
+"""The broker engine: topics, publishing and group commit over one Store.
 
 Synchronous and single-threaded by design: every call runs on the event loop's thread, never
 blocks on fsync (that is :class:`tidings.broker.runtime.BrokerRuntime`'s job) and never awaits.
-Delivery and settling live in :mod:`tidings.broker.delivery`; this module holds the catalogue,
-the publish path, membership, retention and stats. The contract for drivers is written down in
-docs/design/engine-api.md.
+:class:`Broker` is assembled from mixins, one module per concern: ``delivery`` (dispatch,
+leases, settling, dead-letter), ``consumer_groups`` (group catalogue and positions),
+``membership`` (members, sessions, rebalancing), ``retention`` and ``stats``. This module holds
+the lifecycle, the topic catalogue, the publish path and visibility. The contract for drivers
+is written down in docs/design/engine-api.md.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
-import secrets
 from collections.abc import Callable, Sequence
 
 from ..clock import Clock, SystemClock
@@ -23,26 +24,22 @@ from ..errors import (
     TopicFull,
 )
 from ..model import (
-    Delivery,
-    GroupInfo,
-    GroupSpec,
     Outgoing,
-    PartitionInfo,
     Receipt,
     Record,
-    TopicInfo,
     TopicSpec,
 )
 from ..partitioning import partition_for
 from ..storage.base import RecoveryReport, Store
-from ..storage.cursor import GroupCursor
-from .assignment import assign
+from .consumer_groups import GroupsMixin
 from .delivery import DeliveryMixin
 from .entries import Entry
 from .groups import GroupState
 from .members import Member
+from .membership import MembershipMixin
 from .msgids import MessageIds
 from .retention import RetentionMixin
+from .stats import StatsMixin
 from .timers import Timers
 from .topics import TopicState
 
@@ -53,7 +50,7 @@ HOUSEKEEPING_INTERVAL = 1.0
 CommitPoint = list[tuple[TopicState, int, int]]
 
 
-class Broker(DeliveryMixin, RetentionMixin):
+class Broker(DeliveryMixin, GroupsMixin, MembershipMixin, RetentionMixin, StatsMixin):
     def __init__(
         self, store: Store, *, clock: Clock | None = None, confirm_after_sync: bool = False
     ) -> None:
@@ -368,270 +365,3 @@ class Broker(DeliveryMixin, RetentionMixin):
         point = self.commit_point()
         self.store.sync()
         self.make_visible(point)
-
-    # -- groups ------------------------------------------------------------------------------
-
-    def _group(self, topic: str, group: str) -> GroupState:
-        g = self._topic(topic).groups.get(group)
-        if g is None:
-            raise NotFound(f"group {group!r} does not exist on topic {topic!r}")
-        return g
-
-    def _start_floor(self, t: TopicState, p: int, start: str, value: float | None) -> int:
-        part = t.parts[p]
-        if start == "earliest":
-            return part.first
-        if start == "latest":
-            return part.next
-        if start == "offset":
-            return min(max(int(value or 0), part.first), part.next)
-        return max(self.store.offset_at(t.name, p, float(value or 0.0)), part.first)
-
-    def create_group(self, spec: GroupSpec, *, exist_ok: bool = True) -> GroupSpec:
-        spec.validate()
-        t = self._topic(spec.topic)
-        existing = t.groups.get(spec.name)
-        if existing is not None:
-            if not exist_ok:
-                raise AlreadyExists(f"group {spec.name!r} already exists on {spec.topic!r}")
-            return self._redeclare(existing, spec)
-        self.store.put_group(spec)
-        cursors = {}
-        for p in range(len(t.parts)):
-            floor = self._start_floor(t, p, spec.start, spec.start_value)
-            self.store.save_floor(t.name, spec.name, p, floor)
-            cursors[p] = GroupCursor(floor)
-        t.groups[spec.name] = GroupState(spec, t, cursors)
-        self._catalogue_changed()
-        return spec
-
-    def _redeclare(self, g: GroupState, spec: GroupSpec) -> GroupSpec:
-        old = g.spec
-        if (spec.mode, spec.key_ordered, spec.auto_ack) != (
-            old.mode,
-            old.key_ordered,
-            old.auto_ack,
-        ):
-            raise BadRequest(
-                f"group {old.name!r} on {old.topic!r} exists with mode={old.mode!r}, "
-                f"key_ordered={old.key_ordered}, auto_ack={old.auto_ack}; use another group "
-                "name or delete the group first"
-            )
-        # Tunables (lease, max deliveries, dead-letter settings) follow the latest declaration.
-        merged = GroupSpec(
-            **{
-                **{f: getattr(spec, f) for f in spec.__struct_fields__},
-                "start": old.start,
-                "start_value": old.start_value,
-            }
-        )
-        if merged != old:
-            self.store.put_group(merged)
-            g.spec = merged
-            self._catalogue_changed()
-        return g.spec
-
-    def delete_group(self, topic: str, group: str) -> None:
-        g = self._group(topic, group)
-        self._drop_group_members(g)
-        del g.topic.groups[group]
-        self._pending_acks = {
-            k: v for k, v in self._pending_acks.items() if (k[0], k[1]) != (topic, group)
-        }
-        self.store.drop_group(topic, group)
-        self._catalogue_changed()
-
-    def _drop_group_members(self, g: GroupState) -> None:
-        # Disarm the group's pending lease and delay timers: they would otherwise settle (and
-        # journal acks for) offsets of a new group or topic created under the same name.
-        for entry in list(g.inflight.values()):
-            self._release(g, entry)
-        g.delayed.clear()
-        for m in list(g.members):
-            self._members.pop(m.id, None)
-        g.members.clear()
-
-    def list_groups(self, topic: str) -> list[GroupSpec]:
-        return [g.spec for g in self._topic(topic).groups.values()]
-
-    def reset_group(
-        self, topic: str, group: str, start: str = "earliest", start_value: float | None = None
-    ) -> None:
-        """Move the group to a new start position; in-flight deliveries lose their leases."""
-        g = self._group(topic, group)
-        spec = GroupSpec(
-            **{
-                **{f: getattr(g.spec, f) for f in g.spec.__struct_fields__},
-                "start": start,
-                "start_value": start_value,
-            }
-        ).validate()
-        members = list(g.members)
-        for m in members:
-            for entry in list(m.inflight.values()):
-                self._release(g, entry)
-        t = g.topic
-        self.store.drop_group(topic, group)
-        self.store.put_group(g.spec)
-        cursors = {}
-        for p in range(len(t.parts)):
-            floor = self._start_floor(t, p, spec.start, spec.start_value)
-            self.store.save_floor(topic, group, p, floor)
-            cursors[p] = GroupCursor(floor)
-        self._pending_acks = {
-            k: v for k, v in self._pending_acks.items() if (k[0], k[1]) != (topic, group)
-        }
-        fresh = GroupState(g.spec, t, cursors)
-        fresh.members = members
-        fresh.dead_lettered = g.dead_lettered
-        for m in members:
-            m.group = fresh
-            m.partitions.clear()
-        t.groups[group] = fresh
-        self._catalogue_changed()
-        if fresh.ordered:
-            self._rebalance(fresh)
-        self._dispatch(fresh)
-
-    # -- members -----------------------------------------------------------------------------
-
-    def join(
-        self,
-        spec: GroupSpec,
-        *,
-        prefetch: int,
-        deliver: Callable[[list[Delivery]], None],
-        session_timeout: float | None = None,
-    ) -> str:
-        """Add a member to the group (created if missing); returns the member id."""
-        if not isinstance(prefetch, int) or prefetch < 1:
-            raise BadRequest(f"prefetch must be an integer >= 1, got {prefetch!r}")
-        self.create_group(spec, exist_ok=True)
-        g = self._group(spec.topic, spec.name)
-        now = self.clock.now()
-        member_id = secrets.token_hex(8)
-        m = Member(member_id, next(self._member_seq), g, prefetch, deliver, session_timeout, now)
-        g.members.append(m)
-        self._members[member_id] = m
-        if session_timeout:
-            self._timers.at(now + session_timeout, self._check_session, m)
-        if g.ordered:
-            self._rebalance(g)
-        self._dispatch(g)
-        return member_id
-
-    def leave(self, member_id: str) -> None:
-        """Remove a member: shared deliveries return to the group now; ordered partitions move."""
-        m = self._members.pop(member_id, None)
-        if m is None:
-            raise NotFound(f"unknown member {member_id!r}")
-        g = m.group
-        if m in g.members:
-            g.members.remove(m)
-        for entry in sorted(m.inflight.values(), key=lambda e: e.offset, reverse=True):
-            self._release(g, entry)
-            self._requeue(g, entry)
-        if g.ordered:
-            self._rebalance(g)
-        self._dispatch(g)
-
-    def heartbeat(self, member_id: str) -> None:
-        m = self._members.get(member_id)
-        if m is None:
-            raise NotFound(f"unknown member {member_id!r}: it left or timed out")
-        m.last_seen = self.clock.now()
-
-    def add_credit(self, member_id: str, n: int) -> None:
-        m = self._members.get(member_id)
-        if m is None:
-            raise NotFound(f"unknown member {member_id!r}")
-        m.credit = min(m.credit + max(n, 0), m.prefetch)
-        self._dispatch(m.group)
-
-    def member_group(self, member_id: str) -> GroupSpec:
-        m = self._members.get(member_id)
-        if m is None:
-            raise NotFound(f"unknown member {member_id!r}")
-        return m.group.spec
-
-    def _check_session(self, m: Member) -> None:
-        if self._members.get(m.id) is not m or not m.session_timeout:
-            return
-        deadline = m.last_seen + m.session_timeout
-        if self.clock.now() >= deadline:
-            log.info("member %s of %s/%s timed out", m.id, m.group.topic.name, m.group.name)
-            self.leave(m.id)
-        else:
-            self._timers.at(deadline, self._check_session, m)
-
-    def _rebalance(self, g: GroupState) -> None:
-        members = sorted(g.members, key=lambda m: m.seq)
-        owners = assign(len(g.owners), members, g.owners)
-        for p, (old, new) in enumerate(zip(g.owners, owners, strict=True)):
-            if old is new:
-                continue
-            if old is not None:
-                old.partitions.discard(p)
-                revoked = [e for e in old.inflight.values() if e.partition == p]
-                for entry in sorted(revoked, key=lambda e: e.offset, reverse=True):
-                    self._release(g, entry)
-                    g.requeue_ordered(entry)
-            if new is not None:
-                new.partitions.add(p)
-        g.owners = owners
-
-    # -- stats -------------------------------------------------------------------------------
-
-    def group_info(self, topic: str, group: str) -> GroupInfo:
-        g = self._group(topic, group)
-        now = self.clock.now()
-        queued = len(g.ready) + g.waiting_count + sum(len(q) for q in g.pqueues)
-        oldest: float | None = None
-        candidates = [e.timestamp for e in (g.ready[0],)] if g.ready else []
-        for q in g.pqueues:
-            if q:
-                candidates.append(q[0].timestamp)
-        for p, part in enumerate(g.topic.parts):
-            pos = max(g.read_pos[p], part.first)
-            if pos < part.visible and not candidates:
-                first = self.store.read(g.topic.name, p, pos, 1)
-                if first:
-                    candidates.append(first[0].timestamp)
-        if candidates:
-            oldest = max(now - min(candidates), 0.0)
-        return GroupInfo(
-            topic=topic,
-            name=group,
-            mode=g.spec.mode,
-            ready=queued + g.unloaded(),
-            in_flight=len(g.inflight),
-            delayed=len(g.delayed),
-            dead_lettered=g.dead_lettered,
-            lag=g.lag(),
-            oldest_ready_age=oldest,
-            members=len(g.members),
-            deliver_rate=g.deliver_meter.rate(now),
-            ack_rate=g.ack_meter.rate(now),
-            spec=g.spec,
-        )
-
-    def topic_info(self, name: str) -> TopicInfo:
-        t = self._topic(name)
-        parts = [
-            PartitionInfo(
-                partition=p,
-                first_offset=part.first,
-                next_offset=part.next,
-                bytes=self.store.size(name, p),
-            )
-            for p, part in enumerate(t.parts)
-        ]
-        return TopicInfo(
-            name=name,
-            spec=t.spec,
-            messages=t.messages(),
-            bytes=sum(p.bytes for p in parts),
-            partitions=parts,
-            groups=[self.group_info(name, g) for g in t.groups],
-            publish_rate=t.publish_meter.rate(self.clock.now()),
-        )

@@ -1,0 +1,150 @@
+"""Consumer groups as the broker keeps them: create (at a start position), redeclare, delete
+and reset. A mixin of :class:`tidings.broker.engine.Broker`."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..errors import AlreadyExists, BadRequest, NotFound
+from ..model import GroupSpec
+from ..storage.cursor import GroupCursor
+from .groups import GroupState
+
+if TYPE_CHECKING:
+    from ..clock import Clock
+    from ..storage.base import Store
+    from .members import Member
+    from .timers import Timers
+    from .topics import TopicState
+
+
+class GroupsMixin:
+    store: Store
+    clock: Clock
+    _timers: Timers
+    _members: dict[str, Member]
+    _pending_acks: dict[tuple[str, str, int], list[int]]
+
+    # -- groups ------------------------------------------------------------------------------
+
+    def _group(self, topic: str, group: str) -> GroupState:
+        g = self._topic(topic).groups.get(group)
+        if g is None:
+            raise NotFound(f"group {group!r} does not exist on topic {topic!r}")
+        return g
+
+    def _start_floor(self, t: TopicState, p: int, start: str, value: float | None) -> int:
+        part = t.parts[p]
+        if start == "earliest":
+            return part.first
+        if start == "latest":
+            return part.next
+        if start == "offset":
+            return min(max(int(value or 0), part.first), part.next)
+        return max(self.store.offset_at(t.name, p, float(value or 0.0)), part.first)
+
+    def create_group(self, spec: GroupSpec, *, exist_ok: bool = True) -> GroupSpec:
+        spec.validate()
+        t = self._topic(spec.topic)
+        existing = t.groups.get(spec.name)
+        if existing is not None:
+            if not exist_ok:
+                raise AlreadyExists(f"group {spec.name!r} already exists on {spec.topic!r}")
+            return self._redeclare(existing, spec)
+        self.store.put_group(spec)
+        cursors = {}
+        for p in range(len(t.parts)):
+            floor = self._start_floor(t, p, spec.start, spec.start_value)
+            self.store.save_floor(t.name, spec.name, p, floor)
+            cursors[p] = GroupCursor(floor)
+        t.groups[spec.name] = GroupState(spec, t, cursors)
+        self._catalogue_changed()
+        return spec
+
+    def _redeclare(self, g: GroupState, spec: GroupSpec) -> GroupSpec:
+        old = g.spec
+        if (spec.mode, spec.key_ordered, spec.auto_ack) != (
+            old.mode,
+            old.key_ordered,
+            old.auto_ack,
+        ):
+            raise BadRequest(
+                f"group {old.name!r} on {old.topic!r} exists with mode={old.mode!r}, "
+                f"key_ordered={old.key_ordered}, auto_ack={old.auto_ack}; use another group "
+                "name or delete the group first"
+            )
+        # Tunables (lease, max deliveries, dead-letter settings) follow the latest declaration.
+        merged = GroupSpec(
+            **{
+                **{f: getattr(spec, f) for f in spec.__struct_fields__},
+                "start": old.start,
+                "start_value": old.start_value,
+            }
+        )
+        if merged != old:
+            self.store.put_group(merged)
+            g.spec = merged
+            self._catalogue_changed()
+        return g.spec
+
+    def delete_group(self, topic: str, group: str) -> None:
+        g = self._group(topic, group)
+        self._drop_group_members(g)
+        del g.topic.groups[group]
+        self._pending_acks = {
+            k: v for k, v in self._pending_acks.items() if (k[0], k[1]) != (topic, group)
+        }
+        self.store.drop_group(topic, group)
+        self._catalogue_changed()
+
+    def _drop_group_members(self, g: GroupState) -> None:
+        # Disarm the group's pending lease and delay timers: they would otherwise settle (and
+        # journal acks for) offsets of a new group or topic created under the same name.
+        for entry in list(g.inflight.values()):
+            self._release(g, entry)
+        g.delayed.clear()
+        for m in list(g.members):
+            self._members.pop(m.id, None)
+        g.members.clear()
+
+    def list_groups(self, topic: str) -> list[GroupSpec]:
+        return [g.spec for g in self._topic(topic).groups.values()]
+
+    def reset_group(
+        self, topic: str, group: str, start: str = "earliest", start_value: float | None = None
+    ) -> None:
+        """Move the group to a new start position; in-flight deliveries lose their leases."""
+        g = self._group(topic, group)
+        spec = GroupSpec(
+            **{
+                **{f: getattr(g.spec, f) for f in g.spec.__struct_fields__},
+                "start": start,
+                "start_value": start_value,
+            }
+        ).validate()
+        members = list(g.members)
+        for m in members:
+            for entry in list(m.inflight.values()):
+                self._release(g, entry)
+        t = g.topic
+        self.store.drop_group(topic, group)
+        self.store.put_group(g.spec)
+        cursors = {}
+        for p in range(len(t.parts)):
+            floor = self._start_floor(t, p, spec.start, spec.start_value)
+            self.store.save_floor(topic, group, p, floor)
+            cursors[p] = GroupCursor(floor)
+        self._pending_acks = {
+            k: v for k, v in self._pending_acks.items() if (k[0], k[1]) != (topic, group)
+        }
+        fresh = GroupState(g.spec, t, cursors)
+        fresh.members = members
+        fresh.dead_lettered = g.dead_lettered
+        for m in members:
+            m.group = fresh
+            m.partitions.clear()
+        t.groups[group] = fresh
+        self._catalogue_changed()
+        if fresh.ordered:
+            self._rebalance(fresh)
+        self._dispatch(fresh)

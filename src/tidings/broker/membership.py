@@ -1,0 +1,117 @@
+"""Group members: joining, leaving, heartbeats and session timeouts, credit, and the
+rebalancing of ordered groups' partitions. A mixin of :class:`tidings.broker.engine.Broker`."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from ..errors import BadRequest, NotFound
+from ..model import Delivery, GroupSpec
+from .assignment import assign
+from .groups import GroupState
+from .members import Member
+
+if TYPE_CHECKING:
+    import itertools
+
+    from ..clock import Clock
+    from .timers import Timers
+
+log = logging.getLogger("tidings.broker")
+
+
+class MembershipMixin:
+    clock: Clock
+    _timers: Timers
+    _members: dict[str, Member]
+    _member_seq: itertools.count[int]
+
+    # -- members -----------------------------------------------------------------------------
+
+    def join(
+        self,
+        spec: GroupSpec,
+        *,
+        prefetch: int,
+        deliver: Callable[[list[Delivery]], None],
+        session_timeout: float | None = None,
+    ) -> str:
+        """Add a member to the group (created if missing); returns the member id."""
+        if not isinstance(prefetch, int) or prefetch < 1:
+            raise BadRequest(f"prefetch must be an integer >= 1, got {prefetch!r}")
+        self.create_group(spec, exist_ok=True)
+        g = self._group(spec.topic, spec.name)
+        now = self.clock.now()
+        member_id = secrets.token_hex(8)
+        m = Member(member_id, next(self._member_seq), g, prefetch, deliver, session_timeout, now)
+        g.members.append(m)
+        self._members[member_id] = m
+        if session_timeout:
+            self._timers.at(now + session_timeout, self._check_session, m)
+        if g.ordered:
+            self._rebalance(g)
+        self._dispatch(g)
+        return member_id
+
+    def leave(self, member_id: str) -> None:
+        """Remove a member: shared deliveries return to the group now; ordered partitions move."""
+        m = self._members.pop(member_id, None)
+        if m is None:
+            raise NotFound(f"unknown member {member_id!r}")
+        g = m.group
+        if m in g.members:
+            g.members.remove(m)
+        for entry in sorted(m.inflight.values(), key=lambda e: e.offset, reverse=True):
+            self._release(g, entry)
+            self._requeue(g, entry)
+        if g.ordered:
+            self._rebalance(g)
+        self._dispatch(g)
+
+    def heartbeat(self, member_id: str) -> None:
+        m = self._members.get(member_id)
+        if m is None:
+            raise NotFound(f"unknown member {member_id!r}: it left or timed out")
+        m.last_seen = self.clock.now()
+
+    def add_credit(self, member_id: str, n: int) -> None:
+        m = self._members.get(member_id)
+        if m is None:
+            raise NotFound(f"unknown member {member_id!r}")
+        m.credit = min(m.credit + max(n, 0), m.prefetch)
+        self._dispatch(m.group)
+
+    def member_group(self, member_id: str) -> GroupSpec:
+        m = self._members.get(member_id)
+        if m is None:
+            raise NotFound(f"unknown member {member_id!r}")
+        return m.group.spec
+
+    def _check_session(self, m: Member) -> None:
+        if self._members.get(m.id) is not m or not m.session_timeout:
+            return
+        deadline = m.last_seen + m.session_timeout
+        if self.clock.now() >= deadline:
+            log.info("member %s of %s/%s timed out", m.id, m.group.topic.name, m.group.name)
+            self.leave(m.id)
+        else:
+            self._timers.at(deadline, self._check_session, m)
+
+    def _rebalance(self, g: GroupState) -> None:
+        members = sorted(g.members, key=lambda m: m.seq)
+        owners = assign(len(g.owners), members, g.owners)
+        for p, (old, new) in enumerate(zip(g.owners, owners, strict=True)):
+            if old is new:
+                continue
+            if old is not None:
+                old.partitions.discard(p)
+                revoked = [e for e in old.inflight.values() if e.partition == p]
+                for entry in sorted(revoked, key=lambda e: e.offset, reverse=True):
+                    self._release(g, entry)
+                    g.requeue_ordered(entry)
+            if new is not None:
+                new.partitions.add(p)
+        g.owners = owners
