@@ -128,8 +128,7 @@ class Broker(DeliveryMixin, GroupsMixin, MembershipMixin, RetentionMixin, StatsM
                     break
                 for r in records:
                     if r.msg_id is not None:
-                        receipt = Receipt(t.name, p, r.offset, r.id, True)
-                        t.dedup.remember(r.msg_id, receipt, r.timestamp)
+                        t.dedup.remember(r.msg_id, p, r.offset, r.timestamp)
                 pos = records[-1].offset + 1
 
     # -- time --------------------------------------------------------------------------------
@@ -213,7 +212,11 @@ class Broker(DeliveryMixin, GroupsMixin, MembershipMixin, RetentionMixin, StatsM
         for i, m in enumerate(messages):
             msg_id = m.msg_id
             if msg_id is not None and dedup is not None:
-                seen = batch_ids.get(msg_id) or dedup.lookup(msg_id)
+                seen = batch_ids.get(msg_id)
+                if seen is None:
+                    found = dedup.lookup(msg_id)
+                    if found is not None:
+                        seen = Receipt(topic, *found, self._id_at(topic, *found))
                 if seen is not None:
                     receipts.append(
                         Receipt(topic, seen.partition, seen.offset, seen.id, duplicate=True)
@@ -247,7 +250,7 @@ class Broker(DeliveryMixin, GroupsMixin, MembershipMixin, RetentionMixin, StatsM
             if msg_id is not None:
                 batch_ids[msg_id] = receipt
                 if dedup is not None:
-                    dedup.remember(msg_id, receipt, now)
+                    dedup.remember(msg_id, p, offset, now)
         for p, records in batches.items():
             try:
                 self.store.append(topic, p, records)
@@ -261,6 +264,14 @@ class Broker(DeliveryMixin, GroupsMixin, MembershipMixin, RetentionMixin, StatsM
         if batches:
             self._published(t, batches)
         return receipts
+
+    def _id_at(self, topic: str, partition: int, offset: int) -> str:
+        """The broker message id stored at an offset ('' if retention removed it)."""
+        part = self._topics[topic].parts[partition]
+        if offset < part.first:
+            return ""
+        found = part.from_tail(offset, 1) or self.store.read(topic, partition, offset, 1)
+        return found[0].id if found and found[0].offset == offset else ""
 
     def _validate(self, spec: TopicSpec, messages: Sequence[Outgoing]) -> None:
         limit = spec.max_message_size
@@ -312,7 +323,7 @@ class Broker(DeliveryMixin, GroupsMixin, MembershipMixin, RetentionMixin, StatsM
             t.parts[p].forget_tail()
             stored_next = self.store.bounds(t.name, p)[1]
             t.parts[p].next = min(t.parts[p].next, max(stored_next, records[0].offset))
-        t.dedup.forget(ids)
+        t.dedup.forget(list(ids))
 
     def _published(self, t: TopicState, batches: dict[int, list[Record]]) -> None:
         if self.confirm_after_sync:
