@@ -80,3 +80,12 @@ def test_an_unanswered_ack_counts_only_when_the_broker_reports_the_group_settled
     assert check(answered_lost) == []
     answered_lost.settled = {"ordered": (1, 0)}  # the broker still owes it: a lost ack
     assert any("never acked" in p for p in check(answered_lost))
+
+
+def test_a_poison_message_counts_as_dead_lettered_when_the_log_shows_it():
+    ledger = _ledger()
+    ledger.confirmed["job-0-17"] = ("jobs", 0, 0)  # a poison job; its reject's answer was lost
+    ledger.log_ids["jobs"] = ["job-0-17"]
+    assert any("never dead-lettered" in p for p in check(ledger))  # nowhere: flagged
+    ledger.dlq = ["job-0-17"]  # the dead-letter topic holds it: the reject took effect
+    assert not any("never dead-lettered" in p for p in check(ledger))

@@ -331,7 +331,9 @@ def check(ledger: Ledger, commit_window: float = 1.5) -> list[str]:
     lost = []
     for msg_id, (topic, p, o) in ledger.confirmed.items():
         if topic == JOBS and _is_poison(msg_id):
-            if msg_id not in ledger.rejected:
+            # A reject whose answer a kill swallowed still moved the message: the audit of the
+            # dead-letter topic (read from the log itself) is what decides.
+            if msg_id not in ledger.rejected and msg_id not in ledger.dlq:
                 lost.append(f"{msg_id} ({topic}/{p}@{o}) never dead-lettered")
         else:
             group = WORKERS if topic == JOBS else ORDERED
