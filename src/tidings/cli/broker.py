@@ -17,6 +17,7 @@ TIDINGS_FSYNC, ...).
 
 Example:
 
+\b
     tidings broker --port 7420 --data ./tidings-data --fsync batch
 """
 

@@ -20,6 +20,7 @@ once in effect, and the exit code is 1 if it does not.
 
 Example:
 
+\b
     tidings demo
     tidings demo --orders 2000 --json
 """

@@ -25,6 +25,7 @@ app = typer.Typer(
 
 Example:
 
+\b
     tidings dlq list
     tidings dlq replay order.refunded.payment.dlq
 """,
@@ -48,6 +49,7 @@ def _replay_lag(client, topic: str, total: int) -> int:
 
 Example:
 
+\b
     tidings dlq list
     tidings dlq list order.refunded.payment.dlq --limit 20 --json
 """,
@@ -134,6 +136,7 @@ message reaches every group of the origin topic.
 
 Example:
 
+\b
     tidings dlq replay order.refunded.payment.dlq --limit 100
 """,
 )

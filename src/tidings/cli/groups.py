@@ -14,6 +14,7 @@ app = typer.Typer(
 
 Example:
 
+\b
     tidings group info orders billing
 """,
     no_args_is_help=True,
@@ -39,6 +40,7 @@ def rows_of(groups) -> list[tuple]:
 
 Example:
 
+\b
     tidings group list orders --json
 """,
 )
@@ -70,6 +72,7 @@ def _plain(g) -> dict:
 
 Example:
 
+\b
     tidings group info orders billing --json
 """,
 )
@@ -99,6 +102,7 @@ def info(
 
 Example:
 
+\b
     tidings group reset orders billing --to earliest
 """,
 )

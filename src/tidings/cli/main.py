@@ -23,6 +23,7 @@ HELP = """Reliable messaging for Python services.
 
 Example:
 
+\b
     tidings broker --data ./tidings-data &
     tidings pub orders '{"id": 1}' --key order-1
     tidings sub orders --group billing --count 1

@@ -22,8 +22,10 @@ duplicate of an earlier --msg-id).
 
 Example:
 
+\b
     tidings pub orders '{"order": 42}' --key order-42 --header type=created --msg-id o-42
 
+\b
     seq 1 100 | tidings pub numbers - --json
 """
 

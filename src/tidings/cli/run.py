@@ -18,6 +18,7 @@ TARGET is module:attribute, imported with the current directory on the path.
 
 Example:
 
+\b
     tidings run payment:svc --url tidings://127.0.0.1:7420
 """
 
@@ -25,6 +26,7 @@ ASYNCAPI_HELP = """Print the AsyncAPI 3.0 document of a tidings.Service.
 
 Example:
 
+\b
     tidings asyncapi payment:svc --format yaml > asyncapi.yaml
 """
 
@@ -33,6 +35,7 @@ tidings bench -- --help).
 
 Example:
 
+\b
     tidings bench --quick --engines tidings
 """
 
@@ -113,7 +116,11 @@ def bench(ctx: typer.Context) -> None:
                 1,
             ) from None
         raise
-    raise typer.Exit(benchmarking.main(list(ctx.args)) or 0)
+    try:
+        code = benchmarking.main(list(ctx.args))
+    except SystemExit as exc:  # argparse's --help and usage errors
+        code = exc.code if isinstance(exc.code, int) else 2
+    raise typer.Exit(code or 0)
 
 
 def register(app: typer.Typer) -> None:

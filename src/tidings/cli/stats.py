@@ -19,6 +19,7 @@ Refreshes every --interval seconds until Ctrl-C; --once prints one snapshot and 
 
 Example:
 
+\b
     tidings stats
     tidings stats orders payments --once --json
 """

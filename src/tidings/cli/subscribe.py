@@ -20,6 +20,7 @@ until Ctrl-C). With --json every message is one JSON object per line.
 
 Example:
 
+\b
     tidings sub orders --group billing --count 10 --timeout 5 --json
 """
 

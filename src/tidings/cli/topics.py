@@ -17,6 +17,7 @@ app = typer.Typer(
 
 Example:
 
+\b
     tidings topic create orders --partitions 4 --max-age 86400 --dedup-window 300
 """,
     no_args_is_help=True,
@@ -38,6 +39,7 @@ def group_rows(info: TopicInfo) -> list[tuple]:
 
 Example:
 
+\b
     tidings topic create orders --partitions 4 --retention work-queue --max-bytes 1000000000
 """,
 )
@@ -88,6 +90,7 @@ def _spec_rows(spec) -> list[tuple]:
 
 Example:
 
+\b
     tidings topic list --json
 """,
 )
@@ -122,6 +125,7 @@ def list_(
 
 Example:
 
+\b
     tidings topic info orders
 """,
 )
@@ -153,6 +157,7 @@ def info(
 
 Example:
 
+\b
     tidings topic delete orders --yes
 """,
 )
