@@ -96,3 +96,32 @@ async def test_concurrent_writers_on_sqlite_do_not_deadlock(tmp_path):
     with store.engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM refunds")).scalar() == 24
     store.close()
+
+
+async def test_serialize_false_lets_sqlite_handlings_overlap(tmp_path):
+    """A store told its handlers never write on the loop lets handlings run concurrently:
+    all four are inside the handler at once (with turn-taking they never would be)."""
+    import asyncio
+
+    store = tidings.IdempotencyStore(f"sqlite:///{tmp_path / 'p.db'}", serialize=False)
+    svc = tidings.Service("payment", idempotency=store)
+    inside = 0
+    peak = 0
+    all_in = asyncio.Event()
+
+    @svc.on("order.refunded", idempotent=True, concurrency=4)
+    async def refund(event: OrderRefunded) -> None:
+        nonlocal inside, peak
+        inside += 1
+        peak = max(peak, inside)
+        if inside == 4:
+            all_in.set()
+        await asyncio.wait_for(all_in.wait(), 10)
+        inside -= 1
+
+    async with ServiceKit(svc) as kit:
+        for i in range(4):
+            await kit.publish("order.refunded", OrderRefunded(order_id=f"o-{i}"), msg_id=f"m-{i}")
+        records = await kit.handled("order.refunded", count=4, timeout=20)
+    assert peak == 4 and all(r.outcome == "ok" for r in records)
+    store.close()

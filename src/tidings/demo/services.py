@@ -99,7 +99,8 @@ def consumer(
     svc = Service(
         name,
         url,
-        idempotency=EffectStore(engine=engine_for(db_url), cleanup_interval=3600),
+        # The effect row is written in the commit step, off the loop: no need to take turns.
+        idempotency=EffectStore(engine=engine_for(db_url), cleanup_interval=3600, serialize=False),
         backoff=Backoff(initial=0.2, max_delay=2.0),
         grace_period=2.0,
         default_middleware=False,

@@ -95,7 +95,12 @@ class IdempotencyStore:
         cleanup_interval: float = 600.0,
         table: str = "tidings_processed",
         clock: Callable[[], float] = time.time,
+        serialize: bool | None = None,
     ) -> None:
+        """``serialize``: handlings take turns (None: on SQLite, see the module docstring).
+        Pass False when handlers never write through ``ctx.transaction`` on the event loop,
+        e.g. because their writes run in the commit step (``_commit_record``) in a worker
+        thread; they then run concurrently."""
         if engine is None and url is None:
             raise ValueError("IdempotencyStore needs a SQLAlchemy url or engine")
         self.engine = engine if engine is not None else _make_engine(url or "")
@@ -112,7 +117,9 @@ class IdempotencyStore:
             sa.Column("processed_at", sa.Float, nullable=False, index=True),
         )
         self.metadata.create_all(self.engine)
-        self._single_writer = self.engine.dialect.name == "sqlite"
+        self._single_writer = (
+            self.engine.dialect.name == "sqlite" if serialize is None else serialize
+        )
         self._turns: asyncio.Lock | None = None
 
     # the building blocks, synchronous (run in a worker thread by the async API)
