@@ -2,7 +2,10 @@
 
 These types are shared by the broker, the protocol, the clients and every transport. They are
 msgspec Structs so the protocol can encode them directly and construction stays cheap on hot
-paths.
+paths. The per-message Structs (Outgoing, Record, Receipt, Delivery) hold only bytes, strings,
+numbers and a str->str dict, so they can never be part of a reference cycle: they are built with
+``gc=False`` and the cyclic collector never scans them. A broker holds many of them (its tail
+cache, loaded entries), and scanning them made young collections take 5-7 ms, a latency tail.
 """
 
 from __future__ import annotations
@@ -105,7 +108,7 @@ class GroupSpec(msgspec.Struct, kw_only=True, frozen=True):
         return self
 
 
-class Outgoing(msgspec.Struct, kw_only=False):
+class Outgoing(msgspec.Struct, kw_only=False, gc=False):
     """A message to publish. ``ttl`` and ``delay`` are seconds."""
 
     body: bytes
@@ -116,7 +119,7 @@ class Outgoing(msgspec.Struct, kw_only=False):
     delay: float | None = None
 
 
-class Record(msgspec.Struct, array_like=True):
+class Record(msgspec.Struct, array_like=True, gc=False):
     """A stored message: what the log holds at one offset of one partition."""
 
     offset: int
@@ -130,7 +133,7 @@ class Record(msgspec.Struct, array_like=True):
     expires_at: float | None = None  # TTL: never delivered at or after this time
 
 
-class Receipt(msgspec.Struct, frozen=True):
+class Receipt(msgspec.Struct, frozen=True, gc=False):
     """The broker's answer to one publish."""
 
     topic: str
@@ -140,7 +143,7 @@ class Receipt(msgspec.Struct, frozen=True):
     duplicate: bool = False
 
 
-class Delivery(msgspec.Struct):
+class Delivery(msgspec.Struct, gc=False):
     """One delivery of a record to a group member (what the engine hands out)."""
 
     topic: str

@@ -55,9 +55,9 @@ def store(request: pytest.FixtureRequest, tmp_path: Path):
     return MemoryStore() if request.param == "memory" else DiskStore(tmp_path / "s")
 
 
-async def test_batch_confirms_after_sync(store) -> None:
+async def test_batch_confirms_after_sync_and_durable_delivers_after_it(store) -> None:
     spy = SyncSpy(store, delay=0.02)
-    rt = BrokerRuntime(store, fsync="batch")
+    rt = BrokerRuntime(store, fsync="batch", deliver="durable")
     await rt.start()
     try:
         rt.broker.create_topic(TopicSpec(name="t"))
@@ -72,6 +72,43 @@ async def test_batch_confirms_after_sync(store) -> None:
             assert spy.covered() >= r.offset + 1  # a sync that began after the append ended
             assert len(inbox) == i + 1
     finally:
+        await rt.stop()
+
+
+async def test_batch_written_delivers_while_the_sync_runs(store) -> None:
+    """deliver='written' (the default): a message reaches consumers once it is written, while
+    the fsync that confirms it is still running; the publisher is confirmed only after it."""
+    gate = threading.Event()
+    gate.set()  # open until the publish under test
+    spy = SyncSpy(store)
+    real_sync = spy._sync
+
+    def held_sync() -> None:
+        assert gate.wait(10), "the test never opened the gate"
+        real_sync()
+
+    spy._sync = held_sync
+    rt = BrokerRuntime(store, fsync="batch")
+    assert rt.deliver == "written"
+    await rt.start()
+    try:
+        rt.broker.create_topic(TopicSpec(name="t"))
+        inbox = Inbox()
+        rt.broker.join(GroupSpec(topic="t", name="g"), prefetch=100, deliver=inbox)
+        await rt.commit()  # the syncs of create and join are done
+        gate.clear()
+        task = asyncio.create_task(rt.publish("t", [Outgoing(b"early")]))
+        for _ in range(100):
+            if len(inbox):
+                break
+            await asyncio.sleep(0.01)
+        assert [d.body for d in inbox.items] == [b"early"]  # delivered...
+        assert not task.done()  # ...while its fsync is still held
+        gate.set()
+        [r] = await task
+        assert r.offset == 0 and spy.covered() >= 1
+    finally:
+        gate.set()
         await rt.stop()
 
 

@@ -15,6 +15,14 @@ def test_defaults():
     config = config_from([], environ={})
     assert config == ServerConfig()
     assert (config.host, config.port, config.fsync) == ("127.0.0.1", 7420, "batch")
+    assert config.deliver == "written"
+
+
+def test_deliver_policy_from_arguments_and_environment():
+    assert config_from(["--deliver", "durable"], environ={}).deliver == "durable"
+    assert config_from([], environ={"TIDINGS_DELIVER": "durable"}).deliver == "durable"
+    with pytest.raises(BadRequest, match="deliver must be written or durable"):
+        config_from(["--deliver", "eventually"], environ={})
 
 
 def test_environment_then_arguments():
@@ -61,3 +69,12 @@ async def test_connection_limit(tmp_path):
         await first.close()
     finally:
         assert proc.stop() == 0
+
+
+def test_the_server_runs_its_broker_with_the_deliver_policy(tmp_path):
+    from tidings.server.app import BrokerServer
+
+    for deliver in ("written", "durable"):
+        server = BrokerServer(ServerConfig(data_dir=str(tmp_path / deliver), deliver=deliver))
+        assert server.runtime.deliver == deliver
+        assert server.runtime.broker.deliver_after_sync is (deliver == "durable")

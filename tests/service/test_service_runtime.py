@@ -4,6 +4,7 @@ graceful shutdown."""
 from __future__ import annotations
 
 import asyncio
+import json
 
 import tidings
 from tidings.errors import Timeout
@@ -175,3 +176,66 @@ async def test_concurrent_first_publishes_share_one_connection(monkeypatch):
         assert len(opened) == 1
         assert (await admin.topic_info("events")).messages == 50
     await svc.stop(grace=0)
+
+
+async def test_a_backlog_runs_at_most_concurrency_handlers_at_once():
+    """Messages fetched in batches still start only as slots free up."""
+    url = "memory://bounded-backlog"
+    svc = tidings.Service("bounded", url=url)
+    running = 0
+    peak = 0
+    handled: list[int] = []
+    all_handled = asyncio.Event()
+
+    @svc.on("tasks", concurrency=3)
+    async def task(payload: dict) -> None:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await asyncio.sleep(0.02)  # the work: long enough for the others to pile up
+        running -= 1
+        handled.append(payload["i"])
+        if len(handled) == 12:
+            all_handled.set()
+
+    async with tidings.connect(url) as admin:
+        await admin.create_topic("tasks")
+        for i in range(12):  # the backlog is there before the handler starts
+            await admin.publish("tasks", json.dumps({"i": i}).encode())
+        async with svc.running():
+            await asyncio.wait_for(all_handled.wait(), 5)
+        info = await admin.group_info("tasks", "bounded")
+    assert sorted(handled) == list(range(12))
+    assert peak == 3
+    assert info.lag == 0 and info.in_flight == 0
+
+
+async def test_graceful_shutdown_drains_a_full_batch_and_returns_the_rest():
+    """Stopping with every slot busy lets the running handlers finish; the messages not
+    started yet go back to the group, none lost and none left leased."""
+    svc = tidings.Service("drainer", grace_period=5)
+    started: list[int] = []
+    finished: list[int] = []
+    all_busy = asyncio.Event()
+    release = asyncio.Event()
+
+    @svc.on("jobs", concurrency=4)
+    async def job(payload: dict) -> None:
+        started.append(payload["n"])
+        if len(started) == 4:
+            all_busy.set()
+        await release.wait()
+        finished.append(payload["n"])
+
+    async with ServiceKit(svc) as kit:
+        for n in range(10):
+            await kit.publish("jobs", {"n": n})
+        await asyncio.wait_for(all_busy.wait(), 5)
+        stopping = asyncio.create_task(svc.stop())
+        await asyncio.sleep(0.05)
+        assert not stopping.done()  # waiting for the four running handlers
+        release.set()
+        await stopping
+        assert sorted(finished) == sorted(started) and len(started) == 4
+        info = await kit.client.group_info("jobs", "drainer")
+        assert info.in_flight == 0 and info.ready == 6

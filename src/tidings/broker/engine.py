@@ -31,6 +31,7 @@ from ..model import (
 )
 from ..partitioning import partition_for
 from ..storage.base import RecoveryReport, Store
+from ..storage.cursor import GroupCursor
 from .consumer_groups import GroupsMixin
 from .delivery import DeliveryMixin
 from .entries import Entry
@@ -52,13 +53,22 @@ CommitPoint = list[tuple[TopicState, int, int]]
 
 class Broker(DeliveryMixin, GroupsMixin, MembershipMixin, RetentionMixin, StatsMixin):
     def __init__(
-        self, store: Store, *, clock: Clock | None = None, confirm_after_sync: bool = False
+        self,
+        store: Store,
+        *,
+        clock: Clock | None = None,
+        confirm_after_sync: bool = False,
+        deliver_after_sync: bool = True,
     ) -> None:
         self.store = store
         self.clock: Clock = clock or SystemClock()
-        # When True, published messages become deliverable only at make_visible() (after the
-        # fsync that covers them); when False, at once (memory://, fsync=never).
+        # confirm_after_sync: publishes are tracked for the next commit (the runtime confirms
+        # them after its fsync); False: nothing waits (memory://, fsync=never).
+        # deliver_after_sync (only with confirm_after_sync): published messages become
+        # deliverable at make_visible(), after that fsync; False: at once, as soon as they are
+        # written to the OS (they survive a broker crash, not a machine crash, until the fsync).
         self.confirm_after_sync = confirm_after_sync
+        self.deliver_after_sync = deliver_after_sync
         self._topics: dict[str, TopicState] = {}
         self._members: dict[str, Member] = {}
         self._timers = Timers()
@@ -92,13 +102,30 @@ class Broker(DeliveryMixin, GroupsMixin, MembershipMixin, RetentionMixin, StatsM
                     if last:
                         self._ids.observe(last[-1].id)
             for gspec in self.store.groups(spec.name):
-                cursors = self.store.load_cursors(spec.name, gspec.name)
+                cursors = self._recovered_cursors(t, gspec.name, report)
                 t.groups[gspec.name] = GroupState(gspec, t, cursors)
             self._rebuild_dedup(t, now)
         for line in report.truncated:
             log.warning("recovery truncated a damaged tail: %s", line)
         self._timers.at(now + HOUSEKEEPING_INTERVAL, self._housekeeping)
         return report
+
+    def _recovered_cursors(
+        self, t: TopicState, group: str, report: RecoveryReport
+    ) -> dict[int, GroupCursor]:
+        """The group's cursors, without acks past the end of each recovered log. A machine
+        crash can keep acks of records it took back (delivered while their fsync ran, or under
+        fsync=never); new messages will reuse those offsets and must not count as acked."""
+        cursors = self.store.load_cursors(t.name, group)
+        for p, cursor in cursors.items():
+            end = t.parts[p].next if p < len(t.parts) else None
+            if end is not None and cursor.forget_from(end):
+                self.store.forget_acks_from(t.name, group, p, end)
+                report.truncated.append(
+                    f"group {group!r} of topic {t.name!r}, partition {p}: acks past offset "
+                    f"{end} forgotten (their records did not survive; new messages reuse them)"
+                )
+        return cursors
 
     def close(self) -> None:
         for member_id in list(self._members):
@@ -331,12 +358,12 @@ class Broker(DeliveryMixin, GroupsMixin, MembershipMixin, RetentionMixin, StatsM
                 self._dirty[(t.name, p)] = (t, p)
             if self.on_dirty is not None:
                 self.on_dirty()
-        else:
+        if not self.confirm_after_sync or not self.deliver_after_sync:
             for p in batches:
                 t.parts[p].visible = t.parts[p].next
             self._enforce_limits(t)
             for g in list(t.groups.values()):
-                self._dispatch(g)
+                self._dispatch_soon(g)  # once per loop turn under a runtime, not per publish
 
     # -- group commit ------------------------------------------------------------------------
 

@@ -10,6 +10,12 @@ It owns the two things the engine must not do on the event loop:
 fsync policies: ``batch`` (confirm only after the fsync that covers the message), ``interval``
 (confirm at once after append, fsync every ``fsync_interval`` seconds), ``never`` (confirm
 after append; the OS writes back when it likes). See docs/reliability.md.
+
+Delivery under ``batch``: ``deliver="written"`` (default) hands a message to consumers as soon
+as it is written to the OS, while its fsync runs; ``deliver="durable"`` only after that fsync.
+A written message survives a broker crash; only a machine crash before the fsync can take it
+back, and then its publisher was never confirmed (it retries). ``written`` keeps the fsync out
+of publish-to-consumer latency (RabbitMQ's classic queues deliver the same way).
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from ..storage.base import RecoveryReport, Store
 from .engine import Broker
 
 FsyncPolicy = Literal["batch", "interval", "never"]
+DeliverPolicy = Literal["written", "durable"]
 
 log = logging.getLogger("tidings.broker")
 
@@ -37,14 +44,20 @@ class BrokerRuntime:
         *,
         fsync: FsyncPolicy = "batch",
         fsync_interval: float = 0.05,
+        deliver: DeliverPolicy = "written",
         clock: Clock | None = None,
     ) -> None:
         if fsync not in ("batch", "interval", "never"):
             raise ValueError(f"fsync must be 'batch', 'interval' or 'never', got {fsync!r}")
+        if deliver not in ("written", "durable"):
+            raise ValueError(f"deliver must be 'written' or 'durable', got {deliver!r}")
         self.store = store
         self.fsync = fsync
         self.fsync_interval = fsync_interval
-        self.broker = Broker(store, clock=clock, confirm_after_sync=True)
+        self.deliver = deliver
+        self.broker = Broker(
+            store, clock=clock, confirm_after_sync=True, deliver_after_sync=deliver == "durable"
+        )
         self.broker.on_dirty = self._wake_committer
         self._commit_wanted = asyncio.Event()
         self._timer_wake = asyncio.Event()

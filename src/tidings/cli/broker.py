@@ -43,6 +43,13 @@ def broker(
     fsync_interval_ms: Annotated[
         int | None, _opt("fsync period for --fsync interval [TIDINGS_FSYNC_INTERVAL_MS].")
     ] = None,
+    deliver: Annotated[
+        str | None,
+        _opt(
+            "written (default): deliver while the fsync runs; durable: only after it "
+            "[TIDINGS_DELIVER]."
+        ),
+    ] = None,
     max_connections: Annotated[
         int | None, _opt("Client connections at once [TIDINGS_MAX_CONNECTIONS].")
     ] = None,
@@ -70,6 +77,7 @@ def broker(
         "--data": data,
         "--fsync": fsync,
         "--fsync-interval-ms": fsync_interval_ms,
+        "--deliver": deliver,
         "--max-connections": max_connections,
         "--max-frame-size": max_frame_size,
         "--max-message-size": max_message_size,

@@ -63,7 +63,10 @@ class BrokerServer:
         self.config = config.validate()
         self.store, self.store_description = open_store(config)
         self.runtime = BrokerRuntime(
-            self.store, fsync=config.fsync, fsync_interval=config.fsync_interval_ms / 1000
+            self.store,
+            fsync=config.fsync,
+            fsync_interval=config.fsync_interval_ms / 1000,
+            deliver=config.deliver,
         )
         self.auth = Authenticator.from_file(config.users_file)
         self.ssl = (

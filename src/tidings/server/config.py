@@ -14,6 +14,7 @@ from ..model import DEFAULT_MAX_MESSAGE_SIZE
 from ..protocol import constants as c
 
 Fsync = Literal["batch", "interval", "never"]
+Deliver = Literal["written", "durable"]
 
 
 @dataclasses.dataclass
@@ -24,6 +25,8 @@ class ServerConfig:
     memory: bool = False  # keep everything in memory (nothing survives a restart)
     fsync: Fsync = "batch"  # batch: confirm after fsync; interval: fsync every fsync_interval_ms
     fsync_interval_ms: int = 50
+    # written: deliver once written to the OS (fsync running); durable: only after the fsync
+    deliver: Deliver = "written"
     max_connections: int = 10_000
     max_frame_size: int = c.DEFAULT_MAX_FRAME_SIZE
     max_message_size: int = 8 * DEFAULT_MAX_MESSAGE_SIZE  # no topic may allow more
@@ -44,6 +47,8 @@ class ServerConfig:
     def validate(self) -> ServerConfig:
         if self.fsync not in ("batch", "interval", "never"):
             raise BadRequest(f"fsync must be batch, interval or never, got {self.fsync!r}")
+        if self.deliver not in ("written", "durable"):
+            raise BadRequest(f"deliver must be written or durable, got {self.deliver!r}")
         if not 0 <= self.port <= 65535:
             raise BadRequest(f"port must be from 0 to 65535, got {self.port}")
         if not 1024 <= self.max_frame_size <= c.MAX_FRAME_SIZE_LIMIT:
@@ -72,6 +77,11 @@ _OPTIONS: dict[str, tuple[str, type, str]] = {
     "memory": ("TIDINGS_MEMORY", bool, "keep messages in memory only (lost on restart)"),
     "fsync": ("TIDINGS_FSYNC", str, "batch (default), interval or never"),
     "fsync_interval_ms": ("TIDINGS_FSYNC_INTERVAL_MS", int, "fsync period for --fsync interval"),
+    "deliver": (
+        "TIDINGS_DELIVER",
+        str,
+        "written (default: deliver while the fsync runs) or durable (only after it)",
+    ),
     "max_connections": ("TIDINGS_MAX_CONNECTIONS", int, "client connections accepted at once"),
     "max_frame_size": ("TIDINGS_MAX_FRAME_SIZE", int, "largest protocol frame, bytes"),
     "max_message_size": ("TIDINGS_MAX_MESSAGE_SIZE", int, "largest message any topic allows"),

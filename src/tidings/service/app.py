@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -321,16 +321,21 @@ class Service(Publishing):
         store = self._store
         consumer = f"{handler.topic}/{handler.group}"
 
-        async def endpoint(ctx: Any) -> Any:
-            ctx.payload = handler.payload.decode(ctx.message, self.codec)
-            if not handler.idempotent or store is None:
-                return await handler.call(ctx.payload, ctx)
+        async def guarded(ctx: Any) -> Any:
+            assert store is not None
             async with store.guard(consumer, ctx.message_id) as guard:
                 if guard.duplicate:
                     ctx.duplicate = True
                     return None
                 ctx.transaction = guard.connection
                 return await handler.call(ctx.payload, ctx)
+
+        def endpoint(ctx: Any) -> Awaitable[Any]:
+            # not a coroutine of its own: the handler's (or the guard's) is awaited directly
+            ctx.payload = handler.payload.decode(ctx.message, self.codec)
+            if not handler.idempotent or store is None:
+                return handler.call(ctx.payload, ctx)
+            return guarded(ctx)
 
         return handle_chain(self.middleware, endpoint)
 

@@ -5,6 +5,11 @@ Shared handlers run up to ``concurrency`` messages at once, in any order. Ordere
 key strictly in order, different keys in parallel. A failing message of an ordered handler is
 retried in place (its key waits, its lease is kept) so later messages of the key never overtake
 it; after max deliveries attempts it is rejected to the dead-letter topic with the error.
+
+The fetch loop takes as many buffered messages as there are free slots in one ``next_batch``
+and waits for a slot only when none is free; one :class:`Watchdog` times every handling's lease
+extension and hard timeout. A semaphore round, a ``next()`` and a done-callback per message,
+and a timer per handling, were most of the framework's cost per message.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from .execution import Handled, error_text, execute, nack_on_shutdown, retry_del
 from .keylanes import KeyLanes
 from .leases import LeaseKeeper
 from .middleware import HandleNext
+from .watchdog import Watchdog
 
 if TYPE_CHECKING:
     from .app import Service
@@ -36,8 +42,11 @@ class Consumer:
         self.chain = chain
         self.sub: Subscription | None = None
         self.ordered = handler.mode == "ordered"
-        self._slots = asyncio.Semaphore(handler.concurrency)
+        self._free = handler.concurrency  # slots: messages that may start now
+        self._slot_freed: asyncio.Future[None] | None = None  # the fetch loop waits for a slot
         self._tasks: set[asyncio.Task[None]] = set()
+        self._watchdog = Watchdog(handler.lease, handler.timeout)
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._lanes = KeyLanes(self._run_ordered)
         self._fetcher: asyncio.Task[None] | None = None
         self._left = False  # the subscription is closed: its messages went back to the group
@@ -61,38 +70,56 @@ class Consumer:
             key_ordered=h.key_ordered,
             in_flight_per_partition=h.concurrency if self.ordered else 1,
         )
+        self._loop = asyncio.get_running_loop()
         self._fetcher = asyncio.create_task(self._fetch(), name=f"tidings-fetch-{h.name}")
 
     async def _fetch(self) -> None:
         # ``stopping`` is checked after every await: on Python 3.11 a cancellation that lands
         # just as a message arrives can be swallowed by asyncio.wait_for inside a transport.
         assert self.sub is not None
+        sub = self.sub
+        loop = asyncio.get_running_loop()  # asking for it again (per message) costs a getpid()
         while not self._stopping:
-            await self._slots.acquire()
+            if self._free <= 0:
+                self._slot_freed = loop.create_future()
+                try:
+                    await self._slot_freed
+                finally:
+                    self._slot_freed = None
+                continue
             try:
-                message = await self.sub.next()
+                batch = await sub.next_batch(self._free)
             except Closed:
-                self._slots.release()
                 return
             except Exception as exc:  # the transport hiccupped; it reconnects on its own
-                self._slots.release()
                 log.warning("fetching for %s failed: %s; retrying", self.handler.name, exc)
                 await asyncio.sleep(0.5)
                 continue
-            if message is None or self._stopping:  # a message taken now goes back on leave
-                self._slots.release()
+            if not batch or self._stopping:  # messages taken now go back on leave
                 continue
+            self._free -= len(batch)
             if self.ordered:
-                self._lanes.submit(message)
+                for message in batch:
+                    self._lanes.submit(message)
             else:
-                task = asyncio.create_task(self._run_shared(message))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                for message in batch:
+                    self._tasks.add(loop.create_task(self._run_shared(message)))
+
+    def _release(self) -> None:
+        self._free += 1
+        waiter = self._slot_freed
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     async def _run_shared(self, message: Message) -> None:
         try:
             handled = await execute(
-                self.service, self.handler, self.chain, message, message.delivery_count
+                self.service,
+                self.handler,
+                self.chain,
+                message,
+                message.delivery_count,
+                self._watchdog,
             )
             await settle(self.service, self.handler, message, handled)
         except asyncio.CancelledError:
@@ -102,7 +129,8 @@ class Consumer:
         except Exception:  # a bug in the framework: never lose the fetch loop over it
             log.exception("handling %s on %s failed unexpectedly", message.id, message.topic)
         finally:
-            self._slots.release()
+            self._tasks.discard(asyncio.current_task(self._loop))  # type: ignore[arg-type]
+            self._release()
 
     async def _run_ordered(self, message: Message) -> None:
         try:
@@ -114,13 +142,15 @@ class Consumer:
         except Exception:
             log.exception("handling %s on %s failed unexpectedly", message.id, message.topic)
         finally:
-            self._slots.release()
+            self._release()
 
     async def _retry_in_place(self, message: Message) -> None:
         h = self.handler
         attempt = message.delivery_count
         while True:
-            handled: Handled = await execute(self.service, h, self.chain, message, attempt)
+            handled: Handled = await execute(
+                self.service, h, self.chain, message, attempt, self._watchdog
+            )
             if not handled.failed or h.responder:
                 await settle(self.service, h, message, handled)
                 return
@@ -161,6 +191,8 @@ class Consumer:
                     len(pending),
                 )
                 await asyncio.gather(*pending, return_exceptions=True)
+                self._tasks.difference_update(pending)  # a task cancelled before it started
+        self._watchdog.close()
         await self._leave()
 
     async def _leave(self) -> None:

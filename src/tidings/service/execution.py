@@ -1,13 +1,13 @@
 """One handling of one message: the middleware chain, the handler, and the message's fate.
 
-``execute`` runs the handler under its lease keeper and hard timeout and returns the exception
-it ended with (None on success). ``settle`` turns that into ack, nack with backoff, reject, or
-a reply, following the rules in :mod:`tidings.service.outcomes`.
+``execute`` runs the handler watched by its consumer's :class:`Watchdog` (lease extension and
+hard timeout) and returns the exception it ended with (None on success). ``settle`` turns that
+into ack, nack with backoff, reject, or a reply, following the rules in
+:mod:`tidings.service.outcomes`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -15,9 +15,9 @@ from ..errors import InvalidPayload, TidingsError, Timeout
 from ..model import Message
 from .context import Context
 from .idempotency import DuplicateMessage
-from .leases import LeaseKeeper
 from .middleware import HandleNext, outcome_of
 from .outcomes import Reject, Retry
+from .watchdog import Watchdog
 
 if TYPE_CHECKING:
     from .app import Service
@@ -54,28 +54,38 @@ class Handled:
 
 
 async def execute(
-    service: Service, handler: Handler, chain: HandleNext, message: Message, attempt: int
+    service: Service,
+    handler: Handler,
+    chain: HandleNext,
+    message: Message,
+    attempt: int,
+    watchdog: Watchdog,
 ) -> Handled:
     ctx = Context(service, handler, message, attempt)
-    keeper = LeaseKeeper(message, handler.lease)
+    watch = watchdog.start(message)
     try:
-        async with keeper:
-            async with asyncio.timeout(handler.timeout) as deadline:
-                result = await chain(ctx)
-        return Handled(ctx, result)
-    except TimeoutError as exc:
-        error: Exception = exc
-        if deadline.expired():
-            error = Timeout(
-                f"handler {handler.name} ran past its timeout of {handler.timeout}s and was "
-                "cancelled; raise timeout= or make it faster"
+        result = await chain(ctx)
+    except BaseException as exc:
+        timed_out = watchdog.end(watch, exc)
+        if watch.keeper is not None:
+            await watch.keeper.stop()
+        if timed_out:
+            return Handled(
+                ctx,
+                error=Timeout(
+                    f"handler {handler.name} ran past its timeout of {handler.timeout}s and was "
+                    "cancelled; raise timeout= or make it faster"
+                ),
             )
-        return Handled(ctx, error=error)
-    except DuplicateMessage as exc:
-        ctx.duplicate = True
-        return Handled(ctx, error=exc)
-    except Exception as exc:
-        return Handled(ctx, error=exc)
+        if isinstance(exc, DuplicateMessage):
+            ctx.duplicate = True
+        if isinstance(exc, Exception):
+            return Handled(ctx, error=exc)
+        raise
+    watchdog.end(watch, None)
+    if watch.keeper is not None:
+        await watch.keeper.stop()
+    return Handled(ctx, result)
 
 
 async def _quietly(what: str, message: Message, coro: Any) -> None:
@@ -96,7 +106,13 @@ def retry_delay(handler: Handler, error: BaseException, attempt: int) -> float:
 async def settle(service: Service, handler: Handler, message: Message, handled: Handled) -> None:
     """Ack, nack, reject or reply according to how the handling ended."""
     try:
-        await _settle(service, handler, message, handled)
+        if handled.error is None and not handler.responder:  # the common case, inlined
+            try:
+                await message.ack()
+            except TidingsError as exc:
+                log.warning("could not ack %s on %s: %s", message.id, message.topic, exc)
+        else:
+            await _settle(service, handler, message, handled)
     finally:
         service.notify(handled)
 

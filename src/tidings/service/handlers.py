@@ -45,13 +45,13 @@ class Handler:
     context_param: str | None
     description: str | None
 
-    async def call(self, payload: Any, ctx: Context) -> Any:
-        kwargs: dict[str, Any] = {}
-        if self.payload_param is not None:
-            kwargs[self.payload_param] = payload
-        if self.context_param is not None:
-            kwargs[self.context_param] = ctx
-        return await self.fn(**kwargs)
+    def call(self, payload: Any, ctx: Context) -> Awaitable[Any]:
+        """The handler's coroutine for ``payload`` and ``ctx`` (await it)."""
+        if self.payload_param is None:
+            return self.fn() if self.context_param is None else self.fn(**{self.context_param: ctx})
+        if self.context_param is None:
+            return self.fn(**{self.payload_param: payload})
+        return self.fn(**{self.payload_param: payload, self.context_param: ctx})
 
 
 def _hints(fn: Callable[..., Any]) -> dict[str, Any]:

@@ -6,7 +6,9 @@ handler that runs past its hard timeout is cancelled instead; see the handler's 
 
 Until the first half lease has passed the keeper is only a timer; the task that extends is
 started when it fires. Most handlings end long before, and a task per handled message (made,
-cancelled, awaited) was the largest single cost of the framework's consume path.
+cancelled, awaited) was the largest single cost of the framework's consume path. Handlers do
+not even pay the timer: a consumer's :class:`~tidings.service.watchdog.Watchdog` times all its
+handlings with one, and starts a keeper's extending only for those still running.
 """
 
 from __future__ import annotations
@@ -35,7 +37,11 @@ class LeaseKeeper:
     def _due(self) -> None:
         self._timer = None
         if not self.message.settled:
-            self._task = asyncio.create_task(self._run(), name=f"tidings-lease-{self.message.id}")
+            self.start_extending()
+
+    def start_extending(self) -> None:
+        """Extend now and every half lease from now on (the half lease has passed)."""
+        self._task = asyncio.create_task(self._run(), name=f"tidings-lease-{self.message.id}")
 
     async def _run(self) -> None:
         interval = self.lease / 2

@@ -82,4 +82,9 @@ class Store(Protocol):
         """Move the group's floor (group created, reset, or retention trimmed its backlog)."""
         ...
 
+    def forget_acks_from(self, topic: str, group: str, partition: int, end: int) -> None:
+        """Forget the group's acks of offsets at or above ``end`` (durable at the next sync):
+        after a machine crash took back records, their offsets are reused by new messages."""
+        ...
+
     def load_cursors(self, topic: str, group: str) -> dict[int, GroupCursor]: ...

@@ -33,6 +33,16 @@ class GroupCursor:
         self.acked = {o for o in self.acked if o >= floor}
         self._compact()
 
+    def forget_from(self, end: int) -> bool:
+        """Forget acks of offsets at or above ``end`` (the log's next offset after recovery);
+        True if there were any."""
+        changed = False
+        if self.floor > end:
+            self.floor, changed = end, True
+        if self.acked and max(self.acked) >= end:
+            self.acked, changed = {o for o in self.acked if o < end}, True
+        return changed
+
     def _compact(self) -> None:
         acked = self.acked
         floor = self.floor

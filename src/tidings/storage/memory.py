@@ -156,6 +156,9 @@ class MemoryStore:
     def save_floor(self, topic: str, group: str, partition: int, floor: int) -> None:
         self._cursor(topic, group, partition).move_floor(floor)
 
+    def forget_acks_from(self, topic: str, group: str, partition: int, end: int) -> None:
+        self._cursor(topic, group, partition).forget_from(end)
+
     def load_cursors(self, topic: str, group: str) -> dict[int, GroupCursor]:
         return {
             p: GroupCursor(c.floor, c.acked)

@@ -199,6 +199,13 @@ class GroupJournal:
         self.fd, self.path, self.gen, self.size, self.entries = fd, path, gen, len(data), 0
         self.threshold = max(self.compact_after, 2 * (len(snapshot) - 1))
 
+    def forget_from(self, partition: int, end: int) -> None:
+        """Drop the partition's acks at or above ``end``. Entries only add acks, so the journal
+        is rewritten as a new generation (a snapshot without them)."""
+        cursor = self.cursors.get(partition)
+        if cursor is not None and cursor.forget_from(end):
+            self._start_generation()
+
     # -- reading and lifecycle
 
     def load(self) -> dict[int, GroupCursor]:

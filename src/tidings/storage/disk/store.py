@@ -398,6 +398,9 @@ class DiskStore:
     def save_floor(self, topic: str, group: str, partition: int, floor: int) -> None:
         self._journal(topic, group).save_floor(partition, floor)
 
+    def forget_acks_from(self, topic: str, group: str, partition: int, end: int) -> None:
+        self._journal(topic, group).forget_from(partition, end)
+
     def load_cursors(self, topic: str, group: str) -> dict[int, GroupCursor]:
         journal = self._journals.get((topic, group))
         return journal.load() if journal is not None else {}
