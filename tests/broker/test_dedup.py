@@ -26,7 +26,26 @@ def test_duplicate_within_one_batch(env: Env) -> None:
     r = b.publish("t", [Outgoing(b"a", msg_id="x"), Outgoing(b"b", msg_id="x")])
     assert [x.duplicate for x in r] == [False, True]
     assert r[1].offset == r[0].offset
+    assert r[1].id == r[0].id
     assert b.topic_info("t").messages == 1
+
+
+def test_duplicates_within_one_batch_across_partitions(env: Env) -> None:
+    b = env.broker
+    b.create_topic(TopicSpec(name="t", partitions=3))
+    out = [Outgoing(b"%d" % i, key=f"k{i}", msg_id=f"id-{i % 4}") for i in range(10)]
+    r = b.publish("t", out)
+    assert [x.duplicate for x in r] == [False] * 4 + [True] * 6
+    for i in range(4, 10):
+        original = r[i % 4]
+        assert (r[i].partition, r[i].offset, r[i].id) == (
+            original.partition,
+            original.offset,
+            original.id,
+        )
+    assert b.topic_info("t").messages == 4
+    # the stored records carry ids in publish order, one apart (duplicates take none)
+    assert [int(x.id, 16) for x in r[:4]] == [int(r[0].id, 16) + k for k in range(4)]
 
 
 def test_window_edges(env: Env) -> None:

@@ -26,12 +26,9 @@ class DedupIndex:
         self._order: deque[str] = deque()  # ids in arrival order
         self._marks: deque[list] = deque()  # [timestamp, ids that arrived at it], in order
 
-    def lookup(self, msg_id: str) -> tuple[int, int] | None:
-        """(partition, offset) of ``msg_id`` if seen within the window (``expire`` first)."""
-        packed = self._seen.get(msg_id)
-        if packed is None:
-            return None
-        return packed & PARTITION_MASK, packed >> PARTITION_BITS
+    def get(self, msg_id: str) -> int | None:
+        """The packed ``offset << PARTITION_BITS | partition`` of ``msg_id``, if seen."""
+        return self._seen.get(msg_id)
 
     def remember(self, msg_id: str, partition: int, offset: int, timestamp: float) -> None:
         if self.window <= 0:
@@ -44,11 +41,18 @@ class DedupIndex:
         else:
             marks.append([timestamp, 1])
 
-    def forget(self, ids: list[str]) -> None:
-        """Drop ids remembered for a publish that failed (so a retry is not a 'duplicate').
-        Their arrival-order slots stay; expiring them later finds nothing to remove."""
-        for msg_id in ids:
-            self._seen.pop(msg_id, None)
+    def remember_batch(self, packed: dict[str, int], timestamp: float) -> None:
+        """Remember one publish batch: ``packed`` maps each new id to ``pack(partition,
+        offset)`` (in arrival order); one timestamp mark for all of them."""
+        if self.window <= 0 or not packed:
+            return
+        self._seen.update(packed)
+        self._order.extend(packed)
+        marks = self._marks
+        if marks and marks[-1][0] == timestamp:
+            marks[-1][1] += len(packed)
+        else:
+            marks.append([timestamp, len(packed)])
 
     def expire(self, now: float) -> None:
         marks = self._marks

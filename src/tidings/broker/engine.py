@@ -33,6 +33,7 @@ from ..partitioning import partition_for
 from ..storage.base import RecoveryReport, Store
 from ..storage.cursor import GroupCursor
 from .consumer_groups import GroupsMixin
+from .dedup import PARTITION_BITS, PARTITION_MASK
 from .delivery import DeliveryMixin
 from .entries import Entry
 from .groups import GroupState
@@ -231,24 +232,31 @@ class Broker(DeliveryMixin, GroupsMixin, MembershipMixin, RetentionMixin, StatsM
         parts = t.parts
         receipts: list[Receipt] = []
         batches: dict[int, list[Record]] = {}
-        batch_ids: dict[str, Receipt] = {}
         dedup = t.dedup if spec.dedup_window > 0 else None
+        fresh: dict[str, int] = {}  # this batch's new producer ids -> packed position
         if dedup is not None:
             dedup.expire(now)
         ids = self._ids.next_many(len(messages))  # one clock read per batch
-        for i, m in enumerate(messages):
+        n = 0  # records so far: duplicates take no id, so a batch's ids are consecutive
+        for m in messages:
             msg_id = m.msg_id
             if msg_id is not None and dedup is not None:
-                seen = batch_ids.get(msg_id)
-                if seen is None:
-                    found = dedup.lookup(msg_id)
-                    if found is not None:
-                        seen = Receipt(topic, *found, self._id_at(topic, *found))
-                if seen is not None:
-                    receipts.append(
-                        Receipt(topic, seen.partition, seen.offset, seen.id, duplicate=True)
-                    )
+                packed = fresh.get(msg_id)
+                earlier = packed is not None
+                if not earlier:
+                    packed = dedup.get(msg_id)
+                if packed is not None:
+                    p, offset = packed & PARTITION_MASK, packed >> PARTITION_BITS
+                    if earlier:  # earlier in this batch: not in the store yet
+                        batch = batches[p]
+                        first_id = batch[offset - batch[0].offset].id
+                    else:
+                        first_id = self._id_at(topic, p, offset)
+                    receipts.append(Receipt(topic, p, offset, first_id, duplicate=True))
                     continue
+                fresh_id = True
+            else:
+                fresh_id = False
             key = m.key
             if nparts == 1:
                 p = 0
@@ -257,10 +265,12 @@ class Broker(DeliveryMixin, GroupsMixin, MembershipMixin, RetentionMixin, StatsM
             part = parts[p]
             offset = part.next
             part.next = offset + 1
+            record_id = ids[n]
+            n += 1
             record = Record(
                 offset,
                 now,
-                ids[i],
+                record_id,
                 key,
                 m.headers,
                 m.body,
@@ -272,19 +282,18 @@ class Broker(DeliveryMixin, GroupsMixin, MembershipMixin, RetentionMixin, StatsM
             if batch is None:
                 batch = batches[p] = []
             batch.append(record)
-            receipt = Receipt(topic, p, offset, record.id)
-            receipts.append(receipt)
-            if msg_id is not None:
-                batch_ids[msg_id] = receipt
-                if dedup is not None:
-                    dedup.remember(msg_id, p, offset, now)
+            receipts.append(Receipt(topic, p, offset, record_id))
+            if fresh_id:
+                fresh[msg_id] = (offset << PARTITION_BITS) | p  # type: ignore[index]
         for p, records in batches.items():
             try:
                 self.store.append(topic, p, records)
             except Exception:
                 # Nothing of this batch was confirmed: forget the offsets we handed out.
-                self._rollback(t, batches, batch_ids)
+                self._rollback(t, batches)
                 raise
+        if dedup is not None:
+            dedup.remember_batch(fresh, now)
         for p, records in batches.items():
             t.parts[p].remember(records)
         t.publish_meter.mark(now, len(receipts))
@@ -320,10 +329,10 @@ class Broker(DeliveryMixin, GroupsMixin, MembershipMixin, RetentionMixin, StatsM
                 isinstance(k, str) and isinstance(v, str) for k, v in headers.items()
             ):
                 raise BadRequest("message headers must map str to str")
-            for name in ("ttl", "delay"):
-                value = getattr(m, name)
-                if value is not None and (not isinstance(value, int | float) or value < 0):
-                    raise BadRequest(f"{name} must be a number of seconds >= 0, got {value!r}")
+            if m.ttl is not None or m.delay is not None:
+                for name, value in (("ttl", m.ttl), ("delay", m.delay)):
+                    if value is not None and (not isinstance(value, int | float) or value < 0):
+                        raise BadRequest(f"{name} must be a number of seconds >= 0, got {value!r}")
 
     def _check_capacity(self, t: TopicState, messages: Sequence[Outgoing]) -> None:
         spec = t.spec
@@ -343,14 +352,11 @@ class Broker(DeliveryMixin, GroupsMixin, MembershipMixin, RetentionMixin, StatsM
                     "consume or raise the limit, or use overflow='drop-oldest'"
                 )
 
-    def _rollback(
-        self, t: TopicState, batches: dict[int, list[Record]], ids: dict[str, Receipt]
-    ) -> None:
+    def _rollback(self, t: TopicState, batches: dict[int, list[Record]]) -> None:
         for p, records in batches.items():
             t.parts[p].forget_tail()
             stored_next = self.store.bounds(t.name, p)[1]
             t.parts[p].next = min(t.parts[p].next, max(stored_next, records[0].offset))
-        t.dedup.forget(list(ids))
 
     def _published(self, t: TopicState, batches: dict[int, list[Record]]) -> None:
         if self.confirm_after_sync:

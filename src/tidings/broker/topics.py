@@ -36,8 +36,12 @@ class PartState:
     def remember(self, records: list[Record]) -> None:
         tail = self.tail
         tail.extend(records)
-        self.tail_bytes += sum(len(r.body) for r in records)
-        while tail and (len(tail) > TAIL_RECORDS or self.tail_bytes > TAIL_BYTES):
+        self.tail_bytes += sum([len(r.body) for r in records])
+        excess = len(tail) - TAIL_RECORDS
+        if excess > 0:  # the usual case once warm: drop as many as came, in one pass
+            popleft = tail.popleft
+            self.tail_bytes -= sum([len(popleft().body) for _ in range(excess)])
+        while tail and self.tail_bytes > TAIL_BYTES:
             self.tail_bytes -= len(tail.popleft().body)
 
     def from_tail(self, offset: int, count: int) -> list[Record] | None:

