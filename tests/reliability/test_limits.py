@@ -131,3 +131,47 @@ async def test_handshake_timeout_closes_a_slowloris(tmp_path):
         assert closed, "a client that never completes HELLO was kept"
         writer.close()
         assert await t.ping() < 1
+
+
+async def test_frame_timeout_closes_a_client_that_trickles_one_frame(tmp_path):
+    """After the handshake, a frame sent a byte at a time keeps the connection 'alive' (bytes
+    keep coming) but must arrive whole within --frame-timeout, or the broker lets it go."""
+    async with serving(tmp_path, frame_timeout=1.0, heartbeat=0.5) as (server, t):
+        raw = await RawClient.open(server.url)
+        publish = frame_bytes(constants.PUBLISH, 7, m.Publish("t", [m.WireOutgoing(b"x" * 64)]))
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        closed_after = None
+        for byte in publish[:-1]:  # one byte every 0.1 s: never a whole frame
+            try:
+                raw.writer.write(bytes([byte]))
+                await raw.writer.drain()
+                data = await asyncio.wait_for(raw.reader.read(1 << 16), 0.1)
+            except TimeoutError:
+                continue
+            except ConnectionError:
+                data = b""
+            if not data or b"frame did not arrive whole" in data:
+                closed_after = loop.time() - started
+                break
+        assert closed_after is not None, "a client trickling one frame forever was kept"
+        assert 1.0 <= closed_after < 5.0
+        raw.writer.close()
+        assert await t.ping() < 1  # the broker serves everyone else
+
+
+async def test_a_client_sending_whole_frames_slowly_is_kept(tmp_path):
+    """The frame timeout is per frame: a client sending small whole frames now and then,
+    with a partial one in between, is not cut off."""
+    async with serving(tmp_path, frame_timeout=1.0, heartbeat=0.5) as (server, _t):
+        raw = await RawClient.open(server.url)
+        ping = frame_bytes(constants.PING, 9, m.Ping())
+        for _ in range(6):  # 2.4 s in all, each frame split over 0.4 s
+            raw.writer.write(ping[:3])
+            await raw.writer.drain()
+            await asyncio.sleep(0.4)
+            raw.writer.write(ping[3:])
+            await raw.writer.drain()
+            reply = await asyncio.wait_for(raw.reader.read(1 << 16), 2)
+            assert reply, "the broker closed a client that sends whole frames"
+        raw.writer.close()

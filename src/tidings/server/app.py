@@ -184,6 +184,24 @@ class BrokerServer:
                     )
                     conn.fail(Timeout("handshake timeout: send HELLO right after connecting"))
                     conn.abort()
+                elif (
+                    conn.partial_since is not None
+                    and now - conn.partial_since > self.config.frame_timeout
+                ):
+                    log.warning(
+                        "connection %s (%s) sent part of a frame and not the rest for %.0fs: "
+                        "closing it",
+                        conn.id,
+                        conn.peer,
+                        now - conn.partial_since,
+                    )
+                    conn.fail(
+                        Timeout(
+                            f"a frame did not arrive whole within {self.config.frame_timeout:.0f}s "
+                            "of its first byte: send frames whole (or raise --frame-timeout)"
+                        )
+                    )
+                    conn.abort()
                 elif now - conn.last_received > dead_after:
                     log.warning(
                         "connection %s (%s) silent for %.1fs: closing it",

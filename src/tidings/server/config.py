@@ -34,6 +34,7 @@ class ServerConfig:
     write_high_water: int = 1 << 20  # bytes queued to one client before it is paused
     log_level: str = "INFO"
     handshake_timeout: float = 10.0  # seconds a new connection has to complete HELLO
+    frame_timeout: float = 60.0  # seconds one frame may take to arrive once it has begun
     max_batch: int = 10_000  # messages in one PUBLISH frame at most
     # alarms (as RabbitMQ's): publishes are refused while one is raised
     memory_high_watermark: float = 0.4  # <= 1: fraction of RAM; > 1: bytes of RSS; 0: off
@@ -60,8 +61,8 @@ class ServerConfig:
             )
         if self.heartbeat <= 0 or self.fsync_interval_ms <= 0 or self.max_connections < 1:
             raise BadRequest("heartbeat, fsync interval and max connections must be positive")
-        if self.handshake_timeout <= 0 or self.max_batch < 1:
-            raise BadRequest("handshake timeout and max batch must be positive")
+        if self.handshake_timeout <= 0 or self.frame_timeout <= 0 or self.max_batch < 1:
+            raise BadRequest("handshake timeout, frame timeout and max batch must be positive")
         if self.memory_high_watermark < 0 or self.disk_free_limit < 0:
             raise BadRequest("memory high watermark and disk free limit must be >= 0 (0: off)")
         if (self.tls_key or self.tls_client_ca) and not self.tls_cert:
@@ -89,6 +90,11 @@ _OPTIONS: dict[str, tuple[str, type, str]] = {
     "write_high_water": ("TIDINGS_WRITE_HIGH_WATER", int, "bytes buffered per client at most"),
     "log_level": ("TIDINGS_LOG_LEVEL", str, "DEBUG, INFO (default), WARNING or ERROR"),
     "handshake_timeout": ("TIDINGS_HANDSHAKE_TIMEOUT", float, "seconds to complete HELLO"),
+    "frame_timeout": (
+        "TIDINGS_FRAME_TIMEOUT",
+        float,
+        "seconds a frame may take to arrive once begun (default 60)",
+    ),
     "max_batch": ("TIDINGS_MAX_BATCH", int, "messages per PUBLISH frame at most"),
     "memory_high_watermark": (
         "TIDINGS_MEMORY_HIGH_WATERMARK",

@@ -52,6 +52,7 @@ class ClientConnection(asyncio.Protocol):
         self.credit_held = False  # some member holds back credit until the buffer drains
         self.high_water = server.config.write_high_water
         self.last_received = self.last_sent = self.opened = time.monotonic()
+        self.partial_since: float | None = None  # when the incomplete frame buffered began
         self.user: User | None = None  # the authenticated user (None: the broker has none)
         self.authenticating: list[Frame] | None = None  # frames held while a password is checked
         self.may_publish: set[str] = set()  # topics this user was found allowed to publish to
@@ -76,13 +77,19 @@ class ClientConnection(asyncio.Protocol):
             )
 
     def data_received(self, data: bytes) -> None:
-        self.last_received = time.monotonic()
+        now = self.last_received = time.monotonic()
         try:
             frames = self.decoder.feed(data)
         except ProtocolError as exc:
             log.warning("closing %s (%s): %s", self.id, self.peer, exc)
             self.fail(exc)
             return
+        # When the frame now in the decoder began: a frame trickled in a byte at a time would
+        # hold its buffer (up to the max frame size) forever; the heartbeat sweep limits it.
+        if not self.decoder.buffered:
+            self.partial_since = None
+        elif frames or self.partial_since is None:
+            self.partial_since = now
         self.frames_in += len(frames)
         if self.authenticating is not None:
             self.authenticating += frames
