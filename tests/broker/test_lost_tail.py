@@ -37,17 +37,22 @@ def _open(path: Path) -> tuple[DiskStore, Broker]:
     return store, broker
 
 
-def test_acks_of_records_a_crash_took_back_do_not_settle_new_messages(tmp_path: Path) -> None:
-    path = tmp_path / "store"
+def _ack_then_lose_the_tail(path: Path, acked: int, keep: int) -> None:
+    """Publish m0..m9, ack the first ``acked`` durably, then crash keeping ``keep`` records."""
     store, broker = _open(path)
     broker.create_topic(TopicSpec(name="t"))
-    member, inbox = join(broker, G, prefetch=100)
-    broker.publish("t", msgs(*[f"old{i}" for i in range(10)]))
+    member, inbox = join(broker, G, prefetch=acked)
+    broker.publish("t", msgs(*[f"m{i}" for i in range(10)]))
     broker.sync()
-    assert len(drain(broker, member, inbox)) == 10  # all ten acked...
-    broker.sync()  # ...and the acks are durable
+    assert len(drain(broker, member, inbox, limit=acked)) == acked
+    broker.sync()  # the acks are durable
     let_go(store)
-    _cut_log_to(path, keep=6)  # the machine crash kept records 0-5 only
+    _cut_log_to(path, keep=keep)  # what a machine crash that lost the rest leaves
+
+
+def test_acks_of_records_a_crash_took_back_do_not_settle_new_messages(tmp_path: Path) -> None:
+    path = tmp_path / "store"
+    _ack_then_lose_the_tail(path, acked=10, keep=6)  # all ten acked; the crash kept 0-5
 
     store, broker = _open(path)
     report = broker.last_report  # type: ignore[attr-defined]
@@ -55,34 +60,25 @@ def test_acks_of_records_a_crash_took_back_do_not_settle_new_messages(tmp_path: 
     receipts = broker.publish("t", msgs("new6", "new7", "new8"))
     assert [r.offset for r in receipts] == [6, 7, 8]  # the lost offsets, reused
     broker.sync()
-    member, inbox = join(broker, G, prefetch=100)
+    _, inbox = join(broker, G, prefetch=100)
     assert bodies(inbox.items) == [b"new6", b"new7", b"new8"]
     assert broker.group_info("t", "g").lag == 3
 
     # The forgetting is durable: after another crash the old acks do not come back.
     let_go(store)
     store, broker = _open(path)
-    member, inbox = join(broker, G, prefetch=100)
+    _, inbox = join(broker, G, prefetch=100)
     assert bodies(inbox.items) == [b"new6", b"new7", b"new8"]
     store.close()
 
 
 def test_acks_within_the_recovered_log_are_kept(tmp_path: Path) -> None:
     path = tmp_path / "store"
-    store, broker = _open(path)
-    broker.create_topic(TopicSpec(name="t"))
-    member, inbox = join(broker, G, prefetch=4)
-    broker.publish("t", msgs(*[f"m{i}" for i in range(10)]))
-    broker.sync()
-    for d in inbox.take():  # ack 0-3 only
-        broker.ack(member, d.partition, d.offset)
-    broker.sync()
-    let_go(store)
-    _cut_log_to(path, keep=8)
+    _ack_then_lose_the_tail(path, acked=4, keep=8)
 
     store, broker = _open(path)
     report = broker.last_report  # type: ignore[attr-defined]
     assert not any("forgotten" in line for line in report.truncated)
-    member, inbox = join(broker, G, prefetch=100)
+    _, inbox = join(broker, G, prefetch=100)
     assert bodies(inbox.items) == [b"m4", b"m5", b"m6", b"m7"]
     store.close()
