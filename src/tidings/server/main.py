@@ -1,9 +1,11 @@
-"""Running the broker: ``serve(config)`` until SIGTERM/SIGINT, ``run_server(config)`` with its
-own event loop (uvloop when installed), and ``main(argv)`` for ``python -m tidings.server``."""
+"""Running the broker: ``serve(config)`` until SIGTERM/SIGINT (SIGHUP rereads the users file),
+``run_server(config)`` with its own event loop (uvloop when installed), and ``main(argv)`` for
+``python -m tidings.server``."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import signal
@@ -13,6 +15,7 @@ from collections.abc import Sequence
 from ..errors import TidingsError
 from .app import BrokerServer
 from .config import ServerConfig, config_from
+from .reload import reload_users
 
 log = logging.getLogger("tidings.server")
 
@@ -51,6 +54,8 @@ async def serve(config: ServerConfig, *, ready: asyncio.Event | None = None) -> 
             loop.add_signal_handler(sig, stop.set)
         except (NotImplementedError, RuntimeError):  # not the main thread, or Windows
             pass
+    with contextlib.suppress(NotImplementedError, RuntimeError, AttributeError):
+        loop.add_signal_handler(signal.SIGHUP, reload_users, server)  # reread --users-file
     if ready is not None:
         ready.set()
     try:
@@ -58,7 +63,7 @@ async def serve(config: ServerConfig, *, ready: asyncio.Event | None = None) -> 
         log.info("shutting down")
     finally:
         await server.stop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in (signal.SIGTERM, signal.SIGINT, getattr(signal, "SIGHUP", signal.SIGTERM)):
             try:
                 loop.remove_signal_handler(sig)
             except (NotImplementedError, RuntimeError):

@@ -1,0 +1,89 @@
+"""Reloading the users file while the broker runs (``kill -HUP <pid>``), as nats-server does.
+
+The new file replaces the old one only if it reads cleanly; otherwise the error is logged and
+the users in effect stay. Then every open connection is brought in line with it:
+
+- a connection whose user was removed, or whose password or token changed, is closed with
+  ``Forbidden`` (it must connect again with valid credentials);
+- otherwise the connection gets the user's new permissions: publish checks start afresh, and
+  a subscription on a topic the user may no longer subscribe to is ended (``SUB_CLOSED`` with
+  ``Forbidden``). A connection's own reply topics stay its own.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from ..errors import Forbidden, NotFound, TidingsError
+from ..protocol import constants as c
+from ..protocol.messages import SubClosed
+from .auth import Authenticator
+
+if TYPE_CHECKING:
+    from .app import BrokerServer
+    from .connection import ClientConnection
+
+log = logging.getLogger("tidings.server")
+
+
+def reload_users(server: BrokerServer) -> bool:
+    """Read ``--users-file`` again and apply it; False (and logged) if it could not be used."""
+    path = server.config.users_file
+    if not path:
+        log.warning("reload: the broker runs without --users-file; nothing to reload")
+        return False
+    try:
+        auth = Authenticator.from_file(path)
+    except TidingsError as exc:
+        log.error("reload: %s; the users loaded before stay in effect", exc.message)
+        return False
+    server.auth = auth
+    closed = updated = ended = 0
+    for conn in list(server.connections):
+        old = conn.user
+        if old is None:
+            continue
+        new = auth.users.get(old.name)
+        if new is None or (new.password, new.token) != (old.password, old.token):
+            why = "was removed" if new is None else "has new credentials"
+            conn.fail(Forbidden(f"user {old.name!r} {why} (users file reloaded): connect again"))
+            conn.abort()
+            closed += 1
+            continue
+        conn.user = new
+        conn.may_publish.clear()
+        ended += _end_forbidden_subscriptions(conn)
+        updated += 1
+    log.info(
+        "reload: %d users from %s; %d connections updated, %d closed, %d subscriptions ended",
+        len(auth.users),
+        path,
+        updated,
+        closed,
+        ended,
+    )
+    return True
+
+
+def _end_forbidden_subscriptions(conn: ClientConnection) -> int:
+    user = conn.user
+    assert user is not None
+    ended = 0
+    for sub_id, member in list(conn.members.items()):
+        topic = member.spec.topic
+        try:
+            own_reply_topic = conn.broker.topic_owner(topic) is conn
+        except NotFound:
+            own_reply_topic = False
+        if own_reply_topic or user.may("subscribe", topic):
+            continue
+        del conn.members[sub_id]
+        try:
+            conn.broker.leave(member.member_id)  # un-acked deliveries go back to the group
+        except TidingsError:
+            pass
+        reason = f"user {user.name!r} may no longer subscribe to {topic!r} (users file reloaded)"
+        conn.write(c.SUB_CLOSED, c.NO_REPLY, SubClosed(sub_id, Forbidden.code, reason))
+        ended += 1
+    return ended
