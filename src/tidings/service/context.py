@@ -11,6 +11,7 @@ A handler asks for it by annotating a parameter with :class:`Context` (or naming
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from .. import headers as h
@@ -81,6 +82,12 @@ class Context:
     async def publish(self, topic: str, payload: Any, **options: Any) -> Receipt:
         """Publish an event from the handler (inherits the trace context)."""
         return await self.service.publish(topic, payload, **options)
+
+    async def publish_many(
+        self, topic: str, payloads: Sequence[Any], **options: Any
+    ) -> list[Receipt]:
+        """Publish several events from the handler in one round trip."""
+        return await self.service.publish_many(topic, payloads, **options)
 
     async def send(self, topic: str, payload: Any, **options: Any) -> Receipt:
         """Send a command from the handler."""

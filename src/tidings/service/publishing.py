@@ -3,19 +3,22 @@
 Every outgoing message is encoded with the service's codec (pydantic models, dataclasses and
 plain data; ``bytes`` go as they are), stamped with ``content-type`` and ``tidings-type``,
 given a Snowflake ``msg_id`` (so a retried publish is deduplicated by the broker), and passed
-through the middleware chain. :class:`Publishing` is mixed into :class:`tidings.Service`.
+through the middleware chain; ``publish_many`` sends many such messages in one round trip
+(:mod:`.publish_batch`). :class:`Publishing` is mixed into :class:`tidings.Service`.
 The chain is built once per middleware list, not per publish (see :mod:`.middleware`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from .. import headers as h
-from ..errors import Closed, NotFound
+from ..errors import BadRequest, Closed, NotFound
 from ..model import Message, Outgoing, Receipt
 from .middleware import PublishCall, PublishNext, call_endpoint, publish_chain
 from .payloads import PayloadType, encode_payload
+from .publish_batch import publish_batch
 
 if TYPE_CHECKING:
     from ..client import AsyncClient
@@ -88,6 +91,42 @@ class Publishing:
                 return (await client.publish_many(c.topic, [c.message]))[0]
 
         return await self._publish_through_chain(call, endpoint)
+
+    async def publish_many(
+        self,
+        topic: str,
+        payloads: Sequence[Any],
+        *,
+        keys: Sequence[str | None] | None = None,
+        headers: dict[str, str] | None = None,
+        kind: Kind = "event",
+    ) -> list[Receipt]:
+        """Publish several payloads to ``topic`` in one round trip (all or none are stored).
+        Each is encoded, given its own Snowflake ``msg_id`` and passed through the publish
+        middleware, as with :meth:`publish`; receipts come back in order."""
+        if keys is not None and len(keys) != len(payloads):
+            raise BadRequest(f"{len(keys)} keys for {len(payloads)} payloads: give one key each")
+        if not payloads:
+            return []
+        client = await self._connect()
+        calls = [
+            PublishCall(
+                topic,
+                self._outgoing(payload, kind, keys[i] if keys else None, headers, None, None, None),
+                kind,
+                payload,
+            )
+            for i, payload in enumerate(payloads)
+        ]
+
+        async def send(messages: list[Outgoing]) -> list[Receipt]:
+            try:
+                return await client.publish_many(topic, messages)
+            except NotFound:  # the first messages on a topic: create it, then publish
+                await client.create_topic(topic, exist_ok=True)
+                return await client.publish_many(topic, messages)
+
+        return await publish_batch(calls, self._publish_through_chain, send)
 
     async def send(self, topic: str, payload: Any, **options: Any) -> Receipt:
         """Send a command (a one-way message to the service that owns ``topic``)."""

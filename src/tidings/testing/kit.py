@@ -145,6 +145,11 @@ class ServiceKit:
         """Publish as a service would (typed payload, JSON, Snowflake msg_id)."""
         return await self.driver.publish(topic, payload, **options)
 
+    async def publish_many(
+        self, topic: str, payloads: Sequence[Any], **options: Any
+    ) -> list[Receipt]:
+        return await self.driver.publish_many(topic, payloads, **options)
+
     async def send(self, topic: str, payload: Any, **options: Any) -> Receipt:
         return await self.driver.send(topic, payload, **options)
 

@@ -3,8 +3,8 @@
 The broker is the same as the ``tidings`` engine's. Consumers are ``@svc.on`` handlers (payload
 typed ``bytes``, a ``Context`` for the key, default middleware: tracing and logging, handler
 concurrency 256, which is also the prefetch); every handler return is an ack. Publishes go
-through ``svc.publish`` (codec, headers, Snowflake message id, publish middleware); the
-framework has no batch publish, so a batch is that many concurrent ``svc.publish`` calls.
+through ``svc.publish`` (codec, headers, Snowflake message id, publish middleware); a batch
+is one ``svc.publish_many`` (each message still through the middleware, one round trip).
 """
 
 from __future__ import annotations
@@ -42,10 +42,7 @@ class ServiceClient(TidingsClient):
     async def publish_batch(
         self, topic: str, bodies: Sequence[bytes], keys: Sequence[str] | None = None
     ) -> None:
-        keys = keys if keys is not None else [None] * len(bodies)  # type: ignore[list-item]
-        await asyncio.gather(
-            *(self.svc.publish(topic, b, key=k) for b, k in zip(bodies, keys, strict=True))
-        )
+        await self.svc.publish_many(topic, bodies, keys=keys)
 
     async def consume(
         self,
