@@ -12,7 +12,7 @@ from ..errors import LeaseLost, NotFound, TidingsError
 from ..headers import dead_letter_topic
 from ..model import DEFAULT_MAX_MESSAGE_SIZE, Delivery, Record, TopicSpec
 from .deadletter import dead_letter_message
-from .entries import Entry
+from .entries import Entry, LeaseBatch
 from .groups import GroupState
 from .members import Member
 
@@ -30,7 +30,7 @@ class DeliveryMixin:
     _timers: Timers
     _members: dict[str, Member]
     _pending_acks: dict[tuple[str, str, int], list[int]]
-    _leased: list[tuple[Entry, int]]
+    _leased: list[Entry]
     _deferred: dict[int, GroupState]
     defer_dispatch: Callable[[Callable[[], None]], object] | None
     on_dirty: Callable[[], None] | None
@@ -118,7 +118,10 @@ class DeliveryMixin:
     def _flush_out(self, g: GroupState, out: dict[Member, list[Delivery]], now: float) -> None:
         if self._leased:
             # One timer for every lease this dispatch handed out: they all end together.
-            self._timers.at(now + g.spec.lease, self._leases_expired, g, self._leased)
+            batch = LeaseBatch(self._leased)
+            for entry in self._leased:
+                entry.lease_batch = batch
+            self._timers.at(now + g.spec.lease, self._leases_expired, g, batch)
             self._leased = []
         for member, deliveries in out.items():
             g.deliver_meter.mark(now, len(deliveries))
@@ -180,7 +183,7 @@ class DeliveryMixin:
             g.inflight[ref] = entry
             if g.ordered:
                 g.pinflight[entry.partition] += 1
-            self._leased.append((entry, entry.gen))
+            self._leased.append(entry)
         return Delivery(
             g.topic.name,
             g.name,
@@ -220,6 +223,8 @@ class DeliveryMixin:
         if g.inflight.pop(ref, None) is not None and g.ordered:
             g.pinflight[entry.partition] -= 1
         entry.gen += 1
+        if entry.lease_batch is not None:
+            entry.lease_batch.leave(entry)
 
     def _settle(self, g: GroupState, entry: Entry) -> None:
         """The group is done with ``entry``: acked, dead-lettered or expired."""
@@ -254,19 +259,25 @@ class DeliveryMixin:
             self._requeue(g, entry, delay)
 
     def _lease_expired(self, g: GroupState, entry: Entry, gen: int) -> None:
-        self._leases_expired(g, [(entry, gen)])
+        """An extended lease's own timer."""
+        if entry.gen == gen and g.inflight.get(entry.ref) is entry:
+            self._lease_lost(g, entry)
+            self._wake(g)
 
-    def _leases_expired(self, g: GroupState, leased: list[tuple[Entry, int]]) -> None:
+    def _leases_expired(self, g: GroupState, batch: LeaseBatch) -> None:
         expired = False
-        for entry, gen in leased:
-            if entry.gen != gen or g.inflight.get(entry.ref) is not entry:
+        for entry in list(batch.entries):
+            if entry.lease_batch is not batch or g.inflight.get(entry.ref) is not entry:
                 continue  # settled, extended or taken back since
-            self._release(g, entry)
-            entry.last_error = entry.last_error or "lease expired"
-            self._failed(g, entry)
+            self._lease_lost(g, entry)
             expired = True
         if expired:
             self._wake(g)
+
+    def _lease_lost(self, g: GroupState, entry: Entry) -> None:
+        self._release(g, entry)
+        entry.last_error = entry.last_error or "lease expired"
+        self._failed(g, entry)
 
     def _expire(self, g: GroupState, entry: Entry) -> None:
         if g.spec.dead_letter_expired:
@@ -352,6 +363,8 @@ class DeliveryMixin:
     def extend(self, member_id: str, partition: int, offset: int, seconds: float) -> None:
         g, entry = self._held(member_id, partition, offset)
         entry.gen += 1
+        if entry.lease_batch is not None:  # its own timer from now on
+            entry.lease_batch.leave(entry)
         entry.lease_until = self.clock.now() + max(seconds, 0.0)
         self._timers.at(entry.lease_until, self._lease_expired, g, entry, entry.gen)
 

@@ -85,7 +85,7 @@ class Broker(DeliveryMixin, GroupsMixin, MembershipMixin, RetentionMixin, StatsM
         # (e.g. loop.call_soon); None dispatches at once.
         self.defer_dispatch: Callable[[Callable[[], None]], object] | None = None
         self._deferred: dict[int, GroupState] = {}
-        self._leased: list[tuple[Entry, int]] = []
+        self._leased: list[Entry] = []
 
     # -- lifecycle ---------------------------------------------------------------------------
 
