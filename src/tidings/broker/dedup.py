@@ -12,6 +12,11 @@ A duplicate's broker message id is read back from the log (duplicates are rare).
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..model import Record
 
 PARTITION_BITS = 16
 PARTITION_MASK = (1 << PARTITION_BITS) - 1
@@ -34,13 +39,6 @@ class DedupIndex:
         """The packed ``offset << PARTITION_BITS | partition`` of ``msg_id``, if seen."""
         return self._seen.get(msg_id)
 
-    def remember(self, msg_id: str, partition: int, offset: int, timestamp: float) -> None:
-        if self.window <= 0:
-            return
-        self._seen[msg_id] = (offset << PARTITION_BITS) | partition
-        self._order.append(msg_id)
-        self._mark(timestamp, 1)
-
     def remember_batch(self, packed: dict[str, int], timestamp: float) -> None:
         """Remember one publish batch: ``packed`` maps each new id to ``pack(partition,
         offset)`` (in arrival order); one timestamp mark for all of them."""
@@ -49,6 +47,28 @@ class DedupIndex:
         self._seen.update(packed)
         self._order.extend(packed)
         self._mark(timestamp, len(packed))
+
+    def remember_records(self, partition: int, records: Sequence[Record]) -> None:
+        """Remember the producer ids of stored records, in log order (rebuilding the index at
+        open: one call per read batch, the marks counted in runs of equal timestamps)."""
+        if self.window <= 0:
+            return
+        seen, order = self._seen, self._order
+        run_time, run = None, 0
+        for r in records:
+            msg_id = r.msg_id
+            if msg_id is None:
+                continue
+            seen[msg_id] = (r.offset << PARTITION_BITS) | partition
+            order.append(msg_id)
+            if r.timestamp == run_time:
+                run += 1
+            else:
+                if run:
+                    self._mark(run_time, run)  # type: ignore[arg-type]
+                run_time, run = r.timestamp, 1
+        if run:
+            self._mark(run_time, run)  # type: ignore[arg-type]
 
     def _mark(self, timestamp: float, count: int) -> None:
         times = self._times

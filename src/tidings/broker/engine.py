@@ -154,9 +154,7 @@ class Broker(DeliveryMixin, GroupsMixin, MembershipMixin, RetentionMixin, StatsM
                 records = self.store.read(t.name, p, pos, 1024)
                 if not records:
                     break
-                for r in records:
-                    if r.msg_id is not None:
-                        t.dedup.remember(r.msg_id, p, r.offset, r.timestamp)
+                t.dedup.remember_records(p, records)
                 pos = records[-1].offset + 1
 
     # -- time --------------------------------------------------------------------------------
