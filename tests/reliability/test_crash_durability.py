@@ -9,7 +9,7 @@ import pytest
 from tests.helpers.broker_process import BrokerProcess
 
 from tidings.model import GroupSpec, Outgoing, TopicSpec
-from tidings.transports.native import NativeTransport
+from tidings.transports.tidings import NativeTransport
 
 
 async def test_acks_are_committed_without_later_publishes(tmp_path):

@@ -21,7 +21,7 @@ from tests.helpers.broker_process import BrokerProcess
 from tidings.errors import StorageError, StorageFull
 from tidings.model import GroupSpec, Outgoing, TopicSpec
 from tidings.server import BrokerServer, ServerConfig
-from tidings.transports.native import NativeTransport
+from tidings.transports.tidings import NativeTransport
 
 real_pwrite = os.pwrite
 

@@ -16,7 +16,7 @@ from tidings.model import GroupSpec, Outgoing, TopicSpec
 from tidings.protocol import constants, frame_bytes
 from tidings.protocol import messages as m
 from tidings.server import BrokerServer, ServerConfig
-from tidings.transports.native import NativeTransport
+from tidings.transports.tidings import NativeTransport
 
 
 @contextlib.asynccontextmanager

@@ -14,7 +14,7 @@ from tests.helpers.broker_process import BrokerProcess
 from tidings.client import AsyncClient
 from tidings.errors import RequestTimeout, TidingsError, Timeout
 from tidings.model import GroupSpec, Outgoing, TopicSpec
-from tidings.transports.native import NativeTransport
+from tidings.transports.tidings import NativeTransport
 
 from .netem import NetemProxy
 

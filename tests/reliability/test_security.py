@@ -12,7 +12,7 @@ from tidings.model import GroupSpec, Outgoing, TopicSpec
 from tidings.protocol import constants, decode_body
 from tidings.protocol import messages as m
 from tidings.server.auth import Authenticator, hash_password, hash_token
-from tidings.transports.native import NativeTransport
+from tidings.transports.tidings import NativeTransport
 
 from .certs import make_certs
 

@@ -14,7 +14,7 @@ from tests.helpers.broker_process import BrokerProcess
 from tidings.errors import ConnectionLost, Forbidden, Unauthorized
 from tidings.model import GroupSpec, Outgoing, TopicSpec
 from tidings.server.auth import hash_password
-from tidings.transports.native import NativeTransport
+from tidings.transports.tidings import NativeTransport
 
 PASSWORDS = {"alice": "alice-pw", "bob": "bob-pw", "carol": "carol-pw", "admin": "admin-pw"}
 HASHES = {name: hash_password(pw) for name, pw in PASSWORDS.items()}

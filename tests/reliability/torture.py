@@ -33,7 +33,7 @@ from tests.helpers.broker_process import BrokerProcess
 from tidings.errors import TidingsError
 from tidings.headers import dead_letter_topic
 from tidings.model import GroupSpec, Outgoing, TopicSpec
-from tidings.transports.native import NativeTransport
+from tidings.transports.tidings import NativeTransport
 
 JOBS = "jobs"  # shared group WORKERS; every POISON-th job is rejected (dead-lettered)
 EVENTS = "events"  # ordered group ORDERED; keyed, one publisher coroutine per key set

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tidings.transports.native import NativeTransport
+from tidings.transports.tidings import NativeTransport
 
 try:  # as the other suites import helpers (pytest run from the repository root)
     from tests.helpers.broker_process import BrokerProcess

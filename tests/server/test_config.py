@@ -6,7 +6,7 @@ import pytest
 
 from tidings.errors import BadRequest, TransportUnavailable
 from tidings.server import ServerConfig, config_from
-from tidings.transports.native import NativeTransport
+from tidings.transports.tidings import NativeTransport
 
 from .conftest import BrokerProcess
 

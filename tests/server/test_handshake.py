@@ -9,7 +9,7 @@ import pytest
 from tidings.errors import VersionMismatch
 from tidings.protocol import FrameDecoder, constants, decode_body, frame_bytes
 from tidings.protocol import messages as m
-from tidings.transports.native import NativeTransport
+from tidings.transports.tidings import NativeTransport
 
 from .rawclient import RawClient
 

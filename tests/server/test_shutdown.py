@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from tidings.model import GroupSpec, Outgoing, TopicSpec
-from tidings.transports.native import NativeTransport
+from tidings.transports.tidings import NativeTransport
 
 
 async def test_sigterm_returns_leases_and_exits_zero(fresh_broker, name):

@@ -13,8 +13,8 @@ DEFAULT_URL = "tidings://127.0.0.1:7420"
 # scheme -> (module, class, pip extra that brings its dependencies or None)
 _SCHEMES: dict[str, tuple[str, str, str | None]] = {
     "memory": ("tidings.transports.memory", "MemoryTransport", None),
-    "tidings": ("tidings.transports.native", "NativeTransport", None),
-    "tidings+tls": ("tidings.transports.native", "NativeTransport", None),
+    "tidings": ("tidings.transports.tidings", "NativeTransport", None),
+    "tidings+tls": ("tidings.transports.tidings", "NativeTransport", None),
     "nats": ("tidings.transports.nats", "NatsTransport", "nats"),
 }
 

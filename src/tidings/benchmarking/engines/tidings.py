@@ -19,7 +19,7 @@ from pathlib import Path
 
 from ... import __version__
 from ...model import GroupSpec, Outgoing, TopicSpec
-from ...transports.native import NativeTransport
+from ...transports.tidings import NativeTransport
 from ..procs import ServerProcess, wait_until
 from .base import Client, Engine, OnMessage
 

@@ -27,7 +27,7 @@ from .tls import client_context
 if TYPE_CHECKING:
     from .transport import NativeTransport
 
-log = logging.getLogger("tidings.transports.native")
+log = logging.getLogger("tidings.transports.tidings")
 
 
 class Reconnector:

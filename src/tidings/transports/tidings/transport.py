@@ -33,7 +33,7 @@ from .options import NativeOptions
 from .reconnect import Reconnector
 from .subscription import NativeSubscription
 
-log = logging.getLogger("tidings.transports.native")
+log = logging.getLogger("tidings.transports.tidings")
 
 
 class NativeTransport(Transport):

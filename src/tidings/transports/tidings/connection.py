@@ -19,7 +19,7 @@ from ...protocol import FrameDecoder, constants, decode_body, encode_frame
 from ...protocol.handshake import hello
 from ...protocol.messages import Error, Welcome
 
-log = logging.getLogger("tidings.transports.native")
+log = logging.getLogger("tidings.transports.tidings")
 
 # A reply hook runs synchronously when a reply arrives, before later frames of the same read
 # are handled (SUBSCRIBE uses it so the deliveries that follow find their subscription).

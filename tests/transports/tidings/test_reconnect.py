@@ -5,14 +5,13 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from tests.helpers.proxy import FaultyProxy
 
 from tidings.errors import ConnectionLost, Timeout
 from tidings.model import GroupSpec, Outgoing, TopicSpec
 from tidings.protocol import constants as c
 from tidings.protocol import messages as m
-from tidings.transports.native import NativeTransport
-
-from .proxy import FaultyProxy
+from tidings.transports.tidings import NativeTransport
 
 
 async def _bodies(sub, want: set[bytes], timeout: float = 15.0) -> set[bytes]:

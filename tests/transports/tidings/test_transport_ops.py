@@ -193,7 +193,7 @@ async def test_ping_and_stats(transport):
 
 
 async def test_closed_transport_refuses_calls(broker):
-    from tidings.transports.native import NativeTransport
+    from tidings.transports.tidings import NativeTransport
 
     t = NativeTransport(broker.url)
     await t.connect()
@@ -204,7 +204,7 @@ async def test_closed_transport_refuses_calls(broker):
 
 async def test_connect_to_nothing_is_a_clear_error():
     from tidings.errors import TransportUnavailable
-    from tidings.transports.native import NativeTransport
+    from tidings.transports.tidings import NativeTransport
 
     with pytest.raises(TransportUnavailable, match="Is the broker running"):
         await NativeTransport("tidings://127.0.0.1:1").connect()
@@ -212,8 +212,8 @@ async def test_connect_to_nothing_is_a_clear_error():
 
 async def test_url_options(broker):
     from tidings.errors import BadRequest
-    from tidings.transports.native import NativeTransport
     from tidings.transports.registry import transport_for
+    from tidings.transports.tidings import NativeTransport
 
     t = transport_for(broker.url + "?timeout=2.5&name=tester&reconnect=false")
     assert isinstance(t, NativeTransport)
