@@ -55,7 +55,9 @@ class TidingsError(Exception):
         return (self.__class__, (self.message,))
 
 
-class BadRequest(TidingsError):
+class BadRequest(TidingsError, ValueError):
+    """A bad argument or request; also a :class:`ValueError`, so ``except ValueError`` works."""
+
     code = 400
     http_status = 400
     exit_code = 2
@@ -114,7 +116,9 @@ class Forbidden(TidingsError):
     default_message = "forbidden: the user lacks permission for this operation"
 
 
-class NotFound(TidingsError):
+class NotFound(TidingsError, LookupError):
+    """Also a :class:`LookupError`."""
+
     code = 420
     http_status = 404
     exit_code = 4
@@ -170,7 +174,9 @@ class StorageFull(StorageError):
     default_message = "storage full: the broker's disk has no space left; free space and retry"
 
 
-class Timeout(TidingsError):
+class Timeout(TidingsError, TimeoutError):
+    """Also the built-in :class:`TimeoutError` (``asyncio.TimeoutError`` too)."""
+
     code = 460
     http_status = 504
     exit_code = 7

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from typing import NamedTuple
 
-from .errors import ClockMovedBackwards
+from .errors import BadRequest, ClockMovedBackwards
 
 __all__ = [
     "EPOCH_MS",
@@ -79,7 +79,7 @@ class Snowflake:
     ) -> None:
         worker_id = default_worker_id() if worker_id is None else worker_id
         if not isinstance(worker_id, int) or not 0 <= worker_id <= MAX_WORKER:
-            raise ValueError(
+            raise BadRequest(
                 f"worker_id must be an integer from 0 to {MAX_WORKER}, got {worker_id!r}"
             )
         self.worker_id = worker_id
@@ -93,7 +93,7 @@ class Snowflake:
     def _now_ms(self) -> int:
         ms = int(self._clock() * 1000) - EPOCH_MS
         if not 0 <= ms <= MAX_TIME:
-            raise ValueError("the clock is outside the Snowflake time range (2024 to 2093)")
+            raise BadRequest("the clock is outside the Snowflake time range (2024 to 2093)")
         return ms
 
     def _wait_until(self, target_ms: int) -> int:

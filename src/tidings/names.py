@@ -1,4 +1,9 @@
-"""Validation of topic and group names (one rule for every transport)."""
+"""Validation of topic and group names (one rule for every transport).
+
+A name is 1 to 200 letters, digits, '.', '-' or '_'; the '.'-separated segments are not empty
+(no leading, trailing or doubled '.'), and it does not start with '-' (it would read as a CLI
+option).
+"""
 
 from __future__ import annotations
 
@@ -7,12 +12,21 @@ import re
 from .errors import InvalidName
 
 NAME_RE = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
+_RULE = "use 1 to 200 letters, digits, '.', '-' or '_'"
 
 
 def validate_name(kind: str, name: object) -> str:
     """Return ``name`` if it is a valid topic/group name, else raise :class:`InvalidName`."""
     if not isinstance(name, str) or not NAME_RE.match(name):
+        raise InvalidName(f"invalid {kind} name {name!r}: {_RULE}")
+    if name.startswith(".") or name.endswith(".") or ".." in name:
         raise InvalidName(
-            f"invalid {kind} name {name!r}: use 1 to 200 letters, digits, '.', '-' or '_'"
+            f"invalid {kind} name {name!r}: a '.' separates two non-empty parts "
+            f"(no leading, trailing or doubled '.'); {_RULE}"
+        )
+    if name.startswith("-"):
+        raise InvalidName(
+            f"invalid {kind} name {name!r}: it may not start with '-' (it would read as a "
+            "command-line option); start it with a letter or digit"
         )
     return name

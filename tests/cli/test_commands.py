@@ -12,6 +12,7 @@ import textwrap
 import time
 
 import pytest
+import typer
 
 import tidings
 from tidings.cli.main import main
@@ -22,7 +23,8 @@ COMMANDS = [
     [], ["broker"], ["pub"], ["sub"], ["topic"], ["topic", "create"], ["topic", "list"],
     ["topic", "info"], ["topic", "delete"], ["group"], ["group", "list"], ["group", "info"],
     ["group", "reset"], ["dlq"], ["dlq", "list"], ["dlq", "replay"], ["stats"], ["demo"],
-    ["run"], ["asyncapi"], ["bench"],
+    ["run"], ["asyncapi"], ["bench"], ["user"], ["user", "add"], ["user", "passwd"],
+    ["user", "remove"], ["user", "list"],
 ]  # fmt: skip
 
 
@@ -56,11 +58,33 @@ def test_user_errors_exit_with_the_error_code(cli):
     assert r.code == 2
 
 
+def test_broker_takes_every_option_of_the_server():
+    """`tidings broker` and `python -m tidings.server` have one option set: the server's."""
+    from tidings.cli.main import app
+    from tidings.server.config import OPTIONS, flags_of, parser
+
+    command = typer.main.get_command(app).commands["broker"]
+    cli_flags = {flag for param in command.params for flag in param.opts}
+    server_flags = {flag for a in parser()._actions for flag in a.option_strings} - {"-h", "--help"}
+    assert server_flags == {f for name in OPTIONS for f in flags_of(name)}
+    assert server_flags <= cli_flags
+    for needed in ("--users-file", "--tls-cert", "--tls-key", "--tls-client-ca",
+                   "--handshake-timeout", "--frame-timeout", "--max-batch",
+                   "--memory-high-watermark", "--disk-free-limit"):  # fmt: skip
+        assert needed in cli_flags
+
+
 def test_broker_command_runs_and_stops(tmp_path):
+    from tidings.server.auth import hash_token
+
+    users = tmp_path / "users.toml"
+    users.write_text(f'[[users]]\nname = "ops"\ntoken = "{hash_token("t0ken")}"\nadmin = ["*"]\n')
     env = {**os.environ, "PYTHONPATH": run_process.__globals__["SRC"].as_posix()}
+    env["TIDINGS_FRAME_TIMEOUT"] = "5"  # an option from the environment, as documented
     proc = subprocess.Popen(
         [sys.executable, "-m", "tidings.cli", "broker", "--port", "0", "--memory",
-         "--data", str(tmp_path), "--log-level", "info"],
+         "--data", str(tmp_path), "--log-level", "info", "--users-file", str(users),
+         "--max-batch", "500", "--handshake-timeout", "3"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
     )  # fmt: skip
     try:
@@ -72,7 +96,9 @@ def test_broker_command_runs_and_stops(tmp_path):
             match = re.search(r"listening on (tidings://\S+)", line)
             url = match.group(1) if match else None
         assert url, "the broker did not start"
-        with tidings.connect_sync(url) as client:
+        with pytest.raises(tidings.errors.Unauthorized), tidings.connect_sync(url) as client:
+            client.list_topics()
+        with tidings.connect_sync(url.replace("tidings://", "tidings://t0ken@")) as client:
             assert client.list_topics() == []
         os.kill(proc.pid, signal.SIGTERM)
         assert proc.wait(20) == 0

@@ -35,7 +35,7 @@ async def serving(tmp_path, **config):
 async def test_message_and_batch_size_limits(tmp_path):
     async with serving(tmp_path, max_batch=10) as (server, t):
         await t.create_topic(TopicSpec(name="t", max_message_size=1024))
-        with pytest.raises(MessageTooLarge, match="max_message_size of 1024"):
+        with pytest.raises(MessageTooLarge, match=r"max_message_size of topic .t. \(1024 bytes\)"):
             await t.publish("t", [Outgoing(b"x" * 2000)])
         with pytest.raises(BadRequest, match="above this broker's limit"):
             await t.create_topic(TopicSpec(name="huge", max_message_size=64 * 1024 * 1024))

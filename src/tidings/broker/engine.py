@@ -317,8 +317,8 @@ class Broker(DeliveryMixin, GroupsMixin, MembershipMixin, RetentionMixin, StatsM
                 )
             if len(body) > limit:
                 raise MessageTooLarge(
-                    f"message of {len(body)} bytes exceeds topic {spec.name!r}'s "
-                    f"max_message_size of {limit} bytes: send less or raise the limit"
+                    f"message of {len(body)} bytes exceeds the max_message_size of topic "
+                    f"{spec.name!r} ({limit} bytes): send less or raise the limit"
                 )
             if m.key is not None and not isinstance(m.key, str):
                 raise BadRequest(f"message key must be a str, got {type(m.key).__name__}")

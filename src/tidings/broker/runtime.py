@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from typing import Literal
 
 from ..clock import Clock
+from ..errors import BadRequest
 from ..model import Outgoing, Receipt
 from ..storage.base import RecoveryReport, Store
 from .engine import Broker
@@ -48,9 +49,9 @@ class BrokerRuntime:
         clock: Clock | None = None,
     ) -> None:
         if fsync not in ("batch", "interval", "never"):
-            raise ValueError(f"fsync must be 'batch', 'interval' or 'never', got {fsync!r}")
+            raise BadRequest(f"fsync must be 'batch', 'interval' or 'never', got {fsync!r}")
         if deliver not in ("written", "durable"):
-            raise ValueError(f"deliver must be 'written' or 'durable', got {deliver!r}")
+            raise BadRequest(f"deliver must be 'written' or 'durable', got {deliver!r}")
         self.store = store
         self.fsync = fsync
         self.fsync_interval = fsync_interval

@@ -18,6 +18,7 @@ from typing import Annotated, Any
 import msgspec
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ..errors import TidingsError
@@ -133,7 +134,10 @@ def show(st: CliState, data: Any, render: Any) -> None:
 
 def fail(message: str, exit_code: int = 2) -> typer.Exit:
     """Print ``error: message`` and build the Exit to raise."""
-    err_console().print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+    # soft_wrap: a message (a path, a URL) is never broken across lines, on a terminal or not
+    err_console().print(
+        f"[bold red]error:[/] {escape(message)}", markup=True, highlight=False, soft_wrap=True
+    )
     return typer.Exit(exit_code)
 
 

@@ -1,7 +1,7 @@
 """Authentication and authorization of broker connections.
 
 Off unless a users file is configured (``--users-file`` or ``TIDINGS_USERS_FILE``). The file
-is TOML; secrets are stored hashed (create entries with ``python -m tidings.server.auth``)::
+is TOML; secrets are stored hashed (edit it with ``tidings user add/passwd/remove``)::
 
     [[users]]
     name = "orders"
@@ -28,9 +28,7 @@ import fnmatch
 import hashlib
 import hmac
 import logging
-import os
 import secrets
-import sys
 import tomllib
 
 from ..errors import BadRequest, Forbidden, Unauthorized
@@ -119,9 +117,13 @@ class Authenticator:
                 raise BadRequest(f"{where}: needs a name; unknown keys {sorted(unknown)}")
             password, token = entry.get("password"), entry.get("token")
             if password and not str(password).startswith("scrypt$"):
-                raise BadRequest(f"{where}: password must be a hash from `python -m {__name__}`")
+                raise BadRequest(
+                    f"{where}: password must be a hash: set it with `tidings user passwd`"
+                )
             if token and not str(token).startswith("sha256$"):
-                raise BadRequest(f"{where}: token must be a hash from `python -m {__name__}`")
+                raise BadRequest(
+                    f"{where}: token must be a hash: set it with `tidings user passwd --token`"
+                )
             if not password and not token:
                 raise BadRequest(f"{where}: give a password or a token (hashed)")
             lists = {a: tuple(entry.get(a, ())) for a in ACTIONS}
@@ -185,27 +187,3 @@ def require(user: User | None, action: str, topic: str, who: str) -> None:
         f"user {user.name!r} may not {action} on topic {topic!r}: add a matching pattern to "
         f"its {action!r} list in the users file"
     )
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m tidings.server.auth password|token [NAME]``: print a users-file entry."""
-    args = sys.argv[1:] if argv is None else argv
-    if not args or args[0] not in ("password", "token"):
-        print("usage: python -m tidings.server.auth password|token [NAME]", file=sys.stderr)
-        return 2
-    name = args[1] if len(args) > 1 else "user"
-    if args[0] == "token":
-        token = secrets.token_urlsafe(32)
-        print(f"# give the client this token: {token}", file=sys.stderr)
-        line = f'token = "{hash_token(token)}"'
-    else:
-        import getpass
-
-        password = os.environ.get("TIDINGS_PASSWORD") or getpass.getpass("password: ")
-        line = f'password = "{hash_password(password)}"'
-    print(f'[[users]]\nname = "{name}"\n{line}\npublish = []\nsubscribe = []\nadmin = []')
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

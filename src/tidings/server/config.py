@@ -70,8 +70,9 @@ class ServerConfig:
         return self
 
 
-# option name -> (environment variable, type, help)
-_OPTIONS: dict[str, tuple[str, type, str]] = {
+# option name -> (environment variable, type, help): the one option set of both entry points,
+# `python -m tidings.server` (argparse, below) and `tidings broker` (tidings.cli.broker)
+OPTIONS: dict[str, tuple[str, type, str]] = {
     "host": ("TIDINGS_HOST", str, "address to bind (default 127.0.0.1: this machine only)"),
     "port": ("TIDINGS_PORT", int, "TCP port (default 7420; 0 picks a free one)"),
     "data_dir": ("TIDINGS_DATA", str, "data directory (default ./tidings-data)"),
@@ -117,15 +118,33 @@ def _parse_bool(text: str) -> bool:
     return text.strip().lower() in ("1", "true", "yes", "on")
 
 
-def parser() -> argparse.ArgumentParser:
+def flags_of(name: str) -> list[str]:
+    """The command-line flags of option ``name`` (``data_dir`` is ``--data``/``--data-dir``)."""
+    flag = "--" + name.replace("_", "-")
+    return ["--data", flag] if name == "data_dir" else [flag]
+
+
+def argv_for(values: Mapping[str, object]) -> list[str]:
+    """Arguments for :func:`config_from` from option values (None and False are left out)."""
+    argv: list[str] = []
+    for name, value in values.items():
+        if name not in OPTIONS:
+            raise BadRequest(f"unknown broker option {name!r}")
+        if value is None or value is False:
+            continue
+        flag = flags_of(name)[0]
+        argv += [flag] if value is True else [flag, str(value)]
+    return argv
+
+
+def parser(prog: str = "python -m tidings.server") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m tidings.server",
+        prog=prog,
         description="Run the tidings broker. Every option can also come from its TIDINGS_* "
         "environment variable.",
     )
-    for name, (env, kind, help_text) in _OPTIONS.items():
-        flag = "--" + name.replace("_", "-")
-        flags = [flag, "--data"] if name == "data_dir" else [flag]
+    for name, (env, kind, help_text) in OPTIONS.items():
+        flags = flags_of(name)
         if kind is bool:
             p.add_argument(*flags, dest=name, action="store_true", default=None, help=help_text)
         else:
@@ -140,7 +159,7 @@ def config_from(
     environ = os.environ if environ is None else environ
     args = parser().parse_args(list(argv) if argv is not None else [])
     values: dict[str, object] = {}
-    for name, (env, kind, _) in _OPTIONS.items():
+    for name, (env, kind, _) in OPTIONS.items():
         raw = environ.get(env)
         if raw not in (None, ""):
             try:

@@ -14,6 +14,7 @@ import re
 from typing import TYPE_CHECKING, Any, Literal
 
 from .. import headers as h
+from ..errors import BadRequest
 from .codecs import OCTET_STREAM
 from .payloads import PayloadType
 
@@ -176,4 +177,4 @@ def export(svc: Service, format: Literal["json", "yaml"] = "json") -> str:
         except ImportError as exc:
             raise RuntimeError("YAML output needs PyYAML: pip install pyyaml") from exc
         return yaml.safe_dump(doc, sort_keys=False, allow_unicode=True)
-    raise ValueError(f"format must be 'json' or 'yaml', got {format!r}")
+    raise BadRequest(f"format must be 'json' or 'yaml', got {format!r}")

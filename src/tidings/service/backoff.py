@@ -6,6 +6,8 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ..errors import BadRequest
+
 
 @dataclass(frozen=True)
 class Backoff:
@@ -20,11 +22,11 @@ class Backoff:
 
     def __post_init__(self) -> None:
         if self.initial < 0 or self.max_delay < 0:
-            raise ValueError("backoff delays must be >= 0 seconds")
+            raise BadRequest("backoff delays must be >= 0 seconds")
         if self.factor < 1:
-            raise ValueError("backoff factor must be >= 1")
+            raise BadRequest("backoff factor must be >= 1")
         if not 0 <= self.jitter <= 1:
-            raise ValueError("backoff jitter must be from 0 to 1")
+            raise BadRequest("backoff jitter must be from 0 to 1")
 
     def delay(self, attempt: int, rand: Callable[[], float] = random.random) -> float:
         """Seconds to wait after failed attempt number ``attempt`` (1 for the first)."""

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..client.positions import StartPosition, start_position
+from ..errors import BadRequest
 from ..model import Mode
 from ..names import validate_name
 from .backoff import Backoff
@@ -86,9 +87,9 @@ def build_handler(
     validate_name("topic", topic)
     validate_name("group", group)
     if concurrency < 1:
-        raise ValueError(f"concurrency must be >= 1, got {concurrency}")
+        raise BadRequest(f"concurrency must be >= 1, got {concurrency}")
     if timeout is not None and not timeout > 0:
-        raise ValueError(f"timeout must be > 0 seconds or None, got {timeout}")
+        raise BadRequest(f"timeout must be > 0 seconds or None, got {timeout}")
     start_position(start)  # validates
     hints = _hints(fn)
     payload_param = context_param = None

@@ -37,6 +37,8 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy import Connection, Engine
 
+from ..errors import BadRequest
+
 log = logging.getLogger("tidings.service")
 
 DEFAULT_WINDOW = 7 * 24 * 3600.0
@@ -102,7 +104,7 @@ class IdempotencyStore:
         e.g. because their writes run in the commit step (``_commit_record``) in a worker
         thread; they then run concurrently."""
         if engine is None and url is None:
-            raise ValueError("IdempotencyStore needs a SQLAlchemy url or engine")
+            raise BadRequest("IdempotencyStore needs a SQLAlchemy url or engine")
         self.engine = engine if engine is not None else _make_engine(url or "")
         self._owns_engine = engine is None
         self.window = window

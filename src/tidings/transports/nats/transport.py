@@ -282,8 +282,9 @@ class NatsTransport(Transport):
                 for m in messages:
                     if len(m.body) > spec.max_message_size:
                         raise MessageTooLarge(
-                            f"a message of {len(m.body)} bytes exceeds topic {topic!r}'s "
-                            f"max_message_size of {spec.max_message_size} bytes"
+                            f"a message of {len(m.body)} bytes exceeds the max_message_size of "
+                            f"topic {topic!r} ({spec.max_message_size} bytes): send less or "
+                            "raise the limit"
                         )
                     p = (
                         partition_for(m.key, spec.partitions)
