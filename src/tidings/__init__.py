@@ -18,7 +18,16 @@ from importlib.metadata import version as _version
 
 from . import errors, ids
 from .client import AsyncClient, Client, Subscription, connect, connect_sync
-from .errors import RemoteError, RequestTimeout, TidingsError
+from .errors import (
+    BulkheadFull,
+    CircuitOpen,
+    RateLimited,
+    Rejected,
+    RemoteError,
+    RequestTimeout,
+    TidingsError,
+    Timeout,
+)
 from .ids import Snowflake
 from .model import (
     GroupInfo,
@@ -51,6 +60,8 @@ except _PackageNotFoundError:  # running from a source tree that is not installe
 __all__ = [
     "AsyncClient",
     "Backoff",
+    "BulkheadFull",
+    "CircuitOpen",
     "Client",
     "Context",
     "GroupInfo",
@@ -62,8 +73,10 @@ __all__ = [
     "Middleware",
     "Outgoing",
     "PartitionInfo",
+    "RateLimited",
     "Receipt",
     "Reject",
+    "Rejected",
     "RemoteError",
     "RequestTimeout",
     "Retry",
@@ -71,6 +84,7 @@ __all__ = [
     "Snowflake",
     "Subscription",
     "TidingsError",
+    "Timeout",
     "TopicInfo",
     "TopicSpec",
     "TracingMiddleware",

@@ -13,6 +13,8 @@ from typing import ClassVar
 __all__ = [
     "AlreadyExists",
     "BadRequest",
+    "BulkheadFull",
+    "CircuitOpen",
     "ClockMovedBackwards",
     "Closed",
     "ConnectionLost",
@@ -24,6 +26,8 @@ __all__ = [
     "NotFound",
     "Overloaded",
     "ProtocolError",
+    "RateLimited",
+    "Rejected",
     "RemoteError",
     "RequestTimeout",
     "StorageError",
@@ -159,6 +163,45 @@ class Overloaded(TidingsError):
         "broker overloaded: its memory is above the high watermark; publishing resumes when "
         "consumers catch up"
     )
+
+
+class Rejected(TidingsError):
+    """A resilience policy refused the call before it reached the callee (nothing was sent).
+    ``retry_after`` is a hint in seconds when the policy knows when to try again."""
+
+    code = 442
+    http_status = 503
+    exit_code = 6
+    default_message = "rejected by the caller's resilience policy: the callee was not called"
+
+    def __init__(self, message: str | None = None, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+    def __reduce__(self):
+        return (self.__class__, (self.message, self.retry_after))
+
+
+class CircuitOpen(Rejected):
+    code = 443
+    default_message = (
+        "circuit open: recent calls to this callee failed too often, so calls fail fast until "
+        "the breaker's open duration passes; fix or wait for the callee"
+    )
+
+
+class BulkheadFull(Rejected):
+    code = 444
+    default_message = (
+        "bulkhead full: too many calls to this callee are in flight and its wait queue is full; "
+        "the callee is slow or the limit is too low"
+    )
+
+
+class RateLimited(Rejected):
+    code = 445
+    http_status = 429
+    default_message = "rate limited: the policy's call rate is used up; retry after the hint"
 
 
 class StorageError(TidingsError):

@@ -9,11 +9,11 @@ copy's receipt (``duplicate=True``).
 from __future__ import annotations
 
 import asyncio
-import random
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from ..errors import Closed, ConnectionLost, RequestTimeout, Timeout, TransportUnavailable
+from ..resilience.backoff import Backoff
 
 T = TypeVar("T")
 
@@ -30,6 +30,7 @@ async def with_retries(
 ) -> T:
     """Run ``attempt`` and retry transient failures up to ``retries`` times with jittered
     exponential backoff starting at ``backoff`` seconds; the last failure propagates."""
+    delays = Backoff(backoff, 2.0, max_backoff, jitter=0.5)
     tries = 0
     while True:
         try:
@@ -37,6 +38,6 @@ async def with_retries(
         except Exception as exc:
             if tries >= retries or not is_transient(exc):
                 raise
-            delay = min(max_backoff, backoff * 2**tries) * random.uniform(0.5, 1.0)
             tries += 1
+            delay = delays.delay(tries)
             await asyncio.sleep(delay)

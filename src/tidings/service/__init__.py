@@ -5,8 +5,8 @@ auto-extension, retries with backoff, dead-lettering, idempotency and middleware
 runs on every transport. See docs/service.md.
 """
 
+from ..resilience.backoff import Backoff
 from .app import Service
-from .backoff import Backoff
 from .codecs import JSON, MSGPACK, Codec
 from .context import Context
 from .handlers import Handler

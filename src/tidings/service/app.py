@@ -27,7 +27,7 @@ from ..client.positions import StartPosition
 from ..errors import BadRequest
 from ..ids import Snowflake, default_snowflake
 from ..model import DEFAULT_MAX_DELIVERIES, Mode, TopicSpec
-from .backoff import Backoff
+from ..resilience.backoff import Backoff
 from .codecs import Codec, codec_named
 from .consumer import Consumer
 from .execution import Handled

@@ -17,7 +17,7 @@ from ..client.positions import StartPosition, start_position
 from ..errors import BadRequest
 from ..model import Mode
 from ..names import validate_name
-from .backoff import Backoff
+from ..resilience.backoff import Backoff
 from .context import Context
 from .payloads import PayloadType
 

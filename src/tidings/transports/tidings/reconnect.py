@@ -20,7 +20,7 @@ from ...errors import (
 )
 from ...protocol import constants as c
 from ...protocol import messages as m
-from .backoff import Backoff
+from ...resilience.backoff import Backoff
 from .connection import Connection, Disconnected
 from .tls import client_context
 
@@ -36,7 +36,8 @@ class Reconnector:
         self.task: asyncio.Task[None] | None = None
         self.heartbeat_task: asyncio.Task[None] | None = None
         opts = transport.options
-        self.backoff = Backoff(opts.backoff_initial, opts.backoff_max)
+        # delays initial * 2**n capped at backoff_max, each drawn from [delay/2, delay]
+        self.backoff = Backoff(opts.backoff_initial, 2.0, opts.backoff_max, jitter=0.5).sequence()
 
     async def open_once(self) -> None:
         conn, welcome = await self._open()
