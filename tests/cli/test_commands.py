@@ -24,7 +24,7 @@ COMMANDS = [
     ["topic", "info"], ["topic", "delete"], ["group"], ["group", "list"], ["group", "info"],
     ["group", "reset"], ["dlq"], ["dlq", "list"], ["dlq", "replay"], ["stats"], ["demo"],
     ["run"], ["asyncapi"], ["bench"], ["user"], ["user", "add"], ["user", "passwd"],
-    ["user", "remove"], ["user", "list"],
+    ["user", "remove"], ["user", "list"], ["store"], ["store", "check"], ["store", "repair"],
 ]  # fmt: skip
 
 

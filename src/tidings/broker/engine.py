@@ -108,6 +108,8 @@ class Broker(DeliveryMixin, GroupsMixin, MembershipMixin, RetentionMixin, StatsM
             self._rebuild_dedup(t, now)
         for line in report.truncated:
             log.warning("recovery truncated a damaged tail: %s", line)
+        for lost in report.lost:
+            log.error("recovery lost damaged records: %s", lost.describe())
         self._timers.at(now + HOUSEKEEPING_INTERVAL, self._housekeeping)
         return report
 

@@ -22,10 +22,40 @@ from ..model import GroupSpec, Record, TopicSpec
 from .cursor import GroupCursor
 
 
+class LostRange(msgspec.Struct, kw_only=True, frozen=True):
+    """Offsets ``first``..``last`` (inclusive) of a partition that recovery could not read: their
+    bytes were damaged (``reason`` at byte ``position`` of ``file``). The damaged bytes are kept
+    in ``quarantine`` (a file under the store's quarantine directory; empty if none were cut)."""
+
+    topic: str
+    partition: int
+    first: int
+    last: int
+    file: str
+    position: int
+    reason: str
+    quarantine: str = ""
+
+    def describe(self) -> str:
+        offsets = (
+            f"offset {self.first}"
+            if self.first == self.last
+            else (f"offsets {self.first}-{self.last}")
+        )
+        kept = f"; the damaged bytes are in {self.quarantine}" if self.quarantine else ""
+        return (
+            f"{self.topic!r} partition {self.partition}: {offsets} lost ({self.reason} at "
+            f"{self.file}:{self.position}){kept}"
+        )
+
+
 class RecoveryReport(msgspec.Struct, kw_only=True):
-    """What ``open`` found: damaged tails it truncated (file, position, reason) and timings."""
+    """What ``open`` found: damaged tails it truncated (file, position, reason), offsets it lost
+    in damaged records (the records around them are kept), and timings."""
 
     truncated: list[str] = msgspec.field(default_factory=list)
+    lost: list[LostRange] = msgspec.field(default_factory=list)
+    quarantined: list[str] = msgspec.field(default_factory=list)
     topics: int = 0
     messages: int = 0
     seconds: float = 0.0

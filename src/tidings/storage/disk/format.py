@@ -12,6 +12,8 @@ Layout of a store directory::
     DIR/topics/<topic>/<partition>/<base:020d>.index offsets -> positions of a sealed segment
     DIR/topics/<topic>/groups/<group>/<gen:020d>.journal   a group's ack journal
     DIR/trash/                                       dropped topics, deleted after the next sync
+    DIR/quarantine/<path of the file>.<position>.<ns>.bad   bytes recovery cut out of a file
+                                                     (never read by tidings; an operator's copy)
 """
 
 from __future__ import annotations
@@ -32,6 +34,9 @@ CLEAN_MAGIC = b"TDOK"
 # -- log record frame: crc32 | payload length | offset | timestamp | payload
 # crc32 covers everything after itself (length, offset, timestamp and payload).
 # payload: msgspec msgpack of tidings.model.Record (an array: offset, timestamp, id, key, ...).
+# A frame with payload length 0 is a lost record: recovery cut damaged bytes out of the
+# segment (keeping them in DIR/quarantine) and wrote one such frame for each offset they held,
+# so offsets stay contiguous. It is never served (a stored record is never empty).
 RECORD_HEADER = struct.Struct("<IIQd")
 RECORD_CRC = struct.Struct("<I")
 RECORD_FIELDS = struct.Struct("<IQd")  # the part of RECORD_HEADER after the crc
@@ -63,6 +68,8 @@ CLEAN_FILE = "clean-shutdown"
 TOPICS_DIR = "topics"
 GROUPS_DIR = "groups"
 TRASH_DIR = "trash"
+QUARANTINE_DIR = "quarantine"
+QUARANTINE_SUFFIX = ".bad"
 TMP_SUFFIX = ".tmp"
 SEGMENT_SUFFIX = ".log"
 INDEX_SUFFIX = ".index"

@@ -6,8 +6,9 @@ at a time (after a reopen, the first offset is the first segment's base again, a
 contract allows). Deletion waits for the next sync, after the segment that replaces them is
 durable, so a crash never leaves a partition without segments (and its next offset).
 Recovery loads segments in order: sealed ones through their index, the tail after an unclean
-shutdown (or any whose index does not match) by a scan. A segment that does not start where
-the previous one ended marks a lost, never-synced tail: it and every later segment go.
+shutdown (or any whose index does not match) by a scan. A segment that starts after the end of
+the previous one leaves lost offsets between them (reported; the later segments are kept); one
+that starts inside the previous one is quarantined whole. Readable records are never deleted.
 """
 
 from __future__ import annotations
@@ -19,7 +20,16 @@ from collections.abc import Sequence
 from ...model import Record
 from . import files
 from .durability import Durability
-from .format import FILE_HEADER, INDEX_SUFFIX, SEGMENT_SUFFIX, TMP_SUFFIX, numbered, parse_numbered
+from .format import (
+    FILE_HEADER,
+    INDEX_SUFFIX,
+    RECORD_HEADER,
+    SEGMENT_SUFFIX,
+    TMP_SUFFIX,
+    numbered,
+    parse_numbered,
+)
+from .recovery import Recovery
 from .segment import Segment, encode_batch
 
 
@@ -49,30 +59,62 @@ class PartitionLog:
         durability: Durability,
         segment_bytes: int,
         clean: bool,
-        report: list[str],
+        recovery: Recovery,
     ) -> PartitionLog:
         log = cls(name, directory, durability, segment_bytes)
         names = os.listdir(directory)
         bases = sorted(b for n in names if (b := parse_numbered(n, SEGMENT_SUFFIX)) is not None)
-        for n in names:
-            base = parse_numbered(n, INDEX_SUFFIX)
-            if n.endswith(TMP_SUFFIX) or (base is not None and base not in bases):
-                files.remove(os.path.join(directory, n))
+        if not recovery.dry_run:
+            for n in names:
+                base = parse_numbered(n, INDEX_SUFFIX)
+                if n.endswith(TMP_SUFFIX) or (base is not None and base not in bases):
+                    files.remove(os.path.join(directory, n))
         for i, base in enumerate(bases):
             path = os.path.join(directory, numbered(base, SEGMENT_SUFFIX))
-            if log.segments and base != log.segments[-1].next_offset:
-                expected = log.segments[-1].next_offset
-                report.append(f"{path}:0: starts at offset {base}, not {expected}: removed")
-                for later in bases[i:]:
-                    files.remove(os.path.join(directory, numbered(later, SEGMENT_SUFFIX)))
-                    files.remove(os.path.join(directory, numbered(later, INDEX_SUFFIX)))
-                break
+            if log.segments and base < log.segments[-1].next_offset:
+                log._overlap(path, base, recovery)
+                continue
+            if log.segments and base > log.segments[-1].next_offset:
+                log._gap(base, recovery)
             tail = i == len(bases) - 1
-            log._add(Segment.load(path, base, scan=tail and not clean, report=report))
+            log._add(Segment.load(path, base, tail and not clean, recovery, name))
         if not log.segments:
             log._add(Segment.create(directory, bases[0] if bases else 0, durability))
         log.first = log.segments[0].base  # what was trimmed inside a segment comes back
         return log
+
+    def _gap(self, base: int, recovery: Recovery) -> None:
+        """The previous segment ends before ``base``: its last records were lost (a tail that
+        never reached the disk, or damage). They stay lost offsets; later segments are kept."""
+        previous = self.segments[-1]
+        missing = base - previous.next_offset
+        recovery.lost(
+            self.name,
+            previous.next_offset,
+            missing,
+            previous.path,
+            previous.size,
+            f"the segment ends early (the next one starts at offset {base})",
+        )
+        if not recovery.dry_run:
+            previous.append_lost(previous.next_offset, missing, self.durability)
+            self.bytes += missing * RECORD_HEADER.size
+            previous.write_index()
+
+    def _overlap(self, path: str, base: int, recovery: Recovery) -> None:
+        """A segment that starts inside the previous one cannot be served: it is moved to the
+        quarantine whole (never deleted)."""
+        expected = self.segments[-1].next_offset
+        recovery.truncated(
+            f"{path}:0: starts at offset {base}, inside the previous segment "
+            f"(which ends at {expected}): quarantined"
+        )
+        if recovery.dry_run:
+            return
+        with open(path, "rb") as f:
+            recovery.quarantine(path, 0, f.read())
+        files.remove(path)
+        files.remove(path[: -len(SEGMENT_SUFFIX)] + INDEX_SUFFIX)
 
     def _add(self, segment: Segment) -> None:
         self.segments.append(segment)
@@ -134,6 +176,7 @@ class PartitionLog:
         return self.bytes
 
     def read(self, offset: int, max_count: int, max_bytes: int) -> list[Record]:
+        """Up to ``max_count`` records from ``offset`` (lost offsets are skipped over)."""
         segments = self.segments
         offset = max(offset, self.first)
         i = bisect_right(segments, offset, key=lambda s: s.base) - 1
@@ -141,17 +184,17 @@ class PartitionLog:
         while max_count > 0 and i < len(segments):
             segment = segments[i]
             index = offset - segment.base
-            if index < segment.count:
-                n, used = segment.fit(index, max_count, max_bytes, not out)
-                if not n:
-                    break
-                out += segment.read(index, n)
-                max_count -= n
-                max_bytes -= used
-                offset += n
-                if index + n < segment.count:
-                    break
-            i += 1
+            if index >= segment.count:
+                i += 1
+                continue
+            n, used = segment.fit(index, max_count, max_bytes, not out)
+            if not n:
+                break
+            got = segment.read(index, n)
+            out += got
+            max_count -= len(got)
+            max_bytes -= used
+            offset += n
         return out
 
     def offset_at(self, timestamp: float) -> int:

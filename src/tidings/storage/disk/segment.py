@@ -5,11 +5,13 @@ Python objects) and a ``<base>.index`` file on disk, written when the segment is
 a clean close. Records are framed and checksummed here (layout in format.py); reads take the
 bodies from the file (the page cache) and check every frame's checksum before decoding it.
 Loading a segment either trusts a matching index (and checks the last record) or scans the
-file frame by frame, truncating it at the first bad frame.
+file frame by frame (scan.py): damaged bytes in the middle are cut out and quarantined, the
+records after them keep their offsets, a torn tail is cut off.
 """
 
 from __future__ import annotations
 
+import logging
 import mmap
 import os
 import struct
@@ -36,10 +38,14 @@ from .format import (
     RECORD_HEADER,
     SEGMENT_MAGIC,
     SEGMENT_SUFFIX,
+    TMP_SUFFIX,
     VERSION,
     checksum,
     numbered,
 )
+from .recovery import Recovery
+from .scan import Damage
+from .scan import scan as scan_frames
 
 _encoder = msgspec.msgpack.Encoder()
 _decode = msgspec.msgpack.Decoder(Record).decode
@@ -49,6 +55,17 @@ _pack_fields_into = RECORD_FIELDS.pack_into
 _pack_crc_into = RECORD_CRC.pack_into
 _CRC_LENGTH = struct.Struct("<II")  # the start of RECORD_HEADER
 _BIG_ENDIAN = sys.byteorder == "big"
+log = logging.getLogger("tidings.storage")
+
+
+def lost_frames(first: int, count: int, timestamp: float) -> bytes:
+    """Frames with an empty payload for ``count`` offsets from ``first``: records recovery lost
+    to damage (never served; a scan finds them valid, so the log stays whole)."""
+    out = bytearray()
+    for offset in range(first, first + count):
+        fields = RECORD_FIELDS.pack(0, offset, timestamp)
+        out += RECORD_CRC.pack(checksum(fields)) + fields
+    return bytes(out)
 
 
 def encode_batch(
@@ -85,7 +102,7 @@ def encode_batch(
 
 
 class Segment:
-    __slots__ = ("base", "fd", "first_ts", "path", "positions", "size")
+    __slots__ = ("base", "damaged", "fd", "first_ts", "path", "positions", "size")
 
     def __init__(self, path: str, base: int, fd: int, size: int) -> None:
         self.path = path
@@ -94,6 +111,7 @@ class Segment:
         self.size = size  # bytes of the file that hold good frames
         self.positions = array(INDEX_ENTRY)
         self.first_ts = 0.0  # timestamp of the first record (when there is one)
+        self.damaged: set[int] = set()  # offsets found corrupt by a read (reported once)
 
     @property
     def index_path(self) -> str:
@@ -128,17 +146,18 @@ class Segment:
         return cls(path, base, fd, FILE_HEADER.size)
 
     @classmethod
-    def load(cls, path: str, base: int, scan: bool, report: list[str]) -> Segment:
-        """Open a segment. Unless ``scan``, a matching index is trusted; otherwise (or when it
-        does not match) every frame is checked and the file truncated at the first bad one."""
+    def load(cls, path: str, base: int, scan: bool, recovery: Recovery, name: str) -> Segment:
+        """Open a segment. Unless ``scan`` (or ``recovery.verify``), a matching index is
+        trusted; otherwise every frame is checked: damaged bytes in the middle are cut out (and
+        quarantined), the frames after them keep their offsets, a torn tail is cut off."""
         fd = files.open_file(path)
         try:
-            return cls(path, base, fd, os.fstat(fd).st_size)._load(scan, report)
+            return cls(path, base, fd, os.fstat(fd).st_size)._load(scan, recovery, name)
         except BaseException:
             os.close(fd)
             raise
 
-    def _load(self, scan: bool, report: list[str]) -> Segment:
+    def _load(self, scan: bool, recovery: Recovery, name: str) -> Segment:
         header = os.pread(self.fd, FILE_HEADER.size, 0)
         fields = FILE_HEADER.unpack(header) if len(header) == FILE_HEADER.size else None
         if fields and fields[0] == SEGMENT_MAGIC and fields[1] > VERSION:
@@ -147,19 +166,93 @@ class Segment:
                 f"{VERSION}: upgrade tidings to open it"
             )
         if not fields or (fields[0], fields[1], fields[3]) != (SEGMENT_MAGIC, VERSION, self.base):
-            files.write_at(self.fd, FILE_HEADER.pack(SEGMENT_MAGIC, VERSION, 0, self.base), 0)
-            report.append(f"{self.path}:0: bad segment header")
-            self.truncate(FILE_HEADER.size)
+            recovery.truncated(f"{self.path}:0: bad segment header")
+            if not recovery.dry_run:
+                if self.size > FILE_HEADER.size:  # the frames after it may be good: keep a copy
+                    recovery.quarantine(self.path, 0, header)
+                files.write_at(self.fd, FILE_HEADER.pack(SEGMENT_MAGIC, VERSION, 0, self.base), 0)
+                if self.size < FILE_HEADER.size:
+                    self.truncate(FILE_HEADER.size)
+                    return self
+        elif not (scan or recovery.verify) and self._load_index():
             return self
-        if not scan and self._load_index():
-            return self
-        problem = self._scan()
-        if problem is not None:
-            report.append(f"{self.path}:{self.size}: {problem}")
-            self.truncate(self.size)
-        if not scan:
-            self.write_index()  # the index was missing or stale: rebuild it
+        self._scan(recovery, name)
+        if not scan and not recovery.dry_run:
+            self.write_index()  # the index was missing, stale or damaged: rebuild it
         return self
+
+    def _scan(self, recovery: Recovery, name: str) -> None:
+        """Check every frame (see :func:`scan.scan`). Damage in the middle: the file is
+        rewritten with a lost-record frame for each offset the damaged bytes held (so the next
+        scan finds a whole log), the bytes go to the quarantine. A torn tail is cut off."""
+        size = self.size
+        if size <= FILE_HEADER.size:
+            self.positions = array(INDEX_ENTRY)
+            return
+        with mmap.mmap(self.fd, size, access=mmap.ACCESS_READ) as mm, memoryview(mm) as view:
+            found = scan_frames(view, size, self.base)
+            for damage in found.damage:
+                kept = recovery.quarantine(self.path, damage.start, view[damage.start : damage.end])
+                if damage.torn:
+                    recovery.truncated(f"{self.path}:{damage.start}: {damage.reason}")
+                else:
+                    recovery.lost(
+                        name,
+                        damage.first,
+                        damage.lost,
+                        self.path,
+                        damage.start,
+                        damage.reason,
+                        kept,
+                    )
+            middle = [d for d in found.damage if not d.torn]
+            if middle and not recovery.dry_run:
+                self._rewrite(view, middle, found.end)
+        self.positions, self.first_ts = found.positions, found.first_ts
+        if recovery.dry_run:
+            self.size = found.end
+        elif middle:
+            self._scan(recovery, name)  # the new file: its positions (it holds no damage)
+        elif found.end < size:
+            self.truncate(found.end)
+
+    def _rewrite(self, view: memoryview, cuts: list[Damage], end: int) -> None:
+        """Replace the file (atomically, durably) by its good frames, with a lost-record frame
+        for each offset in the ``cuts`` instead of their bytes."""
+        parts: list[bytes | memoryview] = []
+        position = 0
+        for cut in cuts:
+            parts.append(view[position : cut.start])
+            timestamp = RECORD_HEADER.unpack_from(view, cut.end)[3]  # the next good frame's
+            parts.append(lost_frames(cut.first, cut.lost, timestamp))
+            position = cut.end
+        parts.append(view[position:end])
+        tmp = self.path + TMP_SUFFIX
+        fd = files.open_file(tmp, create=True)
+        try:
+            at = 0
+            for part in parts:
+                files.write_at(fd, part, at)
+                at += len(part)
+            os.fsync(fd)
+        except BaseException:
+            os.close(fd)
+            files.remove(tmp)
+            raise
+        finally:
+            del parts
+        os.replace(tmp, self.path)
+        files.fsync_path(os.path.dirname(self.path))
+        os.close(self.fd)
+        self.fd = fd
+        self.size = at
+
+    def append_lost(self, first: int, count: int, durability: Durability) -> None:
+        """Append lost-record frames for ``count`` offsets from ``first`` (recovery only: the
+        next segment starts after offsets this one never received)."""
+        timestamp = self.timestamp_at(self.count - 1) if self.count else 0.0
+        data = lost_frames(first, count, timestamp)
+        self.append(data, list(range(0, len(data), _HEAD)), timestamp, durability)
 
     def truncate(self, size: int) -> None:
         """Cut the file to ``size`` bytes, durably (recovery only)."""
@@ -203,40 +296,6 @@ class Segment:
         self.positions = positions
         self.first_ts = self.timestamp_at(0)
         return True
-
-    def _scan(self) -> str | None:
-        """Check every frame; keep the good prefix; return why the rest is bad (or None)."""
-        size, position, expected = self.size, FILE_HEADER.size, self.base
-        positions = self.positions = array(INDEX_ENTRY)
-        problem = None
-        if size > position:
-            with mmap.mmap(self.fd, size, access=mmap.ACCESS_READ) as mm:
-                view = memoryview(mm)
-                unpack = RECORD_HEADER.unpack_from
-                while position < size:
-                    if size - position < _HEAD:
-                        problem = "torn record header"
-                        break
-                    crc, length, offset, timestamp = unpack(view, position)
-                    end = position + _HEAD + length
-                    if length > MAX_RECORD_PAYLOAD:
-                        problem = f"bad record length {length}"
-                    elif end > size:
-                        problem = f"torn record (length {length}, {size - position} bytes left)"
-                    elif checksum(view[position + 4 : end]) != crc:
-                        problem = "checksum mismatch"
-                    elif offset != expected:
-                        problem = f"offset {offset} where {expected} was expected"
-                    if problem:
-                        break
-                    if expected == self.base:
-                        self.first_ts = timestamp
-                    positions.append(position)
-                    position = end
-                    expected += 1
-                view.release()
-        self.size = position
-        return problem
 
     def write_index(self) -> bool:
         """Write the ``.index`` file (not fsynced: the caller arranges that). False on error:
@@ -303,10 +362,14 @@ class Segment:
         return n, end - start
 
     def read(self, index: int, n: int) -> list[Record]:
+        """Records ``index``..``index+n-1`` of the segment: each frame is bounded by the index and
+        checked. A lost-record frame is skipped; so is a damaged one, reported once
+        (``tidings store repair`` cuts it out)."""
         positions = self.positions
+        count = len(positions)
         start = positions[index]
         stop = index + n
-        end = positions[stop] if stop < len(positions) else self.size
+        end = positions[stop] if stop < count else self.size
         try:
             data = os.pread(self.fd, end - start, start)
         except OSError as exc:
@@ -317,22 +380,43 @@ class Segment:
         unpack, crc32, decode = _CRC_LENGTH.unpack_from, checksum, _decode
         out: list[Record] = []
         p = 0
-        try:
-            while p < len(data):  # the frames are back to back
+        for i in range(index, stop):
+            q = (positions[i + 1] if i + 1 < count else self.size) - start
+            problem = ""
+            try:
                 crc, length = unpack(view, p)
-                frame_end = p + _HEAD + length
-                if crc32(view[p + 4 : frame_end]) != crc:
-                    raise ValueError("checksum mismatch")
-                out.append(decode(view[p + _HEAD : frame_end]))
-                p = frame_end
-            if len(out) != n:
-                raise ValueError(f"{len(out)} frames where the index has {n}")
-        except (ValueError, struct.error, msgspec.DecodeError) as exc:
-            raise StorageError(
-                f"{self.path}:{start + p}: corrupt record at offset {self.base + index + len(out)}"
-                f" ({exc}); it is not served: restore the segment from a replica or backup"
-            ) from exc
+                if _HEAD + length != q - p:
+                    problem = f"frame length {length} does not match the index"
+                elif crc32(view[p + 4 : q]) != crc:
+                    problem = "checksum mismatch"
+                elif not length:
+                    p = q
+                    continue  # a record lost to damage (recovery wrote this frame for it)
+                else:
+                    record = decode(view[p + _HEAD : q])
+                    if record.offset != self.base + i:
+                        problem = f"offset {record.offset} where {self.base + i} was expected"
+            except (ValueError, struct.error, msgspec.DecodeError) as exc:
+                problem = str(exc)
+            if problem:
+                self._damaged(i, start + p, problem)
+            else:
+                out.append(record)
+            p = q
         return out
+
+    def _damaged(self, index: int, position: int, problem: str) -> None:
+        offset = self.base + index
+        if offset not in self.damaged:
+            self.damaged.add(offset)
+            log.error(
+                "%s:%d: corrupt record at offset %d (%s): it is not served; stop the broker "
+                "and run `tidings store repair` on its data directory to cut it out",
+                self.path,
+                position,
+                offset,
+                problem,
+            )
 
     def timestamp_at(self, index: int) -> float:
         header = os.pread(self.fd, _HEAD, self.positions[index])

@@ -38,6 +38,7 @@ from .format import (
 )
 from .journal import GroupJournal
 from .partition_log import PartitionLog
+from .recovery import Recovery
 
 try:
     import fcntl
@@ -54,8 +55,10 @@ class DiskStore:
         *,
         segment_bytes: int = DEFAULT_SEGMENT_BYTES,
         journal_compact: int = DEFAULT_JOURNAL_COMPACT,
+        verify: bool = False,
     ) -> None:
         self.path = os.path.abspath(os.fspath(path))
+        self.verify = verify  # open scans every segment, not only the tails (store repair)
         self.segment_bytes = segment_bytes
         self.journal_compact = journal_compact
         self._durability = Durability()
@@ -84,6 +87,7 @@ class DiskStore:
             raise StorageError(f"{self.path} is already open in this DiskStore")
         started = time.perf_counter()
         report = RecoveryReport()
+        recovery = Recovery(self.path, report, verify=self.verify)
         try:
             self._acquire()
             clean = self._take_clean_marker()
@@ -91,7 +95,7 @@ class DiskStore:
             for entry in os.listdir(os.path.join(self.path, TRASH_DIR)):
                 files.remove(os.path.join(self.path, TRASH_DIR, entry))
             for spec in loaded.topics:
-                self._open_topic(spec, clean, report.truncated)
+                self._open_topic(spec, clean, recovery)
             for group in loaded.groups:
                 if group.topic in self._topics:
                     self._groups[group.topic][group.name] = group
@@ -107,7 +111,7 @@ class DiskStore:
         except BaseException:
             self._release()
             raise
-        if not clean or report.truncated:
+        if not clean or report.truncated or report.lost:
             for logs in self._logs.values():
                 for log in logs:
                     log.mark_all()
@@ -161,7 +165,7 @@ class DiskStore:
             files.fsync_path(os.path.dirname(self.path))
             return catalogue.Catalogue()
 
-    def _open_topic(self, spec: TopicSpec, clean: bool, report: list[str]) -> None:
+    def _open_topic(self, spec: TopicSpec, clean: bool, recovery: Recovery) -> None:
         self._topics[spec.name] = spec
         self._groups[spec.name] = {}
         logs = self._logs[spec.name] = []
@@ -171,7 +175,7 @@ class DiskStore:
             part_dir = os.path.join(directory, str(len(logs)))
             if os.path.isdir(part_dir):
                 log = PartitionLog.open(
-                    name, part_dir, self._durability, self.segment_bytes, clean, report
+                    name, part_dir, self._durability, self.segment_bytes, clean, recovery
                 )
             else:
                 log = self._create_partition(name, part_dir)
