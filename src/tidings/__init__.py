@@ -13,11 +13,9 @@ Services: :class:`tidings.Service`. The public names are listed in ``__all__``.
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
-from importlib.metadata import version as _version
+import typing as _typing
 
 from . import errors, ids
-from .client import AsyncClient, Client, Subscription, connect, connect_sync
 from .errors import (
     BulkheadFull,
     CircuitOpen,
@@ -39,23 +37,66 @@ from .model import (
     TopicInfo,
     TopicSpec,
 )
-from .service import (
-    Backoff,
-    Context,
-    IdempotencyStore,
-    LoggingMiddleware,
-    MetricsMiddleware,
-    Middleware,
-    Reject,
-    Retry,
-    Service,
-    TracingMiddleware,
-)
 
-try:
-    __version__ = _version("tidings")
-except _PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0.0.0+unknown"
+if _typing.TYPE_CHECKING:
+    from .client import AsyncClient, Client, Subscription, connect, connect_sync
+    from .service import (
+        Backoff,
+        Context,
+        IdempotencyStore,
+        LoggingMiddleware,
+        MetricsMiddleware,
+        Middleware,
+        Reject,
+        Retry,
+        Service,
+        TracingMiddleware,
+    )
+
+# The client and the service framework load on first use: the broker (``python -m
+# tidings.server``) imports this package too and needs neither (nor pydantic, SQLAlchemy and
+# importlib.metadata, which they and ``__version__`` pull in).
+_LAZY = {
+    **dict.fromkeys(("AsyncClient", "Client", "Subscription", "connect", "connect_sync"), "client"),
+    **dict.fromkeys(
+        (
+            "Backoff",
+            "Context",
+            "IdempotencyStore",
+            "LoggingMiddleware",
+            "MetricsMiddleware",
+            "Middleware",
+            "Reject",
+            "Retry",
+            "Service",
+            "TracingMiddleware",
+        ),
+        "service",
+    ),
+}
+
+
+def __getattr__(name: str) -> _typing.Any:
+    if name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            value = version("tidings")
+        except PackageNotFoundError:  # running from a source tree that is not installed
+            value = "0.0.0+unknown"
+    elif name in _LAZY:
+        from importlib import import_module
+
+        value = getattr(import_module(f".{_LAZY[name]}", __name__), name)
+    else:
+        raise AttributeError(f"module 'tidings' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
 
 __all__ = [
     "AsyncClient",

@@ -130,6 +130,33 @@ class Snowflake:
                 | self._sequence
             )
 
+    def next_strs(self, n: int) -> list[str]:
+        """The next ``n`` ids as decimal strings, under one lock and one clock read per
+        millisecond they span (what a batch of publishes takes at once)."""
+        out: list[str] = []
+        append = out.append
+        shift = WORKER_BITS + SEQUENCE_BITS
+        worker = self.worker_id << SEQUENCE_BITS
+        with self._lock:
+            while len(out) < n:
+                now = self._now_ms()
+                if now < self._last_ms:
+                    now = self._wait_until(self._last_ms)
+                if now == self._last_ms:
+                    if self._sequence == MAX_SEQUENCE:  # this millisecond is used up
+                        now = self._wait_until(self._last_ms + 1)
+                        first = 0
+                    else:
+                        first = self._sequence + 1
+                else:
+                    first = 0
+                last = min(MAX_SEQUENCE, first + n - len(out) - 1)
+                base = (now << shift) | worker
+                for seq in range(first, last + 1):
+                    append(str(base | seq))
+                self._last_ms, self._sequence = now, last
+        return out
+
     def next_str(self) -> str:
         """The next id as a decimal string (what message ids are)."""
         return str(self.next_id())

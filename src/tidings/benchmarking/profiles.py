@@ -1,5 +1,6 @@
-"""How big each workload is: ``full`` (the issue's numbers), ``quick`` (all engines in under
-3 minutes) and ``smoke`` (tiny, for CI: it only proves the harness works)."""
+"""How big each workload is: ``full`` (the issue's numbers), ``moderate`` (medians of 3 in
+minutes, what docs/performance.md quotes), ``quick`` (all engines in under 3 minutes) and
+``smoke`` (tiny, for CI: it only proves the harness works)."""
 
 from __future__ import annotations
 
@@ -34,6 +35,19 @@ FULL = Profile(
     repeat=3,
     timeout=900.0,
 )
+MODERATE = Profile(
+    name="moderate",
+    publish_n=50_000,
+    batch=500,
+    mpmc_n=40_000,
+    fanout_n=10_000,
+    latency_rates=(2_000, 10_000),
+    latency_seconds=4.0,
+    backlog_n=100_000,
+    ordered_n=20_000,
+    repeat=3,
+    timeout=240.0,
+)
 QUICK = Profile(
     name="quick",
     publish_n=10_000,
@@ -60,4 +74,4 @@ SMOKE = Profile(
     repeat=1,
     timeout=30.0,
 )
-PROFILES = {p.name: p for p in (FULL, QUICK, SMOKE)}
+PROFILES = {p.name: p for p in (FULL, MODERATE, QUICK, SMOKE)}

@@ -23,7 +23,7 @@ import traceback
 from pathlib import Path
 
 from .engines import ENGINES, Engine
-from .profiles import FULL, PROFILES, QUICK, SMOKE, Profile
+from .profiles import FULL, MODERATE, PROFILES, QUICK, SMOKE, Profile
 from .report import Results, markdown
 from .workloads import WORKLOADS, Context
 
@@ -38,6 +38,9 @@ def parser() -> argparse.ArgumentParser:
     )
     size = p.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="small counts: under 3 minutes")
+    size.add_argument(
+        "--moderate", action="store_true", help="medium counts, 3 repeats: some minutes"
+    )
     size.add_argument("--smoke", action="store_true", help="tiny counts (CI): under 60 s")
     p.add_argument("--engines", default=",".join(DEFAULT_ENGINES), help="comma-separated")
     p.add_argument("--workloads", default=",".join(WORKLOADS), help="comma-separated")
@@ -149,7 +152,7 @@ def header(profile: Profile, repeat: int, versions: dict[str, str]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    profile = SMOKE if args.smoke else QUICK if args.quick else FULL
+    profile = SMOKE if args.smoke else QUICK if args.quick else MODERATE if args.moderate else FULL
     profile = PROFILES[profile.name]
     engines = _select(args.engines, ENGINES, "engine")
     workloads = _select(args.workloads, WORKLOADS, "workload")

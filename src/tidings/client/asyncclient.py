@@ -11,7 +11,10 @@ import asyncio
 from collections.abc import Generator, Iterable
 from typing import Any
 
+import msgspec
+
 from ..errors import BadRequest, Closed
+from ..ids import default_snowflake
 from ..model import (
     DEFAULT_LEASE,
     DEFAULT_MAX_DELIVERIES,
@@ -28,7 +31,8 @@ from ..model import (
 from ..transports import base as caps
 from ..transports.base import Transport
 from ..transports.registry import resolve_url, transport_for
-from .checks import Body, as_bytes, prepare, require_group_capabilities
+from .checks import Body, as_bytes, check_timing, prepare, require_group_capabilities
+from .pipeline import PublishPipeline
 from .positions import StartPosition, start_position
 from .replies import error_headers, reply_message
 from .requester import Requester
@@ -62,6 +66,7 @@ class AsyncClient:
         self._connect_lock = asyncio.Lock()
         self._requester = Requester(self._transport, self._publish_one)
         self._subscriptions: set[Subscription] = set()
+        self._pipeline = PublishPipeline(self._send_batch, stable_ids=publish_retries > 0)
 
     @property
     def transport(self) -> Transport:
@@ -87,7 +92,10 @@ class AsyncClient:
         """Close subscriptions, the reply topic and the connection. Safe to call twice."""
         if self._closed:
             return
+        if self._connected:
+            await self._pipeline.flush()  # queued publishes get their answers first
         self._closed = True
+        self._pipeline.fail_all(Closed("the client closed before the message was published"))
         for sub in list(self._subscriptions):
             await sub.close()
         await self._requester.close()
@@ -153,21 +161,71 @@ class AsyncClient:
         delay: float | None = None,
     ) -> Receipt:
         """Publish one message; returns once the broker has it durably. ``msg_id`` is the
-        producer id for duplicate detection; ``ttl`` and ``delay`` are seconds."""
-        out = Outgoing(as_bytes(body), key, dict(headers or {}), msg_id, ttl, delay)
-        return (await self.publish_many(topic, [out]))[0]
+        producer id for duplicate detection; ``ttl`` and ``delay`` are seconds. Concurrent
+        publishes to one topic travel together in one batch (see :meth:`publish_async`)."""
+        if not self._connected or self._closed:
+            await self._ready()
+        return await self.publish_async(
+            topic, body, key=key, headers=headers, msg_id=msg_id, ttl=ttl, delay=delay
+        )
+
+    def publish_async(
+        self,
+        topic: str,
+        body: Body,
+        *,
+        key: str | None = None,
+        headers: dict[str, str] | None = None,
+        msg_id: str | None = None,
+        ttl: float | None = None,
+        delay: float | None = None,
+    ) -> asyncio.Future[Receipt]:
+        """Queue one message and return at once a future of its :class:`Receipt`.
+
+        The future resolves once the broker has the message durably (as ``publish``), or
+        fails with the broker's error for it. Publishes queued in one event-loop turn, or
+        while the previous batch to the topic waits for its confirm, are sent as one batch;
+        a producer's publishes to one topic keep their order. Await the futures (or
+        :meth:`flush`) now and then: nothing bounds what is queued. Call it from the client's
+        event loop, on a connected client."""
+        if self._closed:
+            raise Closed("this client is closed")
+        if not self._connected:
+            raise Closed("connect the client first (async with / await client.connect())")
+        if type(body) is not bytes:
+            body = as_bytes(body)
+        if ttl is not None or delay is not None:
+            ttl, delay = check_timing(self._transport, ttl, delay)
+        out = Outgoing(body, key, {} if headers is None else dict(headers), msg_id, ttl, delay)
+        return self._pipeline.submit(topic, out)
+
+    async def flush(self) -> None:
+        """Wait until every message given to ``publish_async`` so far has its answer."""
+        await self._pipeline.flush()
 
     async def _publish_one(self, topic: str, message: Outgoing) -> Receipt:
         return (await self.publish_many(topic, [message]))[0]
 
     async def publish_many(self, topic: str, messages: Iterable[Outgoing]) -> list[Receipt]:
-        """Publish a batch (one receipt per message, in order)."""
-        batch = [prepare(self._transport, m, self.publish_retries > 0) for m in messages]
+        """Publish a batch (one receipt per message, in order): all of it or, on an error,
+        none of it."""
+        batch = [prepare(self._transport, m) for m in messages]
         if not batch:
             return []
+        if self.publish_retries > 0:
+            need = [i for i, m in enumerate(batch) if m.msg_id is None]
+            if need:
+                ids = default_snowflake().next_strs(len(need))
+                for i, msg_id in zip(need, ids, strict=True):
+                    batch[i] = msgspec.structs.replace(batch[i], msg_id=msg_id)
         await self._ready()
+        return await self._send_batch(topic, batch)
+
+    async def _send_batch(self, topic: str, batch: list[Outgoing]) -> list[Receipt]:
+        if self.publish_retries <= 0:
+            return await self._transport.publish(topic, batch)
         return await with_retries(
-            lambda: self.transport.publish(topic, batch),
+            lambda: self._transport.publish(topic, batch),
             retries=self.publish_retries,
             backoff=self.retry_backoff,
         )

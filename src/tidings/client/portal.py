@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import threading
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -37,6 +38,30 @@ class LoopThread:
         except BaseException:
             future.cancel()
             raise
+
+    def submit(self, start: Callable[[], asyncio.Future[T]]) -> concurrent.futures.Future[T]:
+        """Call ``start`` on the loop thread (no Task around it) and return a thread-safe
+        future that settles as the asyncio future ``start`` returned does."""
+        done: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+        def copy(fut: asyncio.Future[T]) -> None:
+            if fut.cancelled():
+                done.cancel()
+            elif fut.exception() is not None:
+                done.set_exception(fut.exception())  # type: ignore[arg-type]
+            else:
+                done.set_result(fut.result())
+
+        def run() -> None:
+            try:
+                fut = start()
+            except BaseException as exc:
+                done.set_exception(exc)
+            else:
+                fut.add_done_callback(copy)
+
+        self.loop.call_soon_threadsafe(run)
+        return done
 
     def stop(self) -> None:
         """Stop the loop and join the thread. Safe to call twice."""

@@ -4,6 +4,7 @@ only in :class:`AsyncClient`; a test keeps the two surfaces identical."""
 
 from __future__ import annotations
 
+import concurrent.futures
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -182,6 +183,27 @@ class Client:
                 topic, body, key=key, headers=headers, msg_id=msg_id, ttl=ttl, delay=delay
             )
         )
+
+    def publish_async(
+        self,
+        topic: str,
+        body: Body,
+        *,
+        key: str | None = None,
+        headers: dict[str, str] | None = None,
+        msg_id: str | None = None,
+        ttl: float | None = None,
+        delay: float | None = None,
+    ) -> concurrent.futures.Future[Receipt]:
+        """Queue one message; returns at once a ``concurrent.futures.Future`` of its receipt."""
+        return self._portal.submit(
+            lambda: self._async.publish_async(
+                topic, body, key=key, headers=headers, msg_id=msg_id, ttl=ttl, delay=delay
+            )
+        )
+
+    def flush(self) -> None:
+        self._portal.call(self._async.flush())
 
     def publish_many(self, topic: str, messages: Iterable[Outgoing]) -> list[Receipt]:
         return self._portal.call(self._async.publish_many(topic, list(messages)))

@@ -39,6 +39,10 @@ def partition_of(key: str, partitions: int) -> int:
 class Client(abc.ABC):
     #: how many single publishes a producer keeps in flight (pipelining window)
     window: int = 500
+    #: consume idioms measured besides the default one (each a ``consume.<mode>`` row)
+    extra_consume_modes: tuple[str, ...] = ()
+    #: the consume idiom ``consume`` uses ("" is the default one)
+    mode: str = ""
 
     def __init__(self) -> None:
         self.partitions: dict[str, int] = {}

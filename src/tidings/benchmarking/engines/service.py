@@ -22,6 +22,10 @@ _names = itertools.count()
 
 
 class ServiceClient(TidingsClient):
+    extra_consume_modes = ()
+    publish_futures = None  # type: ignore[assignment]
+    raw = None  # type: ignore[assignment]
+
     def __init__(self, url: str) -> None:
         super().__init__(url)
         self.url = url

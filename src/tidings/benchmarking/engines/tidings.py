@@ -1,15 +1,22 @@
 """tidings through ``tidings://``: the built-in broker with ``--fsync batch`` (a publish is
-confirmed only after its group commit's fsync) and the native transport.
+confirmed only after its group commit's fsync), measured through the public API only:
+``tidings.connect(url)`` and the idioms docs/client.md shows.
 
-Single publishes are concurrent one-message ``publish`` calls (each its own frame, pipelined
-on one connection); batches are one ``publish`` call of many messages. Consumers use
-``next_batch`` with a prefetch window and ack every message (acks are coalesced by the
-client into one frame per loop turn).
+- ``publish.single``: ``await client.publish(topic, body)``, many such calls in flight at once
+  (a producer's tasks; the client coalesces them into one batch per event-loop turn).
+- ``publish.async``: ``client.publish_async(topic, body)`` futures, awaited with a window.
+- ``publish.batch``: ``await client.publish_many(topic, [Outgoing(body), ...])``.
+- ``consume``: the plain loop, ``async for msg in sub: ...; await msg.ack()``.
+- ``consume.batch``: ``await sub.next_batch(1000)`` and the batch's acks gathered.
+
+One extra row, ``publish.single.raw``, publishes through the internal ``tidings://`` transport
+object (below the client's checks, ids and retries); it is labelled as such in the report.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import os
 import re
 import sys
@@ -17,14 +24,16 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from ... import __version__
-from ...model import GroupSpec, Outgoing, TopicSpec
+from ... import __version__, connect
+from ...model import Outgoing, TopicSpec
 from ...transports.tidings import NativeTransport
 from ..procs import ServerProcess, wait_until
-from .base import Client, Engine, OnMessage
+from .base import Client, Engine, OnMessage, wait_any
 
 LISTENING = re.compile(r"listening on (tidings://[0-9A-Za-z.:\[\]-]+)")
 PREFETCH = 1000
+#: publish_async futures a producer lets run ahead before it awaits the oldest
+ASYNC_WINDOW = 10_000
 
 
 def _pythonpath() -> str:
@@ -34,32 +43,54 @@ def _pythonpath() -> str:
 
 
 class TidingsClient(Client):
+    """One ``tidings.connect(url)`` client. ``mode`` picks the consume idiom ("" is the plain
+    ``async for`` loop, "batch" is ``next_batch`` with gathered acks)."""
+
+    extra_consume_modes: tuple[str, ...] = ("batch",)
+
     def __init__(self, url: str) -> None:
         super().__init__()
-        self.transport = NativeTransport(url)
+        self.url = url
+        self.client = connect(url)
+        self.mode = ""
 
     async def connect(self) -> None:
-        await self.transport.connect()
+        await self.client.connect()
 
     async def close(self) -> None:
-        await self.transport.close()
+        await self.client.close()
 
     async def declare(
         self, topic: str, groups: Sequence[str], partitions: int = 1, ordered: bool = False
     ) -> None:
-        await self.transport.create_topic(TopicSpec(name=topic, partitions=partitions))
+        await self.client.create_topic(topic, partitions=partitions)
         for group in groups:  # joining creates the group at 'earliest'; leave at once
-            sub = await self.transport.subscribe(self._group(topic, group, ordered), prefetch=1)
+            sub = await self._subscribe(topic, group, ordered, prefetch=1)
             await sub.close()
 
-    @staticmethod
-    def _group(topic: str, group: str, ordered: bool) -> GroupSpec:
+    def _subscribe(
+        self, topic: str, group: str, ordered: bool, prefetch: int = PREFETCH
+    ) -> asyncio.Future:
         if ordered:
-            return GroupSpec(topic=topic, name=group, mode="ordered", in_flight_per_partition=256)
-        return GroupSpec(topic=topic, name=group)
+            return asyncio.ensure_future(
+                self.client.subscribe(
+                    topic, group, mode="ordered", in_flight_per_partition=256, prefetch=prefetch
+                )
+            )
+        return asyncio.ensure_future(self.client.subscribe(topic, group, prefetch=prefetch))
 
     async def publish_one(self, topic: str, body: bytes, key: str | None = None) -> None:
-        await self.transport.publish(topic, [Outgoing(body, key)])
+        await self.client.publish(topic, body, key=key)
+
+    async def publish_futures(self, topic: str, bodies: Sequence[bytes]) -> None:
+        """Every body through ``publish_async``, at most ASYNC_WINDOW answers outstanding."""
+        publish_async = self.client.publish_async
+        window: collections.deque[asyncio.Future] = collections.deque()
+        for b in bodies:
+            window.append(publish_async(topic, b))
+            if len(window) >= ASYNC_WINDOW:
+                await window.popleft()
+        await asyncio.gather(*window)
 
     async def publish_batch(
         self, topic: str, bodies: Sequence[bytes], keys: Sequence[str] | None = None
@@ -68,7 +99,11 @@ class TidingsClient(Client):
             out = [Outgoing(b) for b in bodies]
         else:
             out = [Outgoing(b, k) for b, k in zip(bodies, keys, strict=True)]
-        await self.transport.publish(topic, out)
+        await self.client.publish_many(topic, out)
+
+    def raw(self) -> Client:
+        """The extra row's client: the internal transport object, not the public API."""
+        return TransportClient(self.url)
 
     async def consume(
         self,
@@ -82,17 +117,72 @@ class TidingsClient(Client):
         ordered: bool = False,
         partitions: int = 1,
     ) -> None:
-        sub = await self.transport.subscribe(self._group(topic, group, ordered), prefetch=PREFETCH)
+        sub = await self._subscribe(topic, group, ordered)
         try:
-            done = False
-            while not done and not stop.is_set():
-                batch = await sub.next_batch(PREFETCH, timeout=1.0)
-                for message in batch:
-                    done = on_message(message.body, message.key) or done
-                if batch:
-                    await asyncio.gather(*(m.ack() for m in batch))
+            if self.mode == "batch":
+                await _batch_loop(sub, on_message, stop)
+                return
+            finished = asyncio.Event()
+
+            async def plain_loop() -> None:
+                async for msg in sub:
+                    done = on_message(msg.body, msg.key)
+                    await msg.ack()
+                    if done:
+                        finished.set()
+                        return
+
+            loop = asyncio.ensure_future(plain_loop())
+            try:
+                await wait_any(finished, stop, _ended(loop))
+            finally:
+                loop.cancel()
+                await asyncio.gather(loop, return_exceptions=True)
+            if loop.done() and not loop.cancelled() and loop.exception() is not None:
+                raise loop.exception()  # type: ignore[misc]
         finally:
             await sub.close()
+
+
+def _ended(task: asyncio.Future) -> asyncio.Event:
+    event = asyncio.Event()
+    task.add_done_callback(lambda _: event.set())
+    return event
+
+
+async def _batch_loop(sub, on_message: OnMessage, stop: asyncio.Event) -> None:
+    done = False
+    while not done and not stop.is_set():
+        batch = await sub.next_batch(PREFETCH, timeout=1.0)
+        for message in batch:
+            done = on_message(message.body, message.key) or done
+        if batch:
+            await asyncio.gather(*(m.ack() for m in batch))
+
+
+class TransportClient(TidingsClient):
+    """The raw ``tidings://`` transport object (internal): publishes without the client's
+    checks, Snowflake ids, coalescing or retry wrapper. Only the publish row uses it."""
+
+    extra_consume_modes = ()
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.transport = NativeTransport(url)
+
+    async def connect(self) -> None:
+        await self.transport.connect()
+
+    async def close(self) -> None:
+        await self.transport.close()
+
+    async def declare(
+        self, topic: str, groups: Sequence[str], partitions: int = 1, ordered: bool = False
+    ) -> None:
+        await self.transport.create_topic(TopicSpec(name=topic, partitions=partitions))
+
+    async def publish_one(self, topic: str, body: bytes, key: str | None = None) -> None:
+        await self.transport.publish(topic, [Outgoing(body, key)])
 
 
 class TidingsEngine(Engine):
@@ -147,7 +237,7 @@ class TidingsEngine(Engine):
         return TidingsClient(self.url)
 
     async def wait_recovered(self, topic: str) -> None:
-        client = NativeTransport(self.url)
+        client = connect(self.url)
         await client.connect()
         try:
             deadline = time.monotonic() + 60
