@@ -60,9 +60,7 @@ async def test_never_opens_before_minimum_calls(timer):
 
 
 async def test_slow_call_rate_opens_the_circuit(timer):
-    breaker = CircuitBreaker(
-        slow_call_rate=0.6, slow_call_duration=2.0, minimum_calls=5, window=5
-    )
+    breaker = CircuitBreaker(slow_call_rate=0.6, slow_call_duration=2.0, minimum_calls=5, window=5)
     p = Pipeline("b", breaker=breaker, timer=timer)
 
     async def slow():

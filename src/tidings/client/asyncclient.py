@@ -28,6 +28,8 @@ from ..model import (
     TopicInfo,
     TopicSpec,
 )
+from ..resilience.pipeline import Pipeline
+from ..resilience.registry import policies
 from ..transports import base as caps
 from ..transports.base import Transport
 from ..transports.registry import resolve_url, transport_for
@@ -302,12 +304,21 @@ class AsyncClient:
         timeout: float | None = None,
         key: str | None = None,
         headers: dict[str, str] | None = None,
+        policy: Pipeline | str | None = None,
     ) -> Message:
         """Publish a request and wait for its reply. Raises RequestTimeout when no reply comes
-        within ``timeout`` seconds and RemoteError when the responder failed."""
-        await self._ready()
+        within ``timeout`` seconds and RemoteError when the responder failed. ``policy`` (a
+        :class:`~tidings.resilience.Pipeline` or a policy name) runs each try through its
+        timeouts, retries, breaker and bulkhead, keyed by ``topic`` (docs/resilience.md)."""
         timeout = self.request_timeout if timeout is None else timeout
-        return await self._requester.request(topic, as_bytes(body), timeout, key, headers)
+        data = as_bytes(body)
+
+        async def once() -> Message:
+            await self._ready()
+            return await self._requester.request(topic, data, timeout, key, headers)
+
+        pipeline = policies.resolve(policy)
+        return await (once() if pipeline is None else pipeline.run(once, callee=topic))
 
     async def scatter(
         self,
@@ -318,13 +329,19 @@ class AsyncClient:
         max_replies: int | None = None,
         key: str | None = None,
         headers: dict[str, str] | None = None,
+        policy: Pipeline | str | None = None,
     ) -> list[Message]:
         """Publish one request and collect replies until ``timeout`` seconds pass or
-        ``max_replies`` arrived. Error replies are logged and left out."""
-        await self._ready()
-        return await self._requester.scatter(
-            topic, as_bytes(body), timeout, max_replies, key, headers
-        )
+        ``max_replies`` arrived. Error replies are logged and left out. ``policy`` as for
+        :meth:`request`."""
+        data = as_bytes(body)
+
+        async def once() -> list[Message]:
+            await self._ready()
+            return await self._requester.scatter(topic, data, timeout, max_replies, key, headers)
+
+        pipeline = policies.resolve(policy)
+        return await (once() if pipeline is None else pipeline.run(once, callee=topic))
 
     async def reply(
         self, request: Message, body: Body, *, headers: dict[str, str] | None = None

@@ -21,6 +21,7 @@ from ..model import (
     TopicInfo,
     TopicSpec,
 )
+from ..resilience.pipeline import Pipeline
 from ..transports.base import Transport
 from .asyncclient import AsyncClient
 from .checks import Body
@@ -261,9 +262,12 @@ class Client:
         timeout: float | None = None,
         key: str | None = None,
         headers: dict[str, str] | None = None,
+        policy: Pipeline | str | None = None,
     ) -> SyncMessage:
         reply = self._portal.call(
-            self._async.request(topic, body, timeout=timeout, key=key, headers=headers)
+            self._async.request(
+                topic, body, timeout=timeout, key=key, headers=headers, policy=policy
+            )
         )
         return SyncMessage(reply, self._portal)
 
@@ -276,10 +280,17 @@ class Client:
         max_replies: int | None = None,
         key: str | None = None,
         headers: dict[str, str] | None = None,
+        policy: Pipeline | str | None = None,
     ) -> list[SyncMessage]:
         replies = self._portal.call(
             self._async.scatter(
-                topic, body, timeout=timeout, max_replies=max_replies, key=key, headers=headers
+                topic,
+                body,
+                timeout=timeout,
+                max_replies=max_replies,
+                key=key,
+                headers=headers,
+                policy=policy,
             )
         )
         return [SyncMessage(m, self._portal) for m in replies]

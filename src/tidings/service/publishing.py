@@ -23,6 +23,7 @@ from .publish_batch import publish_batch
 if TYPE_CHECKING:
     from ..client import AsyncClient
     from ..ids import Snowflake
+    from ..resilience import Pipeline
     from .codecs import Codec
     from .handlers import Handler
     from .middleware import Middleware
@@ -41,6 +42,20 @@ class Publishing:
 
     async def _connect(self) -> AsyncClient:
         raise NotImplementedError
+
+    _call_policies: dict[str, Pipeline | str] | None = None
+
+    def calls(self, topic: str, *, policy: Pipeline | str) -> None:
+        """Make ``policy`` (a resilience pipeline or a policy name) the default of this
+        service's requests and scatters to ``topic``; a ``policy=`` argument overrides it."""
+        if self._call_policies is None:
+            self._call_policies = {}
+        self._call_policies[topic] = policy
+
+    def _policy_for(self, topic: str, policy: Pipeline | str | None) -> Pipeline | str | None:
+        if policy is not None or self._call_policies is None:
+            return policy
+        return self._call_policies.get(topic)
 
     async def _publish_through_chain(self, call: PublishCall, endpoint: Any) -> Any:
         built = self._publish_chain
@@ -141,9 +156,12 @@ class Publishing:
         timeout: float = 5.0,
         key: str | None = None,
         headers: dict[str, str] | None = None,
+        policy: Pipeline | str | None = None,
     ) -> Any:
         """Send a request and return the reply decoded as ``returns``. Raises RequestTimeout
-        and RemoteError (the responder raised)."""
+        and RemoteError (the responder raised). ``policy`` (default: the one set with
+        :meth:`calls` for ``topic``) runs it through a resilience pipeline."""
+        policy = self._policy_for(topic, policy)
         client = await self._connect()
         call = PublishCall(
             topic,
@@ -159,6 +177,7 @@ class Publishing:
                 timeout=timeout,
                 key=c.message.key,
                 headers=c.message.headers,
+                policy=policy,
             )
 
         reply: Message = await self._publish_through_chain(call, endpoint)
@@ -174,9 +193,12 @@ class Publishing:
         max_replies: int | None = None,
         key: str | None = None,
         headers: dict[str, str] | None = None,
+        policy: Pipeline | str | None = None,
     ) -> list[Any]:
         """Send one request to every responder group and collect the replies until ``timeout``
-        or ``max_replies``. Failed responders are logged and left out."""
+        or ``max_replies``. Failed responders are logged and left out. ``policy`` as for
+        :meth:`request`."""
+        policy = self._policy_for(topic, policy)
         client = await self._connect()
         call = PublishCall(
             topic,
@@ -193,6 +215,7 @@ class Publishing:
                 max_replies=max_replies,
                 key=c.message.key,
                 headers=c.message.headers,
+                policy=policy,
             )
 
         replies: list[Message] = await self._publish_through_chain(call, endpoint)
