@@ -34,6 +34,9 @@ WORKLOAD_METRICS = {
     ],
     "ordered": ["ordered.8p4m"],
 }
+# tidings' own idioms beyond what every engine reports (publish_async, next_batch) and the
+# labelled extra row of the internal transport
+TIDINGS_ONLY = ["publish.async", "publish.single.raw", "consume.batch"]
 
 
 def _engines() -> list[str]:
@@ -66,8 +69,24 @@ def test_smoke_report_has_every_workload() -> None:
                 assert values, f"{engine}: no {metric} from the {workload} workload"
                 assert all(v > 0 for v in values), f"{engine} {metric}: {values}"
         assert results["ordered.violations"] == [0.0], "per-key order was broken"
+    for metric in TIDINGS_ONLY:
+        values = data["results"]["tidings"].get(metric)
+        assert values and all(v > 0 for v in values), f"tidings: no {metric}"
+        assert f"| {label(metric)[0]} |" in report
+    assert "raw transport (internal, not the public API)" in report
     for metrics in WORKLOAD_METRICS.values():
         for metric in metrics:
             row = f"| {label(metric)[0]} |"
             assert row in report, f"no row {row!r} in the report"
     assert "tidings / nats" in report or engines == ["tidings"]
+
+
+def test_micro_benchmarks_run() -> None:
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]),
+    }
+    argv = [sys.executable, "-m", "tidings.benchmarking.micro.codec", "--seconds", "0.05"]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "msg/s" in done.stdout

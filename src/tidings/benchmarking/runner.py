@@ -1,4 +1,4 @@
-"""The benchmark runner: ``tidings bench`` / ``python benchmarks/run.py`` / ``main(argv)``.
+"""The benchmark runner: ``tidings bench`` / ``python -m tidings.benchmarking`` / ``main(argv)``.
 
 For each repeat and each engine: start its server (free loopback ports, a temporary data
 directory), run the selected workloads (each bounded by the profile's timeout), stop the server
@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     elif missing:
         for e, why in missing.items():
             _log(f"{e}: {why}")
-        _log("run benchmarks/setup.sh, pick --engines, or pass --skip-missing")
+        _log("run scripts/bench-setup.sh, pick --engines, or pass --skip-missing")
         return 2
     repeat = args.repeat or profile.repeat
     t0 = time.perf_counter()

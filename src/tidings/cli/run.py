@@ -112,7 +112,7 @@ def bench(ctx: typer.Context) -> None:
         if exc.name in ("tidings.benchmarking",):
             raise fail(
                 "the benchmarks are not part of this installation (tidings.benchmarking is "
-                "missing); run them from a source checkout: python -m benchmarks",
+                "missing); run them from a source checkout: python -m tidings.benchmarking",
                 1,
             ) from None
         raise

@@ -134,7 +134,7 @@ class NatsEngine(Engine):
     @classmethod
     def available(cls) -> str | None:
         if _binary() is None:
-            return "nats-server is not installed (benchmarks/setup.sh installs it)"
+            return "nats-server is not installed (scripts/bench-setup.sh installs it)"
         try:
             import nats  # noqa: F401
         except ImportError:

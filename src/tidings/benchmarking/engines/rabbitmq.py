@@ -149,7 +149,7 @@ class RabbitEngine(Engine):
     @classmethod
     def available(cls) -> str | None:
         if not Path(SERVER).exists() or shutil.which("epmd") is None:
-            return "rabbitmq-server is not installed (benchmarks/setup.sh installs it)"
+            return "rabbitmq-server is not installed (scripts/bench-setup.sh installs it)"
         try:
             import aio_pika  # noqa: F401
         except ImportError:

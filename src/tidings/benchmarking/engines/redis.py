@@ -121,7 +121,7 @@ class RedisEngine(Engine):
     @classmethod
     def available(cls) -> str | None:
         if shutil.which("redis-server") is None:
-            return "redis-server is not installed (benchmarks/setup.sh installs it)"
+            return "redis-server is not installed (scripts/bench-setup.sh installs it)"
         try:
             import redis  # noqa: F401
         except ImportError:

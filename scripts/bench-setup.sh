@@ -3,7 +3,7 @@
 #   servers from Debian's packages: rabbitmq-server, nats-server, redis-server
 #   Python clients from PyPI: aio-pika, nats-py, redis (and py-spy for profiling)
 # Idempotent: nothing is installed twice; apt-get update runs at most once.
-# Usage: bash benchmarks/setup.sh        (as root, or with sudo available)
+# Usage: bash scripts/bench-setup.sh        (as root, or with sudo available)
 set -euo pipefail
 
 SUDO=""

@@ -1,5 +1,5 @@
 """A SQLite (WAL mode) prototype of the Store interface, only to measure the storage choice
-(benchmarks/storage/compare.py); it is not part of the package.
+(:mod:`tidings.benchmarking.micro.storage`); it is no Store tidings offers.
 
 Group commit the SQLite way: appends and acks run inside one open transaction on the
 event-loop thread; ``sync`` (the flusher thread) commits it with ``synchronous=FULL``, which
@@ -18,9 +18,9 @@ from collections.abc import Sequence
 
 import msgspec
 
-from tidings.errors import NotFound, StorageError
-from tidings.model import GroupSpec, Record, TopicSpec
-from tidings.storage import GroupCursor, RecoveryReport
+from ...errors import NotFound, StorageError
+from ...model import GroupSpec, Record, TopicSpec
+from ...storage import GroupCursor, RecoveryReport
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS topics (name TEXT PRIMARY KEY, spec BLOB NOT NULL);

@@ -1,6 +1,6 @@
 """Micro-benchmark of the wire codec: messages per second through encode and decode.
 
-Run: ``PYTHONPATH=src python benchmarks/protocol_codec.py [--seconds 1]``. Measures 256-byte
+Run: ``python -m tidings.benchmarking.micro.codec [--seconds 1]``. Measures 256-byte
 publishes one per frame and in batches of 100, both ways (the client's encode, the broker's
 decode), and DELIVER frames of 100 (the broker's encode, the client's decode).
 """
@@ -12,8 +12,8 @@ import time
 
 import msgspec
 
-from tidings.protocol import FrameDecoder, constants, decode_body, encode_frame
-from tidings.protocol.messages import Delivery
+from ...protocol import FrameDecoder, constants, decode_body, encode_frame
+from ...protocol.messages import Delivery
 
 BODY = b"x" * 256
 

@@ -2,7 +2,7 @@
 Store interface, with MemoryStore as the ceiling. Every figure is the median of ``--runs``
 runs; the output is a Markdown table (docs/design/storage.md quotes it).
 
-    PYTHONPATH=src:benchmarks/storage python benchmarks/storage/compare.py --runs 3
+    python -m tidings.benchmarking.micro.storage --runs 3
 
 Throughput runs sync after every batch, as the broker's group commit does. Recovery opens a
 store holding ``--recovery-records`` 1 KB records, after a crash (no clean close) and after a
@@ -24,10 +24,9 @@ import tempfile
 import time
 from collections.abc import Callable
 
-from sqlite_store import SqliteStore
-
-from tidings.model import Record, TopicSpec
-from tidings.storage import DiskStore, MemoryStore
+from ...model import Record, TopicSpec
+from ...storage import DiskStore, MemoryStore
+from .sqlite_store import SqliteStore
 
 KINDS = ("memory", "disk", "sqlite")
 TITLES = {"memory": "MemoryStore (ceiling)", "disk": "DiskStore", "sqlite": "SQLite WAL"}
