@@ -22,3 +22,16 @@ def test_lazy_names_still_load_on_use():
     code = "import tidings; print(tidings.connect.__module__, tidings.Service.__name__)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["tidings.client.asyncclient", "Service"]
+
+
+def test_the_service_framework_loads_sqlalchemy_only_for_an_idempotency_store():
+    code = (
+        "import sys, tidings\n"
+        "svc = tidings.Service('lean', url='memory://lean')\n"
+        "print('sqlalchemy' in sys.modules)\n"
+        "from tidings.service import IdempotencyStore\n"
+        "IdempotencyStore('sqlite://')\n"
+        "print('sqlalchemy' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "True"]

@@ -33,9 +33,13 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import sqlalchemy as sa
-from sqlalchemy import Connection, Engine
+if TYPE_CHECKING:
+    from sqlalchemy import Connection, Engine
+
+# SQLAlchemy is imported when a store is built, not with the service framework: most services
+# have no idempotent handler, and the import cost ~0.3 s and ~10 MiB in every process.
 
 from ..errors import BadRequest
 
@@ -59,6 +63,8 @@ def _in_memory(url: str) -> bool:
 
 
 def _make_engine(url: str) -> Engine:
+    import sqlalchemy as sa
+
     if not url.startswith("sqlite"):
         return sa.create_engine(url, pool_pre_ping=True)
     options: dict = {"connect_args": {"check_same_thread": False, "timeout": 30}}
@@ -110,6 +116,8 @@ class IdempotencyStore:
         self.window = window
         self.cleanup_interval = cleanup_interval
         self.clock = clock
+        import sqlalchemy as sa
+
         self.metadata = sa.MetaData()
         self.table = sa.Table(
             table,
@@ -127,9 +135,9 @@ class IdempotencyStore:
     # the building blocks, synchronous (run in a worker thread by the async API)
     def _exists(self, conn: Connection, consumer: str, message_id: str) -> bool:
         t = self.table
-        query = sa.select(t.c.message_id).where(
-            t.c.consumer == consumer, t.c.message_id == message_id
-        )
+        from sqlalchemy import select
+
+        query = select(t.c.message_id).where(t.c.consumer == consumer, t.c.message_id == message_id)
         return conn.execute(query).first() is not None
 
     def _record(self, conn: Connection, consumer: str, message_id: str) -> None:
@@ -145,10 +153,12 @@ class IdempotencyStore:
         return conn
 
     def _commit_record(self, conn: Connection, consumer: str, message_id: str) -> None:
+        from sqlalchemy.exc import IntegrityError
+
         try:
             self._record(conn, consumer, message_id)
             conn.commit()
-        except sa.exc.IntegrityError as exc:
+        except IntegrityError as exc:
             conn.rollback()
             raise DuplicateMessage(message_id) from exc
 
@@ -194,13 +204,15 @@ class IdempotencyStore:
     async def mark_processed(self, consumer: str, message_id: str) -> bool:
         """Record ``message_id`` outside a handler; False if it was already there."""
 
+        from sqlalchemy.exc import IntegrityError
+
         def run() -> bool:
             with self.engine.connect() as conn:
                 try:
                     self._record(conn, consumer, message_id)
                     conn.commit()
                     return True
-                except sa.exc.IntegrityError:
+                except IntegrityError:
                     return False
 
         return await asyncio.to_thread(run)
