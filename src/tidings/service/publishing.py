@@ -99,11 +99,15 @@ class Publishing:
         )
 
         async def endpoint(c: PublishCall) -> Receipt:
+            m = c.message  # concurrent publishes to one topic travel in one batch
             try:
-                return (await client.publish_many(c.topic, [c.message]))[0]
+                return await client.publish_async(
+                    c.topic, m.body, key=m.key, headers=m.headers, msg_id=m.msg_id, ttl=m.ttl,
+                    delay=m.delay,
+                )  # fmt: skip
             except NotFound:  # the first message on a topic: create it, then publish
                 await client.create_topic(c.topic, exist_ok=True)
-                return (await client.publish_many(c.topic, [c.message]))[0]
+                return (await client.publish_many(c.topic, [m]))[0]
 
         return await self._publish_through_chain(call, endpoint)
 
