@@ -1,9 +1,24 @@
 """Side-by-side benchmarks of tidings against RabbitMQ, NATS JetStream and Redis Streams.
 
 ``tidings bench [--quick|--smoke] [--engines ...] [--workloads ...] [--repeat N] [--json]``
-calls :func:`main`. See docs/performance.md for the method and the latest figures.
+calls :func:`main`; ``tidings bench resilience [--quick]`` runs :mod:`.resilience`. See
+docs/performance.md for the method and the latest figures.
 """
 
-from .runner import main
+from __future__ import annotations
 
-__all__ = ["main"]
+import importlib
+
+from .runner import main as run_engines
+
+#: ``tidings bench NAME ...`` runs a suite of its own instead of the engine comparison
+SUITES = {"resilience": "tidings.benchmarking.resilience"}
+
+
+def main(argv: list[str] | None = None) -> int:
+    if argv and argv[0] in SUITES:
+        return int(importlib.import_module(SUITES[argv[0]]).main(argv[1:]))
+    return run_engines(argv)
+
+
+__all__ = ["SUITES", "main"]

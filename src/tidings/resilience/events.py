@@ -35,7 +35,7 @@ _WARN = {BUDGET_EXHAUSTED, BREAKER_STATE, BULKHEAD_REJECTED, RATE_LIMITED, FALLB
 _QUIET = {ATTEMPT, SUCCESS, HEDGE_WON}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Event:
     name: str
     policy: str
