@@ -1,0 +1,273 @@
+"""The log-tailing relay's source: inserts decoded from PostgreSQL's WAL (logical decoding).
+
+A logical replication slot (plugin ``pgoutput``) and a publication on the outbox table
+(``publish = 'insert'``) stream every committed insert in commit order; psycopg2's
+``LogicalReplicationConnection`` speaks the replication protocol. A reader thread decodes the
+stream (:mod:`.pgoutput`) and hands whole committed transactions to the relay; the slot's
+position is confirmed (``flush_lsn`` feedback) only up to the end of transactions the broker
+confirmed, so a restarted relay receives again everything after the last confirm and the
+broker's dedup absorbs what had already gone out.
+
+An idle outbox must not pin WAL while other tables are written: when every transaction handed
+over is confirmed and none is half-read, the reader confirms the server's current WAL end as
+reported by its keepalives. The relay's status heartbeat (a row it updates in another table)
+keeps WAL moving past the slot even on an otherwise idle database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import select
+import threading
+import time
+from typing import Any
+
+import sqlalchemy as sa
+
+from ..errors import BadRequest
+from .pgoutput import Begin, Commit, Decoder, Insert, bytea
+from .rows import Row, decode_headers
+from .writer import Outbox
+
+log = logging.getLogger("tidings.outbox")
+
+
+def libpq_dsn(engine: sa.Engine) -> str:
+    """The engine's URL as a libpq connection URI (no SQLAlchemy driver name)."""
+    return engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def _row(values: dict[str, str | None]) -> Row:
+    delay = values.get("delay")
+    return Row(
+        int(values["id"] or 0),
+        values["msg_id"] or "",
+        values["topic"] or "",
+        values.get("key"),
+        decode_headers(values.get("headers") or ""),
+        bytea(values["body"] or "\\x"),
+        float(delay) if delay is not None else None,
+        float(values["created_at"] or 0),
+    )
+
+
+class TailSource:
+    """Streams committed outbox inserts from a replication slot."""
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        *,
+        slot: str | None = None,
+        publication: str | None = None,
+        batch_size: int = 2000,
+        slot_wait: float = 10.0,
+        feedback_interval: float = 1.0,
+    ) -> None:
+        self.outbox = outbox
+        self.engine = outbox.sync_engine
+        self.slot = slot or f"{outbox.name}_slot"
+        self.publication = publication or f"{outbox.name}_pub"
+        self.batch_size = batch_size
+        self.slot_wait = slot_wait
+        self.feedback_interval = feedback_interval
+        self.created = False  # this start created the slot (rows before it need a backfill)
+        self._queue: asyncio.Queue[Any] | None = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._confirmed = 0  # set by the relay, read by the reader thread
+        self._handed = 0  # end LSN of the last transaction handed over
+        self._batch_lsn = 0
+        self._pending: list[tuple[list[Row], int]] = []
+
+    # preparing: wal_level, table, publication, slot
+    def _prepare(self) -> None:
+        with self.engine.connect() as conn:
+            level = conn.exec_driver_sql("SHOW wal_level").scalar()
+            if level != "logical":
+                raise BadRequest(
+                    f"--mode tail needs wal_level = logical, this database has {level!r}: set "
+                    "wal_level = logical (and max_replication_slots, max_wal_senders > 0) in "
+                    "postgresql.conf and restart PostgreSQL, or use --mode poll"
+                )
+            self.outbox.check_table(conn)
+            has_pub = conn.execute(
+                sa.text("SELECT 1 FROM pg_publication WHERE pubname = :p"), {"p": self.publication}
+            ).first()
+            if has_pub is None:
+                conn.exec_driver_sql(
+                    f'CREATE PUBLICATION "{self.publication}" FOR TABLE "{self.outbox.name}" '
+                    "WITH (publish = 'insert')"
+                )
+                conn.commit()
+            else:
+                covers = conn.execute(
+                    sa.text(
+                        "SELECT 1 FROM pg_publication_tables WHERE pubname = :p AND tablename = :t"
+                    ),
+                    {"p": self.publication, "t": self.outbox.name},
+                ).first()
+                if covers is None:
+                    raise BadRequest(
+                        f"the publication {self.publication!r} exists but does not cover the "
+                        f"table {self.outbox.name!r}: drop it or pass another --publication"
+                    )
+            conn.commit()
+        deadline = time.monotonic() + self.slot_wait
+        while True:
+            with self.engine.connect() as conn:
+                slot = conn.execute(
+                    sa.text(
+                        "SELECT plugin, slot_type, database, active_pid FROM pg_replication_slots "
+                        "WHERE slot_name = :s"
+                    ),
+                    {"s": self.slot},
+                ).first()
+                if slot is None:
+                    conn.execute(
+                        sa.text("SELECT pg_create_logical_replication_slot(:s, 'pgoutput')"),
+                        {"s": self.slot},
+                    )
+                    conn.commit()
+                    self.created = True
+                    log.info("created replication slot %r (pgoutput)", self.slot)
+                    return
+                database = conn.engine.url.database
+            plugin, kind, slot_db, active_pid = slot
+            if kind != "logical" or plugin != "pgoutput" or slot_db != database:
+                raise BadRequest(
+                    f"the replication slot {self.slot!r} belongs to someone else (a {kind} slot "
+                    f"of plugin {plugin!r} on database {slot_db!r}): pass another --slot, or "
+                    "drop it with SELECT pg_drop_replication_slot(...) if it is unused"
+                )
+            if active_pid is None:
+                return
+            if time.monotonic() > deadline:
+                raise BadRequest(
+                    f"the replication slot {self.slot!r} is in use by another process (PID "
+                    f"{active_pid}) that does not hold the outbox's relay lock: stop it or pass "
+                    "another --slot"
+                )
+            time.sleep(0.2)  # a relay that just died: its walsender is going away
+
+    async def open(self) -> None:
+        await asyncio.to_thread(self._prepare)
+        self._queue = asyncio.Queue()
+        self._stop.clear()
+        self._handed = self._confirmed = 0
+        loop = asyncio.get_running_loop()
+        started = threading.Event()
+        failed: list[BaseException] = []
+        self._thread = threading.Thread(
+            target=self._read, args=(loop, started, failed), name="tidings-outbox-tail",
+            daemon=True,
+        )  # fmt: skip
+        self._thread.start()
+        await asyncio.to_thread(started.wait)
+        if failed:
+            raise failed[0]
+
+    # the reader thread
+    def _connect(self) -> Any:
+        import psycopg2
+        import psycopg2.extras
+
+        conn = psycopg2.connect(
+            libpq_dsn(self.engine), connection_factory=psycopg2.extras.LogicalReplicationConnection
+        )
+        cur = conn.cursor()
+        cur.start_replication(
+            slot_name=self.slot,
+            decode=False,
+            options={"proto_version": "1", "publication_names": self.publication},
+            status_interval=self.feedback_interval,
+        )
+        return conn, cur
+
+    def _read(self, loop: asyncio.AbstractEventLoop, started: threading.Event,
+              failed: list[BaseException]) -> None:  # fmt: skip
+        try:
+            conn, cur = self._connect()
+        except BaseException as exc:
+            failed.append(exc)
+            started.set()
+            return
+        started.set()
+        table = self.outbox.name
+        decoder = Decoder()
+        txn: list[Row] | None = None
+        last_feedback = 0.0
+        sent = 0
+        try:
+            while not self._stop.is_set():
+                msg = cur.read_message()
+                if msg is not None:
+                    event = decoder.decode(msg.payload)
+                    if isinstance(event, Insert):
+                        if txn is not None and event.relation.name == table:
+                            txn.append(_row(event.values))
+                    elif isinstance(event, Begin):
+                        txn = []
+                    elif isinstance(event, Commit):
+                        if txn:
+                            self._pending.append((txn, event.end_lsn))
+                            self._handed = event.end_lsn
+                        txn = None
+                    if sum(len(r) for r, _ in self._pending) < self.batch_size:
+                        continue
+                if self._pending:
+                    batch, self._pending = self._pending, []
+                    loop.call_soon_threadsafe(self._queue.put_nowait, batch)  # type: ignore[union-attr]
+                now = time.monotonic()
+                if now - last_feedback >= self.feedback_interval / 2:
+                    target = self._confirmed
+                    if txn is None and not self._pending and target >= self._handed:
+                        target = max(target, cur.wal_end)  # idle: do not pin WAL
+                    if target > sent:
+                        cur.send_feedback(write_lsn=target, flush_lsn=target, apply_lsn=target)
+                        sent = target
+                    else:
+                        cur.send_feedback()
+                    last_feedback = now
+                if msg is None:
+                    select.select([cur], [], [], 0.1)
+        except BaseException as exc:
+            loop.call_soon_threadsafe(self._queue.put_nowait, exc)  # type: ignore[union-attr]
+        finally:
+            with contextlib.suppress(Exception):
+                conn.close()
+
+    # what the relay calls
+    async def next_batch(self) -> list[Row]:
+        assert self._queue is not None
+        item = await self._queue.get()
+        items = [item]
+        rows = 0
+        while not self._queue.empty() and rows < self.batch_size:
+            items.append(self._queue.get_nowait())
+            if isinstance(items[-1], BaseException):
+                break
+            rows += sum(len(r) for r, _ in items[-1])
+        out: list[Row] = []
+        for batch in items:
+            if isinstance(batch, BaseException):
+                if out:  # publish what came before the error first
+                    self._queue.put_nowait(batch)
+                    break
+                raise batch
+            for txn_rows, end_lsn in batch:
+                out.extend(txn_rows)
+                self._batch_lsn = end_lsn
+        return out
+
+    async def confirm(self, rows: list[Row]) -> None:
+        self._confirmed = max(self._confirmed, self._batch_lsn)
+
+    async def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            thread, self._thread = self._thread, None
+            await asyncio.to_thread(thread.join, 5)
+        self._pending = []
