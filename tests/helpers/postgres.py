@@ -214,5 +214,12 @@ def postgres_server() -> Iterator[PostgresServer]:
 
 
 @pytest.fixture
-def pg_url(postgres_server: PostgresServer) -> str:
-    return postgres_server.create_database()
+def pg_url(postgres_server: PostgresServer) -> Iterator[str]:
+    url = postgres_server.create_database()
+    yield url
+    # replication slots are per cluster and pin its WAL: drop the ones the test left
+    with contextlib.suppress(Exception):
+        postgres_server.execute(
+            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+            f"WHERE database = '{url.rsplit('/', 1)[1]}' AND NOT active"
+        )

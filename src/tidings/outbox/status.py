@@ -16,7 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from .table import check_shape
+from .table import check_shape, default_slot
 
 STALE = 15.0  # seconds: a relay that has not reported for this long is shown as gone
 
@@ -94,7 +94,7 @@ def outbox_status(
                 relays.append(entry)
         slot_info = None
         if conn.dialect.name == "postgresql":
-            slot_info = slot_status(conn, slot or f"{t.name}_slot")
+            slot_info = slot_status(conn, slot or default_slot(t.name, engine.url.database))
     tailing = any(r["alive"] and r["mode"] == "tail" for r in relays)
     return {
         "table": t.name,

@@ -63,6 +63,12 @@ def outbox_table(name: str, metadata: sa.MetaData | None = None) -> sa.Table:
     return table
 
 
+def default_slot(table: str, database: str | None) -> str:
+    """The replication slot's default name: slots are per cluster, so it names the database."""
+    raw = f"{table}_{database or 'db'}".lower()
+    return "".join(c if c.isalnum() or c == "_" else "_" for c in raw)[:63]
+
+
 def notify_ddl(name: str) -> list[str]:
     """PostgreSQL: a statement trigger that notifies channel ``name`` on every insert."""
     return [
@@ -91,4 +97,4 @@ def check_shape(conn: sa.Connection, name: str) -> None:
         )
 
 
-__all__ = ["COLUMNS", "check_shape", "notify_ddl", "outbox_table"]
+__all__ = ["COLUMNS", "check_shape", "default_slot", "notify_ddl", "outbox_table"]

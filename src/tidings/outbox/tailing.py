@@ -29,6 +29,7 @@ import sqlalchemy as sa
 from ..errors import BadRequest
 from .pgoutput import Begin, Commit, Decoder, Insert, bytea
 from .rows import Row, decode_headers
+from .table import default_slot
 from .writer import Outbox
 
 log = logging.getLogger("tidings.outbox")
@@ -68,7 +69,7 @@ class TailSource:
     ) -> None:
         self.outbox = outbox
         self.engine = outbox.sync_engine
-        self.slot = slot or f"{outbox.name}_slot"
+        self.slot = slot or default_slot(outbox.name, self.engine.url.database)
         self.publication = publication or f"{outbox.name}_pub"
         self.batch_size = batch_size
         self.slot_wait = slot_wait
