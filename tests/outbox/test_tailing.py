@@ -87,7 +87,9 @@ async def test_bad_setups_are_refused(pg_url: str, sqlite_url: str) -> None:
         await Relay(outbox, "memory://x", mode="tail").run()
     outbox.create_table()
     with engine.begin() as conn:
-        conn.exec_driver_sql("SELECT pg_create_logical_replication_slot('foreign', 'test_decoding')")
+        conn.exec_driver_sql(
+            "SELECT pg_create_logical_replication_slot('foreign', 'test_decoding')"
+        )
     relay = Relay(outbox, "memory://x", mode="tail", slot="foreign")
     with pytest.raises(BadRequest, match="belongs to someone else"):
         await asyncio.wait_for(relay.run(), 30)

@@ -10,7 +10,20 @@ from typing import Annotated
 import typer
 
 from ..errors import TidingsError
-from . import broker, demo, dlq, groups, publish, run, stats, store, subscribe, topics, users
+from . import (
+    broker,
+    demo,
+    dlq,
+    groups,
+    outbox,
+    publish,
+    run,
+    stats,
+    store,
+    subscribe,
+    topics,
+    users,
+)
 
 try:  # typer 0.2x vendors click
     from typer._click.exceptions import ClickException
@@ -68,6 +81,7 @@ app.add_typer(groups.app, name="group")
 app.add_typer(dlq.app, name="dlq")
 app.add_typer(users.app, name="user")
 app.add_typer(store.app, name="store")
+outbox.register(app)
 for module in (broker, publish, subscribe, stats, demo, run):
     module.register(app)
 

@@ -35,6 +35,10 @@ from .writer import Outbox
 log = logging.getLogger("tidings.outbox")
 
 
+class SlotBusy(Exception):
+    """The slot is streaming to someone else (retried: a dead relay's walsender may linger)."""
+
+
 def libpq_dsn(engine: sa.Engine) -> str:
     """The engine's URL as a libpq connection URI (no SQLAlchemy driver name)."""
     return engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
@@ -145,8 +149,8 @@ class TailSource:
                 )
             if active_pid is None:
                 return
-            if time.monotonic() > deadline:
-                raise BadRequest(
+            if time.monotonic() > deadline:  # retried by the relay, with this message
+                raise SlotBusy(
                     f"the replication slot {self.slot!r} is in use by another process (PID "
                     f"{active_pid}) that does not hold the outbox's relay lock: stop it or pass "
                     "another --slot"
