@@ -88,7 +88,10 @@ def relay(
     ] = None,
     mode: Annotated[str, typer.Option("--mode", help="poll or tail.")] = "poll",
     table_name: TableOpt = "tidings_outbox",
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 500,
+    batch_size: Annotated[
+        int | None,
+        typer.Option("--batch-size", min=1, help="Rows per publish (500 poll, 2000 tail)."),
+    ] = None,
     interval: Annotated[
         float, typer.Option("--interval", min=0.001, help="Poll mode: the longest idle wait (s).")
     ] = 1.0,

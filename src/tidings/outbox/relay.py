@@ -48,7 +48,7 @@ class Relay:
         broker: str | None = None,
         *,
         mode: Mode = "poll",
-        batch_size: int = 500,
+        batch_size: int | None = None,
         min_interval: float = 0.01,
         max_interval: float = 1.0,
         retention: float = 24 * 3600.0,
@@ -72,7 +72,7 @@ class Relay:
         self.engine = engine
         self.broker = broker
         self.mode: Mode = mode
-        self.batch_size = batch_size
+        self.batch_size = batch_size or (2000 if mode == "tail" else 500)
         self.min_interval = min_interval
         self.max_interval = max_interval
         self.retention = retention
@@ -161,7 +161,7 @@ class Relay:
     def _source(self) -> PollSource | TailSource:
         if self.mode == "tail":
             return TailSource(self.outbox, slot=self.slot, publication=self.publication,
-                              batch_size=max(self.batch_size, 2000))  # fmt: skip
+                              batch_size=self.batch_size)  # fmt: skip
         return PollSource(
             self.outbox,
             batch_size=self.batch_size,
@@ -205,9 +205,11 @@ class Relay:
 
     async def _backfill(self) -> None:
         """Rows written before the slot existed are not in its stream: poll them out once."""
-        source = PollSource(self.outbox, batch_size=self.batch_size)
+        source = PollSource(self.outbox, batch_size=min(self.batch_size, 1000))
         while rows := await source.fetch():
             await self._publish(rows)
+            if self.after_publish is not None:
+                self.after_publish(rows)
             await source.confirm(rows)
             self._count(rows)
 

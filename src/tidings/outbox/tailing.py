@@ -157,6 +157,9 @@ class TailSource:
                 )
             time.sleep(0.2)  # a relay that just died: its walsender is going away
 
+    async def _prepare_async(self) -> None:
+        await asyncio.to_thread(self._prepare)
+
     async def open(self) -> None:
         await asyncio.to_thread(self._prepare)
         self._queue = asyncio.Queue()
