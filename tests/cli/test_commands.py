@@ -78,7 +78,7 @@ def test_broker_command_runs_and_stops(tmp_path):
     from tidings.server.auth import hash_token
 
     users = tmp_path / "users.toml"
-    users.write_text(f'[[users]]\nname = "ops"\ntoken = "{hash_token("t0ken")}"\nadmin = ["*"]\n')
+    users.write_text(f'[[users]]\nname = "ops"\ntoken = "{hash_token("t0ken")}"\nadmin = [">"]\n')
     env = {**os.environ, "PYTHONPATH": run_process.__globals__["SRC"].as_posix()}
     env["TIDINGS_FRAME_TIMEOUT"] = "5"  # an option from the environment, as documented
     proc = subprocess.Popen(

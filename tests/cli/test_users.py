@@ -34,7 +34,7 @@ def test_add_passwd_remove_list(tmp_path, capsys, monkeypatch):
     assert code == 0 and "added user 'billing'" in out and "SIGHUP" in out
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600  # secrets: the owner's only
     code, out, _ = run(capsys, monkeypatch, "--json", "user", "add", "ops", "--users-file",
-                       path, "--token", "--admin", "*")  # fmt: skip
+                       path, "--token", "--admin", ">")  # fmt: skip
     token = json.loads(out)["token"]
     assert code == 0 and token
 

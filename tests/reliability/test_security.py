@@ -33,7 +33,7 @@ subscribe = ["orders", "orders.*"]
 [[users]]
 name = "ops"
 token = "{hash_token(TOKEN)}"
-admin = ["*"]
+admin = [">"]
 """
 
 
@@ -136,7 +136,13 @@ async def test_reply_topics_are_private_to_their_owner(broker_plain):
         mine = await owner.subscribe(GroupSpec(topic=inbox, name="replies"))
         with pytest.raises(Forbidden, match="reply topic"):
             await other.subscribe(GroupSpec(topic=inbox, name="steal"))
-        await other.publish(inbox, [Outgoing(b"the reply")])  # replying is allowed
+        with pytest.raises(Forbidden, match="reply topic"):  # no request named it
+            await other.publish(inbox, [Outgoing(b"a forged reply")])
+        await owner.create_topic(TopicSpec(name="rpc.private"))
+        requests = await other.subscribe(GroupSpec(topic="rpc.private", name="svc"))
+        await owner.publish("rpc.private", [Outgoing(b"ask", headers={"reply-to": inbox})])
+        await requests.next(timeout=5)
+        await other.publish(inbox, [Outgoing(b"the reply")])  # the reply to that request
         assert (await mine.next(timeout=5)).body == b"the reply"
     finally:
         await owner.close()

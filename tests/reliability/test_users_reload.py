@@ -30,7 +30,7 @@ def user(name: str, password_hash: str | None = None, **lists: list[str]) -> str
     return "\n".join(lines) + "\n"
 
 
-ADMIN = user("admin", admin=["*"])
+ADMIN = user("admin", admin=[">"])
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ class Member:
         "inflight",
         "last_seen",
         "partitions",
+        "paused",
         "prefetch",
         "seq",
         "session_timeout",
@@ -46,8 +47,11 @@ class Member:
         self.last_seen = now
         self.inflight: dict[tuple[int, int], Entry] = {}
         self.partitions: set[int] = set()  # ordered groups: partitions assigned to it
+        self.paused = False  # its connection cannot take more now (pause_member)
 
     def capacity(self, auto_ack: bool) -> int:
+        if self.paused:
+            return 0
         if auto_ack:
             return self.credit
         return self.prefetch - len(self.inflight)

@@ -84,6 +84,16 @@ class MembershipMixin:
         m.credit = min(m.credit + max(n, 0), m.prefetch)
         self._dispatch(m.group)
 
+    def pause_member(self, member_id: str, paused: bool) -> None:
+        """Stop (or resume) dispatching to a member whose consumer cannot take more now (its
+        connection's write buffer is over its high-water mark); nothing else changes."""
+        m = self._members.get(member_id)
+        if m is None or m.paused == paused:
+            return
+        m.paused = paused
+        if not paused:
+            self._dispatch(m.group)
+
     def member_group(self, member_id: str) -> GroupSpec:
         m = self._members.get(member_id)
         if m is None:

@@ -85,8 +85,9 @@ def _report(ctx: typer.Context, as_json: bool, what: str, name: str, token: str 
 
 @app.command(
     "add",
-    help="""Add a user with a password or a generated token and its permissions (fnmatch
-patterns of topic names; admin implies publish and subscribe).
+    help="""Add a user with a password or a generated token and its permissions (topic
+patterns: '*' matches one '.'-separated segment, '>' one or more, as NATS subjects; admin
+implies publish and subscribe).
 
 Example:
 

@@ -16,7 +16,7 @@ import secrets
 import time
 
 from ..broker import BrokerRuntime
-from ..errors import NotFound, Timeout
+from ..errors import NotFound, Overloaded, Timeout
 from ..protocol import constants as c
 from ..protocol.messages import Empty, ServerStats, SubClosed
 from .auth import Authenticator
@@ -108,6 +108,7 @@ class BrokerServer:
         )
         loop = asyncio.get_running_loop()
         self.alarms.check()
+        self.alarms.explain_at_start()
         self._listener = await loop.create_server(
             self._new_connection, self.config.host, self.config.port, backlog=1024, ssl=self.ssl
         )
@@ -137,9 +138,34 @@ class BrokerServer:
         while True:
             await asyncio.sleep(CHECK_INTERVAL)
             try:
-                self.alarms.check()
+                self.alarms.check(sum(c.buffered() for c in self.connections))
+                if self.alarms.memory is not None:
+                    self._close_slow_consumers(time.monotonic(), "the memory alarm is raised")
             except Exception:  # never let the watcher die
                 log.exception("checking resource alarms failed")
+
+    def _close_slow_consumers(self, now: float, why: str, older_than: float = 0.0) -> None:
+        """Close the connections whose write buffer has been over the high-water mark for more
+        than ``older_than`` seconds: clients that do not read what they asked for."""
+        for conn in list(self.connections):
+            since = conn.over_since
+            if since is None or now - since <= older_than or conn.closed:
+                continue
+            waiting = conn.buffered()
+            log.warning(
+                "closing connection %s (%s): %d bytes waiting to be read for %.1fs, above the "
+                "write high-water mark of %d bytes (%s); its un-acked deliveries return to "
+                "their groups",
+                conn.id, conn.peer, waiting, now - since, self.config.write_high_water, why,
+            )  # fmt: skip
+            conn.fail(
+                Overloaded(
+                    f"slow consumer: {waiting} bytes waited to be read for {now - since:.0f}s "
+                    f"({why}); read deliveries as they come, lower prefetch, or ask the "
+                    "operator to raise --write-deadline"
+                )
+            )
+            conn.abort()
 
     def _new_connection(self) -> ClientConnection:
         self._conn_seq += 1
@@ -202,6 +228,15 @@ class BrokerServer:
                         )
                     )
                     conn.abort()
+                elif (
+                    conn.over_since is not None
+                    and now - conn.over_since > self.config.write_deadline
+                ):
+                    self._close_slow_consumers(
+                        now,
+                        f"longer than --write-deadline {self.config.write_deadline:g}s",
+                        self.config.write_deadline,
+                    )
                 elif now - conn.last_received > dead_after:
                     log.warning(
                         "connection %s (%s) silent for %.1fs: closing it",

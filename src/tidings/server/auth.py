@@ -6,25 +6,29 @@ is TOML; secrets are stored hashed (edit it with ``tidings user add/passwd/remov
     [[users]]
     name = "orders"
     password = "scrypt$16384$8$1$<salt>$<hash>"    # a password: slow hash (scrypt)
-    publish = ["orders", "orders.*"]               # fnmatch patterns of topic names
-    subscribe = ["payments.*"]
+    publish = ["orders", "orders.*"]               # topic patterns: '*' one segment,
+    subscribe = ["payments.>"]                     # '>' one or more (as NATS subjects)
 
     [[users]]
     name = "ops"
     token = "sha256$<hex>"                         # a random token: a fast hash is enough
-    admin = ["*"]                                  # create/delete topics and groups; implies
+    admin = [">"]                                  # create/delete topics and groups; implies
                                                    # publish and subscribe on those topics
 
 A client sends a user and a secret (``tidings://orders:s3cret@host``) or a token alone
-(``tidings://TOKEN@host``). Comparisons use :func:`hmac.compare_digest`. Reply topics need no
-permission: any authenticated user may publish to one, only its owner connection subscribes.
+(``tidings://TOKEN@host``). Comparisons use :func:`hmac.compare_digest`, and every attempt that
+names a user costs one scrypt, whether the user exists, has a password, or not (no user
+enumeration by timing). Reply topics follow their own rules (``replies.py``).
+
+Patterns are matched segment by segment over the '.'-separated parts of a topic name: a
+literal segment matches itself, ``*`` any one segment, ``>`` (last only) one or more.
 """
 
 from __future__ import annotations
 
 import base64
 import dataclasses
-import fnmatch
+import functools
 import hashlib
 import hmac
 import logging
@@ -71,6 +75,41 @@ def _check_password(stored: str, password: str) -> bool:
     return hmac.compare_digest(got, expected)
 
 
+def check_pattern(pattern: object) -> str:
+    """Return ``pattern`` if it is a valid topic pattern, else raise BadRequest saying why."""
+    if not isinstance(pattern, str) or not pattern:
+        raise BadRequest(f"a topic pattern must be a non-empty string, got {pattern!r}")
+    parts = pattern.split(".")
+    for i, part in enumerate(parts):
+        if not part:
+            raise BadRequest(f"topic pattern {pattern!r} has an empty '.'-separated segment")
+        if part == ">" and i != len(parts) - 1:
+            raise BadRequest(f"topic pattern {pattern!r}: '>' may only be the last segment")
+        if part not in ("*", ">") and ("*" in part or ">" in part):
+            raise BadRequest(
+                f"topic pattern {pattern!r}: '*' and '>' stand for whole segments ('*' one, "
+                "'>' one or more, as NATS subjects); write e.g. 'orders.*' or 'orders.>'"
+            )
+    return pattern
+
+
+@functools.lru_cache(maxsize=4096)
+def _segments(pattern: str) -> tuple[str, ...]:
+    return tuple(pattern.split("."))
+
+
+def matches(pattern: str, topic: str) -> bool:
+    """Whether ``topic`` matches ``pattern`` ('*' one segment, '>' the rest, one or more)."""
+    want = _segments(pattern)
+    have = topic.split(".")
+    for i, part in enumerate(want):
+        if part == ">":
+            return len(have) > i
+        if i >= len(have) or (part != "*" and part != have[i]):
+            return False
+    return len(have) == len(want)
+
+
 @dataclasses.dataclass(frozen=True)
 class User:
     name: str
@@ -82,7 +121,7 @@ class User:
 
     def may(self, action: str, topic: str) -> bool:
         patterns = self.admin if action == "admin" else (*getattr(self, action), *self.admin)
-        return any(fnmatch.fnmatchcase(topic, pattern) for pattern in patterns)
+        return any(matches(pattern, topic) for pattern in patterns)
 
     def may_see(self, topic: str) -> bool:
         return any(self.may(action, topic) for action in ACTIONS)
@@ -127,6 +166,12 @@ class Authenticator:
             if not password and not token:
                 raise BadRequest(f"{where}: give a password or a token (hashed)")
             lists = {a: tuple(entry.get(a, ())) for a in ACTIONS}
+            for action, patterns in lists.items():
+                for pattern in patterns:
+                    try:
+                        check_pattern(pattern)
+                    except BadRequest as exc:
+                        raise BadRequest(f"{where}: {action}: {exc.message}") from None
             users.append(User(entry["name"], password, token, **lists))
         return cls(users, path)
 
@@ -148,15 +193,20 @@ class Authenticator:
         if not user:
             found = self._by_token(secret)
             if found is None:
+                _check_password(_DUMMY, secret)  # a failed token costs what a password does
                 raise Unauthorized(_FAILED)
             return found
         entry = self.users.get(user)
-        if entry is None:
-            _check_password(_DUMMY, secret)  # the same time whether the user exists or not
-            raise Unauthorized(_FAILED)
-        by_password = bool(entry.password) and _check_password(entry.password or "", secret)
-        by_token = bool(entry.token) and hmac.compare_digest(hash_token(secret), entry.token or "")
-        if not (by_password or by_token):
+        # One scrypt for every attempt that names a user: unknown, token-only and password
+        # users cost the same, so timing does not tell which names exist.
+        stored = entry.password if entry is not None and entry.password else _DUMMY
+        by_password = _check_password(stored, secret) and stored is not _DUMMY
+        by_token = (
+            entry is not None
+            and bool(entry.token)
+            and hmac.compare_digest(hash_token(secret), entry.token or "")
+        )
+        if entry is None or not (by_password or by_token):
             raise Unauthorized(_FAILED)
         self._verified[(user, _digest(secret))] = entry
         return entry

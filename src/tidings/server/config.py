@@ -32,13 +32,16 @@ class ServerConfig:
     max_message_size: int = 8 * DEFAULT_MAX_MESSAGE_SIZE  # no topic may allow more
     heartbeat: float = c.DEFAULT_HEARTBEAT_INTERVAL  # seconds; silent 3x as long = dead
     write_high_water: int = 1 << 20  # bytes queued to one client before it is paused
+    # seconds a client may stay above write_high_water (not reading) before it is closed
+    write_deadline: float = 30.0
     log_level: str = "INFO"
     handshake_timeout: float = 10.0  # seconds a new connection has to complete HELLO
     frame_timeout: float = 60.0  # seconds one frame may take to arrive once it has begun
     max_batch: int = 10_000  # messages in one PUBLISH frame at most
     # alarms (as RabbitMQ's): publishes are refused while one is raised
     memory_high_watermark: float = 0.4  # <= 1: fraction of RAM; > 1: bytes of RSS; 0: off
-    disk_free_limit: int = 50 * 1024 * 1024  # bytes free on the data disk at least; 0: off
+    # bytes free on the data disk at least; 0: off; None: 50 MiB or 5% of the disk if smaller
+    disk_free_limit: int | None = None
     # security (docs/security.md)
     users_file: str | None = None  # TOML users with hashed secrets: authentication on
     tls_cert: str | None = None  # PEM certificate (chain): TLS on
@@ -61,9 +64,11 @@ class ServerConfig:
             )
         if self.heartbeat <= 0 or self.fsync_interval_ms <= 0 or self.max_connections < 1:
             raise BadRequest("heartbeat, fsync interval and max connections must be positive")
+        if self.write_high_water < 1024 or self.write_deadline <= 0:
+            raise BadRequest("write high water must be >= 1024 bytes, write deadline positive")
         if self.handshake_timeout <= 0 or self.frame_timeout <= 0 or self.max_batch < 1:
             raise BadRequest("handshake timeout, frame timeout and max batch must be positive")
-        if self.memory_high_watermark < 0 or self.disk_free_limit < 0:
+        if self.memory_high_watermark < 0 or (self.disk_free_limit or 0) < 0:
             raise BadRequest("memory high watermark and disk free limit must be >= 0 (0: off)")
         if (self.tls_key or self.tls_client_ca) and not self.tls_cert:
             raise BadRequest("--tls-key and --tls-client-ca need --tls-cert")
@@ -88,7 +93,16 @@ OPTIONS: dict[str, tuple[str, type, str]] = {
     "max_frame_size": ("TIDINGS_MAX_FRAME_SIZE", int, "largest protocol frame, bytes"),
     "max_message_size": ("TIDINGS_MAX_MESSAGE_SIZE", int, "largest message any topic allows"),
     "heartbeat": ("TIDINGS_HEARTBEAT", float, "heartbeat interval, seconds"),
-    "write_high_water": ("TIDINGS_WRITE_HIGH_WATER", int, "bytes buffered per client at most"),
+    "write_high_water": (
+        "TIDINGS_WRITE_HIGH_WATER",
+        int,
+        "bytes buffered for one client before the broker stops sending to it (default 1 MiB)",
+    ),
+    "write_deadline": (
+        "TIDINGS_WRITE_DEADLINE",
+        float,
+        "seconds a client may stay above --write-high-water before it is closed (default 30)",
+    ),
     "log_level": ("TIDINGS_LOG_LEVEL", str, "DEBUG, INFO (default), WARNING or ERROR"),
     "handshake_timeout": ("TIDINGS_HANDSHAKE_TIMEOUT", float, "seconds to complete HELLO"),
     "frame_timeout": (
@@ -105,7 +119,8 @@ OPTIONS: dict[str, tuple[str, type, str]] = {
     "disk_free_limit": (
         "TIDINGS_DISK_FREE_LIMIT",
         int,
-        "refuse publishes while the data disk has fewer free bytes; 0 = off",
+        "refuse publishes while the data disk has fewer free bytes (default: 50 MiB, or 5% of "
+        "the disk if that is less); 0 = off",
     ),
     "users_file": ("TIDINGS_USERS_FILE", str, "TOML users file: authentication required"),
     "tls_cert": ("TIDINGS_TLS_CERT", str, "PEM certificate: serve TLS"),

@@ -49,6 +49,7 @@ class ClientConnection(asyncio.Protocol):
         self.flush_scheduled = False
         self.closed = False
         self.paused = False
+        self.over_since: float | None = None  # when the write buffer went over high water
         self.credit_held = False  # some member holds back credit until the buffer drains
         self.high_water = server.config.write_high_water
         self.last_received = self.last_sent = self.opened = time.monotonic()
@@ -56,6 +57,7 @@ class ClientConnection(asyncio.Protocol):
         self.user: User | None = None  # the authenticated user (None: the broker has none)
         self.authenticating: list[Frame] | None = None  # frames held while a password is checked
         self.may_publish: set[str] = set()  # topics this user was found allowed to publish to
+        self.reply_grants: dict[str, int] = {}  # reply topic -> replies it may still publish
         self.max_buffered = 0
         self.frames_in = self.frames_out = 0
         self._loop = asyncio.get_running_loop()
@@ -164,9 +166,18 @@ class ClientConnection(asyncio.Protocol):
             log.warning("dropping the reply topics of %s failed: %s", self.id, exc)
 
     def pause_writing(self) -> None:
+        """Above the write high-water mark: read no requests and dispatch nothing more to
+        this connection's members until the client has read down to the low mark."""
         self.paused = True
+        self.over_since = time.monotonic()
         self.server.paused += 1
         self.pause_reading()
+        self._pause_members(True)
+
+    def _pause_members(self, paused: bool) -> None:
+        for member in list(self.members.values()):
+            if member.member_id:
+                self.broker.pause_member(member.member_id, paused)
 
     def pause_reading(self) -> None:
         if self.transport is not None and not self.closed:
@@ -180,11 +191,14 @@ class ClientConnection(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self.paused = False
+        self.over_since = None
         self.server.paused -= 1
         if self.transport is not None and not self.closed:
             with contextlib.suppress(RuntimeError):
                 self.transport.resume_reading()
         self.release_credit()
+        if not self.closed:
+            self._pause_members(False)
 
     def over_high_water(self) -> bool:
         """True while this client has more bytes waiting than the high-water mark."""
@@ -239,6 +253,10 @@ class ClientConnection(asyncio.Protocol):
     def abort(self) -> None:
         if self.transport is not None:
             self.transport.abort()
+
+    def broker_topics(self) -> set[str]:
+        """The names of the topics that exist now."""
+        return {t.name for t in self.broker.list_topics()}
 
     def buffered(self) -> int:
         transport = self.transport

@@ -14,30 +14,25 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..errors import (
-    AlreadyExists,
     BadRequest,
-    Forbidden,
     NotFound,
     ProtocolError,
     TidingsError,
     Unauthorized,
 )
-from ..model import TopicSpec
-from ..names import validate_name
+from ..names import is_reply_topic, refuse_reply_name, validate_name
 from ..protocol import constants as c
 from ..protocol import decode_body
 from ..protocol import messages as m
 from ..protocol.framing import Frame
 from ..protocol.handshake import negotiate
-from .auth import require
+from . import replies, rights
 from .members import ServerMember
 
 if TYPE_CHECKING:
     from .connection import ClientConnection
 
 log = logging.getLogger("tidings.server")
-
-REPLY_TOPIC_MAX_AGE = 3600.0  # seconds a reply waits in a reply topic at most
 
 
 def handshake(conn: ClientConnection, frames: list[Frame]) -> list[Frame]:
@@ -81,10 +76,20 @@ def handshake(conn: ClientConnection, frames: list[Frame]) -> list[Frame]:
 
 
 async def _authenticate(conn: ClientConnection, hello: m.Hello, rid: int, version: int) -> None:
+    """Check the credentials off the event loop, against the users in effect when the check
+    completes: a reload (SIGHUP) during the check makes it run again on the new users, so a
+    user removed meanwhile never gets WELCOME (and a changed one gets its new rights)."""
     loop = asyncio.get_running_loop()
     try:
-        verify = conn.server.auth.verify
-        conn.user = await loop.run_in_executor(None, verify, hello.user, hello.token)
+        while True:
+            auth = conn.server.auth
+            user = await loop.run_in_executor(None, auth.verify, hello.user, hello.token)
+            if conn.server.auth is auth:
+                break
+            log.info(
+                "users reloaded while %s authenticated: checking again against the new users",
+                conn.id,
+            )
     except Unauthorized as exc:
         log.warning(
             "authentication of user %r from %s failed: %s", hello.user or "(token)", conn.peer, exc
@@ -94,6 +99,7 @@ async def _authenticate(conn: ClientConnection, hello: m.Hello, rid: int, versio
         return
     if conn.closed:
         return
+    conn.user = user
     _welcome(conn, rid, version)
     frames, conn.authenticating = conn.authenticating or [], None
     conn.resume_reading()
@@ -137,86 +143,56 @@ def stats(conn: ClientConnection, body: m.Empty) -> m.ServerStats:
     return conn.server.stats()
 
 
-def _may(conn: ClientConnection, action: str, topic: str) -> None:
-    require(conn.user, action, topic, f"connection {conn.id} from {conn.peer}")
-
-
-def _may_see(conn: ClientConnection, topic: str) -> None:
-    user = conn.user
-    if user is not None and not user.may_see(topic) and reply_topic_owner(conn, topic) is not conn:
-        _may(conn, "subscribe", topic)  # raises Forbidden, logged
-
-
-def reply_topic_owner(conn: ClientConnection, topic: str) -> object:
-    """The connection owning ``topic`` if it is a reply (temporary) topic, else None."""
-    try:
-        return conn.broker.topic_owner(topic)
-    except NotFound:
-        return None
-
-
 def create_topic(conn: ClientConnection, body: m.CreateTopic) -> m.TopicReply:
     spec = body.spec
-    _may(conn, "admin", spec.name)
+    refuse_reply_name(spec.name)
+    if spec.temporary:
+        raise BadRequest(
+            "temporary topics are reply topics, which the broker names: use "
+            "create_reply_topic (or create an ordinary topic without temporary)"
+        )
+    rights.require(conn, "admin", spec.name)
     limit = conn.server.config.max_message_size
     if spec.max_message_size > limit:
         raise BadRequest(
             f"max_message_size {spec.max_message_size} is above this broker's limit of {limit} "
             "bytes: lower it or start the broker with a larger --max-message-size"
         )
-    owner = conn if spec.temporary else None
-    return m.TopicReply(conn.broker.create_topic(spec, exist_ok=body.exist_ok, owner=owner))
+    return m.TopicReply(conn.broker.create_topic(spec, exist_ok=body.exist_ok))
 
 
 def delete_topic(conn: ClientConnection, body: m.TopicName) -> m.Empty:
-    _may(conn, "admin", body.name)
+    replies.refuse_foreign(conn, body.name, "delete")
+    if replies.owner_of(conn, body.name) is not conn:
+        rights.require(conn, "admin", body.name)
     conn.broker.delete_topic(body.name)
     conn.server.members_gone(body.name, None, f"topic {body.name!r} was deleted")
     return m.Empty()
 
 
 def list_topics(conn: ClientConnection, body: m.Empty) -> m.TopicList:
-    topics = conn.broker.list_topics()
+    topics = [t for t in conn.broker.list_topics() if replies.visible(conn, t.name)]
     user = conn.user
     if user is not None:
-        topics = [t for t in topics if user.may_see(t.name)]
+        topics = [t for t in topics if user.may_see(t.name) or is_reply_topic(t.name)]
     return m.TopicList(topics)
 
 
 def topic_info(conn: ClientConnection, body: m.TopicName) -> Any:
-    _may_see(conn, body.name)
+    rights.require_some(conn, body.name)
     return conn.broker.topic_info(body.name)
 
 
 def create_reply_topic(conn: ClientConnection, body: m.CreateReplyTopic) -> m.TopicName:
-    name = body.name or f"_reply.{conn.id}.{conn.next_sub + 1}"
-    validate_name("topic", name)
-    broker = conn.broker
-    if name in {t.name for t in broker.list_topics()}:
-        if broker.topic_owner(name) is conn:
-            return m.TopicName(name)
-        raise AlreadyExists(f"topic {name!r} exists and is not this connection's reply topic")
-    spec = TopicSpec(name=name, temporary=True, max_age=REPLY_TOPIC_MAX_AGE)
-    broker.create_topic(spec, owner=conn)
-    return m.TopicName(name)
+    if body.name:
+        validate_name("topic", body.name)
+    return m.TopicName(replies.create(conn, body.name))
 
 
 def subscribe(conn: ClientConnection, body: m.Subscribe) -> m.Subscribed:
     spec = body.spec.validate()
-    owner = reply_topic_owner(conn, spec.topic)
-    if owner is not None and owner is not conn:
-        log.warning(
-            "forbidden: connection %s (%s) tried to subscribe to reply topic %r of another",
-            conn.id,
-            conn.peer,
-            spec.topic,
-        )
-        raise Forbidden(
-            f"topic {spec.topic!r} is another connection's reply topic: only its owner may "
-            "subscribe (publishing replies to it is allowed)"
-        )
-    if owner is None:
-        _may(conn, "subscribe", spec.topic)
+    rights.require_subscribe(conn, spec.topic)
+    rights.require_group_writes(conn, spec)
     conn.next_sub += 1
     member = ServerMember(conn, conn.next_sub, spec)
     member_id = conn.broker.join(spec, prefetch=body.prefetch, deliver=member.deliver)
@@ -293,25 +269,25 @@ def credit(conn: ClientConnection, body: m.Credit) -> None:
 
 
 def group_info(conn: ClientConnection, body: m.GroupRef) -> Any:
-    _may_see(conn, body.topic)
+    rights.require_subscribe(conn, body.topic)
     return conn.broker.group_info(body.topic, body.group)
 
 
 def delete_group(conn: ClientConnection, body: m.GroupRef) -> m.Empty:
-    _may(conn, "admin", body.topic)
+    rights.require(conn, "admin", body.topic)
     conn.broker.delete_group(body.topic, body.group)
     conn.server.members_gone(body.topic, body.group, f"group {body.group!r} was deleted")
     return m.Empty()
 
 
 def reset_group(conn: ClientConnection, body: m.ResetGroup) -> m.Empty:
-    _may(conn, "admin", body.topic)
+    rights.require(conn, "admin", body.topic)
     conn.broker.reset_group(body.topic, body.group, body.start, body.start_value)
     return m.Empty()
 
 
 def list_groups(conn: ClientConnection, body: m.TopicName) -> m.GroupList:
-    _may_see(conn, body.name)
+    rights.require_subscribe(conn, body.name)
     return m.GroupList(conn.broker.list_groups(body.name))
 
 

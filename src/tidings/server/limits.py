@@ -9,6 +9,7 @@ logged once each.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -18,6 +19,8 @@ from ..errors import Overloaded, StorageFull, TidingsError
 log = logging.getLogger("tidings.server")
 
 CHECK_INTERVAL = 1.0
+DEFAULT_DISK_FREE_LIMIT = 50 * 1024 * 1024
+DEFAULT_DISK_FREE_SHARE = 0.05  # the default limit is at most this share of the disk's size
 
 
 def physical_memory() -> int:
@@ -39,16 +42,27 @@ def rss_bytes() -> int:
 
 
 class Alarms:
-    def __init__(self, memory_high_watermark: float, disk_free_limit: int, path: str | None):
+    def __init__(
+        self, memory_high_watermark: float, disk_free_limit: int | None, path: str | None
+    ) -> None:
         if 0 < memory_high_watermark <= 1:
             self.memory_limit = int(memory_high_watermark * physical_memory())
         else:
             self.memory_limit = int(memory_high_watermark)
-        self.disk_free_limit = disk_free_limit if path else 0
+        if disk_free_limit is None and path:  # the default: never more than 5% of the disk
+            disk_free_limit = DEFAULT_DISK_FREE_LIMIT
+            existing = path
+            while not os.path.isdir(existing) and os.path.dirname(existing) != existing:
+                existing = os.path.dirname(existing)  # the data directory may not exist yet
+            with contextlib.suppress(OSError):
+                total = shutil.disk_usage(existing).total
+                disk_free_limit = min(disk_free_limit, int(total * DEFAULT_DISK_FREE_SHARE))
+        self.disk_free_limit = (disk_free_limit or 0) if path else 0
         self.path = path
         self.memory: TidingsError | None = None
         self.disk: TidingsError | None = None
         self.rss = 0
+        self.buffered = 0
         self.free: int | None = None
 
     def describe(self) -> str:
@@ -59,20 +73,26 @@ class Alarms:
             parts.append(f"disk free limit {self.disk_free_limit / 2**20:.0f} MiB")
         return ", ".join(parts) or "no resource alarms"
 
-    def check(self) -> None:
-        """Sample memory and disk; raise or clear the alarms."""
+    def check(self, buffered: int = 0) -> None:
+        """Sample memory and disk; raise or clear the alarms. ``buffered``: bytes waiting in
+        client write buffers, which count against the memory watermark on their own too (they
+        are there at once, before the next RSS sample sees them)."""
         if self.memory_limit:
             self.rss = rss_bytes()
-            if self.rss > self.memory_limit:
+            self.buffered = buffered
+            if self.rss > self.memory_limit or buffered > self.memory_limit:
                 if self.memory is None:
                     log.warning(
-                        "memory alarm: %d MiB resident is above the high watermark of %d MiB; "
-                        "publishes are refused until consumers catch up",
+                        "memory alarm: %d MiB resident (%d MiB buffered for clients) is above "
+                        "the high watermark of %d MiB; publishes are refused until consumers "
+                        "catch up, and clients over their write high-water mark are closed",
                         self.rss >> 20,
+                        buffered >> 20,
                         self.memory_limit >> 20,
                     )
                 self.memory = Overloaded(
-                    f"the broker's memory ({self.rss >> 20} MiB) is above its high watermark "
+                    f"the broker's memory ({self.rss >> 20} MiB, {buffered >> 20} MiB of it "
+                    f"buffered for clients) is above its high watermark "
                     f"({self.memory_limit >> 20} MiB): publishing resumes when consumers catch "
                     "up; retry later or raise --memory-high-watermark"
                 )
@@ -101,6 +121,25 @@ class Alarms:
             elif self.disk is not None:
                 log.warning("disk alarm cleared: %d MiB free", self.free >> 20)
                 self.disk = None
+
+    def explain_at_start(self) -> None:
+        """Say at start, loudly, when an alarm already refuses every publish (and why)."""
+        if self.disk is not None:
+            log.error(
+                "the data disk %s has %d MiB free, below --disk-free-limit %d MiB: every "
+                "publish will be refused with StorageFull until space is freed; free space, "
+                "or lower the limit (--disk-free-limit BYTES, 0 turns it off)",
+                self.path,
+                (self.free or 0) >> 20,
+                self.disk_free_limit >> 20,
+            )
+        if self.memory is not None:
+            log.error(
+                "the broker already uses %d MiB, above --memory-high-watermark %d MiB: every "
+                "publish will be refused with Overloaded; raise the watermark",
+                self.rss >> 20,
+                self.memory_limit >> 20,
+            )
 
     def refuse_publish(self) -> None:
         """Raise the alarm's error if publishes are refused right now."""

@@ -19,6 +19,7 @@ import msgspec
 
 from ..model import Delivery, GroupSpec
 from ..protocol import constants as c
+from .replies import grant
 
 if TYPE_CHECKING:
     from .connection import ClientConnection
@@ -45,6 +46,7 @@ class ServerMember:
         conn = self.conn
         if conn.closed:
             return
+        grant(conn, deliveries)  # a request's reply-to may now get this connection's reply
         rows = [_astuple(d) for d in deliveries]
         limit = conn.max_frame_size // 2
         if sum(len(d.body) for d in deliveries) + 256 * len(rows) <= limit:
@@ -64,6 +66,8 @@ class ServerMember:
         """The SUBSCRIBE reply is written: now the stashed deliveries may follow it."""
         self.member_id = member_id
         self.ready = True
+        if self.conn.paused:  # joined while its connection is over the high-water mark
+            self.conn.broker.pause_member(member_id, True)
         stash, self.stash = self.stash, []
         if stash:
             self.deliver(stash)

@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING
 
 from ..errors import BadRequest, StorageError, TidingsError
 from ..model import Outgoing, Receipt
+from ..names import is_reply_topic
 from ..protocol import constants as c
 from ..protocol import decode_body
 from ..protocol.framing import Frame
 from ..protocol.messages import Publish
-from . import handlers
-from .auth import require
+from . import replies, rights
 
 if TYPE_CHECKING:
     from .connection import ClientConnection
@@ -65,11 +65,12 @@ def admit(conn: ClientConnection, body: Publish) -> None:
             f"{limit}: send smaller batches (or raise --max-batch)"
         )
     conn.server.alarms.refuse_publish()
-    if conn.user is not None and body.topic not in conn.may_publish:
-        owner = handlers.reply_topic_owner(conn, body.topic)
-        if owner is None:  # anyone may publish a reply to a reply topic
-            require(conn.user, "publish", body.topic, f"connection {conn.id} from {conn.peer}")
-        conn.may_publish.add(body.topic)
+    topic = body.topic
+    if is_reply_topic(topic):  # only as the reply to a request that named it
+        replies.admit_publish(conn, topic, len(body.messages))
+    elif conn.user is not None and topic not in conn.may_publish:
+        rights.require(conn, "publish", topic)
+        conn.may_publish.add(topic)
 
 
 def start(conn: ClientConnection, run: Run) -> None:

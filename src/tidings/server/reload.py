@@ -5,6 +5,8 @@ the users in effect stay. Then every open connection is brought in line with it:
 
 - a connection whose user was removed, or whose password or token changed, is closed with
   ``Forbidden`` (it must connect again with valid credentials);
+- a connection still authenticating (its scrypt check in flight) is checked again against
+  the new users when that check ends (handlers._authenticate compares the generation);
 - otherwise the connection gets the user's new permissions: publish checks start afresh, and
   a subscription on a topic the user may no longer subscribe to is ended (``SUB_CLOSED`` with
   ``Forbidden``). A connection's own reply topics stay its own.
@@ -15,7 +17,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from ..errors import Forbidden, NotFound, TidingsError
+from ..errors import Forbidden, TidingsError
+from ..names import is_reply_topic
 from ..protocol import constants as c
 from ..protocol.messages import SubClosed
 from .auth import Authenticator
@@ -39,10 +42,12 @@ def reload_users(server: BrokerServer) -> bool:
         log.error("reload: %s; the users loaded before stay in effect", exc.message)
         return False
     server.auth = auth
-    closed = updated = ended = 0
+    closed = updated = ended = pending = 0
     for conn in list(server.connections):
         old = conn.user
         if old is None:
+            # still authenticating: that check runs again against these users when it ends
+            pending += conn.authenticating is not None
             continue
         new = auth.users.get(old.name)
         if new is None or (new.password, new.token) != (old.password, old.token):
@@ -56,12 +61,14 @@ def reload_users(server: BrokerServer) -> bool:
         ended += _end_forbidden_subscriptions(conn)
         updated += 1
     log.info(
-        "reload: %d users from %s; %d connections updated, %d closed, %d subscriptions ended",
+        "reload: %d users from %s; %d connections updated, %d closed, %d subscriptions ended, "
+        "%d still authenticating (checked against the new users)",
         len(auth.users),
         path,
         updated,
         closed,
         ended,
+        pending,
     )
     return True
 
@@ -72,11 +79,7 @@ def _end_forbidden_subscriptions(conn: ClientConnection) -> int:
     ended = 0
     for sub_id, member in list(conn.members.items()):
         topic = member.spec.topic
-        try:
-            own_reply_topic = conn.broker.topic_owner(topic) is conn
-        except NotFound:
-            own_reply_topic = False
-        if own_reply_topic or user.may("subscribe", topic):
+        if is_reply_topic(topic) or user.may("subscribe", topic):  # reply topics: only its own
             continue
         del conn.members[sub_id]
         try:

@@ -17,7 +17,7 @@ from typing import Any
 
 from ..errors import AlreadyExists, BadRequest, NotFound
 from ..names import validate_name
-from .auth import ACTIONS, Authenticator
+from .auth import ACTIONS, Authenticator, check_pattern
 
 Entry = dict[str, Any]
 
@@ -80,6 +80,12 @@ def find(entries: list[Entry], name: str, path: str) -> Entry:
 def add(path: str, name: str, secret: dict[str, str], permissions: dict[str, list[str]]) -> None:
     """Add user ``name`` with ``secret`` ({"password": hash} or {"token": hash})."""
     validate_name("user", name)
+    for action in ACTIONS:
+        for pattern in permissions.get(action, []):
+            try:
+                check_pattern(pattern)
+            except BadRequest as exc:
+                raise BadRequest(f"--{action} {pattern!r}: {exc.message}") from None
     entries = read_entries(path, missing_ok=True)
     if any(e.get("name") == name for e in entries):
         raise AlreadyExists(

@@ -28,6 +28,7 @@ from ..model import (
     TopicInfo,
     TopicSpec,
 )
+from ..names import REPLY_PREFIX, is_reply_topic, refuse_reply_name
 from ..storage.memory import MemoryStore
 from .base import ALL_CAPABILITIES, Transport, TransportSubscription
 
@@ -157,13 +158,19 @@ class MemoryTransport(Transport):
             self._runtime = None
 
     async def create_topic(self, spec: TopicSpec, *, exist_ok: bool = True) -> TopicSpec:
+        refuse_reply_name(spec.name)
         return self.runtime.broker.create_topic(spec, exist_ok=exist_ok)
 
     async def delete_topic(self, name: str) -> None:
         self.runtime.broker.delete_topic(name)
 
     async def list_topics(self) -> list[TopicSpec]:
-        return self.runtime.broker.list_topics()
+        broker = self.runtime.broker
+        return [  # another transport's reply topics are not listed (as on the broker)
+            t
+            for t in broker.list_topics()
+            if not is_reply_topic(t.name) or broker.topic_owner(t.name) is self
+        ]
 
     async def topic_info(self, name: str) -> TopicInfo:
         return self.runtime.broker.topic_info(name)
@@ -189,7 +196,7 @@ class MemoryTransport(Transport):
         self.runtime.broker.reset_group(topic, group, start, start_value)
 
     async def create_reply_topic(self) -> str:
-        name = f"reply.{secrets.token_hex(8)}"
+        name = f"{REPLY_PREFIX}{secrets.token_hex(12)}"  # the reserved namespace
         spec = TopicSpec(name=name, temporary=True, dedup_window=0)
         self.runtime.broker.create_topic(spec, owner=self)
         return name

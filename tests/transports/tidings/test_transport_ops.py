@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 
 import pytest
 
-from tidings.errors import AlreadyExists, Closed, LeaseLost, NotFound, TidingsError
+from tidings.errors import AlreadyExists, Closed, Forbidden, LeaseLost, NotFound, TidingsError
 from tidings.headers import DLQ_REASON, dead_letter_topic
 from tidings.model import GroupSpec, Outgoing, TopicSpec
 from tidings.server.app import CAPABILITIES
@@ -173,14 +174,31 @@ async def test_competing_members_and_group_admin(transport, connect, name):
 async def test_reply_topic_is_private_and_deleted_on_close(connect, transport):
     requester = await connect()
     reply_to = await requester.create_reply_topic()
-    assert (await transport.topic_info(reply_to)).spec.temporary
-    await transport.publish(reply_to, [Outgoing(b"answer")])
+    assert reply_to.startswith("_reply.")  # the broker names it, in its reserved namespace
+    assert (await requester.topic_info(reply_to)).spec.temporary
+    assert reply_to not in [t.name for t in await transport.list_topics()]  # hidden
+    with pytest.raises(Forbidden, match="reply topic"):
+        await transport.topic_info(reply_to)
+    with pytest.raises(Forbidden, match="reply topic"):  # no request named it: no reply
+        await transport.publish(reply_to, [Outgoing(b"forged")])
+    name = f"rpc-{uuid.uuid4().hex[:8]}"
+    await transport.create_topic(TopicSpec(name=name))
+    responder = await transport.subscribe(GroupSpec(topic=name, name="svc"))
+    await requester.publish(name, [Outgoing(b"ask", headers={"reply-to": reply_to})])
+    assert (await responder.next(timeout=5)).headers["reply-to"] == reply_to
+    await transport.publish(reply_to, [Outgoing(b"answer")])  # the request named it
     sub = await requester.subscribe(GroupSpec(topic=reply_to, name="replies"))
     assert (await sub.next(timeout=5)).body == b"answer"
+    with pytest.raises(Forbidden, match="one reply per request"):
+        await transport.publish(reply_to, [Outgoing(b"a second answer")])
     await requester.close()
     for _ in range(50):
-        if reply_to not in [t.name for t in await transport.list_topics()]:
+        try:
+            await transport.topic_info(reply_to)
+        except NotFound:
             break
+        except Forbidden:
+            pass
         await asyncio.sleep(0.05)
     else:
         pytest.fail("the reply topic outlived its connection")

@@ -138,11 +138,19 @@ class Reconnector:
         """Re-create this client's reply topics and re-join its groups on ``conn``."""
         t = self.t
         waits = [
-            conn.request(c.CREATE_REPLY_TOPIC, m.CreateReplyTopic(name)) for name in t.reply_topics
+            (name, conn.request(c.CREATE_REPLY_TOPIC, m.CreateReplyTopic(name)))
+            for name in t.reply_topics
         ]
-        for fut in waits:
+        for name, fut in waits:
             with contextlib.suppress(TidingsError):
-                await fut
+                got: m.TopicName = await fut
+                if got.name != name:  # the broker would not give it back (another user?)
+                    log.warning(
+                        "reply topic %r could not be reclaimed after reconnecting (got %r): "
+                        "replies to requests sent before are lost",
+                        name,
+                        got.name,
+                    )
             if conn.closed:
                 raise Disconnected("connection lost while restoring state")
         await asyncio.gather(*(t._join(sub, conn) for sub in list(t.members)))

@@ -200,8 +200,9 @@ class NativeTransport(Transport):
         return await self.call(c.TOPIC_INFO, m.TopicName(name))
 
     async def create_reply_topic(self) -> str:
-        name = f"_reply.{self._id_prefix}.{len(self.reply_topics) + 1}"
-        reply: m.TopicName = await self.call(c.CREATE_REPLY_TOPIC, m.CreateReplyTopic(name))
+        """A reply topic the broker names (in its reserved ``_reply.`` namespace); after a
+        reconnect this client reclaims it by that name."""
+        reply: m.TopicName = await self.call(c.CREATE_REPLY_TOPIC, m.CreateReplyTopic(""))
         self.reply_topics.append(reply.name)
         return reply.name
 
