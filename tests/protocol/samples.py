@@ -7,7 +7,9 @@ from tidings.protocol import constants as c
 from tidings.protocol import messages as m
 
 TOPIC = TopicSpec(name="orders", partitions=3, retention="work-queue", max_age=3600.0)
-GROUP = GroupSpec(topic="orders", name="billing", mode="ordered", lease=5.0)
+GROUP = GroupSpec(
+    topic="orders", name="billing", mode="ordered", lease=5.0, dead_letter_topic="orders.dead"
+)
 R = c.REPLY_BIT
 
 SAMPLES: dict[int, object] = {
@@ -52,12 +54,12 @@ SAMPLES: dict[int, object] = {
         partitions=[PartitionInfo(partition=0, first_offset=0, next_offset=3)],
         groups=[GroupInfo(topic="orders", name="billing", mode="shared", ready=3)],
     ),
-    c.CREATE_REPLY_TOPIC: m.CreateReplyTopic("rpc"),
-    c.CREATE_REPLY_TOPIC | R: m.TopicName("rpc.reply.abc"),
+    c.CREATE_REPLY_TOPIC: m.CreateReplyTopic("_reply.0123456789ab.cafe"),
+    c.CREATE_REPLY_TOPIC | R: m.TopicName("_reply.0123456789ab.cafe"),
     c.PUBLISH: m.Publish(
         "orders",
         [
-            m.WireOutgoing(b"\x00body", "k", {"a": "b"}, "id-1", 10.0, 0.5),
+            m.WireOutgoing(b"\x00body", "k", {"reply-to": "_reply.ab.cd"}, "id-1", 10.0, 0.5),
             m.WireOutgoing(b""),
         ],
     ),

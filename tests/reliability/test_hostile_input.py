@@ -42,11 +42,18 @@ values = st.recursive(
     ),
     max_leaves=20,
 )
-names = st.sampled_from(
-    ["t", "fuzz", "", ".", "a" * 300, "ü-topic", "a/b", "_reply.x.1"]
-) | st.text(max_size=30)
+reply_names = st.sampled_from(["_reply.", "_reply.x", "_reply.x.1", "_reply..x"]) | st.text(
+    max_size=30
+).map(lambda s: "_reply." + s)
+names = (
+    st.sampled_from(["t", "fuzz", "", ".", "a" * 300, "ü-topic", "a/b", "_reply.x.1"])
+    | reply_names
+    | st.text(max_size=30)
+)
 headers = st.dictionaries(
-    st.text(max_size=20), st.text(max_size=40) | st.integers(-1000, 1000), max_size=4
+    st.text(max_size=20) | st.just("reply-to"),
+    st.text(max_size=40) | st.integers(-1000, 1000) | reply_names,
+    max_size=4,
 )
 messages = st.lists(
     st.tuples(
@@ -67,6 +74,9 @@ group_specs = st.fixed_dictionaries(
         "max_deliveries": st.integers(-5, 5),
         "start": st.sampled_from(["earliest", "latest", "offset", "time", "never"]),
         "in_flight_per_partition": st.integers(-1, 3),
+        "dead_letter_topic": st.none() | names | st.integers(-3, 3),
+        "dead_letter_expired": st.booleans() | st.text(max_size=3),
+        "auto_ack": st.booleans(),
     },
 )
 topic_specs = st.fixed_dictionaries(
@@ -91,6 +101,9 @@ shaped = {
     ),
     constants.CREDIT: st.tuples(st.integers(-2, 5), ints),
     constants.RESET_GROUP: st.tuples(names, names, st.text(max_size=8), st.none() | st.floats()),
+    constants.CREATE_REPLY_TOPIC: st.tuples(names | st.integers() | st.none()),
+    constants.TOPIC_INFO: st.tuples(reply_names | names),
+    constants.LIST_GROUPS: st.tuples(reply_names | names),
 }
 
 
@@ -212,6 +225,36 @@ def test_shaped_payloads_with_hostile_values(client, data):
 @given(payload=st.binary(max_size=200), ftype=st.sampled_from(REQUESTS))
 def test_random_bytes_as_payload(client, ftype, payload):
     _check_answered(client, ftype, payload)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=FUZZ.suppress_health_check)
+@given(data=st.data())
+def test_reply_topic_and_dead_letter_paths_with_hostile_values(broker, client, data):
+    """A real reply topic of another connection, then hostile publishes into it, subscribes to
+    it, and groups that would dead-letter into it or anywhere else: refused or served, never
+    an internal error."""
+    import msgspec
+
+    owner = SyncClient(broker.host, broker.port)
+    try:
+        [made] = owner.exchange(
+            raw_frame(
+                constants.CREATE_REPLY_TOPIC, 9, msgspec.msgpack.encode([data.draw(names)])
+            ),
+            9,
+        )
+        assert made.type == constants.CREATE_REPLY_TOPIC | constants.REPLY_BIT, made
+        inbox = decode_body(made).name
+        target = data.draw(st.sampled_from([inbox, inbox + "x"]) | reply_names | names)
+        publish = [target, data.draw(messages)]
+        _check_answered(client, constants.PUBLISH, msgspec.msgpack.encode(publish))
+        spec = data.draw(group_specs)
+        spec = {**spec, "topic": data.draw(st.sampled_from([inbox, "t"]) | names)}
+        if data.draw(st.booleans()):
+            spec["dead_letter_topic"] = data.draw(st.sampled_from([inbox, "t.dead"]) | names)
+        _check_answered(client, constants.SUBSCRIBE, msgspec.msgpack.encode([spec, 5]))
+    finally:
+        owner.close()
 
 
 def test_oversize_and_broken_streams_close_only_their_connection(broker, client):

@@ -20,7 +20,7 @@ from ..errors import (
     TidingsError,
     Unauthorized,
 )
-from ..names import is_reply_topic, refuse_reply_name, validate_name
+from ..names import is_reply_topic, refuse_reply_name
 from ..protocol import constants as c
 from ..protocol import decode_body
 from ..protocol import messages as m
@@ -184,8 +184,6 @@ def topic_info(conn: ClientConnection, body: m.TopicName) -> Any:
 
 
 def create_reply_topic(conn: ClientConnection, body: m.CreateReplyTopic) -> m.TopicName:
-    if body.name:
-        validate_name("topic", body.name)
     return m.TopicName(replies.create(conn, body.name))
 
 

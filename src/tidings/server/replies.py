@@ -22,9 +22,9 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from .. import headers as h
-from ..errors import Forbidden, NotFound
+from ..errors import Forbidden, InvalidName, NotFound
 from ..model import Delivery, TopicSpec
-from ..names import REPLY_PREFIX, is_reply_topic
+from ..names import REPLY_PREFIX, is_reply_topic, validate_name
 
 if TYPE_CHECKING:
     from .connection import ClientConnection
@@ -49,10 +49,11 @@ def _tag(conn: ClientConnection) -> str:
 
 
 def create(conn: ClientConnection, wanted: str) -> str:
-    """Create (or reclaim) a reply topic owned by ``conn``; returns the name the broker chose."""
+    """Create (or reclaim) a reply topic owned by ``conn``; returns the name the broker chose.
+    ``wanted`` is only a request to reclaim: any other name is ignored."""
     broker = conn.broker
     prefix = f"{REPLY_PREFIX}{_tag(conn)}."
-    if wanted.startswith(prefix) and len(wanted) > len(prefix):
+    if wanted.startswith(prefix) and len(wanted) > len(prefix) and _valid(wanted):
         owner = owner_of(conn, wanted)
         if owner is conn:
             return wanted
@@ -62,6 +63,14 @@ def create(conn: ClientConnection, wanted: str) -> str:
     name = f"{prefix}{secrets.token_hex(12)}"
     _make(conn, name)
     return name
+
+
+def _valid(name: str) -> bool:
+    try:
+        validate_name("topic", name)
+    except InvalidName:
+        return False
+    return True
 
 
 def _make(conn: ClientConnection, name: str) -> None:
@@ -97,7 +106,7 @@ def admit_publish(conn: ClientConnection, topic: str, count: int) -> None:
             "request naming it in 'reply-to' may publish there, one reply per request"
         )
     if have == count:
-        del grants[topic]
+        grants.pop(topic, None)  # (an empty publish takes nothing)
     else:
         grants[topic] = have - count
 
