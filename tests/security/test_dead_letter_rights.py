@@ -77,3 +77,44 @@ async def test_the_default_dead_letter_topic_needs_no_extra_right(secured):
     finally:
         await ops.close()
         await billing.close()
+
+
+async def test_a_reload_that_takes_the_right_away_ends_the_subscription(tmp_path):
+    import os
+    import signal
+
+    from tests.helpers.broker_process import BrokerProcess
+
+    from tidings.server.auth import hash_token
+
+    def users(publish: str) -> str:
+        return (
+            f'[[users]]\nname = "ops"\ntoken = "{hash_token("ops-token-0000000000")}"\n'
+            f'admin = [">"]\n[[users]]\nname = "w"\ntoken = "{hash_token("w-token-0000000000")}"'
+            f'\nsubscribe = ["jobs"]\npublish = [{publish}]\n'
+        )
+
+    path = tmp_path / "users.toml"
+    path.write_text(users('"jobs.dead"'))
+    broker = BrokerProcess(tmp_path / "data", env={"TIDINGS_USERS_FILE": str(path)}).start()
+    try:
+        from tidings.transports.tidings import NativeTransport
+
+        ops = NativeTransport(f"tidings://ops-token-0000000000@{broker.host}:{broker.port}")
+        worker = NativeTransport(f"tidings://w-token-0000000000@{broker.host}:{broker.port}")
+        await ops.connect()
+        await worker.connect()
+        await ops.create_topic(TopicSpec(name="jobs"))
+        await ops.create_topic(TopicSpec(name="jobs.dead"))
+        sub = await worker.subscribe(
+            GroupSpec(topic="jobs", name="w", dead_letter_topic="jobs.dead")
+        )
+        path.write_text(users(""))
+        os.kill(broker.pid, signal.SIGHUP)
+        with pytest.raises(Forbidden, match="dead letters"):
+            for _ in range(100):
+                await sub.next(timeout=0.2)
+        await worker.close()
+        await ops.close()
+    finally:
+        broker.stop()

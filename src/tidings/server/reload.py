@@ -8,7 +8,8 @@ the users in effect stay. Then every open connection is brought in line with it:
 - a connection still authenticating (its scrypt check in flight) is checked again against
   the new users when that check ends (handlers._authenticate compares the generation);
 - otherwise the connection gets the user's new permissions: publish checks start afresh, and
-  a subscription on a topic the user may no longer subscribe to is ended (``SUB_CLOSED`` with
+  a subscription on a topic the user may no longer subscribe to, or whose group's chosen
+  dead-letter topic it may no longer publish to, is ended (``SUB_CLOSED`` with
   ``Forbidden``). A connection's own reply topics stay its own.
 """
 
@@ -21,6 +22,7 @@ from ..errors import Forbidden, TidingsError
 from ..names import is_reply_topic
 from ..protocol import constants as c
 from ..protocol.messages import SubClosed
+from . import rights
 from .auth import Authenticator
 
 if TYPE_CHECKING:
@@ -79,14 +81,20 @@ def _end_forbidden_subscriptions(conn: ClientConnection) -> int:
     ended = 0
     for sub_id, member in list(conn.members.items()):
         topic = member.spec.topic
-        if is_reply_topic(topic) or user.may("subscribe", topic):  # reply topics: only its own
+        try:
+            rights.require_group_writes(conn, member.spec)  # its dead-letter topic, if chosen
+            allowed = is_reply_topic(topic) or user.may("subscribe", topic)  # reply: its own
+            why = f"may no longer subscribe to {topic!r}"
+        except Forbidden as exc:
+            allowed, why = False, f"may no longer have its dead letters written: {exc.message}"
+        if allowed:
             continue
         del conn.members[sub_id]
         try:
             conn.broker.leave(member.member_id)  # un-acked deliveries go back to the group
         except TidingsError:
             pass
-        reason = f"user {user.name!r} may no longer subscribe to {topic!r} (users file reloaded)"
+        reason = f"user {user.name!r} {why} (users file reloaded)"
         conn.write(c.SUB_CLOSED, c.NO_REPLY, SubClosed(sub_id, Forbidden.code, reason))
         ended += 1
     return ended
