@@ -1,7 +1,9 @@
 """Request/reply, written once for every transport.
 
 A requester owns one temporary reply topic (created lazily with
-``Transport.create_reply_topic``) and reads it through an auto-acknowledged group. Each request
+``Transport.create_reply_topic``; the transport's engine names it: on the tidings broker it is
+``_reply.<tag>.<random>``, and only a connection that was delivered a request naming it may
+publish a reply there) and reads it through an auto-acknowledged group. Each request
 carries ``reply-to`` (that topic) and a fresh ``correlation-id``; :class:`ReplyInbox` routes
 every reply to the waiter registered under its correlation id and drops replies nobody waits
 for any more (late replies after a timeout). A reply with ``tidings-error-type`` /
