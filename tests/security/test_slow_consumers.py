@@ -29,6 +29,16 @@ async def _until(check, timeout: float = 30.0) -> None:
     raise AssertionError("condition not met in time")
 
 
+async def _keep_alive(raws: list[RawClient]) -> None:
+    """Heartbeats from readers that never read: they are alive, only not reading (else the
+    broker's silence timeout, not the write deadline, would close them)."""
+    while True:
+        for raw in raws:
+            if not raw.writer.is_closing():
+                raw.send(c.HEARTBEAT, c.NO_REPLY, m.Empty())
+        await asyncio.sleep(0.3)
+
+
 async def test_readers_that_never_read_are_paused_then_closed(tmp_path):
     broker = BrokerProcess(
         tmp_path / "data",
@@ -39,6 +49,7 @@ async def test_readers_that_never_read_are_paused_then_closed(tmp_path):
     t = NativeTransport(broker.url, timeout=10.0, reconnect=False)
     await t.connect()
     stalled: list[RawClient] = []
+    alive = asyncio.create_task(_keep_alive(stalled))
     try:
         await t.create_topic(TopicSpec(name="big"))
         for _ in range(2):  # two readers that never read, a prefetch of 10,000 each
@@ -50,8 +61,6 @@ async def test_readers_that_never_read_are_paused_then_closed(tmp_path):
         body = b"x" * SIZE
         for _ in range(400):  # 25 MiB published one message at a time
             await t.publish("big", [Outgoing(body)])
-            for raw in stalled:  # they keep the connection alive, but never read
-                raw.send(c.HEARTBEAT, c.NO_REPLY, m.Empty())
         stats = await t.server_stats()
         # Each stalled connection holds at most the high-water mark plus the delivery that
         # crossed it (the kernel's socket buffers hold the rest of what they were sent).
@@ -79,7 +88,43 @@ async def test_readers_that_never_read_are_paused_then_closed(tmp_path):
             got += len(batch)
             await asyncio.gather(*(msg.ack() for msg in batch))
     finally:
+        alive.cancel()
         for raw in stalled:
             raw.close()
+        await t.close()
+        await asyncio.to_thread(broker.stop)
+
+
+async def test_during_a_memory_alarm_a_reader_over_high_water_is_closed_at_once(tmp_path):
+    broker = BrokerProcess(tmp_path / "data", args=["--heartbeat", "1.0"])
+    await asyncio.to_thread(broker.start)
+    t = NativeTransport(broker.url, timeout=10.0, reconnect=False)
+    await t.connect()
+    await t.create_topic(TopicSpec(name="big"))
+    for _ in range(10):
+        await t.publish("big", [Outgoing(b"x" * SIZE) for _ in range(40)])
+    await t.close()
+    await asyncio.to_thread(broker.stop)
+    # the same data, with a memory watermark the broker is always above: publishing is
+    # refused, consuming goes on, and a consumer that does not read is not kept waiting
+    broker.args = ["--heartbeat", "1.0", "--memory-high-watermark", "1000000",
+                   "--write-high-water", str(HIGH_WATER), "--write-deadline", "600"]  # fmt: skip
+    await asyncio.to_thread(broker.start)
+    t = NativeTransport(broker.url, timeout=10.0, reconnect=False)
+    await t.connect()
+    raw = await RawClient.open(broker.url, limit=SIZE)
+    alive = asyncio.create_task(_keep_alive([raw]))
+    try:
+        raw.send(c.SUBSCRIBE, 2, m.Subscribe(GroupSpec(topic="big", name="g"), 10_000))
+        await raw.writer.drain()
+
+        async def closed() -> bool:
+            return (await t.server_stats()).connections == 1
+
+        await _until(closed, timeout=20)  # long before --write-deadline
+        assert "the memory alarm is raised" in broker.log()
+    finally:
+        alive.cancel()
+        raw.close()
         await t.close()
         await asyncio.to_thread(broker.stop)

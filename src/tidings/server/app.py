@@ -237,7 +237,9 @@ class BrokerServer:
                         f"longer than --write-deadline {self.config.write_deadline:g}s",
                         self.config.write_deadline,
                     )
-                elif now - conn.last_received > dead_after:
+                elif not conn.paused and now - conn.last_received > dead_after:
+                    # (a paused connection is not read, so its heartbeats are not seen: the
+                    # write deadline above decides for it)
                     log.warning(
                         "connection %s (%s) silent for %.1fs: closing it",
                         conn.id,

@@ -192,6 +192,7 @@ class ClientConnection(asyncio.Protocol):
     def resume_writing(self) -> None:
         self.paused = False
         self.over_since = None
+        self.last_received = time.monotonic()  # not read while paused: not silent either
         self.server.paused -= 1
         if self.transport is not None and not self.closed:
             with contextlib.suppress(RuntimeError):
