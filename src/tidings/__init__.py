@@ -19,6 +19,7 @@ from . import errors, ids
 from .errors import (
     BulkheadFull,
     CircuitOpen,
+    NoInstance,
     RateLimited,
     Rejected,
     RemoteError,
@@ -40,6 +41,7 @@ from .model import (
 
 if _typing.TYPE_CHECKING:
     from .client import AsyncClient, Client, Subscription, connect, connect_sync
+    from .discovery import discover, services
     from .service import (
         Backoff,
         Context,
@@ -73,6 +75,7 @@ _LAZY = {
         ),
         "service",
     ),
+    **dict.fromkeys(("discover", "services"), "discovery"),
 }
 
 
@@ -112,6 +115,7 @@ __all__ = [
     "Message",
     "MetricsMiddleware",
     "Middleware",
+    "NoInstance",
     "Outgoing",
     "PartitionInfo",
     "RateLimited",
@@ -132,6 +136,8 @@ __all__ = [
     "__version__",
     "connect",
     "connect_sync",
+    "discover",
     "errors",
     "ids",
+    "services",
 ]

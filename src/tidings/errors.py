@@ -23,6 +23,7 @@ __all__ = [
     "InvalidPayload",
     "LeaseLost",
     "MessageTooLarge",
+    "NoInstance",
     "NotFound",
     "Overloaded",
     "ProtocolError",
@@ -127,6 +128,13 @@ class NotFound(TidingsError, LookupError):
     http_status = 404
     exit_code = 4
     default_message = "not found"
+
+
+class NoInstance(NotFound):
+    """No live instance offers what was asked (a service, an endpoint or an API version)."""
+
+    code = 425
+    default_message = "no live instance offers this: start one, or check `tidings services`"
 
 
 class AlreadyExists(TidingsError):

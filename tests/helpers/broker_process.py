@@ -61,6 +61,8 @@ class BrokerProcess:
         cmd += ["--port", str(self.port), "--data", str(self.data_dir)]
         if self.memory:
             cmd.append("--memory")
+        if "--http" not in self.args:  # many brokers run at once: no fixed HTTP port
+            cmd += ["--http", "off"]
         return cmd + self.args
 
     def start(self, timeout: float = 20.0) -> BrokerProcess:

@@ -18,6 +18,7 @@ from . import (
     outbox,
     publish,
     run,
+    services,
     stats,
     store,
     subscribe,
@@ -82,6 +83,7 @@ app.add_typer(dlq.app, name="dlq")
 app.add_typer(users.app, name="user")
 app.add_typer(store.app, name="store")
 outbox.register(app)
+app.add_typer(services.app, name="services")
 for module in (broker, publish, subscribe, stats, demo, run):
     module.register(app)
 

@@ -19,7 +19,7 @@ TARGET is module:attribute, imported with the current directory on the path.
 Example:
 
 \b
-    tidings run payment:svc --url tidings://127.0.0.1:7420
+    tidings run payment:svc --url tidings://127.0.0.1:7420 --health-port 8081
 """
 
 ASYNCAPI_HELP = """Print the AsyncAPI 3.0 document of a tidings.Service.
@@ -75,6 +75,16 @@ def run(
     ctx: typer.Context,
     target: Annotated[str, typer.Argument(help="module:attribute of a tidings.Service.")],
     url: UrlOpt = None,
+    health_port: Annotated[
+        int | None,
+        typer.Option(
+            "--health-port", help="Serve /livez and /readyz on this port (0: a free one)."
+        ),
+    ] = None,
+    heartbeat: Annotated[
+        float | None,
+        typer.Option("--heartbeat", help="Seconds between registry heartbeats (default 10)."),
+    ] = None,
 ) -> None:
     st = state(ctx, url)
     from .output import user_errors
@@ -83,6 +93,10 @@ def run(
         svc = load_service(target)
         if st.url and svc.url is None:
             svc.url = st.url
+        if health_port is not None:
+            svc.health_port = health_port
+        if heartbeat is not None:
+            svc.heartbeat = heartbeat
         svc.run()
 
 

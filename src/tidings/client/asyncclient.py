@@ -36,6 +36,7 @@ from ..transports.registry import resolve_url, transport_for
 from .checks import Body, as_bytes, check_timing, prepare, require_group_capabilities
 from .pipeline import PublishPipeline
 from .positions import StartPosition, start_position
+from .registry import Instance, Registry, ServiceView
 from .replies import error_headers, reply_message
 from .requester import Requester
 from .retries import with_retries
@@ -362,6 +363,19 @@ class AsyncClient:
         merged = {**(headers or {}), **error_headers(error, error_type)}
         topic, out = reply_message(request, b"", merged)
         return (await self.publish_many(topic, [out]))[0]
+
+    # discovery (docs/discovery.md)
+    async def services(self, *, timeout: float = 0.5) -> list[ServiceView]:
+        """Every running service with its instances: the live ``$SRV`` answers (within
+        ``timeout`` seconds) folded with the broker's registry heartbeats."""
+        return await Registry(self, srv_timeout=timeout).services()
+
+    async def discover(
+        self, name: str, *, version: str | None = None, timeout: float = 0.5
+    ) -> list[Instance]:
+        """The live instances of service ``name`` (of major ``version``); NoInstance when
+        none runs."""
+        return await Registry(self, srv_timeout=timeout).discover(name, version=version)
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "connected" if self._connected else "new"

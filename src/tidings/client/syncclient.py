@@ -27,6 +27,7 @@ from .asyncclient import AsyncClient
 from .checks import Body
 from .portal import LoopThread
 from .positions import StartPosition
+from .registry import Instance, ServiceView
 from .subscription import Subscription
 
 
@@ -315,6 +316,14 @@ class Client:
         return self._portal.call(
             self._async.reply_error(_unwrap(request), error, error_type=error_type, headers=headers)
         )
+
+    def services(self, *, timeout: float = 0.5) -> list[ServiceView]:
+        return self._portal.call(self._async.services(timeout=timeout))
+
+    def discover(
+        self, name: str, *, version: str | None = None, timeout: float = 0.5
+    ) -> list[Instance]:
+        return self._portal.call(self._async.discover(name, version=version, timeout=timeout))
 
     def __repr__(self) -> str:
         return f"Client({self.url!r})"

@@ -47,6 +47,8 @@ class ServerConfig:
     tls_cert: str | None = None  # PEM certificate (chain): TLS on
     tls_key: str | None = None  # PEM private key (default: inside tls_cert)
     tls_client_ca: str | None = None  # PEM CA: clients must present a certificate it signed
+    # HTTP (/livez, /readyz; the tidings[http] extra): host:port, or off
+    http: str = "127.0.0.1:7421"
 
     def validate(self) -> ServerConfig:
         if self.fsync not in ("batch", "interval", "never"):
@@ -70,6 +72,8 @@ class ServerConfig:
             raise BadRequest("handshake timeout, frame timeout and max batch must be positive")
         if self.memory_high_watermark < 0 or (self.disk_free_limit or 0) < 0:
             raise BadRequest("memory high watermark and disk free limit must be >= 0 (0: off)")
+        if self.http.strip().lower() != "off" and self.http.rpartition(":")[1] != ":":
+            raise BadRequest(f"--http expects host:port or off, got {self.http!r}")
         if (self.tls_key or self.tls_client_ca) and not self.tls_cert:
             raise BadRequest("--tls-key and --tls-client-ca need --tls-cert")
         return self
@@ -126,6 +130,11 @@ OPTIONS: dict[str, tuple[str, type, str]] = {
     "tls_cert": ("TIDINGS_TLS_CERT", str, "PEM certificate: serve TLS"),
     "tls_key": ("TIDINGS_TLS_KEY", str, "PEM private key of --tls-cert"),
     "tls_client_ca": ("TIDINGS_TLS_CLIENT_CA", str, "PEM CA: require client certificates"),
+    "http": (
+        "TIDINGS_HTTP",
+        str,
+        "HTTP /livez and /readyz on host:port (default 127.0.0.1:7421) or off",
+    ),
 }
 
 

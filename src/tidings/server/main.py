@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from ..errors import TidingsError
 from .app import BrokerServer
 from .config import ServerConfig, config_from
+from .http import start_http
 from .reload import reload_users
 
 log = logging.getLogger("tidings.server")
@@ -33,6 +34,7 @@ async def serve(config: ServerConfig, *, ready: asyncio.Event | None = None) -> 
     """Run a broker until SIGTERM or SIGINT (or cancellation), then shut down gracefully."""
     server = BrokerServer(config)
     host, port = await server.start()
+    http = await start_http(server, config.http)
     log.info("security: %s", server.describe_security())
     log.info("tidings broker %s listening on tidings://%s:%d", server.version, host, port)
     if host in ("127.0.0.1", "::1", "localhost"):
@@ -62,6 +64,8 @@ async def serve(config: ServerConfig, *, ready: asyncio.Event | None = None) -> 
         await stop.wait()
         log.info("shutting down")
     finally:
+        if http is not None:
+            await http.stop()
         await server.stop()
         for sig in (signal.SIGTERM, signal.SIGINT, getattr(signal, "SIGHUP", signal.SIGTERM)):
             try:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from typing import Any, TypeVar
 
 from ..client import AsyncClient
 from ..client.positions import StartPosition
+from ..client.registry.subjects import major_of, versioned_topic
 from ..errors import BadRequest
 from ..ids import Snowflake, default_snowflake
 from ..model import DEFAULT_MAX_DELIVERIES, Mode, TopicSpec
@@ -42,6 +44,8 @@ from .middleware import (
 )
 from .payloads import PayloadType
 from .publishing import Kind, Publishing
+from .registration import HealthCheck, RegistrationAgent
+from .registration.agent import DEFAULT_HEARTBEAT
 from .runner import run_until_signalled
 
 log = logging.getLogger("tidings.service")
@@ -78,6 +82,11 @@ class Service(Publishing):
         version: str = "0.1.0",
         description: str | None = None,
         client_options: dict[str, Any] | None = None,
+        register: bool = True,
+        heartbeat: float | None = DEFAULT_HEARTBEAT,
+        health_port: int | None = None,
+        health_host: str = "0.0.0.0",
+        metadata: dict[str, str] | None = None,
     ) -> None:
         self.name = name
         self.url = url
@@ -103,6 +112,15 @@ class Service(Publishing):
         self._started = False
         self._stop_requested: asyncio.Event | None = None
         self._observers: list[Callable[[Handled], None]] = []
+        # discovery (docs/discovery.md): $SRV answers, registry heartbeats, health probes
+        major_of(version)  # validates
+        self.register = register
+        self.heartbeat = heartbeat
+        self.health_port = health_port
+        self.health_host = health_host
+        self.metadata: dict[str, str] = dict(metadata or {})
+        self.health_checks: list[HealthCheck] = []
+        self.registration: RegistrationAgent | None = None
 
     # declaring
     def on(
@@ -120,6 +138,7 @@ class Service(Publishing):
         start: StartPosition = "earliest",
         key_ordered: bool = False,
         name: str | None = None,
+        version: str | None = None,
     ) -> Callable[[F], F]:
         """Register an event/command handler on ``topic`` in ``group`` (default: the service
         name). Returning acks; raising nacks with backoff; see :mod:`tidings.service`."""
@@ -141,6 +160,7 @@ class Service(Publishing):
                     start=start,
                     key_ordered=key_ordered,
                     name=name,
+                    version=version,
                 )
             )
             return fn
@@ -157,9 +177,13 @@ class Service(Publishing):
         timeout: float | None = 60.0,
         max_deliveries: int = DEFAULT_MAX_DELIVERIES,
         name: str | None = None,
+        version: str | None = None,
     ) -> Callable[[F], F]:
         """Register a request handler: its return value is the reply; an exception becomes a
-        RemoteError at the requester."""
+        RemoteError at the requester. ``version`` (default: the service's) is the API version:
+        requests asking for its major version reach only handlers of that major."""
+        if version is not None:
+            major_of(version)  # validates
 
         def register(fn: F) -> F:
             self._add(
@@ -178,11 +202,25 @@ class Service(Publishing):
                     start="latest",
                     key_ordered=False,
                     name=name,
+                    version=version,
                 )
             )
             return fn
 
         return register
+
+    def health_check(
+        self, fn: Callable[[], Awaitable[Any]] | None = None, *, timeout: float = 2.0
+    ) -> Any:
+        """Register an async readiness check (``@svc.health_check``): the instance is ready
+        only while every check returns truthy (or None) within ``timeout`` seconds."""
+
+        def add(check: Callable[[], Awaitable[Any]]) -> Callable[[], Awaitable[Any]]:
+            name = getattr(check, "__name__", "check")
+            self.health_checks.append(HealthCheck(name, check, timeout))
+            return check
+
+        return add(fn) if fn is not None else add
 
     def _add(self, handler: Handler) -> None:
         if self._started:
@@ -262,10 +300,19 @@ class Service(Publishing):
             if any(hd.idempotent for hd in self.handlers):
                 self._store = self._idempotency_store()
                 self._cleanup = asyncio.create_task(self._store.run_cleanup())
-            for handler in self.handlers:
+            agent = self.registration = RegistrationAgent(self) if self.register else None
+            if agent is not None:
+                self.middleware.insert(0, agent.middleware)
+                await agent.start_probes(self.health_host, self.health_port)
+            for handler in self._consumed():
+                if handler.topic not in self.topics:
+                    await client.create_topic(handler.topic, exist_ok=True)
                 consumer = Consumer(self, handler, self._handle_chain(handler))
                 await consumer.start()
                 self._consumers.append(consumer)
+            if agent is not None:
+                agent.readiness.attached = True
+                await agent.start(client)
         except BaseException:
             await self.stop(grace=0)
             raise
@@ -276,6 +323,9 @@ class Service(Publishing):
         period by default) to finish, nack the rest, and close the connection."""
         grace = self.grace_period if grace is None else grace
         deadline = asyncio.get_running_loop().time() + grace
+        agent = self.registration
+        if agent is not None:  # leave the registry first: callers stop choosing this instance
+            await agent.deregister()
         consumers, self._consumers = self._consumers, []
         await asyncio.gather(*(c.stop(deadline) for c in consumers))
         if self._cleanup is not None:
@@ -290,7 +340,21 @@ class Service(Publishing):
         if self.client is not None:
             client, self.client = self.client, None
             await client.close()
+        if agent is not None:
+            await agent.stop()
+            with contextlib.suppress(ValueError):
+                self.middleware.remove(agent.middleware)
+            self.registration = None
         self._started = False
+
+    def _consumed(self) -> list[Handler]:
+        """Every handler, and each responder once more on its versioned topic."""
+        out = list(self.handlers)
+        for hd in self.handlers:
+            if hd.responder:
+                topic = versioned_topic(hd.topic, hd.version or self.version)
+                out.append(dataclasses.replace(hd, topic=topic))
+        return out
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[Service]:

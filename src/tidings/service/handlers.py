@@ -45,6 +45,7 @@ class Handler:
     payload_param: str | None
     context_param: str | None
     description: str | None
+    version: str | None = None  # the handler's API version (default: the service's)
 
     def call(self, payload: Any, ctx: Context) -> Awaitable[Any]:
         """The handler's coroutine for ``payload`` and ``ctx`` (await it)."""
@@ -80,6 +81,7 @@ def build_handler(
     start: StartPosition,
     key_ordered: bool,
     name: str | None,
+    version: str | None = None,
 ) -> Handler:
     """Inspect ``fn`` and check the options; raise TypeError/BadRequest naming the problem."""
     if not inspect.iscoroutinefunction(fn):
@@ -133,4 +135,5 @@ def build_handler(
         payload_param=payload_param,
         context_param=context_param,
         description=inspect.getdoc(fn),
+        version=version,
     )

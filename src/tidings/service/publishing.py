@@ -19,6 +19,7 @@ from ..model import Message, Outgoing, Receipt
 from .middleware import PublishCall, PublishNext, call_endpoint, publish_chain
 from .payloads import PayloadType, encode_payload
 from .publish_batch import publish_batch
+from .versions import VersionRoutes
 
 if TYPE_CHECKING:
     from ..client import AsyncClient
@@ -39,6 +40,13 @@ class Publishing:
     ids: Snowflake
     middleware: list[Middleware]
     _publish_chain: tuple[tuple[Middleware, ...], PublishNext] | None = None
+    _version_routes: VersionRoutes | None = None
+
+    @property
+    def _versions(self) -> VersionRoutes:
+        if self._version_routes is None:
+            self._version_routes = VersionRoutes()
+        return self._version_routes
 
     async def _connect(self) -> AsyncClient:
         raise NotImplementedError
@@ -161,12 +169,17 @@ class Publishing:
         key: str | None = None,
         headers: dict[str, str] | None = None,
         policy: Pipeline | str | None = None,
+        version: str | None = None,
     ) -> Any:
         """Send a request and return the reply decoded as ``returns``. Raises RequestTimeout
         and RemoteError (the responder raised). ``policy`` (default: the one set with
-        :meth:`calls` for ``topic``) runs it through a resilience pipeline."""
+        :meth:`calls` for ``topic``) runs it through a resilience pipeline. ``version`` (a major
+        like "2") sends it to handlers of that major version only; NoInstance when none
+        runs."""
         policy = self._policy_for(topic, policy)
         client = await self._connect()
+        if version is not None:
+            topic = await self._versions.topic_for(client, topic, version)
         call = PublishCall(
             topic,
             self._outgoing(payload, "request", key, headers, None, None, None),

@@ -1,0 +1,82 @@
+"""Running the broker's HTTP app with uvicorn inside the broker's event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import TYPE_CHECKING, Any
+
+from ...errors import BadRequest
+
+if TYPE_CHECKING:
+    from ..app import BrokerServer
+
+log = logging.getLogger("tidings.server")
+
+INSTALL_HINT = "pip install 'tidings[http]'"
+
+
+def parse_address(text: str) -> tuple[str, int] | None:
+    """``host:port`` -> (host, port); ``off`` -> None."""
+    if text.strip().lower() in ("off", "none", "no", "false", "0", ""):
+        return None
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise BadRequest(f"--http expects host:port (like 127.0.0.1:7421) or off, got {text!r}")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+class HttpServer:
+    def __init__(self, server: Any, task: asyncio.Task[None]) -> None:
+        self._uvicorn = server
+        self._task = task
+
+    @property
+    def address(self) -> tuple[str, int]:
+        sock = self._uvicorn.servers[0].sockets[0]
+        return sock.getsockname()[:2]
+
+    async def stop(self) -> None:
+        self._uvicorn.should_exit = True
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await asyncio.wait_for(self._task, 5.0)
+
+
+async def start_http(broker: BrokerServer, address: str) -> HttpServer | None:
+    """Start the HTTP app on ``address`` (or nothing for ``off``). A missing extra or a port
+    in use is logged, and the broker runs on without HTTP."""
+    where = parse_address(address)
+    if where is None:
+        return None
+    try:
+        import uvicorn
+
+        from .probes import build_app
+    except ImportError:
+        log.warning(
+            "HTTP (/livez, /readyz) is off: Starlette and uvicorn are not installed; "
+            "enable it with: %s (or silence this with --http off)",
+            INSTALL_HINT,
+        )
+        return None
+    config = uvicorn.Config(
+        build_app(broker), host=where[0], port=where[1], log_level="warning", lifespan="off"
+    )
+    server = uvicorn.Server(config)
+    # the broker owns SIGTERM/SIGINT: uvicorn must not take them over
+    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
+    task = asyncio.create_task(server.serve(), name="tidings-http")
+    while not server.started:
+        if task.done():
+            log.error(
+                "HTTP (/livez, /readyz) could not start on %s:%d (in use?); the broker runs "
+                "without it: choose another --http host:port, or --http off",
+                *where,
+            )
+            return None
+        await asyncio.sleep(0.02)
+    http = HttpServer(server, task)
+    host, port = http.address
+    log.info("http on http://%s:%d (/livez, /readyz)", host, port)
+    return http
