@@ -25,7 +25,7 @@ async def test_list_show_graph_and_register(broker, spawn, capsys):
     async with shop.running():
 
         async def registered():
-            code, out = await cli(capsys, "services", "--json", "--url", url)
+            _code, out = await cli(capsys, "services", "--json", "--url", url)
             return len(json.loads(out)) == 4
 
         await wait_for(registered, timeout=60)
@@ -33,7 +33,7 @@ async def test_list_show_graph_and_register(broker, spawn, capsys):
             await shop.publish("orders.placed", {"sku": sku})
 
         async def counted():
-            code, out = await cli(capsys, "services", "graph", "--json", "--url", url)
+            _code, out = await cli(capsys, "services", "graph", "--json", "--url", url)
             edges = {(e["caller"], e["callee"], e["topic"]): e for e in json.loads(out)["edges"]}
             want = [("shop", "orders", "orders.placed"), ("orders", "pricing", "pricing.quote")]
             if all(edges.get(k, {}).get("calls") == 3 for k in want) and edges.get(

@@ -5,12 +5,13 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from ..errors import BadRequest
-from .output import UrlOpt, fail, state
+from .output import JsonOpt, UrlOpt, fail, state
 
 RUN_HELP = """Run a tidings.Service until SIGTERM/SIGINT (graceful shutdown).
 
@@ -22,12 +23,16 @@ Example:
     tidings run payment:svc --url tidings://127.0.0.1:7420 --health-port 8081
 """
 
-ASYNCAPI_HELP = """Print the AsyncAPI 3.0 document of a tidings.Service.
+ASYNCAPI_HELP = """Print the AsyncAPI 3.0 document of a tidings.Service, or, with
+--check-compat OLD.json, report the breaking changes against an earlier document (BACKWARD:
+new schemas read old messages; FORWARD: old schemas read new messages; FULL: both) and exit
+1 when there are any (for CI).
 
 Example:
 
 \b
     tidings asyncapi payment:svc --format yaml > asyncapi.yaml
+    tidings asyncapi payment:svc --check-compat asyncapi-1.0.json --compat FULL
 """
 
 BENCH_HELP = """Run the benchmarks; the arguments go to tidings.benchmarking (its own options:
@@ -37,6 +42,7 @@ Example:
 
 \b
     tidings bench --quick --engines tidings
+    tidings bench discovery --quick
 """
 
 
@@ -104,8 +110,21 @@ def asyncapi(
     ctx: typer.Context,
     target: Annotated[str, typer.Argument(help="module:attribute of a tidings.Service.")],
     format: Annotated[str, typer.Option("--format", "-f", help="json or yaml.")] = "json",
+    check_compat: Annotated[
+        str | None,
+        typer.Option("--check-compat", help="An earlier AsyncAPI document (JSON or YAML)."),
+    ] = None,
+    compat: Annotated[
+        str, typer.Option("--compat", help="BACKWARD (default), FORWARD, FULL or NONE.")
+    ] = "BACKWARD",
+    as_json: JsonOpt = False,
 ) -> None:
     from .output import user_errors
+
+    if check_compat is not None:
+        with user_errors():
+            svc = load_service(target)
+            raise typer.Exit(compat_report(ctx, svc, check_compat, compat, as_json))
 
     if format not in ("json", "yaml"):
         raise fail(f"--format must be json or yaml, got {format!r}")
@@ -119,7 +138,53 @@ def asyncapi(
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
 
 
+def compat_report(ctx: typer.Context, svc: Any, old_path: str, mode: str, as_json: bool) -> int:
+    import json
+
+    from ..discovery.compat import MODES, check
+    from ..service.asyncapi import document
+    from .output import console, print_json
+
+    if mode.upper() not in MODES:
+        raise fail(f"--compat must be one of {', '.join(MODES)}, got {mode!r}")
+    try:
+        text = Path(old_path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise fail(f"cannot read {old_path}: {exc.strerror}") from None
+    try:
+        old = json.loads(text)
+    except ValueError:
+        try:
+            import yaml
+
+            old = yaml.safe_load(text)
+        except Exception:
+            raise fail(f"{old_path} is neither JSON nor YAML: give an AsyncAPI document") from None
+    if not isinstance(old, dict) or "operations" not in old:
+        raise fail(f"{old_path} is not an AsyncAPI 3 document (no 'operations')")
+    findings = check(old, document(svc), mode)
+    if as_json or state(ctx).json:
+        print_json({"mode": mode.upper(), "compatible": not findings,
+                    "breaking": [f.as_dict() for f in findings]})  # fmt: skip
+    elif not findings:
+        console().print(f"compatible ({mode.upper()}) with {old_path}")
+    else:
+        out = console()
+        out.print(f"{len(findings)} breaking change(s) ({mode.upper()}) against {old_path}:")
+        for f in findings:
+            out.print(f"  {f.direction:<8} {f.where}: {f.problem}")
+    return 1 if findings else 0
+
+
 def bench(ctx: typer.Context) -> None:
+    if ctx.args[:1] == ["discovery"]:  # its own benchmark (tidings.benchmarking.discovery)
+        from ..benchmarking.discovery import main as discovery_bench
+
+        try:
+            code = discovery_bench(list(ctx.args[1:]))
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 2
+        raise typer.Exit(code or 0)
     try:
         from .. import benchmarking  # type: ignore[attr-defined]
     except ModuleNotFoundError as exc:

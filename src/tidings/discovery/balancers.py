@@ -5,9 +5,15 @@ A balancer chooses among instance keys (ids or URLs) and learns from each call's
 - :class:`RoundRobin` takes them in turn.
 - :class:`PeakEwma` is power-of-two-choices over a peak-sensitive EWMA of latency: a sample
   above the average replaces it at once (a slowdown shows on the next call), below it the
-  average decays towards it with time constant ``decay`` seconds; the cost is that latency
-  times (outstanding calls + 1). A failure counts as a call that took at least ``penalty``
-  seconds, so an instance that fails fast does not look like a fast, healthy one.
+  average moves towards it with time constant ``decay`` seconds, and between calls it decays
+  (so a once-slow instance is tried again later, not starved for ever); the cost is that
+  latency times (outstanding calls + 1), ``initial`` seconds for an instance not yet measured.
+  The failure penalty: a failure counts as a call that took at least ``penalty`` seconds,
+  and takes the instance out of the choice: after ``bench`` seconds (doubling with each
+  failure in a row, at most ``bench_max``) it gets one probe call; a success brings it back,
+  another failure benches it longer, and its outlier ejection (5 failures in a row) takes it
+  out for longer still. An instance that fails fast never looks like a fast, healthy one,
+  and never pairs with a slow one to make the slow one win.
 
 Both skip keys their :class:`~.ejection.OutlierEjection` has ejected and keys whose circuit
 breaker (any object with ``allows(key) -> bool``, see :class:`Breakers`) refuses calls.
@@ -90,12 +96,15 @@ class RoundRobin(Balancer):
 
 
 class _Load:
-    __slots__ = ("cost", "outstanding", "stamp")
+    __slots__ = ("benched_until", "cost", "outstanding", "probing", "stamp", "streak")
 
-    def __init__(self) -> None:
-        self.cost = 0.0  # seconds, peak EWMA
+    def __init__(self, initial: float) -> None:
+        self.cost = initial  # seconds, peak EWMA
         self.stamp = time.monotonic()
         self.outstanding = 0
+        self.streak = 0  # failures in a row
+        self.benched_until = 0.0
+        self.probing = False
 
 
 class PeakEwma(Balancer):
@@ -106,26 +115,46 @@ class PeakEwma(Balancer):
         *,
         decay: float = 10.0,
         penalty: float = 1.0,
+        initial: float = 0.03,
+        bench: float = 0.25,
+        bench_max: float = 5.0,
         rng: random.Random | None = None,
         **options: object,
     ) -> None:
         super().__init__(**options)  # type: ignore[arg-type]
         self.decay = decay
         self.penalty = penalty
+        self.initial = initial
+        self.bench = bench
+        self.bench_max = bench_max
         self.rng = rng or random.Random()
         self._loads: dict[str, _Load] = {}
 
     def _load(self, key: str) -> _Load:
         load = self._loads.get(key)
         if load is None:
-            load = self._loads[key] = _Load()
+            load = self._loads[key] = _Load(self.initial)
         return load
 
-    def cost(self, key: str) -> float:
+    def _decayed(self, load: _Load, now: float) -> float:
+        return load.cost * math.exp(-(now - load.stamp) / self.decay)
+
+    def cost(self, key: str, now: float | None = None) -> float:
         load = self._load(key)
-        return load.cost * (load.outstanding + 1)
+        now = time.monotonic() if now is None else now
+        return self._decayed(load, now) * (load.outstanding + 1)
 
     def _choose(self, keys: list[str]) -> str:
+        now = time.monotonic()
+        healthy = []
+        for key in keys:
+            load = self._load(key)
+            if load.streak == 0:
+                healthy.append(key)
+            elif not load.probing and load.benched_until <= now:
+                load.probing = True  # its bench is over: one trial call
+                return key
+        keys = healthy or keys
         if len(keys) == 1:
             return keys[0]
         a, b = self.rng.sample(keys, 2)
@@ -137,11 +166,20 @@ class PeakEwma(Balancer):
     def _ended(self, key: str, seconds: float, ok: bool) -> None:
         load = self._load(key)
         load.outstanding = max(0, load.outstanding - 1)
-        sample = seconds if ok else max(seconds, self.penalty)
+        load.probing = False
         now = time.monotonic()
-        if sample > load.cost:
+        if ok:
+            load.streak = 0
+            sample = seconds
+        else:
+            load.streak += 1
+            sample = max(seconds, self.penalty)
+            bench = min(self.bench * 2 ** (load.streak - 1), self.bench_max)
+            load.benched_until = now + bench
+        current = self._decayed(load, now)
+        if sample > current:
             load.cost = sample
         else:
             weight = math.exp(-(now - load.stamp) / self.decay)
-            load.cost = load.cost * weight + sample * (1.0 - weight)
+            load.cost = current * weight + sample * (1.0 - weight)
         load.stamp = now
