@@ -114,3 +114,17 @@ def test_peak_ewma_sees_a_slowdown_at_once_and_a_failure_as_slow():
     lb.observe("b", 0.001, False)  # a fast failure costs the penalty ...
     assert lb.cost("b") >= 0.99
     assert lb.pick(["a", "b"]) == "a"  # ... and benches it until its probe is due
+
+
+def test_an_open_instance_circuit_takes_it_out_of_the_choice():
+    from tidings.discovery import InstanceBreakers
+    from tidings.resilience import CircuitBreaker
+
+    breakers = InstanceBreakers(CircuitBreaker(minimum_calls=4, failure_rate=0.5, open_for=60))
+    lb = RoundRobin(breakers=breakers, ejection=OutlierEjection(consecutive=10**9))
+    keys = ["a", "b", "c"]
+    for _ in range(4):
+        lb.observe("a", 0.01, False)
+    assert breakers.state("a") == "open"
+    picks = {lb.pick(keys) for _ in range(30)}
+    assert picks == {"b", "c"}

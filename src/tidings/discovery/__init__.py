@@ -13,6 +13,7 @@ See docs/discovery.md.
 
 from ..client.registry import Endpoint, Instance, Registry, ServiceView
 from .balancers import Balancer, PeakEwma, RoundRobin
+from .breakers import InstanceBreakers
 from .ejection import OutlierEjection
 from .lookup import discover, register, services
 
@@ -20,6 +21,7 @@ __all__ = [
     "Balancer",
     "Endpoint",
     "Instance",
+    "InstanceBreakers",
     "OutlierEjection",
     "PeakEwma",
     "Registry",

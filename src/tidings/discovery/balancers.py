@@ -16,7 +16,8 @@ A balancer chooses among instance keys (ids or URLs) and learns from each call's
   and never pairs with a slow one to make the slow one win.
 
 Both skip keys their :class:`~.ejection.OutlierEjection` has ejected and keys whose circuit
-breaker (any object with ``allows(key) -> bool``, see :class:`Breakers`) refuses calls.
+breaker refuses calls (``breakers=``: :class:`~.breakers.InstanceBreakers`, one resilience
+circuit per instance, or anything shaped like :class:`Breakers`).
 """
 
 from __future__ import annotations
@@ -36,7 +37,9 @@ class Breakers(Protocol):
 
     def allows(self, key: str) -> bool: ...
 
-    def record(self, key: str, ok: bool) -> None: ...
+    def admit(self, key: str) -> None: ...
+
+    def record(self, key: str, seconds: float, ok: bool) -> None: ...
 
 
 class Balancer:
@@ -61,6 +64,8 @@ class Balancer:
     def pick(self, keys: Sequence[str]) -> str:
         """Choose one of ``keys`` for the next call; call :meth:`observe` when it ends."""
         chosen = self._choose(self.eligible(keys))
+        if self.breakers is not None:
+            self.breakers.admit(chosen)
         self.picks[chosen] = self.picks.get(chosen, 0) + 1
         self._started(chosen)
         return chosen
@@ -69,7 +74,7 @@ class Balancer:
         """The call to ``key`` took ``seconds`` and succeeded (``ok``) or failed."""
         self.ejection.observe(key, ok)
         if self.breakers is not None:
-            self.breakers.record(key, ok)
+            self.breakers.record(key, seconds, ok)
         self._ended(key, seconds, ok)
 
     def _choose(self, keys: list[str]) -> str:
