@@ -66,7 +66,8 @@ async def test_members_of_a_group_compete(client: tidings.AsyncClient, topic: st
 
 async def test_expired_lease_redelivers_with_count(client: tidings.AsyncClient, topic: str):
     await client.create_topic(topic)
-    sub = await client.subscribe(topic, "g", lease=1.0)
+    # max_lease_extension=0: this client never extends, as one that stopped (or crashed) would
+    sub = await client.subscribe(topic, "g", lease=1.0, max_lease_extension=0)
     await client.publish(topic, b"slow")
     msg = await sub.next(timeout=5)
     assert msg is not None and msg.delivery_count == 1
@@ -154,7 +155,7 @@ async def test_max_deliveries_dead_letters(client: tidings.AsyncClient, topic: s
 
 async def test_expired_last_lease_reaches_dead_letter(client: tidings.AsyncClient, topic: str):
     await client.create_topic(topic)
-    sub = await client.subscribe(topic, "g", max_deliveries=2, lease=1.0)
+    sub = await client.subscribe(topic, "g", max_deliveries=2, lease=1.0, max_lease_extension=0)
     await client.publish(topic, b"hangs")
     first = await sub.next(timeout=5)
     second = await sub.next(timeout=8)

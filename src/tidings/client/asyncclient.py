@@ -31,7 +31,8 @@ from ..model import (
 from ..resilience.pipeline import Pipeline
 from ..resilience.registry import policies
 from ..transports import base as caps
-from ..transports.base import Transport
+from ..transports.base import SubscribeOptions, Transport
+from ..transports.leasing import DEFAULT_MAX_LEASE_EXTENSION
 from ..transports.registry import resolve_url, transport_for
 from .checks import Body, as_bytes, check_timing, prepare, require_group_capabilities
 from .pipeline import PublishPipeline
@@ -250,11 +251,17 @@ class AsyncClient:
         dead_letter_expired: bool = False,
         in_flight_per_partition: int = 1,
         session_timeout: float = DEFAULT_SESSION_TIMEOUT,
+        max_lease_extension: float = DEFAULT_MAX_LEASE_EXTENSION,
+        confirm_acks: bool = False,
     ) -> Subscription:
         """Join ``group`` on ``topic`` (creating the group if needed) as a new member.
 
         ``start`` (for a new group): "earliest", "latest", an int offset, or a datetime/float
-        timestamp. ``prefetch`` is how many un-settled messages this member may hold."""
+        timestamp. ``prefetch`` is how many un-settled messages this member may hold.
+        The client extends the ``lease`` of every message it holds (buffered or handed out,
+        not settled) for up to ``max_lease_extension`` seconds after arrival (0: never).
+        ``confirm_acks``: ``ack()`` waits for the broker's confirmation and raises its refusal;
+        by default acks are batched and ``ack()`` returns at once (see docs/client.md)."""
         kind, value = start_position(start)
         spec = GroupSpec(
             topic=topic,
@@ -274,9 +281,16 @@ class AsyncClient:
         require_group_capabilities(self._transport, spec)
         if prefetch < 1:
             raise BadRequest(f"prefetch must be >= 1, got {prefetch}")
+        if max_lease_extension < 0:
+            raise BadRequest(
+                f"max_lease_extension must be >= 0 seconds (0 turns extension off), "
+                f"got {max_lease_extension}"
+            )
+        options = SubscribeOptions(float(max_lease_extension), bool(confirm_acks))
         await self._ready()
         sub = Subscription(
-            await self.transport.subscribe(spec, prefetch=prefetch), self._subscriptions.discard
+            await self.transport.subscribe(spec, prefetch=prefetch, options=options),
+            self._subscriptions.discard,
         )
         self._subscriptions.add(sub)
         return sub

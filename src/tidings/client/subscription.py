@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from ..errors import Closed
 from ..model import GroupSpec, Message
@@ -46,6 +46,13 @@ class Subscription:
     async def next_batch(self, max_count: int, timeout: float | None = None) -> list[Message]:
         """Up to ``max_count`` messages already received (waits up to ``timeout`` for one)."""
         return await self._inner.next_batch(max_count, timeout)
+
+    async def ack_many(self, messages: Iterable[Message]) -> None:
+        """Ack many messages at once (one frame on ``tidings://``). With ``confirm_acks`` it
+        waits for the broker and raises the first refusal after all were applied."""
+        batch = [m for m in messages if not m.settled]
+        if batch:
+            await self._inner.ack_many(batch)
 
     def __aiter__(self) -> Subscription:
         return self

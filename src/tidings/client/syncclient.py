@@ -23,6 +23,7 @@ from ..model import (
 )
 from ..resilience.pipeline import Pipeline
 from ..transports.base import Transport
+from ..transports.leasing import DEFAULT_MAX_LEASE_EXTENSION
 from .asyncclient import AsyncClient
 from .checks import Body
 from .portal import LoopThread
@@ -92,6 +93,9 @@ class SyncSubscription:
     def next_batch(self, max_count: int, timeout: float | None = None) -> list[SyncMessage]:
         batch = self._portal.call(self._inner.next_batch(max_count, timeout))
         return [SyncMessage(m, self._portal) for m in batch]
+
+    def ack_many(self, messages: Iterable[Message | SyncMessage]) -> None:
+        self._portal.call(self._inner.ack_many([_unwrap(m) for m in messages]))
 
     def __iter__(self) -> Iterator[SyncMessage]:
         return self
@@ -226,6 +230,8 @@ class Client:
         dead_letter_expired: bool = False,
         in_flight_per_partition: int = 1,
         session_timeout: float = DEFAULT_SESSION_TIMEOUT,
+        max_lease_extension: float = DEFAULT_MAX_LEASE_EXTENSION,
+        confirm_acks: bool = False,
     ) -> SyncSubscription:
         sub = self._portal.call(
             self._async.subscribe(
@@ -242,6 +248,8 @@ class Client:
                 dead_letter_expired=dead_letter_expired,
                 in_flight_per_partition=in_flight_per_partition,
                 session_timeout=session_timeout,
+                max_lease_extension=max_lease_extension,
+                confirm_acks=confirm_acks,
             )
         )
         return SyncSubscription(sub, self._portal)

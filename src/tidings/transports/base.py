@@ -15,7 +15,11 @@ import abc
 from collections.abc import Sequence
 from typing import ClassVar
 
+import msgspec
+
+from ..errors import TidingsError
 from ..model import GroupInfo, GroupSpec, Message, Outgoing, Receipt, TopicInfo, TopicSpec
+from .leasing import DEFAULT_MAX_LEASE_EXTENSION
 
 # Capability names. A transport lists the ones it supports exactly as the built-in broker does.
 CAP_ORDERED = "ordered"  # ordered groups with exclusive partition assignment
@@ -48,6 +52,19 @@ ALL_CAPABILITIES = frozenset(
 )
 
 
+class SubscribeOptions(msgspec.Struct, frozen=True):
+    """How a member's client side keeps leases and settles; the broker never sees these.
+
+    ``max_lease_extension``: seconds after arrival during which the client extends a message's
+    lease while it waits in the buffer or the application holds it (0: never extend).
+    ``confirm_acks``: ``ack()`` waits for the broker's confirmation (and raises its refusal);
+    without it an ack is queued for the next batched frame and returns at once.
+    """
+
+    max_lease_extension: float = DEFAULT_MAX_LEASE_EXTENSION
+    confirm_acks: bool = False
+
+
 class TransportSubscription(abc.ABC):
     """A member of a consumer group. Messages arrive through :meth:`next`; each message's
     ack/nack/extend/reject calls back into this subscription (it is the message's Settler)."""
@@ -65,6 +82,18 @@ class TransportSubscription(abc.ABC):
 
     @abc.abstractmethod
     async def ack(self, message: Message) -> None: ...
+
+    async def ack_many(self, messages: Sequence[Message]) -> None:
+        """Ack every message (transports that can put them in one frame do); a refusal is
+        raised after all were tried (the first one)."""
+        first: BaseException | None = None
+        for message in messages:
+            try:
+                await message.ack()
+            except TidingsError as exc:
+                first = first or exc
+        if first is not None:
+            raise first
 
     @abc.abstractmethod
     async def nack(self, message: Message, delay: float = 0.0, error: str | None = None) -> None:
@@ -118,8 +147,11 @@ class Transport(abc.ABC):
 
     # groups
     @abc.abstractmethod
-    async def subscribe(self, spec: GroupSpec, *, prefetch: int = 100) -> TransportSubscription:
-        """Join (creating if needed) the group as a new member with ``prefetch`` credit."""
+    async def subscribe(
+        self, spec: GroupSpec, *, prefetch: int = 100, options: SubscribeOptions | None = None
+    ) -> TransportSubscription:
+        """Join (creating if needed) the group as a new member with ``prefetch`` credit;
+        ``options`` say how the client keeps leases and settles (see SubscribeOptions)."""
 
     @abc.abstractmethod
     async def group_info(self, topic: str, group: str) -> GroupInfo: ...

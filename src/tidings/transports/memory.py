@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 from ..broker import BrokerRuntime
 from ..clock import Clock
-from ..errors import Closed
+from ..errors import Closed, LeaseLost, NotFound
 from ..model import (
     Delivery,
     GroupInfo,
@@ -30,7 +30,8 @@ from ..model import (
 )
 from ..names import REPLY_PREFIX, is_reply_topic, refuse_reply_name
 from ..storage.memory import MemoryStore
-from .base import ALL_CAPABILITIES, Transport, TransportSubscription
+from .base import ALL_CAPABILITIES, SubscribeOptions, Transport, TransportSubscription
+from .leasing import LeaseRenewer
 
 _brokers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, BrokerRuntime]] = (
     weakref.WeakKeyDictionary()
@@ -64,38 +65,77 @@ async def reset_memory_brokers() -> None:
 
 
 class MemorySubscription(TransportSubscription):
-    def __init__(self, transport: MemoryTransport, spec: GroupSpec, prefetch: int) -> None:
+    def __init__(
+        self,
+        transport: MemoryTransport,
+        spec: GroupSpec,
+        prefetch: int,
+        options: SubscribeOptions | None = None,
+    ) -> None:
+        options = options or SubscribeOptions()
         self.spec = spec
         self._transport = transport
         self._broker = transport.runtime.broker
         self._buffer: deque[Message] = deque()
         self._arrived = asyncio.Event()
         self._closed = False
+        self.leases: LeaseRenewer[Message] = LeaseRenewer(
+            spec.lease,
+            self._extend_many,
+            max_extension=0.0 if spec.auto_ack else options.max_lease_extension,
+        )
         self.member_id = self._broker.join(spec, prefetch=prefetch, deliver=self._deliver)
 
     def _deliver(self, deliveries: list[Delivery]) -> None:
         settler = None if self.spec.auto_ack else self
-        self._buffer.extend(Message(d, settler) for d in deliveries)
+        messages = [Message(d, settler) for d in deliveries]
+        self._buffer.extend(messages)
+        if self.leases.enabled:
+            for message in messages:
+                self.leases.track(message)
         self._arrived.set()
 
-    def _take(self) -> Message:
+    def _take(self) -> Message | None:
+        """The next buffered message, or None if its lease was lost while it waited."""
         message = self._buffer.popleft()
         if self.spec.auto_ack:
             self._broker.add_credit(self.member_id, 1)
+            return message
+        leases = self.leases
+        if not leases.alive(message):
+            leases.release(message)  # the broker redelivers it; never hand out a dead lease
+            return None
+        leases.handed(message)
         return message
 
-    async def next(self, timeout: float | None = None) -> Message | None:
-        while not self._buffer:
-            if self._closed:
-                raise Closed("the subscription is closed")
-            self._arrived.clear()
+    async def _extend_many(self, messages: list[Message]) -> list[Message]:
+        refused = []
+        lease = self.spec.lease
+        for message in messages:
             try:
-                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
-                async with asyncio.timeout(timeout):
-                    await self._arrived.wait()
-            except TimeoutError:
-                return None
-        return self._take()
+                self._broker.extend(self.member_id, message.partition, message.offset, lease)
+            except (LeaseLost, NotFound):
+                refused.append(message)
+        return refused
+
+    async def next(self, timeout: float | None = None) -> Message | None:
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        while True:
+            while not self._buffer:
+                if self._closed:
+                    raise Closed("the subscription is closed")
+                self._arrived.clear()
+                remaining = None if deadline is None else max(0.0, deadline - loop.time())
+                try:
+                    # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
+                    async with asyncio.timeout(remaining):
+                        await self._arrived.wait()
+                except TimeoutError:
+                    return None
+            message = self._take()
+            if message is not None:
+                return message
 
     async def next_batch(self, max_count: int, timeout: float | None = None) -> list[Message]:
         first = await self.next(timeout)
@@ -103,19 +143,36 @@ class MemorySubscription(TransportSubscription):
             return []
         out = [first]
         while self._buffer and len(out) < max_count:
-            out.append(self._take())
+            message = self._take()
+            if message is not None:
+                out.append(message)
         return out
 
     async def ack(self, message: Message) -> None:
+        self.leases.release(message)
         self._broker.ack(self.member_id, message.partition, message.offset)
 
+    async def ack_many(self, messages: Sequence[Message]) -> None:
+        refs = []
+        release = self.leases.release
+        for message in messages:
+            if message._settler is self and not message.settled:
+                message.settled = True
+                release(message)
+                refs.append((message.partition, message.offset))
+        errors = [e for e in self._broker.ack_many(self.member_id, refs) if e is not None]
+        if errors:
+            raise errors[0]
+
     async def nack(self, message: Message, delay: float = 0.0, error: str | None = None) -> None:
+        self.leases.release(message)
         self._broker.nack(self.member_id, message.partition, message.offset, delay, error)
 
     async def extend(self, message: Message, seconds: float) -> None:
         self._broker.extend(self.member_id, message.partition, message.offset, seconds)
 
     async def reject(self, message: Message, reason: str = "rejected") -> None:
+        self.leases.release(message)
         self._broker.reject(self.member_id, message.partition, message.offset, reason)
 
     async def close(self) -> None:
@@ -124,6 +181,7 @@ class MemorySubscription(TransportSubscription):
         self._closed = True
         self._buffer.clear()
         self._arrived.set()
+        await self.leases.close()
         self._transport._subs.discard(self)
         if self.member_id in self._broker._members:
             self._broker.leave(self.member_id)
@@ -178,9 +236,11 @@ class MemoryTransport(Transport):
     async def publish(self, topic: str, messages: Sequence[Outgoing]) -> list[Receipt]:
         return await self.runtime.publish(topic, messages)
 
-    async def subscribe(self, spec: GroupSpec, *, prefetch: int = 100) -> TransportSubscription:
+    async def subscribe(
+        self, spec: GroupSpec, *, prefetch: int = 100, options: SubscribeOptions | None = None
+    ) -> TransportSubscription:
         spec.validate()
-        sub = MemorySubscription(self, spec, prefetch)
+        sub = MemorySubscription(self, spec, prefetch, options)
         self._subs.add(sub)
         return sub
 

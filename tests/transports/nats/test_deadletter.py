@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from tidings import headers as H
 from tidings.model import GroupSpec, Outgoing, TopicSpec
+from tidings.transports.base import SubscribeOptions
 
 
 async def read_one(transport, topic, group="dlq-reader", timeout=10):
@@ -62,7 +63,9 @@ async def test_expired_lease_at_max_deliveries_reaches_the_dead_letter_topic(tra
     await transport.create_topic(TopicSpec(name=topic))
     await transport.publish(topic, [Outgoing(b"hangs")])
     sub = await transport.subscribe(
-        GroupSpec(topic=topic, name="g", max_deliveries=2, lease=0.5), prefetch=1
+        GroupSpec(topic=topic, name="g", max_deliveries=2, lease=0.5),
+        prefetch=1,
+        options=SubscribeOptions(max_lease_extension=0),  # a hung client does not extend
     )
     m = await sub.next(timeout=5)
     await m.nack(error="first failure")

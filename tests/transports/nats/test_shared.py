@@ -9,6 +9,7 @@ import pytest
 
 from tidings.errors import LeaseLost
 from tidings.model import GroupSpec, Outgoing, TopicSpec
+from tidings.transports.base import SubscribeOptions
 
 
 async def test_competing_members_share_the_work(connect, name):
@@ -55,7 +56,8 @@ async def test_expired_lease_is_redelivered(connect, name):
     await a.create_topic(TopicSpec(name=topic))
     await a.publish(topic, [Outgoing(b"job")])
     spec = GroupSpec(topic=topic, name="g", lease=1.0)
-    sa = await a.subscribe(spec, prefetch=1)  # holds the job, so it pulls nothing more
+    # holds the job, so it pulls nothing more; never extends, like a client that hung
+    sa = await a.subscribe(spec, prefetch=1, options=SubscribeOptions(max_lease_extension=0))
     first = await sa.next(timeout=5)
     assert first.delivery_count == 1
     sb = await b.subscribe(spec)

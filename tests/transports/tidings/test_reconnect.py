@@ -11,6 +11,7 @@ from tidings.errors import ConnectionLost, Timeout
 from tidings.model import GroupSpec, Outgoing, TopicSpec
 from tidings.protocol import constants as c
 from tidings.protocol import messages as m
+from tidings.transports.base import SubscribeOptions
 from tidings.transports.tidings import NativeTransport
 
 
@@ -135,7 +136,11 @@ async def test_settle_and_custom_timeouts(broker, name):
         await t.connect()
         await t.create_topic(TopicSpec(name=name))
         await t.publish(name, [Outgoing(b"a"), Outgoing(b"b")])
-        sub = await t.subscribe(GroupSpec(topic=name, name="g"), prefetch=10)
+        sub = await t.subscribe(
+            GroupSpec(topic=name, name="g"),
+            prefetch=10,
+            options=SubscribeOptions(confirm_acks=True),
+        )
         msgs: list = []
         while len(msgs) < 2:
             msgs += await sub.next_batch(10, timeout=5)

@@ -11,7 +11,7 @@ from tidings.errors import AlreadyExists, Closed, Forbidden, LeaseLost, NotFound
 from tidings.headers import DLQ_REASON, dead_letter_topic
 from tidings.model import GroupSpec, Outgoing, TopicSpec
 from tidings.server.app import CAPABILITIES
-from tidings.transports.base import ALL_CAPABILITIES
+from tidings.transports.base import ALL_CAPABILITIES, SubscribeOptions
 
 
 async def _take(sub, n: int, timeout: float = 5.0):
@@ -92,7 +92,7 @@ async def test_shared_group_ack_nack_extend_reject(transport, name):
     await transport.create_topic(TopicSpec(name=name))
     await transport.publish(name, [Outgoing(str(i).encode()) for i in range(4)])
     spec = GroupSpec(topic=name, name="workers", lease=5.0, max_deliveries=3)
-    sub = await transport.subscribe(spec, prefetch=10)
+    sub = await transport.subscribe(spec, prefetch=10, options=SubscribeOptions(confirm_acks=True))
     assert sub.spec == spec
     msgs = await _take(sub, 4)
     assert [m.body for m in msgs] == [b"0", b"1", b"2", b"3"]
@@ -121,7 +121,9 @@ async def test_shared_group_ack_nack_extend_reject(transport, name):
 async def test_many_acks_in_one_iteration_share_a_frame(transport, name):
     await transport.create_topic(TopicSpec(name=name))
     await transport.publish(name, [Outgoing(b"x") for _ in range(200)])
-    sub = await transport.subscribe(GroupSpec(topic=name, name="g"), prefetch=200)
+    sub = await transport.subscribe(
+        GroupSpec(topic=name, name="g"), prefetch=200, options=SubscribeOptions(confirm_acks=True)
+    )
     msgs = await _take(sub, 200)
     before = (await transport.server_stats()).frames_in
     await asyncio.gather(*(m.ack() for m in msgs))
@@ -243,7 +245,11 @@ async def test_url_options(broker):
 async def test_acks_in_one_frame_each_learn_their_own_outcome(transport, name):
     await transport.create_topic(TopicSpec(name=name))
     await transport.publish(name, [Outgoing(str(i).encode()) for i in range(3)])
-    sub = await transport.subscribe(GroupSpec(topic=name, name="g", lease=5.0), prefetch=10)
+    sub = await transport.subscribe(
+        GroupSpec(topic=name, name="g", lease=5.0),
+        prefetch=10,
+        options=SubscribeOptions(confirm_acks=True),
+    )
     msgs = await _take(sub, 3)
     await msgs[1].ack()
     # one loop turn, one ACK frame: only the second (acked already) is refused
@@ -258,7 +264,11 @@ async def test_acks_in_one_frame_each_learn_their_own_outcome(transport, name):
 async def test_cancelling_one_ack_leaves_the_others_of_its_frame(transport, name):
     await transport.create_topic(TopicSpec(name=name))
     await transport.publish(name, [Outgoing(b"a"), Outgoing(b"b")])
-    sub = await transport.subscribe(GroupSpec(topic=name, name="g", lease=5.0), prefetch=10)
+    sub = await transport.subscribe(
+        GroupSpec(topic=name, name="g", lease=5.0),
+        prefetch=10,
+        options=SubscribeOptions(confirm_acks=True),
+    )
     first, second = await _take(sub, 2)
     cancelled = asyncio.create_task(first.ack())
     kept = asyncio.create_task(second.ack())

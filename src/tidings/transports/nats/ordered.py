@@ -7,18 +7,77 @@ member joins, leaves or stops heart-beating, the assignment is recomputed; a mem
 pulling the partitions it lost and gives back the ones it had buffered but not handed out, and
 starts pulling the partitions it gained. A dead member's in-flight messages come back when
 their lease expires, before any later message of the partition (the window is full until then).
+
+A partition is processed by at most one member at a time, also while ownership moves
+(*fencing*): a member that gains a partition pulls it at once but holds its messages back until
+nobody else holds any of the partition's messages, that is until JetStream's count of the
+consumer's un-acknowledged messages is no more than what this member itself has received of it
+(the previous owner's in-flight messages were settled, or their leases expired and they were
+redelivered here), seen twice a poll apart. The held-back messages are then released in stream
+order. The previous owner meanwhile finishes (and settles) what its application already holds.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 
+from .codec import Incoming
 from .membership import Membership, assign
 from .naming import consumer_name, stream_name
 from .subscription import NatsSubscription
 
+log = logging.getLogger("tidings.transports.nats")
+
+FENCE_POLL = 0.1  # seconds between two looks at a gained partition's pending count
+
 
 class OrderedSubscription(NatsSubscription):
+    _fenced: dict[int, dict[int, Incoming]]  # partition -> stream seq -> held-back message
+    _fences: dict[int, asyncio.Task[None]]
+
+    def _accept(self, inc: Incoming) -> None:
+        fenced = self._fenced.get(inc.partition)
+        if fenced is None:
+            super()._accept(inc)
+        else:
+            fenced[inc.ack.stream_seq] = inc  # a redelivery replaces its older copy
+
+    def _withheld(self) -> int:
+        return sum(len(f) for f in self._fenced.values())
+
+    def _mine(self, partition: int) -> int:
+        """How many of ``partition``'s messages this member holds (each stream seq once)."""
+        seqs = set(self._fenced.get(partition, ()))
+        seqs.update(s for s, h in self._held.items() if h.inc.partition == partition)
+        seqs.update(i.ack.stream_seq for i in self._buffer if i.partition == partition)
+        return len(seqs)
+
+    async def _fence(self, partition: int) -> None:
+        """Release ``partition``'s messages once no other member holds one of them."""
+        stream = stream_name(self.spec.topic)
+        consumer = consumer_name(self.spec.name, partition)
+        clear = 0
+        while not self._closed and partition in self._fenced:
+            try:
+                info = await self._t.js.consumer_info(stream, consumer)
+                pending = info.num_ack_pending or 0
+                clear = clear + 1 if pending <= self._mine(partition) else 0
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the server may be failing over: look again
+                log.debug("fence check of %s failed: %s", consumer, exc)
+                clear = 0
+            if clear >= 2:
+                break
+            await asyncio.sleep(FENCE_POLL)
+        held_back = self._fenced.pop(partition, None)
+        self._fences.pop(partition, None)
+        if held_back:
+            self._buffer.extend(held_back[seq] for seq in sorted(held_back))
+            self._arrived.set()
+
     @property
     def partitions(self) -> list[int]:
         """The partitions this member owns now."""
@@ -27,6 +86,8 @@ class OrderedSubscription(NatsSubscription):
     async def _start(self) -> None:
         spec = self.spec
         self._lock = asyncio.Lock()
+        self._fenced = {}
+        self._fences = {}
         self.membership = Membership(
             self._nc,
             self._t.state,
@@ -49,6 +110,8 @@ class OrderedSubscription(NatsSubscription):
             if lost:
                 await self._revoke(lost)
             for p in sorted(owned - current):
+                self._fenced[p] = {}
+                self._fences[p] = asyncio.create_task(self._fence(p), name=f"tidings-fence-{p}")
                 puller = self._new_puller(
                     stream_name(self.spec.topic),
                     consumer_name(self.spec.name, p),
@@ -63,9 +126,28 @@ class OrderedSubscription(NatsSubscription):
         for p in partitions:
             del self._pullers[p]
         lost = set(partitions)
+        withheld: list[Incoming] = []
+        for p in partitions:
+            fence = self._fences.pop(p, None)
+            if fence is not None:
+                fence.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await fence
+            withheld.extend(self._fenced.pop(p, {}).values())
+        if withheld:
+            await self._release(withheld)
         mine = [inc for inc in self._buffer if inc.partition in lost]
         if mine:
             kept = [inc for inc in self._buffer if inc.partition not in lost]
             self._buffer.clear()
             self._buffer.extend(kept)
             await self._release(mine)
+
+    async def close(self) -> None:
+        for fence in list(getattr(self, "_fences", {}).values()):
+            fence.cancel()
+        fenced = getattr(self, "_fenced", {})
+        for held_back in fenced.values():
+            self._buffer.extend(held_back.values())  # given back with the buffer
+        fenced.clear()
+        await super().close()

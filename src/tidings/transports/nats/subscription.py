@@ -32,7 +32,8 @@ from nats.aio.msg import Msg
 
 from ...errors import BadRequest, Closed, LeaseLost, NotFound, TidingsError
 from ...model import GroupSpec, Message, TopicSpec
-from ..base import TransportSubscription
+from ..base import SubscribeOptions, TransportSubscription
+from ..leasing import LeaseRenewer
 from . import deadletter
 from .codec import Incoming
 from .errors import translate, translated
@@ -46,6 +47,7 @@ log = logging.getLogger("tidings.transports.nats")
 
 ACK = b"+ACK"
 NAK = b"-NAK"
+IN_PROGRESS = b"+WPI"  # resets the ack wait (the lease) to a whole lease from now
 SETTLE_TIMEOUT = 5.0
 
 
@@ -70,10 +72,24 @@ class _Held:
 
 class NatsSubscription(TransportSubscription):
     def __init__(
-        self, transport: NatsTransport, spec: GroupSpec, topic: TopicSpec, prefetch: int
+        self,
+        transport: NatsTransport,
+        spec: GroupSpec,
+        topic: TopicSpec,
+        prefetch: int,
+        options: SubscribeOptions | None = None,
     ) -> None:
         if prefetch < 1:
             raise BadRequest("prefetch must be >= 1")
+        options = options or SubscribeOptions()
+        self.confirm_acks = options.confirm_acks
+        # Leases of what is buffered and held are kept with in-progress acks; the consumer's
+        # ack wait is the lease, which +WPI restarts.
+        self.leases: LeaseRenewer[Incoming] = LeaseRenewer(
+            spec.lease,
+            self._extend_many,
+            max_extension=0.0 if spec.auto_ack else options.max_lease_extension,
+        )
         self.spec = spec
         self.topic = topic
         self.prefetch = prefetch
@@ -94,15 +110,35 @@ class NatsSubscription(TransportSubscription):
     def free(self) -> int:
         if self._held and time.monotonic() >= self._sweep_at:
             self._sweep()
-        return self.prefetch - len(self._buffer) - len(self._held)
+        return self.prefetch - len(self._buffer) - len(self._held) - self._withheld()
+
+    def _withheld(self) -> int:
+        """Messages received but not buffered yet (an ordered group's fenced partitions)."""
+        return 0
 
     def _sweep(self) -> None:
         """Forget held messages whose lease ran out: their credit comes back (JetStream
         redelivers them, possibly to this member again)."""
         now = time.monotonic()
-        for seq in [s for s, h in self._held.items() if h.deadline <= now]:
-            del self._held[seq]
+        leases = self.leases
+        for seq, h in list(self._held.items()):
+            kept = leases.deadline(h.inc)
+            if kept is not None:
+                h.deadline = kept
+            if h.deadline <= now:
+                del self._held[seq]
+                leases.release(h.inc)
         self._sweep_at = min((h.deadline for h in self._held.values()), default=float("inf"))
+
+    async def _extend_many(self, incs: list[Incoming]) -> list[Incoming]:
+        """In-progress acks for ``incs`` (pipelined; JetStream confirms each)."""
+        send = self._t.acks.send
+        futures = [await send(inc.reply, IN_PROGRESS, timeout=SETTLE_TIMEOUT) for inc in incs]
+        results = await asyncio.gather(*futures, return_exceptions=True)
+        failed = next((r for r in results if isinstance(r, BaseException)), None)
+        if failed is not None:
+            raise failed
+        return []  # JetStream answers an in-progress ack of a message it took back alike
 
     def _wake_pullers(self) -> None:
         for p in self._pullers.values():
@@ -124,6 +160,12 @@ class NatsSubscription(TransportSubscription):
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
             return
+        if self.leases.enabled:
+            self.leases.track(inc, inc.arrived)
+        self._accept(inc)
+
+    def _accept(self, inc: Incoming) -> None:
+        """Buffer a delivered message for the application (ordered groups may hold it back)."""
         self._buffer.append(inc)
         self._arrived.set()
 
@@ -147,6 +189,7 @@ class NatsSubscription(TransportSubscription):
         """The group was reset: what was pulled before belongs to the old position."""
         self._buffer.clear()
         self._held.clear()
+        self.leases.clear()
         self._wake_pullers()
 
     def _fail(self, error: TidingsError) -> None:
@@ -191,8 +234,12 @@ class NatsSubscription(TransportSubscription):
     async def _admit(self, inc: Incoming) -> Message | None:
         spec = self.spec
         now = time.monotonic()
-        if not spec.auto_ack and now - inc.arrived >= spec.lease:
-            return None  # its lease ran out in the buffer: JetStream redelivers it
+        leases = self.leases
+        if not spec.auto_ack:
+            kept = leases.deadline(inc)
+            if (kept is None and now - inc.arrived >= spec.lease) or not leases.alive(inc):
+                leases.release(inc)
+                return None  # its lease ran out in the buffer: JetStream redelivers it
         a = inc.ack
         state: dict = {}
         if inc.deliver_at is not None and a.num_delivered > 1:
@@ -201,6 +248,7 @@ class NatsSubscription(TransportSubscription):
         count = a.num_delivered - skips
         if spec.max_deliveries and count > spec.max_deliveries:
             await self._dead_letter(inc, "max-deliveries", count - 1, None)
+            leases.release(inc)
             return None
         wall = time.time()
         if inc.expires_at is not None and wall >= inc.expires_at:
@@ -208,13 +256,17 @@ class NatsSubscription(TransportSubscription):
                 await self._dead_letter(inc, "expired", count - 1, None)
             else:
                 await self._finish(inc, ACK)
+            leases.release(inc)
             return None
         if inc.deliver_at is not None and wall < inc.deliver_at:
             state["skips"] = skips + 1
             await self._t.state.put_msg_state(a.stream, a.consumer, a.stream_seq, state)
             await self._settle(inc.reply, nak_payload(inc.deliver_at - wall))
+            leases.release(inc)
             return None
-        lease_until = None if spec.auto_ack else wall - (now - inc.arrived) + spec.lease
+        kept = leases.deadline(inc)
+        lease_end = inc.arrived + spec.lease if kept is None else kept
+        lease_until = None if spec.auto_ack else wall + (lease_end - now)
         message = Message(
             inc.delivery(spec.topic, spec.name, count, lease_until),
             None if spec.auto_ack else self,
@@ -222,20 +274,26 @@ class NatsSubscription(TransportSubscription):
         if spec.auto_ack:
             await self._finish(inc, ACK)
         else:
-            deadline = inc.arrived + spec.lease
-            self._held[a.stream_seq] = _Held(inc, message, deadline, count, skips)
-            self._sweep_at = min(self._sweep_at, deadline)
+            self._held[a.stream_seq] = _Held(inc, message, lease_end, count, skips)
+            self._sweep_at = min(self._sweep_at, lease_end)
+            leases.handed(inc)
         return message
 
     # ---------------------------------------------------------------- settling
     def _take(self, message: Message, keep: bool = False) -> _Held:
         held = self._held.get(message.offset + 1)
+        if held is not None and held.message is message:
+            kept = self.leases.deadline(held.inc)
+            if kept is not None:
+                held.deadline = kept
         if held is None or held.message is not message or time.monotonic() >= held.deadline:
             if held is not None and held.message is message:
                 del self._held[message.offset + 1]
+                self.leases.release(held.inc)
             raise LeaseLost()
         if not keep:
             del self._held[message.offset + 1]
+            self.leases.release(held.inc)
             self._wake_pullers()
         return held
 
@@ -249,6 +307,11 @@ class NatsSubscription(TransportSubscription):
         future.add_done_callback(self._confirmed)
         if inc.ack.num_delivered > 1:
             self._drop_state(inc)
+        if self.confirm_acks:
+            try:
+                await asyncio.shield(future)
+            except Exception as exc:
+                raise translate(exc, "acknowledge a message") from exc
 
     def _confirmed(self, future: asyncio.Future) -> None:
         self._confirming.discard(future)
@@ -326,6 +389,8 @@ class NatsSubscription(TransportSubscription):
     # ---------------------------------------------------------------- closing
     async def _release(self, incs: list[Incoming]) -> None:
         """Give messages back to the group at once (fire and forget, then flush)."""
+        for inc in incs:
+            self.leases.release(inc)
         with contextlib.suppress(Exception):
             for inc in incs:
                 await self._nc.publish(inc.reply, NAK)
@@ -347,6 +412,7 @@ class NatsSubscription(TransportSubscription):
         incs = list(self._buffer) + [h.inc for h in self._held.values()]
         self._buffer.clear()
         self._held.clear()
+        await self.leases.close()
         if not self._nc.is_closed:
             await self._release(incs)
         await self.acks_applied()

@@ -39,6 +39,7 @@ from ..base import (
     CAP_REPLICAS,
     CAP_START_OFFSET,
     CAP_START_TIME,
+    SubscribeOptions,
     Transport,
     TransportSubscription,
 )
@@ -320,7 +321,9 @@ class NatsTransport(Transport):
         return partition_of(raw.subject), (raw.headers or {}).get(H_ID) or mid
 
     # ------------------------------------------------------------------ groups
-    async def subscribe(self, spec: GroupSpec, *, prefetch: int = 100) -> TransportSubscription:
+    async def subscribe(
+        self, spec: GroupSpec, *, prefetch: int = 100, options: SubscribeOptions | None = None
+    ) -> TransportSubscription:
         spec = spec.validate()
         what = f"group {spec.name!r}"
         if spec.mode == "ordered":
@@ -338,7 +341,7 @@ class NatsTransport(Transport):
         topic = await self._spec(spec.topic)
         stored = await consumers.ensure_group(self.js, topic, spec)
         cls = OrderedSubscription if stored.mode == "ordered" else SharedSubscription
-        sub = cls(self, stored, topic, prefetch)
+        sub = cls(self, stored, topic, prefetch, options)
         await sub.start()
         self._subs.add(sub)
         return sub

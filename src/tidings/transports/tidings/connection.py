@@ -160,6 +160,10 @@ class Connection(asyncio.Protocol):
         """Stop waiting for ``fut``'s reply (it timed out)."""
         self._pending.pop(getattr(fut, "request_id", -1), None)
 
+    def flush(self) -> None:
+        """Write what is buffered now, not at the end of the loop turn."""
+        self._flush()
+
     def _flush(self) -> None:
         self._flush_scheduled = False
         if self._out and self._transport is not None and not self.closed:

@@ -19,17 +19,25 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import logging
+import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ...errors import Closed, LeaseLost, error_for_code
 from ...model import Delivery, GroupSpec, Message
 from ...protocol import constants
 from ...protocol.messages import Ack, Credit, Deliver, Extend, Nack, Reject, SettleReply
-from ..base import TransportSubscription
+from ..base import SubscribeOptions, TransportSubscription
+from ..leasing import LeaseRenewer
 
 if TYPE_CHECKING:
     from .connection import Connection
     from .transport import NativeTransport
+
+log = logging.getLogger("tidings.transports.tidings")
+
+MAX_SETTLE_BATCH = 256  # settles per frame before it goes out without waiting for the turn
 
 
 class NativeMessage(Message):
@@ -46,9 +54,10 @@ class NativeMessage(Message):
         if sub is not None and not self.settled:
             self.settled = True
             shared, index = sub._enqueue(constants.ACK, self, None)
-            refused = await shared
-            if refused and index in refused:
-                raise error_for_code(*refused[index])
+            if sub.confirm_acks:
+                refused = await shared
+                if refused and index in refused:
+                    raise error_for_code(*refused[index])
 
 
 class _Shared(asyncio.Future):
@@ -67,9 +76,28 @@ _SETTLE = {
 
 
 class NativeSubscription(TransportSubscription):
-    def __init__(self, transport: NativeTransport, spec: GroupSpec, prefetch: int) -> None:
+    def __init__(
+        self,
+        transport: NativeTransport,
+        spec: GroupSpec,
+        prefetch: int,
+        options: SubscribeOptions | None = None,
+    ) -> None:
+        options = options or SubscribeOptions()
         self.spec = spec
         self.prefetch = prefetch
+        self.confirm_acks = options.confirm_acks
+        self.leases: LeaseRenewer[Message] = LeaseRenewer(
+            spec.lease,
+            self._extend_many,
+            max_extension=0.0 if spec.auto_ack else options.max_lease_extension,
+        )
+        # Unconfirmed, a batch this big goes out at once, not at the end of the loop turn: a
+        # consumer that never waits (its buffer is full) still returns credit while it works.
+        # Confirmed acks wait, so the loop turns: its frames are only bounded in size.
+        self._flush_at = (
+            MAX_SETTLE_BATCH if self.confirm_acks else min(MAX_SETTLE_BATCH, max(8, prefetch // 4))
+        )
         self.sub_id = 0
         self.member_id = ""
         self.epoch = 0
@@ -93,12 +121,19 @@ class NativeSubscription(TransportSubscription):
         self.member_id = member_id
         self.epoch += 1
         self._queue.clear()
+        self.leases.clear()
         self._credit = 0
 
     def delivered(self, body: Deliver) -> None:
         settler = None if self._auto_ack else self
         epoch = self.epoch
-        self._queue.extend([NativeMessage(d, settler, epoch) for d in body.deliveries])
+        messages = [NativeMessage(d, settler, epoch) for d in body.deliveries]
+        self._queue.extend(messages)
+        leases = self.leases
+        if leases.enabled:
+            now = time.monotonic()
+            for message in messages:
+                leases.track(message, now)
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
@@ -119,28 +154,66 @@ class NativeSubscription(TransportSubscription):
 
     async def next(self, timeout: float | None = None) -> Message | None:
         queue = self._queue
-        if not queue:
-            if self._closed is not None:
-                raise self._closed
-            if not await self._wait(timeout):
-                return None
-        message = queue.popleft()
-        if self._auto_ack:
-            self._took(1)
-        return message
+        while True:
+            if not queue:
+                if self._closed is not None:
+                    raise self._closed
+                if not await self._wait(timeout):
+                    return None
+            message = queue.popleft()
+            if self._auto_ack:
+                self._took(1)
+                return message
+            if self._admit(message):
+                return message
 
     async def next_batch(self, max_count: int, timeout: float | None = None) -> list[Message]:
         queue = self._queue
-        if not queue:
-            if self._closed is not None:
-                raise self._closed
-            if not await self._wait(timeout):
-                return []
-        n = min(max_count, len(queue))
-        batch = [queue.popleft() for _ in range(n)]
-        if self._auto_ack:
-            self._took(n)
-        return batch
+        while True:
+            if not queue:
+                if self._closed is not None:
+                    raise self._closed
+                if not await self._wait(timeout):
+                    return []
+            n = min(max_count, len(queue))
+            batch = [queue.popleft() for _ in range(n)]
+            if self._auto_ack:
+                self._took(n)
+                return batch
+            batch = [m for m in batch if self._admit(m)]
+            if batch:
+                return batch
+
+    def _admit(self, message: Message) -> bool:
+        """Hand ``message`` out only with a live lease (else the broker redelivers it)."""
+        leases = self.leases
+        if leases.alive(message):
+            leases.handed(message)
+            return True
+        leases.release(message)
+        return False
+
+    async def _extend_many(self, messages: list[Message]) -> list[Message]:
+        """One EXTEND frame for all of ``messages``; the ones the broker refused come back."""
+        refused: list[Message] = []
+        sent: list[tuple[Message, _Shared, int]] = []
+        extra = (float(self.spec.lease),)
+        for message in messages:
+            try:
+                shared, index = self._enqueue(constants.EXTEND, message, extra)
+            except (LeaseLost, Closed):
+                refused.append(message)
+                continue
+            sent.append((message, shared, index))
+        results: dict[int, dict | None] = {}
+        for message, shared, index in sent:
+            key = id(shared)
+            if key not in results:
+                results[key] = await shared
+            errors = results[key]
+            if errors and index in errors:
+                refused.append(message)
+        return refused
 
     async def _wait(self, timeout: float | None) -> bool:
         loop = asyncio.get_running_loop()
@@ -167,7 +240,41 @@ class NativeSubscription(TransportSubscription):
     # -- settling ----------------------------------------------------------------------------
 
     async def ack(self, message: Message) -> None:
-        await self._settle(constants.ACK, message, None)
+        shared, index = self._enqueue(constants.ACK, message, None)
+        if self.confirm_acks:
+            refused = await shared
+            if refused and index in refused:
+                raise error_for_code(*refused[index])
+
+    async def ack_many(self, messages: Sequence[Message]) -> None:
+        waits = []
+        first: BaseException | None = None
+        for message in messages:
+            if message._settler is self and not message.settled:
+                message.settled = True
+                try:
+                    waits.append(self._enqueue(constants.ACK, message, None))
+                except (LeaseLost, Closed) as exc:  # known here: no round trip needed
+                    first = first or exc
+        if not self.confirm_acks:
+            if first is not None:
+                raise first
+            return
+        results: dict[int, Any] = {}
+        for shared, index in waits:
+            key = id(shared)
+            if key not in results:
+                try:
+                    results[key] = await shared
+                except BaseException as exc:  # the whole frame failed
+                    results[key] = exc
+            outcome = results[key]
+            if isinstance(outcome, BaseException):
+                first = first or outcome
+            elif outcome and index in outcome:
+                first = first or error_for_code(*outcome[index])
+        if first is not None:
+            raise first
 
     async def nack(self, message: Message, delay: float = 0.0, error: str | None = None) -> None:
         await self._settle(constants.NACK, message, (float(delay), error))
@@ -205,24 +312,67 @@ class NativeSubscription(TransportSubscription):
             items += (message.partition, message.offset)
         else:
             items.append((message.partition, message.offset, *extra))  # type: ignore[misc]
+        if kind != constants.EXTEND:
+            self.leases.release(message)
         index = count[0]
         count[0] = index + 1
+        if index + 1 >= self._flush_at:
+            self._flush_kind(kind)
         return shared, index
+
+    def flush_settles(self) -> None:
+        """Send the settles gathered so far now (a request that must see them follows)."""
+        if self._batches:
+            self._flush()
 
     def _flush(self) -> None:
         self._flush_scheduled = False
         batches, self._batches = self._batches, {}
+        for kind, batch in batches.items():
+            self._send(kind, batch)
+
+    def _flush_kind(self, kind: int) -> None:
+        """Send the batch of ``kind`` now (it is full) and write it without waiting."""
+        batch = self._batches.pop(kind)
+        self._send(kind, batch)
+        if self.conn is not None:
+            self.conn.flush()
+
+    def _send(self, kind: int, batch: tuple[list[Any], _Shared, list[int]]) -> None:
+        items, shared, _ = batch
         transport = self._transport
-        for kind, (items, shared, _) in batches.items():
-            fut = transport.settle_request(self, kind, _SETTLE[kind](self.sub_id, items))
-            fut.add_done_callback(lambda f, k=kind, s=shared: _resolve(transport, k, f, s))
+        fut = transport.settle_request(self, kind, _SETTLE[kind](self.sub_id, items))
+        fut.add_done_callback(lambda f, k=kind, s=shared: _resolve(transport, k, f, s))
+        if kind == constants.ACK and not self.confirm_acks:
+            shared.add_done_callback(_unconfirmed)
 
     async def close(self) -> None:
         if self._closed is not None:
             return
+        if self._batches:
+            self._flush()  # settles made before close go out before UNSUBSCRIBE
         self.fail(Closed("the subscription is closed"))
         self._queue.clear()
+        await self.leases.close()
         await self._transport.unsubscribe(self)
+
+
+def _unconfirmed(shared: _Shared) -> None:
+    """Nobody waits for an unconfirmed ack frame: say what the broker refused, in the log."""
+    if shared.cancelled():
+        return
+    exc = shared.exception()
+    if exc is not None:
+        log.warning("acks were not confirmed (their messages will be redelivered): %s", exc)
+    elif refused := shared.result():
+        code, text = next(iter(refused.values()))
+        log.warning(
+            "the broker refused %d of the acks of one frame (code %s: %s); the messages were "
+            "or will be redelivered",
+            len(refused),
+            code,
+            text,
+        )
 
 
 def _wake(waiter: asyncio.Future[None]) -> None:

@@ -26,7 +26,7 @@ from ...errors import Closed, ConnectionLost, MessageTooLarge, Timeout, error_fo
 from ...model import GroupInfo, GroupSpec, Outgoing, Receipt, TopicInfo, TopicSpec
 from ...protocol import constants as c
 from ...protocol import messages as m
-from ..base import Transport
+from ..base import SubscribeOptions, Transport
 from .connection import Connection, Disconnected
 from .deadlines import Deadlines, Expired, expire
 from .options import NativeOptions
@@ -269,9 +269,11 @@ class NativeTransport(Transport):
 
     # -- groups ------------------------------------------------------------------------------
 
-    async def subscribe(self, spec: GroupSpec, *, prefetch: int = 100) -> NativeSubscription:
+    async def subscribe(
+        self, spec: GroupSpec, *, prefetch: int = 100, options: SubscribeOptions | None = None
+    ) -> NativeSubscription:
         spec.validate()
-        sub = NativeSubscription(self, spec, prefetch)
+        sub = NativeSubscription(self, spec, prefetch, options)
         await self._join(sub)
         self.members.append(sub)
         return sub
@@ -318,6 +320,8 @@ class NativeTransport(Transport):
                 pass  # the broker drops the member with the connection anyway
 
     async def group_info(self, topic: str, group: str) -> GroupInfo:
+        for sub in self.members:  # the stats must include the acks made before this call
+            sub.flush_settles()
         return await self.call(c.GROUP_INFO, m.GroupRef(topic, group))
 
     async def delete_group(self, topic: str, group: str) -> None:
