@@ -45,3 +45,19 @@ def test_sync_request_reply_across_threads(memory_url):
         sub.close()
         thread.join(5)
         assert not thread.is_alive()
+
+
+def test_sync_ack_many_and_confirmed_acks(memory_url):
+    with tidings.connect_sync(memory_url) as client:
+        client.create_topic("batches")
+        client.publish_many("batches", [tidings.Outgoing(b"%d" % i) for i in range(30)])
+        with client.subscribe("batches", "g", prefetch=30, confirm_acks=True) as sub:
+            got = []
+            while len(got) < 30:
+                batch = sub.next_batch(30, timeout=5)
+                assert batch
+                got.extend(batch)
+            sub.ack_many(got)  # SyncMessages are unwrapped
+            assert all(m.settled for m in got)
+        info = client.group_info("batches", "g")
+        assert info.lag == 0 and info.in_flight == 0

@@ -42,7 +42,7 @@ class Ledger:
             self.violations.append(f"{key}: {seq} on {member} while {other[1]} ran on {other[0]}")
         expected = self.done[key] + KEYS if self.done[key] >= 0 else seq % KEYS
         if seq > expected:
-            self.violations.append(f"{key}: {seq} started before {expected} was done")
+            self.violations.append(f"{key}: {seq} started on {member} before {expected} was done")
         self.running[key] = (member, seq)
 
     def end(self, member: str, key: str, seq: int) -> None:
@@ -113,6 +113,6 @@ async def test_ordered_group_keeps_key_order_across_joins_and_leaves(
         while len(ledger.finished) < total and time.monotonic() < deadline:
             await asyncio.sleep(0.2)
         await members[2].stop()
-    assert ledger.violations == []
+    assert ledger.violations == [], "\n".join(ledger.violations)
     assert len(ledger.finished) == total, f"{total - len(ledger.finished)} never handled"
     assert ledger.by_member["m2"] > 0 and ledger.by_member["m0"] > 0

@@ -98,4 +98,3 @@ async def test_policies_by_name_on_the_clients_and_scatter(url):
         assert got[0]["price"] == 9.5
         with pytest.raises(tidings.errors.NotFound, match="no resilience policy named"):
             await svc.request("pricing.quote", {}, policy="no-such-policy")
-
