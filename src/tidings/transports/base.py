@@ -58,11 +58,13 @@ class SubscribeOptions(msgspec.Struct, frozen=True):
     ``max_lease_extension``: seconds after arrival during which the client extends a message's
     lease while it waits in the buffer or the application holds it (0: never extend).
     ``confirm_acks``: ``ack()`` waits for the broker's confirmation (and raises its refusal);
-    without it an ack is queued for the next batched frame and returns at once.
+    without it an ack is queued for the next batched frame and returns at once. A transport
+    used on its own confirms (the conservative default); ``tidings.connect`` clients pass
+    ``confirm_acks=False`` unless told otherwise (docs/client.md, "Ack modes").
     """
 
     max_lease_extension: float = DEFAULT_MAX_LEASE_EXTENSION
-    confirm_acks: bool = False
+    confirm_acks: bool = True
 
 
 class TransportSubscription(abc.ABC):
