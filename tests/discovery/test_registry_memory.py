@@ -144,3 +144,24 @@ async def test_readiness_checks_gate_ping():
         healthy = False
         assert await registry.ping("pricing") == []
         assert len(await registry.ask("INFO", "pricing")) == 1  # still there, not ready
+
+
+async def test_groups_left_by_killed_instances_are_collected_by_the_next_start():
+    from tidings.client.registry import SRV_TOPIC
+
+    url = "memory://orphans"
+    live = pricing(url)
+    async with live.running(), tidings.connect(url) as client:
+        # what a SIGKILLed instance leaves: its _srv group, no member, no heartbeat
+        sub = await client.subscribe(SRV_TOPIC, "_srv.deadbeef", start="latest", auto_ack=True)
+        await sub.close()
+        groups = {g.name for g in (await client.topic_info(SRV_TOPIC)).groups}
+        assert "_srv.deadbeef" in groups
+        async with pricing(url).running():
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 20
+            while "_srv.deadbeef" in {g.name for g in (await client.topic_info(SRV_TOPIC)).groups}:
+                assert loop.time() < deadline, "the orphaned group was never collected"
+                await asyncio.sleep(0.05)
+            names = {g.name for g in (await client.topic_info(SRV_TOPIC)).groups}
+            assert f"_srv.{live.registration.instance}" in names  # the live one stays

@@ -15,7 +15,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from ...errors import TidingsError
+from ...errors import Forbidden, TidingsError
 from .subjects import (
     SRV_RETENTION,
     SRV_TOPIC,
@@ -31,6 +31,15 @@ if TYPE_CHECKING:
 log = logging.getLogger("tidings.discovery")
 
 Respond = Callable[[str], Awaitable[bytes | None]]  # verb -> the answer (None: stay silent)
+
+
+async def ensure_topic(client: AsyncClient, topic: str, **options: Any) -> None:
+    """Create ``topic`` if needed; a user who may not create topics uses it as it is (an
+    operator created it)."""
+    try:
+        await client.create_topic(topic, exist_ok=True, **options)
+    except Forbidden:
+        pass
 
 
 def _decode(body: bytes) -> dict[str, Any] | None:
@@ -66,7 +75,7 @@ class TopicBus(DiscoveryBus):
         self._group: str | None = None
 
     async def _topic(self) -> None:
-        await self.client.create_topic(SRV_TOPIC, exist_ok=True, max_age=SRV_RETENTION)
+        await ensure_topic(self.client, SRV_TOPIC, max_age=SRV_RETENTION)
 
     async def answer(self, name: str, instance: str, respond: Respond) -> None:
         await self._topic()

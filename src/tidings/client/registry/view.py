@@ -15,7 +15,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ...errors import NoInstance
-from .bus import DiscoveryBus, bus_for
+from .bus import DiscoveryBus, bus_for, ensure_topic
 from .instances import Endpoint, Instance, ServiceView, instance_from
 from .reading import read_topic
 from .subjects import EXTERNAL_TOPIC, HEARTBEAT_TOPIC, control_subject
@@ -161,7 +161,7 @@ class Registry:
         """Register an external endpoint (e.g. an HTTP service) under ``name``; it stays
         until :meth:`deregister` (nothing heartbeats for it)."""
         iid = id or url
-        await self.client.create_topic(EXTERNAL_TOPIC, exist_ok=True, max_messages=100_000)
+        await ensure_topic(self.client, EXTERNAL_TOPIC, max_messages=100_000)
         doc = {
             "op": "up", "name": name, "id": iid, "url": url, "version": version,
             "metadata": dict(metadata or {}), "ts": time.time(),
@@ -171,7 +171,7 @@ class Registry:
 
     async def deregister(self, name: str, id: str) -> None:
         """Remove a third-party registration."""
-        await self.client.create_topic(EXTERNAL_TOPIC, exist_ok=True, max_messages=100_000)
+        await ensure_topic(self.client, EXTERNAL_TOPIC, max_messages=100_000)
         doc = {"op": "down", "name": name, "id": id, "ts": time.time()}
         await self.client.publish(EXTERNAL_TOPIC, json.dumps(doc).encode(), key=f"{name}/{id}")
 

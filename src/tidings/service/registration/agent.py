@@ -19,8 +19,9 @@ import socket
 import time
 from typing import TYPE_CHECKING, Any
 
-from ...client.registry.bus import DiscoveryBus, bus_for
-from ...client.registry.subjects import HEARTBEAT_RETENTION, HEARTBEAT_TOPIC
+from ...client.registry.bus import DiscoveryBus, TopicBus, bus_for, ensure_topic
+from ...client.registry.orphans import collect_orphans
+from ...client.registry.subjects import HEARTBEAT_RETENTION, HEARTBEAT_TOPIC, SRV_TOPIC
 from ...errors import TidingsError
 from . import shapes
 from .health import ProbeServer, Readiness
@@ -57,6 +58,7 @@ class RegistrationAgent:
         self._bus: DiscoveryBus | None = None
         self._client: AsyncClient | None = None
         self._beats: asyncio.Task[None] | None = None
+        self._collector: asyncio.Task[None] | None = None
 
     @property
     def metadata(self) -> dict[str, str]:
@@ -97,13 +99,39 @@ class RegistrationAgent:
             await self.probes.start()
 
     async def start(self, client: AsyncClient) -> None:
+        """Answer ``$SRV`` and start heartbeating. Registration is best effort: a user not
+        allowed on the discovery topics (or a transport that refuses them) gets a working
+        service that is not discoverable, and a warning saying why."""
         self._client = client
-        self._bus = bus_for(client)
-        await self._bus.answer(self.service.name, self.instance, self.respond)
+        bus = bus_for(client)
+        try:
+            await bus.answer(self.service.name, self.instance, self.respond)
+            self._bus = bus
+        except TidingsError as exc:
+            await bus.close()
+            log.warning(
+                "%s does not answer $SRV discovery: %s (grant publish and subscribe on %s)",
+                self.service.name, exc, SRV_TOPIC,
+            )  # fmt: skip
         if self.service.heartbeat:
-            await client.create_topic(HEARTBEAT_TOPIC, exist_ok=True, max_age=HEARTBEAT_RETENTION)
-            await self.beat()
+            try:
+                await ensure_topic(client, HEARTBEAT_TOPIC, max_age=HEARTBEAT_RETENTION)
+                await self.beat()
+            except TidingsError as exc:
+                log.warning(
+                    "%s is not in the broker's registry: %s (grant publish on %s)",
+                    self.service.name, exc, HEARTBEAT_TOPIC,
+                )  # fmt: skip
+                return
             self._beats = asyncio.create_task(self._beat_forever())
+        if isinstance(self._bus, TopicBus):
+            self._collector = asyncio.create_task(self._collect(client))
+
+    async def _collect(self, client: AsyncClient) -> None:
+        try:
+            await collect_orphans(client, keep=f"_srv.{self.instance}")
+        except TidingsError as exc:
+            log.debug("could not collect orphaned discovery groups: %s", exc)
 
     def record(self, op: str, ready: bool) -> dict[str, Any]:
         interval = self.service.heartbeat or DEFAULT_HEARTBEAT
@@ -152,6 +180,11 @@ class RegistrationAgent:
             await bus.close()
 
     async def stop(self) -> None:
+        if self._collector is not None:
+            self._collector.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._collector
+            self._collector = None
         await self.deregister()
         if self.probes is not None:
             await self.probes.stop()
