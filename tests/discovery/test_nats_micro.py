@@ -107,3 +107,24 @@ async def test_tidings_and_nats_micro_answer_the_same_subject_levels(nats_url, v
             assert await gather(nc, f"$SRV.{verb}.levels.someone-else", 0.5) == []
         finally:
             await nc.close()
+
+
+async def test_a_versioned_request_on_nats_reaches_only_that_major(nats_url):
+    v1 = tidings.Service("nversions", nats_url, version="1.0.0")
+    v2 = tidings.Service("nversions", nats_url, version="2.0.0")
+    caller = tidings.Service("ncaller", nats_url)
+
+    @v1.reply("nversions.get")
+    async def get_v1(q: dict) -> dict:
+        return {"v": 1}
+
+    @v2.reply("nversions.get")
+    async def get_v2(q: dict) -> dict:
+        return {"v": 2}
+
+    async with v1.running(), v2.running(), caller.running():
+        got = {(await caller.request("nversions.get", {}, version="2", timeout=10))["v"]
+               for _ in range(10)}  # fmt: skip
+        assert got == {2}
+        with pytest.raises(tidings.NoInstance):
+            await caller.request("nversions.get", {}, version="7", timeout=10)

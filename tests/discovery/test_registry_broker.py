@@ -142,3 +142,33 @@ async def test_readiness_flips_during_drain(broker, spawn):
         assert proc.proc.wait(30) == 0
         info = await client.group_info("drain.jobs", "drainer")
         assert info.in_flight == 0 and info.ready == 0  # the job finished during the drain
+
+
+async def test_a_versioned_request_reaches_only_v2_instances(broker, spawn):
+    for version in ("1.3.0", "2.0.1", "2.2.0"):
+        spawn("pricing", broker.url, "--heartbeat", BEAT, env={"APP_VERSION": version})
+    caller = tidings.Service("checkout", broker.url)
+    async with caller.running():
+
+        async def three():
+            found = await Registry(caller.client).instances("pricing")
+            return len([i for i in found if i.ready]) == 3
+
+        await wait_for(three)
+        served = set()
+        for i in range(30):
+            reply = await caller.request("pricing.quote", {"sku": f"s{i}"}, version="2", timeout=20)
+            served.add(reply["version"])
+        assert served <= {"2.0.1", "2.2.0"} and served  # never the 1.x instance
+        unversioned = set()
+        for i in range(30):
+            unversioned.add(
+                (await caller.request("pricing.quote", {"sku": f"u{i}"}, timeout=20))["version"]
+            )
+        assert "1.3.0" in unversioned  # unversioned requests go to any instance
+        try:
+            await caller.request("pricing.quote", {"sku": "x"}, version="3", timeout=20)
+        except tidings.NoInstance as exc:
+            assert "version 3" in str(exc)
+        else:
+            raise AssertionError("a request for version 3 must fail at once")
