@@ -49,6 +49,9 @@ class Event:
 
 
 class Observer(Protocol):
+    """Gets every event. An observer with a false ``routine`` attribute is spared the
+    ``attempt`` and ``success`` events (the hot path); the log observer is, unless DEBUG."""
+
     def on_event(self, event: Event) -> None: ...
 
 
@@ -58,6 +61,11 @@ class LogObserver:
 
     def __init__(self, logger: logging.Logger = log) -> None:
         self.logger = logger
+
+    @property
+    def routine(self) -> bool:
+        """Whether it wants the routine events (attempt, success): only when DEBUG is on."""
+        return self.logger.isEnabledFor(logging.DEBUG)
 
     def on_event(self, event: Event) -> None:
         level = (

@@ -94,9 +94,12 @@ class Pipeline:
         if not self.stages:
             return await fn(*args, **kwargs)
         run = Run(self.name, callee, self.observer, self.timer)
+        routine = getattr(self.observer, "routine", True)
+        started = self.timer.now()
 
         async def attempt() -> T:
-            run.emit(ev.ATTEMPT)
+            if routine:
+                run.emit(ev.ATTEMPT)
             return await fn(*args, **kwargs)
 
         call: Callable[[], Awaitable[Any]] = attempt
@@ -105,9 +108,10 @@ class Pipeline:
         try:
             result = await call()
         except Exception as exc:
-            run.emit(ev.FAILURE, error=exc)
+            run.emit(ev.FAILURE, error=exc, duration=self.timer.now() - started)
             raise
-        run.emit(ev.SUCCESS)
+        if routine:
+            run.emit(ev.SUCCESS, duration=self.timer.now() - started)
         return result
 
     def __call__(self, fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:

@@ -88,17 +88,17 @@ class Retry:
             if isinstance(hint, int | float) and hint > 0:
                 delay = min(max(delay, float(hint)), self.max_retry_after)
             if self.max_time is not None and timer.now() + delay - started > self.max_time:
-                return self._give_up(failure, result if failure is None else None, "max_time")
+                return self._give_up(failure, result if failure is None else None)
             if budget is not None and not budget.try_retry(timer.now()):
                 run.emit(ev.BUDGET_EXHAUSTED, error=failure)
-                return self._give_up(failure, result if failure is None else None, "budget")
+                return self._give_up(failure, result if failure is None else None)
             run.emit(ev.RETRY, delay=delay, error=failure)
             previous = delay
             await timer.sleep(delay)
             run.attempt += 1
 
     @staticmethod
-    def _give_up(failure: BaseException | None, result: Any, why: str) -> Any:
+    def _give_up(failure: BaseException | None, result: Any) -> Any:
         if failure is not None:
             raise failure
         return result
