@@ -64,3 +64,37 @@ def test_sequence_counts_and_resets():
 def test_invalid_settings_say_what_to_use(kwargs):
     with pytest.raises(ValueError, match="backoff"):
         Backoff(**kwargs)
+
+
+def test_tidings_has_one_backoff():
+    import tidings
+    from tidings.service import Backoff as ServiceBackoff
+    from tidings.transports.tidings import reconnect
+
+    assert tidings.Backoff is Backoff and ServiceBackoff is Backoff
+    assert reconnect.Backoff is Backoff
+
+
+async def test_the_clients_publish_retries_wait_the_backoffs_delays(monkeypatch):
+    from tidings import errors
+    from tidings.client import retries
+
+    slept: list[float] = []
+
+    async def fake_sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    monkeypatch.setattr(retries.asyncio, "sleep", fake_sleep)
+    tries = 0
+
+    async def attempt() -> str:
+        nonlocal tries
+        tries += 1
+        if tries <= 4:
+            raise errors.ConnectionLost("blip")
+        return "stored"
+
+    assert await retries.with_retries(attempt, retries=5, backoff=0.1, max_backoff=0.5) == "stored"
+    bands = [(0.05, 0.1), (0.1, 0.2), (0.2, 0.4), (0.25, 0.5)]  # [delay/2, delay], capped
+    assert len(slept) == 4
+    assert all(low <= d <= high for d, (low, high) in zip(slept, bands, strict=True))
