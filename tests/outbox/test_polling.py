@@ -143,6 +143,7 @@ async def test_published_rows_are_cleaned_up_after_retention(sqlite_url, topic) 
         outbox.publish_many(conn, topic, [{"n": i} for i in range(20)])
     relay = Relay(outbox, "memory://cleanup", retention=0.2, cleanup_interval=0.2)
     async with relay.running():
+
         def empty() -> bool:
             with engine.connect() as conn:
                 return conn.exec_driver_sql("SELECT count(*) FROM tidings_outbox").scalar() == 0

@@ -238,9 +238,7 @@ def test_reply_topic_and_dead_letter_paths_with_hostile_values(broker, client, d
     owner = SyncClient(broker.host, broker.port)
     try:
         [made] = owner.exchange(
-            raw_frame(
-                constants.CREATE_REPLY_TOPIC, 9, msgspec.msgpack.encode([data.draw(names)])
-            ),
+            raw_frame(constants.CREATE_REPLY_TOPIC, 9, msgspec.msgpack.encode([data.draw(names)])),
             9,
         )
         assert made.type == constants.CREATE_REPLY_TOPIC | constants.REPLY_BIT, made

@@ -83,8 +83,11 @@ def relay(
     db: DbOpt,
     broker: Annotated[
         str | None,
-        typer.Option("--broker", help="Broker URL (default: the global --url, $TIDINGS_URL).",
-                     show_default=False),
+        typer.Option(
+            "--broker",
+            help="Broker URL (default: the global --url, $TIDINGS_URL).",
+            show_default=False,
+        ),
     ] = None,
     mode: Annotated[str, typer.Option("--mode", help="poll or tail.")] = "poll",
     table_name: TableOpt = "tidings_outbox",

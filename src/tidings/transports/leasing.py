@@ -73,6 +73,7 @@ class LeaseRenewer(Generic[T]):
         self.extensions = 0  # leases extended (for tests and stats)
         self._extend = extend
         self._margin = lease * EXTEND_WHEN_LEFT
+        self._fresh = lease - self._margin  # handed out with less left: extend at once
         self._kept: OrderedDict[T, _Lease] = OrderedDict()  # earliest deadline first
         self._extending: dict[T, _Lease] = {}  # in an extend batch right now
         self._unkept: dict[T, _Lease] = {}  # no longer extended: alive until the deadline
@@ -81,7 +82,9 @@ class LeaseRenewer(Generic[T]):
         self._handed: list[T] = []  # handed out after a long wait: extend this loop turn
         self._handed_scheduled = False
         self._tasks: set[asyncio.Task[None]] = set()
-        self._progress = time.monotonic()
+        self._progress = time.monotonic()  # when the application last took or settled one
+        self._activity = 0  # takes and settles so far: a counter is cheaper than a clock
+        self._seen_activity = 0
         self._closed = False
 
     @property
@@ -105,10 +108,32 @@ class LeaseRenewer(Generic[T]):
         if self._timer is None:
             self._arm()
 
+    def take(self, item: T) -> bool:
+        """The application is about to get ``item``: False if its lease is gone (the caller
+        drops it, and releases it), else as :meth:`handed`."""
+        entry = self._kept.get(item)
+        if entry is None:
+            if self._entry(item) is None:
+                self._activity += 1
+                return True  # not tracked (extension off)
+            if not self.alive(item):
+                return False
+            self.handed(item)
+            return True
+        now = time.monotonic()
+        if entry.deadline <= now:
+            return False
+        self._activity += 1
+        entry.held = True
+        if entry.deadline - now < self._fresh and self._extendable(entry, now):
+            self._extend_soon(item)
+        return True
+
     def handed(self, item: T) -> None:
         """The application took ``item``: from now on it is extended until settled, and at once
         if it waited a third of its lease or more."""
-        self._progress = now = time.monotonic()
+        self._activity += 1
+        now = time.monotonic()
         entry = self._kept.get(item)
         if entry is None:
             entry = self._extending.get(item)
@@ -116,17 +141,18 @@ class LeaseRenewer(Generic[T]):
                 entry.held = True
             return
         entry.held = True
-        if entry.deadline - now < self.lease * (1 - EXTEND_WHEN_LEFT) and self._extendable(
-            entry, now
-        ):
-            self._handed.append(item)
-            if not self._handed_scheduled:
-                self._handed_scheduled = True
-                asyncio.get_running_loop().call_soon(self._extend_handed)
+        if entry.deadline - now < self._fresh and self._extendable(entry, now):
+            self._extend_soon(item)
+
+    def _extend_soon(self, item: T) -> None:
+        self._handed.append(item)
+        if not self._handed_scheduled:
+            self._handed_scheduled = True
+            asyncio.get_running_loop().call_soon(self._extend_handed)
 
     def release(self, item: T) -> None:
         """``item`` was settled (or given back): stop keeping its lease."""
-        self._progress = time.monotonic()
+        self._activity += 1
         if self._kept.pop(item, None) is None and self._extending.pop(item, None) is None:
             self._unkept.pop(item, None)
 
@@ -164,6 +190,9 @@ class LeaseRenewer(Generic[T]):
     def _extendable(self, entry: _Lease, now: float) -> bool:
         if entry.refused or now - entry.arrived >= self.max_extension:
             return False
+        if self._activity != self._seen_activity:
+            self._seen_activity = self._activity
+            self._progress = now
         return entry.held or now - self._progress < self.lease
 
     def _arm(self) -> None:

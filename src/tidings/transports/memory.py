@@ -101,11 +101,9 @@ class MemorySubscription(TransportSubscription):
         if self.spec.auto_ack:
             self._broker.add_credit(self.member_id, 1)
             return message
-        leases = self.leases
-        if not leases.alive(message):
-            leases.release(message)  # the broker redelivers it; never hand out a dead lease
+        if not self.leases.take(message):
+            self.leases.release(message)  # the broker redelivers it; never hand out a dead lease
             return None
-        leases.handed(message)
         return message
 
     async def _extend_many(self, messages: list[Message]) -> list[Message]:

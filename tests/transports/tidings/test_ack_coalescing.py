@@ -25,7 +25,7 @@ async def test_acks_of_one_turn_share_a_frame(broker) -> None:
     async with tidings.connect(broker.url) as client:
         topic = "coalesce.turn"
         await _fill(client, topic, 20)
-        # prefetch 100: a frame goes out early only at 25 acks (a quarter of the prefetch)
+        # prefetch 100: a frame goes out early only at 50 acks (half the prefetch)
         sub = await client.subscribe(topic, "g", prefetch=100, confirm_acks=True)
         got: list[tidings.Message] = []
         while len(got) < 20:
@@ -46,7 +46,7 @@ async def test_acks_buffered_when_the_connection_dies_are_redelivered(broker) ->
         await _fill(admin, topic, 10)
         dying = tidings.connect(broker.url, reconnect=False)
         await dying.connect()
-        sub = await dying.subscribe(topic, "g", prefetch=100)  # no early frame below 25
+        sub = await dying.subscribe(topic, "g", prefetch=100)  # no early frame below 50
         got: list[tidings.Message] = []
         while len(got) < 10:
             got.extend(await sub.next_batch(10, timeout=10))

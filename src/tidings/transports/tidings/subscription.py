@@ -96,7 +96,7 @@ class NativeSubscription(TransportSubscription):
         # consumer that never waits (its buffer is full) still returns credit while it works.
         # Confirmed acks wait, so the loop turns: its frames are only bounded in size.
         self._flush_at = (
-            MAX_SETTLE_BATCH if self.confirm_acks else min(MAX_SETTLE_BATCH, max(8, prefetch // 4))
+            MAX_SETTLE_BATCH if self.confirm_acks else min(MAX_SETTLE_BATCH, max(8, prefetch // 2))
         )
         self.sub_id = 0
         self.member_id = ""
@@ -186,11 +186,9 @@ class NativeSubscription(TransportSubscription):
 
     def _admit(self, message: Message) -> bool:
         """Hand ``message`` out only with a live lease (else the broker redelivers it)."""
-        leases = self.leases
-        if leases.alive(message):
-            leases.handed(message)
+        if self.leases.take(message):
             return True
-        leases.release(message)
+        self.leases.release(message)
         return False
 
     async def _extend_many(self, messages: list[Message]) -> list[Message]:
