@@ -21,6 +21,6 @@ def test_the_discovery_bench_reports_detection_and_balancing():
     [row] = result["detection"]
     assert row["samples"] == 2
     assert 0.3 <= row["p50_s"] <= 0.9 + 2.0  # 2 to 3 beats after the kill, plus reads
-    rr, p2c = result["balancing"]["rows"]
+    rr, p2c, _ = result["balancing"]["rows"]
     assert rr["slow_share"] == 0.25
     assert p2c["slow_share"] < rr["slow_share"]
