@@ -37,16 +37,16 @@ FULL = Profile(
 )
 MODERATE = Profile(
     name="moderate",
-    publish_n=50_000,
+    publish_n=40_000,
     batch=500,
-    mpmc_n=40_000,
-    fanout_n=10_000,
+    mpmc_n=20_000,
+    fanout_n=5_000,
     latency_rates=(2_000, 10_000),
-    latency_seconds=4.0,
-    backlog_n=100_000,
-    ordered_n=20_000,
+    latency_seconds=3.0,
+    backlog_n=50_000,
+    ordered_n=10_000,
     repeat=3,
-    timeout=240.0,
+    timeout=180.0,
 )
 QUICK = Profile(
     name="quick",

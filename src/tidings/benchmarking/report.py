@@ -10,16 +10,16 @@ from .stats import median
 
 # metric -> (label, unit, higher is better)
 METRICS: dict[str, tuple[str, str, bool]] = {
-    "publish.single": ("publish, single pipelined (`await publish` per message)", "msg/s", True),
-    "publish.async": ("publish, `publish_async` futures", "msg/s", True),
+    "publish.single": ("publish, single pipelined (tidings: `await publish` each)", "msg/s", True),
+    "publish.async": ("publish, single: tidings `publish_async` futures", "msg/s", True),
     "publish.batch": ("publish, batched", "msg/s", True),
     "publish.single.raw": (
         "publish, single: raw transport (internal, not the public API)",
         "msg/s",
         True,
     ),
-    "consume": ("consume + ack, 1 consumer (the plain loop)", "msg/s", True),
-    "consume.batch": ("consume + ack, `next_batch` + gathered acks", "msg/s", True),
+    "consume": ("consume + ack, 1 consumer (tidings: the plain loop)", "msg/s", True),
+    "consume.batch": ("consume + ack: tidings `next_batch` + gathered acks", "msg/s", True),
     "mpmc.4x4": ("4 producers + 4 consumers", "msg/s", True),
     "fanout.4groups": ("fan-out to 4 groups", "deliveries/s", True),
     "latency.2000.p50": ("latency @2k/s p50", "ms", False),
