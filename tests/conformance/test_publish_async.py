@@ -99,3 +99,13 @@ async def test_close_answers_queued_publishes_first(url: str, topic: str) -> Non
         client.publish_async(topic, b"late")
     async with tidings.connect(url) as again:
         assert (await again.topic_info(topic)).messages == 20
+
+
+async def test_an_unconnected_client_connects_for_its_first_batch(url: str, topic: str) -> None:
+    async with tidings.connect(url) as admin:
+        await admin.create_topic(topic)
+    client = tidings.connect(url)  # not connected yet
+    futures = [client.publish_async(topic, b"%d" % i) for i in range(5)]
+    receipts = await asyncio.gather(*futures)
+    assert [r.topic for r in receipts] == [topic] * 5
+    await client.close()

@@ -96,8 +96,7 @@ class AsyncClient:
         """Close subscriptions, the reply topic and the connection. Safe to call twice."""
         if self._closed:
             return
-        if self._connected:
-            await self._pipeline.flush()  # queued publishes get their answers first
+        await self._pipeline.flush()  # queued publishes get their answers first
         self._closed = True
         self._pipeline.fail_all(Closed("the client closed before the message was published"))
         for sub in list(self._subscriptions):
@@ -191,11 +190,9 @@ class AsyncClient:
         while the previous batch to the topic waits for its confirm, are sent as one batch;
         a producer's publishes to one topic keep their order. Await the futures (or
         :meth:`flush`) now and then: nothing bounds what is queued. Call it from the client's
-        event loop, on a connected client."""
+        event loop (an unconnected client connects before the first batch is sent)."""
         if self._closed:
             raise Closed("this client is closed")
-        if not self._connected:
-            raise Closed("connect the client first (async with / await client.connect())")
         if type(body) is not bytes:
             body = as_bytes(body)
         if ttl is not None or delay is not None:
@@ -226,6 +223,8 @@ class AsyncClient:
         return await self._send_batch(topic, batch)
 
     async def _send_batch(self, topic: str, batch: list[Outgoing]) -> list[Receipt]:
+        if not self._connected:
+            await self._ready()
         if self.publish_retries <= 0:
             return await self._transport.publish(topic, batch)
         return await with_retries(
