@@ -208,6 +208,7 @@ class TidingsEngine(Engine):
         data = self.workdir / "data"
         argv = [sys.executable, "-m", "tidings.server", "--host", "127.0.0.1"]
         argv += ["--port", str(self.port), "--data", str(data), "--fsync", self.fsync]
+        argv += ["--http", "off"]  # its fixed default port may be taken; probes are not measured
         log = self.workdir / "server.log"
         offset = log.stat().st_size if log.exists() else 0  # earlier runs' lines stay above
         env = {"PYTHONUNBUFFERED": "1", "PYTHONPATH": _pythonpath()}
