@@ -248,6 +248,8 @@ class GroupInfo(msgspec.Struct, kw_only=True):
     deliver_rate: float = 0.0
     ack_rate: float = 0.0
     spec: GroupSpec | None = None
+    delivered_total: int = 0  # deliveries (first and re-) since the broker started
+    acked_total: int = 0  # messages the group is done with (acked, dead-lettered, expired)
 
 
 class PartitionInfo(msgspec.Struct, kw_only=True):
@@ -267,6 +269,7 @@ class TopicInfo(msgspec.Struct, kw_only=True):
     partitions: list[PartitionInfo] = msgspec.field(default_factory=list)
     groups: list[GroupInfo] = msgspec.field(default_factory=list)
     publish_rate: float = 0.0
+    published_total: int = 0  # messages accepted since the broker started (with duplicates)
 
     def group(self, name: str) -> GroupInfo:
         for g in self.groups:

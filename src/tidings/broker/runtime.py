@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Sequence
 from typing import Literal
 
@@ -31,6 +32,7 @@ from ..errors import BadRequest
 from ..model import Outgoing, Receipt
 from ..storage.base import RecoveryReport, Store
 from .engine import Broker
+from .latency import LatencyHistogram
 
 FsyncPolicy = Literal["batch", "interval", "never"]
 DeliverPolicy = Literal["written", "durable"]
@@ -67,6 +69,7 @@ class BrokerRuntime:
         self._tasks: list[asyncio.Task[None]] = []
         self.report: RecoveryReport | None = None
         self.syncs = 0
+        self.sync_latency = LatencyHistogram()  # seconds per store.sync() (fsync)
         self._stopping = False
 
     async def start(self) -> RecoveryReport:
@@ -136,9 +139,13 @@ class BrokerRuntime:
                     broker.make_visible(point)  # visible now; the fsync follows on its interval
                     point = []
                     await asyncio.sleep(self.fsync_interval)
+                    began = time.perf_counter()
                     await loop.run_in_executor(None, self.store.sync)
+                    self.sync_latency.observe(time.perf_counter() - began)
                 else:
+                    began = time.perf_counter()
                     await loop.run_in_executor(None, self.store.sync)
+                    self.sync_latency.observe(time.perf_counter() - began)
                 self.syncs += 1
             except Exception as exc:  # the store raised (e.g. StorageFull): fail the waiters
                 log.error("commit failed: %s", exc)

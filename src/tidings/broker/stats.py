@@ -49,6 +49,8 @@ class StatsMixin:
             deliver_rate=g.deliver_meter.rate(now),
             ack_rate=g.ack_meter.rate(now),
             spec=g.spec,
+            delivered_total=g.deliver_meter.total,
+            acked_total=g.ack_meter.total,
         )
 
     def topic_info(self, name: str) -> TopicInfo:
@@ -70,4 +72,5 @@ class StatsMixin:
             partitions=parts,
             groups=[self.group_info(name, g) for g in t.groups],
             publish_rate=t.publish_meter.rate(self.clock.now()),
+            published_total=t.publish_meter.total,
         )

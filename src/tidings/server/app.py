@@ -16,6 +16,7 @@ import secrets
 import time
 
 from ..broker import BrokerRuntime
+from ..broker.latency import LatencyHistogram
 from ..errors import NotFound, Overloaded, Timeout
 from ..protocol import constants as c
 from ..protocol.messages import Empty, ServerStats, SubClosed
@@ -82,6 +83,10 @@ class BrokerServer:
         self.connections: set[ClientConnection] = set()
         self.paused = 0
         self.max_buffered = 0
+        # for the metrics: seconds from a publish run's append to its confirm, per frame;
+        # PUBLISH payload bytes per topic (counted once per run)
+        self.publish_latency = LatencyHistogram()
+        self.published_bytes: dict[str, int] = {}
         self.started = time.monotonic()
         self.address: tuple[str, int] | None = None
         self._listener: asyncio.AbstractServer | None = None

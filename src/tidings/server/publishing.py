@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import TYPE_CHECKING
 
 from ..errors import BadRequest, StorageError, TidingsError
@@ -30,10 +31,11 @@ _REPLY = c.PUBLISH | c.REPLY_BIT
 
 
 class Run:
-    __slots__ = ("batches", "request_ids", "topic")
+    __slots__ = ("batches", "request_ids", "size", "topic")
 
     def __init__(self, topic: str) -> None:
         self.topic = topic
+        self.size = 0  # PUBLISH payload bytes (the metrics' published bytes)
         self.request_ids: list[int] = []
         self.batches: list[list[Outgoing]] = []
 
@@ -52,6 +54,7 @@ def collect(conn: ClientConnection, frame: Frame, run: Run | None) -> Run | None
     if run is None:
         run = Run(body.topic)
     run.request_ids.append(frame.request_id)
+    run.size += len(frame.payload)
     run.batches.append(body.messages)  # type: ignore[arg-type]
     return run
 
@@ -83,7 +86,19 @@ def _reply(conn: ClientConnection, rid: int, receipts: list[Receipt]) -> None:
     conn.write(_REPLY, rid, ([(r.partition, r.offset, r.id, r.duplicate) for r in receipts],))
 
 
-async def _publish_one(conn: ClientConnection, topic: str, rid: int, batch: list[Outgoing]):
+async def _publish_run(conn: ClientConnection, run: Run) -> None:
+    """Publish a run and, when it all succeeded, count it for the metrics (once per run:
+    its latency from the append to the confirm, for each of its frames, and its bytes)."""
+    began = time.perf_counter()
+    if not await _publish_frames(conn, run):
+        return
+    server = conn.server
+    server.publish_latency.observe(time.perf_counter() - began, len(run.request_ids))
+    sizes = server.published_bytes
+    sizes[run.topic] = sizes.get(run.topic, 0) + run.size
+
+
+async def _publish_one(conn: ClientConnection, topic: str, rid: int, batch: list[Outgoing]) -> bool:
     try:
         receipts = await conn.server.runtime.publish(topic, batch)
     except TidingsError as exc:
@@ -93,19 +108,21 @@ async def _publish_one(conn: ClientConnection, topic: str, rid: int, batch: list
         conn.error(rid, TidingsError(f"internal error: {type(exc).__name__}: {exc}"))
     else:
         _reply(conn, rid, receipts)
+        return True
+    return False
 
 
-async def _publish_run(conn: ClientConnection, run: Run) -> None:
+async def _publish_frames(conn: ClientConnection, run: Run) -> bool:
+    """True when every frame of the run was published."""
     if len(run.request_ids) == 1:
-        await _publish_one(conn, run.topic, run.request_ids[0], run.batches[0])
-        return
+        return await _publish_one(conn, run.topic, run.request_ids[0], run.batches[0])
     combined = [message for batch in run.batches for message in batch]
     try:
         receipts = await conn.server.runtime.publish(run.topic, combined)
     except StorageError as exc:
         for rid in run.request_ids:
             conn.error(rid, exc)
-        return
+        return False
     except TidingsError:  # nothing was appended: let each frame succeed or fail alone
         await asyncio.gather(
             *(
@@ -113,14 +130,15 @@ async def _publish_run(conn: ClientConnection, run: Run) -> None:
                 for rid, batch in zip(run.request_ids, run.batches, strict=True)
             )
         )
-        return
+        return False
     except Exception as exc:
         log.exception("publishing to %r failed", run.topic)
         for rid in run.request_ids:
             conn.error(rid, TidingsError(f"internal error: {type(exc).__name__}: {exc}"))
-        return
+        return False
     pos = 0
     for rid, batch in zip(run.request_ids, run.batches, strict=True):
         end = pos + len(batch)
         _reply(conn, rid, receipts[pos:end])
         pos = end
+    return True
