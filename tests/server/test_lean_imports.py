@@ -11,7 +11,8 @@ def test_the_broker_entry_point_leaves_optional_parts_unloaded():
     code = (
         "import sys, tidings.server.main\n"
         "heavy = ('tidings.client', 'tidings.service', 'tidings.cli', 'sqlalchemy', "
-        "'pydantic', 'typer', 'rich', 'importlib.metadata')\n"
+        "'pydantic', 'typer', 'rich', 'importlib.metadata', 'starlette', 'uvicorn', "
+        "'prometheus_client', 'tidings.server.management')\n"
         "print(','.join(m for m in heavy if m in sys.modules))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -104,12 +104,16 @@ def add(
     publish: Annotated[list[str] | None, typer.Option(help="Topics it may publish to.")] = None,
     subscribe: Annotated[list[str] | None, typer.Option(help="Topics it may consume.")] = None,
     admin: Annotated[list[str] | None, typer.Option(help="Topics it may administer.")] = None,
+    monitor: Annotated[
+        bool,
+        typer.Option("--monitor", help="It may read /metrics and the overview (HTTP)."),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     with user_errors():
         secret, shown = _secret(token, password_stdin)
         permissions = {"publish": publish or [], "subscribe": subscribe or [], "admin": admin or []}
-        usersfile.add(users_file, name, secret, permissions)
+        usersfile.add(users_file, name, secret, permissions, monitor=monitor)
     _report(ctx, as_json, "added", name, shown)
 
 
@@ -178,15 +182,21 @@ def list_(ctx: typer.Context, users_file: FileOpt, as_json: JsonOpt = False) -> 
             "name": e["name"],
             "secret": "password" if e.get("password") else "token",
             **{a: list(e.get(a, [])) for a in ACTIONS},
+            "monitor": bool(e.get("monitor")),
         }
         for e in entries
     ]
-    columns = ["name", "secret", *ACTIONS]
+    columns = ["name", "secret", *ACTIONS, "monitor"]
+
+    def cell(value: object) -> str:
+        if isinstance(value, bool):
+            return "yes" if value else ""
+        return value if isinstance(value, str) else ", ".join(value)  # type: ignore[arg-type]
+
     show(
         state(ctx, as_json=as_json),
         rows,
         lambda: table(
-            None, columns, [[r[c] if isinstance(r[c], str) else ", ".join(r[c]) for c in columns]
-                            for r in rows]
+            None, columns, [[cell(r[c]) for c in columns] for r in rows]
         ),
     )  # fmt: skip

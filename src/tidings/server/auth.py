@@ -15,6 +15,11 @@ is TOML; secrets are stored hashed (edit it with ``tidings user add/passwd/remov
     admin = [">"]                                  # create/delete topics and groups; implies
                                                    # publish and subscribe on those topics
 
+    [[users]]
+    name = "prometheus"
+    token = "sha256$<hex>"
+    monitor = true                                 # /metrics and the overview (HTTP) only
+
 A client sends a user and a secret (``tidings://orders:s3cret@host``) or a token alone
 (``tidings://TOKEN@host``). Comparisons use :func:`hmac.compare_digest`, and every attempt that
 names a user costs one scrypt, whether the user exists, has a password, or not (no user
@@ -118,6 +123,7 @@ class User:
     publish: tuple[str, ...] = ()
     subscribe: tuple[str, ...] = ()
     admin: tuple[str, ...] = ()
+    monitor: bool = False  # may read the broker-wide metrics and overview (HTTP)
 
     def may(self, action: str, topic: str) -> bool:
         patterns = self.admin if action == "admin" else (*getattr(self, action), *self.admin)
@@ -172,7 +178,10 @@ class Authenticator:
                         check_pattern(pattern)
                     except BadRequest as exc:
                         raise BadRequest(f"{where}: {action}: {exc.message}") from None
-            users.append(User(entry["name"], password, token, **lists))
+            monitor = entry.get("monitor", False)
+            if not isinstance(monitor, bool):
+                raise BadRequest(f"{where}: monitor must be true or false, got {monitor!r}")
+            users.append(User(entry["name"], password, token, **lists, monitor=monitor))
         return cls(users, path)
 
     def cached(self, user: str | None, secret: str | None) -> User | None:

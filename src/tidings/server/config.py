@@ -47,7 +47,7 @@ class ServerConfig:
     tls_cert: str | None = None  # PEM certificate (chain): TLS on
     tls_key: str | None = None  # PEM private key (default: inside tls_cert)
     tls_client_ca: str | None = None  # PEM CA: clients must present a certificate it signed
-    # HTTP (/livez, /readyz; the tidings[http] extra): host:port, or off
+    # HTTP (/livez, /readyz, /metrics, /api/v1; the tidings[http] extra): host:port, or off
     http: str = "127.0.0.1:7421"
 
     def validate(self) -> ServerConfig:
@@ -133,7 +133,7 @@ OPTIONS: dict[str, tuple[str, type, str]] = {
     "http": (
         "TIDINGS_HTTP",
         str,
-        "HTTP /livez and /readyz on host:port (default 127.0.0.1:7421) or off",
+        "HTTP (/livez, /readyz, /metrics, /api/v1) on host:port (default 127.0.0.1:7421) or off",
     ),
 }
 

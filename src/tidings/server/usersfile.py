@@ -34,6 +34,8 @@ def read_entries(path: str, *, missing_ok: bool = False) -> list[Entry]:
 
 
 def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, str):
         return json.dumps(value)  # a JSON string is a valid TOML basic string
     if isinstance(value, list | tuple):
@@ -45,8 +47,8 @@ def render(entries: list[Entry]) -> str:
     parts = ["# tidings users file: edit with `tidings user add/passwd/remove`\n"]
     for entry in entries:
         lines = ["[[users]]"]
-        for key in ("name", "password", "token", *ACTIONS):
-            if entry.get(key) is not None:
+        for key in ("name", "password", "token", *ACTIONS, "monitor"):
+            if entry.get(key) is not None and entry.get(key) is not False:
                 lines.append(f"{key} = {_toml_value(entry[key])}")
         parts.append("\n".join(lines) + "\n")
     return "\n".join(parts)
@@ -77,8 +79,16 @@ def find(entries: list[Entry], name: str, path: str) -> Entry:
     raise NotFound(f"no user {name!r} in {path}: `tidings user list` shows the users")
 
 
-def add(path: str, name: str, secret: dict[str, str], permissions: dict[str, list[str]]) -> None:
-    """Add user ``name`` with ``secret`` ({"password": hash} or {"token": hash})."""
+def add(
+    path: str,
+    name: str,
+    secret: dict[str, str],
+    permissions: dict[str, list[str]],
+    *,
+    monitor: bool = False,
+) -> None:
+    """Add user ``name`` with ``secret`` ({"password": hash} or {"token": hash}); ``monitor``:
+    it may read the broker-wide metrics and overview over HTTP."""
     validate_name("user", name)
     for action in ACTIONS:
         for pattern in permissions.get(action, []):
@@ -92,7 +102,10 @@ def add(path: str, name: str, secret: dict[str, str], permissions: dict[str, lis
             f"user {name!r} is already in {path}: `tidings user passwd {name}` changes its "
             "secret, `tidings user remove` removes it"
         )
-    entries.append({"name": name, **secret, **{a: permissions.get(a, []) for a in ACTIONS}})
+    entry = {"name": name, **secret, **{a: permissions.get(a, []) for a in ACTIONS}}
+    if monitor:
+        entry["monitor"] = True
+    entries.append(entry)
     write_entries(path, entries)
 
 

@@ -11,6 +11,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from ..management.routes import management_routes  # /metrics and /api/v1
+
 if TYPE_CHECKING:
     from ..app import BrokerServer
 
@@ -34,4 +36,5 @@ def build_app(server: BrokerServer) -> Starlette:
         ok, body = readiness(server)
         return JSONResponse(body, status_code=200 if ok else 503)
 
-    return Starlette(routes=[Route("/livez", livez), Route("/readyz", readyz)])
+    probes = [Route("/livez", livez), Route("/readyz", readyz)]
+    return Starlette(routes=[*probes, *management_routes(server)])

@@ -55,7 +55,8 @@ async def start_http(broker: BrokerServer, address: str) -> HttpServer | None:
         from .probes import build_app
     except ImportError:
         log.warning(
-            "HTTP (/livez, /readyz) is off: Starlette and uvicorn are not installed; "
+            "HTTP (/livez, /readyz, /metrics, /api/v1) is off: Starlette, uvicorn or "
+            "prometheus-client is not installed; "
             "enable it with: %s (or silence this with --http off)",
             INSTALL_HINT,
         )
@@ -78,5 +79,5 @@ async def start_http(broker: BrokerServer, address: str) -> HttpServer | None:
         await asyncio.sleep(0.02)
     http = HttpServer(server, task)
     host, port = http.address
-    log.info("http on http://%s:%d (/livez, /readyz)", host, port)
+    log.info("http on http://%s:%d (/livez, /readyz, /metrics, /api/v1)", host, port)
     return http

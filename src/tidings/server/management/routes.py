@@ -1,0 +1,43 @@
+"""The routes the management side adds to the broker's HTTP app: ``/metrics``, the
+``/api/v1`` resources and ``/api/v1/openapi.json``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from ...errors import TidingsError
+from . import access
+from .api import ENDPOINTS, PREFIX
+from .endpoints import error_response, not_found, routes
+from .metrics import CONTENT_TYPE, Metrics
+from .openapi import document
+
+if TYPE_CHECKING:
+    from ..app import BrokerServer
+
+
+def management_routes(server: BrokerServer) -> list[BaseRoute]:
+    metrics = Metrics(server)
+    spec = document(ENDPOINTS, server.version)
+
+    async def scrape(request: Request) -> Response:
+        try:
+            user = await access.authenticate(server, request)
+            access.require_monitor(user, request)
+        except TidingsError as exc:
+            return error_response(exc)
+        return Response(metrics.render(), media_type=CONTENT_TYPE)
+
+    async def openapi(request: Request) -> Response:
+        return JSONResponse(spec)
+
+    return [
+        Route("/metrics", scrape),
+        Route(PREFIX + "/openapi.json", openapi),
+        *routes(server, ENDPOINTS),
+        Route(PREFIX + "/{rest:path}", not_found, methods=["GET", "POST", "PUT", "DELETE"]),
+    ]
