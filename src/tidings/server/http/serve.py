@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from typing import TYPE_CHECKING, Any
 
 from ...errors import BadRequest
@@ -67,14 +68,30 @@ async def start_http(broker: BrokerServer, address: str) -> HttpServer | None:
     server = uvicorn.Server(config)
     # the broker owns SIGTERM/SIGINT: uvicorn must not take them over
     server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
-    task = asyncio.create_task(server.serve(), name="tidings-http")
+    # Bind here: uvicorn answers a failed bind with sys.exit(), which would end the broker.
+    try:
+        family = socket.AF_INET6 if ":" in where[0] else socket.AF_INET
+        sock = socket.create_server(where, family=family, backlog=1024)
+    except OSError as exc:
+        log.error(
+            "HTTP (/livez, /readyz, /metrics, /api/v1) could not start on %s:%d (%s); the "
+            "broker runs without it: choose another --http host:port, or --http off",
+            *where,
+            exc.strerror or exc,
+        )
+        return None
+    sock.setblocking(False)
+
+    async def serve() -> None:
+        try:
+            await server.serve(sockets=[sock])
+        except SystemExit:  # uvicorn's way of failing at start-up
+            log.error("HTTP stopped: uvicorn could not serve on %s:%d", *where)
+
+    task = asyncio.create_task(serve(), name="tidings-http")
     while not server.started:
         if task.done():
-            log.error(
-                "HTTP (/livez, /readyz) could not start on %s:%d (in use?); the broker runs "
-                "without it: choose another --http host:port, or --http off",
-                *where,
-            )
+            sock.close()
             return None
         await asyncio.sleep(0.02)
     http = HttpServer(server, task)
