@@ -19,6 +19,8 @@ from .openapi import document
 if TYPE_CHECKING:
     from ..app import BrokerServer
 
+ANY_METHOD = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
 
 def management_routes(server: BrokerServer) -> list[BaseRoute]:
     metrics = Metrics(server)
@@ -39,5 +41,5 @@ def management_routes(server: BrokerServer) -> list[BaseRoute]:
         Route("/metrics", scrape),
         Route(PREFIX + "/openapi.json", openapi),
         *routes(server, ENDPOINTS),
-        Route(PREFIX + "/{rest:path}", not_found, methods=["GET", "POST", "PUT", "DELETE"]),
+        Route(PREFIX + "/{rest:path}", not_found, methods=ANY_METHOD),
     ]
