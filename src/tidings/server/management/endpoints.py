@@ -85,7 +85,7 @@ def error_response(exc: TidingsError, status: int | None = None) -> Response:
     )
 
 
-def _parse_query(spec: tuple[Query, ...], request: Request) -> dict[str, Any]:
+def parse_query(spec: tuple[Query, ...], request: Request) -> dict[str, Any]:
     values: dict[str, Any] = {}
     params = request.query_params
     for q in spec:
@@ -135,7 +135,7 @@ def _run(server: BrokerServer, endpoint: Endpoint) -> Callable[[Request], Awaita
     async def run(request: Request) -> Response:
         try:
             user = await authenticate(server, request)
-            query = _parse_query(endpoint.query, request)
+            query = parse_query(endpoint.query, request)
             body = await _read_body(request, endpoint.body) if endpoint.body is not None else None
             call = Call(server, request, user, dict(request.path_params), query, body)
             result = await endpoint.handler(call)

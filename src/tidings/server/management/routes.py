@@ -12,6 +12,7 @@ from starlette.routing import BaseRoute, Route
 from ...errors import TidingsError
 from . import access
 from .api import ENDPOINTS, PREFIX
+from .dashboard import dashboard_routes
 from .endpoints import error_response, not_found, routes
 from .metrics import CONTENT_TYPE, Metrics
 from .openapi import document
@@ -42,4 +43,5 @@ def management_routes(server: BrokerServer) -> list[BaseRoute]:
         Route(PREFIX + "/openapi.json", openapi),
         *routes(server, ENDPOINTS),
         Route(PREFIX + "/{rest:path}", not_found, methods=ANY_METHOD),
+        *dashboard_routes(server),
     ]
