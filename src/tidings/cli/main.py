@@ -14,6 +14,7 @@ from . import (
     broker,
     demo,
     dlq,
+    gateway,
     groups,
     outbox,
     publish,
@@ -84,7 +85,7 @@ app.add_typer(users.app, name="user")
 app.add_typer(store.app, name="store")
 outbox.register(app)
 app.add_typer(services.app, name="services")
-for module in (broker, publish, subscribe, stats, demo, run):
+for module in (broker, publish, subscribe, stats, demo, run, gateway):
     module.register(app)
 
 

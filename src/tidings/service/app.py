@@ -139,9 +139,12 @@ class Service(Publishing):
         key_ordered: bool = False,
         name: str | None = None,
         version: str | None = None,
+        http: str | None = None,
     ) -> Callable[[F], F]:
         """Register an event/command handler on ``topic`` in ``group`` (default: the service
-        name). Returning acks; raising nacks with backoff; see :mod:`tidings.service`."""
+        name). Returning acks; raising nacks with backoff; see :mod:`tidings.service`.
+        ``http="POST /v1/refunds"``: ``tidings gateway`` publishes the route's requests here
+        as commands and answers 202 (docs/gateway.md)."""
 
         def register(fn: F) -> F:
             self._add(
@@ -161,6 +164,7 @@ class Service(Publishing):
                     key_ordered=key_ordered,
                     name=name,
                     version=version,
+                    http=http,
                 )
             )
             return fn
@@ -178,10 +182,13 @@ class Service(Publishing):
         max_deliveries: int = DEFAULT_MAX_DELIVERIES,
         name: str | None = None,
         version: str | None = None,
+        http: str | None = None,
     ) -> Callable[[F], F]:
         """Register a request handler: its return value is the reply; an exception becomes a
         RemoteError at the requester. ``version`` (default: the service's) is the API version:
-        requests asking for its major version reach only handlers of that major."""
+        requests asking for its major version reach only handlers of that major.
+        ``http="POST /v1/quotes"``: ``tidings gateway`` serves the handler on that route, the
+        reply is the response body (docs/gateway.md)."""
         if version is not None:
             major_of(version)  # validates
 
@@ -203,6 +210,7 @@ class Service(Publishing):
                     key_ordered=False,
                     name=name,
                     version=version,
+                    http=http,
                 )
             )
             return fn

@@ -8,6 +8,7 @@ return annotation of a responder is its reply type.
 from __future__ import annotations
 
 import inspect
+import re
 import typing
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -46,6 +47,7 @@ class Handler:
     context_param: str | None
     description: str | None
     version: str | None = None  # the handler's API version (default: the service's)
+    http: str | None = None  # the HTTP face the gateway serves: "POST /v1/quotes"
 
     def call(self, payload: Any, ctx: Context) -> Awaitable[Any]:
         """The handler's coroutine for ``payload`` and ``ctx`` (await it)."""
@@ -65,6 +67,22 @@ def _hints(fn: Callable[..., Any]) -> dict[str, Any]:
         }
 
 
+HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+_HTTP_PATH = re.compile(r"^(/(\{[A-Za-z_][A-Za-z0-9_]*\}|[A-Za-z0-9._~-]+))+$")
+
+
+def http_route(spec: str) -> str:
+    """Check and normalise an ``http="POST /v1/quotes"`` route (path parameters as
+    ``{name}``); raise BadRequest saying what is wrong."""
+    parts = str(spec).split()
+    if len(parts) != 2 or parts[0].upper() not in HTTP_METHODS or not _HTTP_PATH.match(parts[1]):
+        raise BadRequest(
+            f"invalid http route {spec!r}: write it as 'METHOD /path', with METHOD one of "
+            f"{', '.join(HTTP_METHODS)} and path segments like /v1/refunds/{{id}}"
+        )
+    return f"{parts[0].upper()} {parts[1]}"
+
+
 def build_handler(
     fn: HandlerFn,
     *,
@@ -82,6 +100,7 @@ def build_handler(
     key_ordered: bool,
     name: str | None,
     version: str | None = None,
+    http: str | None = None,
 ) -> Handler:
     """Inspect ``fn`` and check the options; raise TypeError/BadRequest naming the problem."""
     if not inspect.iscoroutinefunction(fn):
@@ -136,4 +155,5 @@ def build_handler(
         context_param=context_param,
         description=inspect.getdoc(fn),
         version=version,
+        http=http_route(http) if http is not None else None,
     )

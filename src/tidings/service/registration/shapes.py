@@ -49,6 +49,9 @@ def endpoint_metadata(service: Service, handler: Handler) -> dict[str, str]:
         "tidings.mode": handler.mode,
         "tidings.version": version,
     }
+    if handler.http is not None:  # the gateway's route (docs/gateway.md)
+        meta["tidings.http"] = handler.http
+        meta["tidings.idempotent"] = "true" if handler.idempotent else "false"
     if handler.responder:
         meta["tidings.version_topic"] = versioned_topic(handler.topic, version)
     schema = _schema(handler.payload)
