@@ -81,12 +81,26 @@ async def refund_status(q: RefundQuery) -> RefundStatus:
     return refunds.get(q.id) or RefundStatus(id=q.id, state="pending")
 
 
-stock = tidings.Service("stock", heartbeat=1.0)
+stock = tidings.Service("stock", heartbeat=float(os.environ.get("APP_HEARTBEAT", "1")))
 
 
 @stock.reply("stock.level", http="GET /v1/stock/{sku}")
 async def level(q: StockQuery) -> Level:
     return Level(sku=q.sku, count=7 * q.warehouse)
+
+
+@stock.reply("stock.whoami", http="GET /v1/whoami")
+async def whoami(ctx: tidings.Context) -> dict:
+    """Who the gateway says is calling, and the trace the call belongs to."""
+    return {
+        "principal": ctx.headers.get("tidings-principal"),
+        "traceparent": ctx.headers.get("traceparent"),
+    }
+
+
+@stock.reply("stock.legacy")  # no http=: the gateway's TOML file routes to it
+async def legacy(q: dict) -> dict:
+    return {"legacy": q["sku"]}
 
 
 reports = tidings.Service("reports", heartbeat=1.0)
