@@ -194,3 +194,53 @@ def test_curl_end_to_end(stack):
         capture_output=True, text=True, timeout=30, check=True,
     )  # fmt: skip
     assert json.loads(out.stdout) == {"sku": "kiwi", "cents": 750, "version": "1.0.0"}
+
+
+JWT_KEY = "test-shared-key"
+
+
+@pytest.fixture(scope="module")
+def split_gateway(stack, broker, procs):
+    proc = GatewayProc(
+        broker.url, "--split", "/quotes=v1:1,v2:1", "--jwt-key", JWT_KEY,
+        "--jwt-issuer", "tidings-tests",
+    )  # fmt: skip
+    procs.append(proc)
+    wait_routes(proc.url, "POST /v1/quotes", "POST /v2/quotes")
+    return proc
+
+
+def _token(**claims) -> str:
+    from tidings.gateway.tokens import sign
+
+    base = {"sub": "alice", "iss": "tidings-tests", "exp": time.time() + 600}
+    return sign({**base, **claims}, JWT_KEY.encode())
+
+
+def test_traffic_splits_by_weight_between_versions(split_gateway):
+    auth = {"Authorization": f"Bearer {_token()}"}
+    seen = {}
+    with httpx.Client(timeout=10, headers=auth) as http:
+        for _ in range(40):
+            r = http.post(f"{split_gateway.url}/quotes", json={"sku": "plum", "qty": 1})
+            assert r.status_code == 200, r.text
+            assert r.headers["tidings-version"] == "v" + r.json()["version"][0]
+            seen[r.json()["version"]] = seen.get(r.json()["version"], 0) + 1
+    assert set(seen) == {"1.0.0", "2.0.0"}, seen  # 1:1 weights: both, 2^-39 odds otherwise
+
+
+def test_bearer_jwts_are_verified(split_gateway):
+    url = f"{split_gateway.url}/v1/quotes"
+    body = {"sku": "plum", "qty": 1}
+
+    def post(token: str | None) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.post(url, json=body, headers=headers, timeout=10)
+
+    assert post(_token()).status_code == 200
+    assert post(None).status_code == 401
+    expired = post(_token(exp=time.time() - 3600))
+    assert expired.status_code == 401 and "expired" in expired.json()["error"]
+    assert "issuer" in post(_token(iss="someone-else")).json()["error"]
+    forged = _token()[:-4] + "AAAA"
+    assert "signature" in post(forged).json()["error"]

@@ -20,6 +20,7 @@ Example:
 \b
     tidings gateway --url tidings://127.0.0.1:7420 --port 8080
     tidings gateway --port 8080 --routes routes.toml --rate 20 --api-key s3cret=alice
+    tidings gateway --port 8080 --split /quotes=v1:90,v2:10 --jwt-key "$KEY"
 """
 
 
@@ -55,11 +56,24 @@ def gateway(
         list[str] | None,
         typer.Option("--api-key", help="KEY=PRINCIPAL; repeat; with any, requests need a key."),
     ] = None,
+    jwt_key: Annotated[
+        str | None,
+        typer.Option("--jwt-key", envvar="TIDINGS_GATEWAY_JWT_KEY", help="Shared HS256 key."),
+    ] = None,
+    jwt_issuer: Annotated[str | None, typer.Option("--jwt-issuer", help="Required iss.")] = None,
+    jwt_audience: Annotated[
+        str | None, typer.Option("--jwt-audience", help="Required aud.")
+    ] = None,
+    split: Annotated[
+        list[str] | None,
+        typer.Option("--split", help="PATH=v1:W,v2:W: weighted versions of a path; repeat."),
+    ] = None,
     cors_origin: Annotated[
         list[str] | None, typer.Option("--cors-origin", help="Allowed CORS origin; repeat.")
     ] = None,
 ) -> None:
     from ..gateway import GatewayConfig, serve
+    from ..gateway.config import parse_split
 
     keys: dict[str, str] = {}
     for item in api_key or []:
@@ -68,6 +82,7 @@ def gateway(
             raise fail(f"--api-key expects KEY=PRINCIPAL, got {item!r}")
         keys[key] = principal
     try:
+        splits = dict(parse_split(item) for item in split or [])
         config = GatewayConfig(
             url=broker or url,
             routes_file=routes,
@@ -82,6 +97,10 @@ def gateway(
             rate=rate,
             burst=burst,
             api_keys=keys,
+            jwt_key=jwt_key,
+            jwt_issuer=jwt_issuer,
+            jwt_audience=jwt_audience,
+            splits=splits,
             cors_origins=list(cors_origin or []),
         ).validate()
     except BadRequest as exc:

@@ -15,6 +15,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import random
 import re
 import time
 from collections.abc import AsyncIterator
@@ -46,7 +47,8 @@ from .limits import ClientLimits
 from .metrics import RouteMetrics
 from .openapi import docs_page, openapi
 from .responses import ResponseStore, Stored
-from .routes import Route, RouteTable, static_routes
+from .routes import Route, RouteTable, match_path, static_routes
+from .tokens import InvalidToken, verify
 
 log = logging.getLogger("tidings.gateway")
 access = logging.getLogger("tidings.gateway.access")
@@ -203,6 +205,9 @@ class Gateway:
         found = self.table.find(method, path)
         if found is not None:
             return found
+        split = self._split(method, path)
+        if split is not None:
+            return split
         methods = self.table.methods_for(path)
         if methods:
             raise HttpError(
@@ -221,23 +226,51 @@ class Gateway:
             )
         raise HttpError(404, f"no route for {method} {path}: see /openapi.json for the routes")
 
+    def _split(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
+        """Traffic splitting: an unversioned path goes to a major picked by weight."""
+        for template, weights in self.config.splits.items():
+            if match_path(template, path) is None:
+                continue
+            majors = [m for m, w in weights.items() if w > 0]
+            major = random.choices(majors, [weights[m] for m in majors])[0]
+            found = self.table.find(method, f"/v{major}{path}")
+            if found is not None:
+                return found
+            raise HttpError(
+                503,
+                f"{path} splits to v{major}, which no running service serves yet",
+                {"Retry-After": str(max(1, round(self.config.refresh)))},
+            )
+        return None
+
     def _principal(self, request: Request) -> str | None:
-        keys = self.config.api_keys
-        if not keys:
+        keys, jwt_key = self.config.api_keys, self.config.jwt_key
+        if not keys and not jwt_key:
             return None
         key = request.headers.get("x-api-key")
         auth = request.headers.get("authorization", "")
-        if key is None and auth.lower().startswith("bearer "):
-            key = auth[7:].strip()
+        bearer = auth[7:].strip() if auth.lower().startswith("bearer ") else None
+        challenge = {"WWW-Authenticate": "Bearer"}
+        if key is None and bearer is not None and bearer.count(".") == 2 and jwt_key:
+            try:
+                claims = verify(
+                    bearer,
+                    jwt_key.encode(),
+                    issuer=self.config.jwt_issuer,
+                    audience=self.config.jwt_audience,
+                )
+            except InvalidToken as exc:
+                raise HttpError(401, f"bearer token refused: {exc}", challenge) from None
+            return str(claims["sub"])
+        key = key if key is not None else bearer
         if key is None:
-            raise HttpError(
-                401,
-                "this gateway needs an API key: send it in X-API-Key (or Authorization: Bearer)",
-                {"WWW-Authenticate": "Bearer"},
+            what = " or ".join(
+                w for w, on in (("an API key (X-API-Key)", keys), ("a bearer JWT", jwt_key)) if on
             )
+            raise HttpError(401, f"this gateway needs {what}", challenge)
         principal = keys.get(key)
         if principal is None:
-            raise HttpError(401, "unknown API key", {"WWW-Authenticate": "Bearer"})
+            raise HttpError(401, "unknown API key", challenge)
         return principal
 
     def _client_id(self, request: Request, principal: str | None) -> str:
@@ -276,6 +309,8 @@ class Gateway:
         else:
             response = await self._idempotent(route, client_id, key, data, out_headers, request)
         response.headers.update(limit_headers)
+        if route.major is not None:
+            response.headers["tidings-version"] = f"v{route.major}"
         return response
 
     async def _read_body(self, request: Request) -> bytes:

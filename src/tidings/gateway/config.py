@@ -24,7 +24,12 @@ class GatewayConfig:
     rate: float | None = None  # requests/s per client (API key, else IP); None: no limit
     burst: float | None = None
     api_keys: dict[str, str] = field(default_factory=dict)  # key -> principal; empty: open
+    jwt_key: str | None = None  # shared key verifying bearer JWTs (HS256/384/512)
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
     cors_origins: list[str] = field(default_factory=list)
+    # traffic splitting: an unversioned path -> {major: weight}, e.g. {"/quotes": {"1": 9, "2": 1}}
+    splits: dict[str, dict[str, float]] = field(default_factory=dict)
     title: str = "tidings gateway"
 
     def validate(self) -> GatewayConfig:
@@ -37,4 +42,30 @@ class GatewayConfig:
             raise BadRequest("gateway route_concurrency must be >= 1 and route_queue >= 0")
         if self.rate is not None and self.rate <= 0:
             raise BadRequest("gateway rate must be > 0 requests per second (or unset)")
+        for path, weights in self.splits.items():
+            if not path.startswith("/") or not weights:
+                raise BadRequest(f"a split needs a path starting with / and weights: {path!r}")
+            if any(not str(m).isdigit() or w < 0 for m, w in weights.items()) or not any(
+                w > 0 for w in weights.values()
+            ):
+                raise BadRequest(
+                    f"split {path}: weights are majors to numbers >= 0, one at least > 0"
+                )
         return self
+
+
+def parse_split(text: str) -> tuple[str, dict[str, float]]:
+    """``/quotes=v1:90,v2:10`` -> ("/quotes", {"1": 90.0, "2": 10.0})."""
+    path, sep, spec = text.partition("=")
+    weights: dict[str, float] = {}
+    try:
+        for part in spec.split(","):
+            major, _, weight = part.strip().partition(":")
+            weights[major.strip().lstrip("v")] = float(weight)
+    except ValueError:
+        weights = {}
+    if not sep or not weights:
+        raise BadRequest(
+            f"--split expects PATH=v1:WEIGHT,v2:WEIGHT (like /quotes=v1:90,v2:10), got {text!r}"
+        )
+    return path.strip(), weights

@@ -1,0 +1,76 @@
+"""The route table, the per-client buckets and the OpenAPI export, without processes."""
+
+from __future__ import annotations
+
+import pytest
+
+from tidings.client.registry import Endpoint, Instance
+from tidings.errors import BadRequest
+from tidings.gateway import RouteTable
+from tidings.gateway.limits import ClientLimits
+from tidings.gateway.openapi import openapi
+from tidings.gateway.routes import match_path
+from tidings.service.handlers import http_route
+
+
+def _instance(iid: str, version: str, http: str, ready: bool | None = True) -> Instance:
+    meta = {
+        "tidings.topic": "pricing.quote",
+        "tidings.kind": "request",
+        "tidings.version": version,
+        "tidings.http": http,
+        "tidings.schema": '{"$defs":{"Sku":{"type":"string"}},"type":"object",'
+        '"properties":{"sku":{"$ref":"#/$defs/Sku"}}}',
+    }
+    ep = Endpoint(name="quote", subject="pricing.quote", metadata=meta)
+    return Instance(name="pricing", id=iid, version=version, endpoints=[ep], ready=ready)
+
+
+def test_paths_match_with_parameters():
+    assert match_path("/v1/refunds/{id}", "/v1/refunds/abc") == {"id": "abc"}
+    assert match_path("/v1/refunds/{id}", "/v1/refunds") is None
+    assert match_path("/v1/quotes", "/v1/quotes/") == {}
+    assert match_path("/v1/quotes", "/v2/quotes") is None
+
+
+def test_route_specs_are_checked():
+    assert http_route("post /v1/quotes") == "POST /v1/quotes"
+    for bad in ("POST", "FETCH /x", "POST v1/quotes", "GET /a/{1x}"):
+        with pytest.raises(BadRequest, match="invalid http route"):
+            http_route(bad)
+
+
+def test_the_table_follows_instances_and_keeps_routes_whose_service_is_away():
+    table = RouteTable()
+    table.update(
+        [_instance("a", "1.0.0", "POST /v1/quotes"), _instance("b", "2.1.0", "POST /v2/quotes")]
+    )
+    route, _ = table.find("POST", "/v2/quotes")
+    assert route.bus_topic == "pricing.quote.v2" and route.instances == {"b"}
+    assert table.versions_for("/v3/quotes") == ["1", "2"]
+    table.update(
+        [
+            _instance("a", "1.0.0", "POST /v1/quotes"),
+            _instance("b", "2.1.0", "POST /v2/quotes", ready=False),
+        ]
+    )
+    route, _ = table.find("POST", "/v2/quotes")
+    assert route.instances == set()  # known, unserved: a 503, not a 404
+
+
+def test_client_buckets_are_separate_and_report_what_is_left():
+    limits = ClientLimits(rate=1.0, burst=2)
+    assert [limits.check("a", now=0.0).allowed for _ in range(3)] == [True, True, False]
+    refused = limits.check("a", now=0.0)
+    assert refused.headers["Retry-After"] == "1" and refused.headers["RateLimit-Remaining"] == "0"
+    assert limits.check("b", now=0.0).headers["RateLimit-Remaining"] == "1"
+    assert limits.check("a", now=1.0).allowed  # refilled
+
+
+def test_openapi_lifts_schema_defs_into_components():
+    table = RouteTable()
+    table.update([_instance("a", "1.0.0", "POST /v1/quotes")])
+    doc = openapi(table)
+    body = doc["paths"]["/v1/quotes"]["post"]["requestBody"]["content"]["application/json"]
+    assert body["schema"]["properties"]["sku"] == {"$ref": "#/components/schemas/Sku"}
+    assert doc["components"]["schemas"]["Sku"] == {"type": "string"}
