@@ -108,13 +108,15 @@ async def test_failed_attempts_cost_the_same_for_every_kind_of_user(tmp_path):
             "wrong password": ("pw", "guess"),
             "unknown token": (None, "not-a-token"),
         }
-        medians = {}
-        for name, (user, secret) in cases.items():
-            times = [await _attempt_seconds(broker.url, user, secret) for _ in range(7)]
-            medians[name] = statistics.median(times)
+        times: dict[str, list[float]] = {name: [] for name in cases}
+        for _ in range(9):  # interleaved, so load on a shared machine hits every path alike
+            for name, (user, secret) in cases.items():
+                times[name].append(await _attempt_seconds(broker.url, user, secret))
+        medians = {name: statistics.median(t) for name, t in times.items()}
         fastest, slowest = min(medians.values()), max(medians.values())
         # On the unfixed broker the token-only user answered in 0.3 ms against 39 ms (x100);
-        # every path now runs one scrypt. A factor of 4 leaves room for a loaded machine.
-        assert slowest < 4 * fastest, medians
+        # every path now runs one scrypt. A factor of 8 still catches that, and leaves room for
+        # parallel test workers on two cores.
+        assert slowest < 8 * fastest, medians
     finally:
         broker.stop()
