@@ -24,6 +24,7 @@ __all__ = [
     "LeaseLost",
     "MessageTooLarge",
     "NoInstance",
+    "NoResponders",
     "NotFound",
     "Overloaded",
     "ProtocolError",
@@ -35,6 +36,7 @@ __all__ = [
     "StorageFull",
     "TidingsError",
     "Timeout",
+    "TopicConflict",
     "TopicFull",
     "TransportUnavailable",
     "Unauthorized",
@@ -137,11 +139,32 @@ class NoInstance(NotFound):
     default_message = "no live instance offers this: start one, or check `tidings services`"
 
 
+class NoResponders(NoInstance):
+    """A request or scatter went to a topic that nothing serves (NATS users know it as
+    "no responders"); raised at once instead of waiting for the timeout."""
+
+    code = 426
+    default_message = (
+        "no responder is subscribed to this topic: check the topic name and that the "
+        "responding service is running (`tidings services`, `tidings topic list`)"
+    )
+
+
 class AlreadyExists(TidingsError):
     code = 421
     http_status = 409
     exit_code = 4
     default_message = "already exists"
+
+
+class TopicConflict(AlreadyExists):
+    """A topic re-declared with settings that differ from the existing one (as RabbitMQ's
+    PRECONDITION_FAILED): nothing is changed; an identical re-declaration is accepted."""
+
+    code = 422
+    default_message = (
+        "topic exists with different settings: declare it as it is, or delete and recreate it"
+    )
 
 
 class LeaseLost(TidingsError):

@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 from .. import headers as h
-from ..errors import ConnectionLost, RequestTimeout
+from ..errors import ConnectionLost, NoResponders, NotFound, RequestTimeout
 from ..model import Message, Outgoing, Receipt
 from ..transports.base import CAP_TTL, Transport
 from .replies import ReplyInbox, is_error_reply, log, new_correlation_id, raise_for_error
@@ -50,7 +50,16 @@ class Requester:
         out[h.REPLY_TO] = inbox.topic or ""
         out[h.CORRELATION_ID] = correlation_id
         ttl = timeout if CAP_TTL in self._transport.capabilities and timeout > 0 else None
-        await self._publish(topic, Outgoing(body, key, out, None, ttl))
+        try:
+            await self._publish(topic, Outgoing(body, key, out, None, ttl))
+        except NoResponders:
+            raise
+        except NotFound as exc:  # the topic does not exist, so nothing can be serving it
+            raise NoResponders(
+                f"no responder is subscribed to {topic!r}: the topic does not exist; check "
+                "the topic name and that the responding service is running and has declared "
+                "it (`tidings services`, `tidings topic list`)"
+            ) from exc
 
     async def request(
         self,
@@ -91,7 +100,11 @@ class Requester:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         async with inbox.expect(correlation_id) as replies:
-            await self._send(topic, body, key, headers, inbox, correlation_id, timeout)
+            try:
+                await self._send(topic, body, key, headers, inbox, correlation_id, timeout)
+            except NoResponders as exc:
+                log.info("scatter on %s: no responders (%s)", topic, exc.message)
+                return collected  # no responders: no replies (docs/client.md)
             while max_replies is None or len(collected) < max_replies:
                 try:
                     reply = await asyncio.wait_for(replies.get(), deadline - loop.time())
