@@ -47,6 +47,7 @@ from .publishing import Kind, Publishing
 from .registration import HealthCheck, RegistrationAgent
 from .registration.agent import DEFAULT_HEARTBEAT
 from .runner import run_until_signalled
+from .transactions import OutboxWriter, Transaction, Transactions, same_database
 
 log = logging.getLogger("tidings.service")
 
@@ -87,8 +88,15 @@ class Service(Publishing):
         health_port: int | None = None,
         health_host: str = "0.0.0.0",
         metadata: dict[str, str] | None = None,
+        outbox: OutboxWriter | None = None,
     ) -> None:
+        """``outbox`` (a ``tidings.outbox.Outbox``): handlings run in a transaction on its
+        database and ``ctx.publish`` writes to it (:mod:`tidings.service.transactions`)."""
+        if outbox is not None and not isinstance(outbox, OutboxWriter):
+            raise BadRequest(f"outbox= takes a tidings.outbox.Outbox, got {type(outbox).__name__}")
         self.name = name
+        self.outbox = outbox
+        self._transactions: Transactions | None = None
         self.url = url
         self.codec = codec_named(codec)
         builtin: list[Middleware] = [TracingMiddleware(), LoggingMiddleware()]
@@ -288,10 +296,54 @@ class Service(Publishing):
         self.client = client
 
     def _idempotency_store(self) -> IdempotencyStore:
+        if self.outbox is not None:
+            return self._outbox_idempotency_store()
         if isinstance(self.idempotency, IdempotencyStore):
             return self.idempotency
         url = self.idempotency or default_url(self.name)
         return IdempotencyStore(url, window=self.idempotency_window)
+
+    def _outbox_idempotency_store(self) -> IdempotencyStore:
+        """With an outbox, processed ids live on the outbox's database (by default in the
+        same engine), so the record commits in the handling's transaction."""
+        tx = self._outbox_transactions()
+        if self.idempotency is None:
+            store = IdempotencyStore(engine=tx.engine, window=self.idempotency_window)
+        elif isinstance(self.idempotency, IdempotencyStore):
+            store = self.idempotency
+        else:
+            store = IdempotencyStore(self.idempotency, window=self.idempotency_window)
+        if not same_database(store.engine, tx.engine):
+            if store is not self.idempotency:
+                store.close()
+            raise BadRequest(
+                f"service {self.name}: the idempotency store ({store.engine.url!r}) is not on "
+                f"the outbox's database ({tx.engine.url!r}); the processed-id record must "
+                "commit in the handler's transaction: leave idempotency= out (the outbox's "
+                "database is used) or point it at the same database"
+            )
+        if tx.turns is not None:  # SQLite: one turn for guarded and plain handlings alike
+            store._turns = tx.turns
+        return store
+
+    def _outbox_transactions(self) -> Transactions:
+        if self.outbox is None:
+            raise BadRequest(
+                f"service {self.name} has no outbox: tidings.Service(..., outbox=Outbox(engine))"
+            )
+        if self._transactions is None:
+            self._transactions = Transactions(self.outbox)
+        return self._transactions
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Transaction]:
+        """A transaction on the outbox's database, outside handlers: ``tx.connection`` for
+        your rows, ``await tx.publish(...)`` for messages the relay sends once it commits.
+        Commits on a clean exit, rolls back on an exception."""
+        outbox = self.outbox
+        async with self._outbox_transactions().begin() as conn:
+            assert outbox is not None
+            yield Transaction(self, outbox, conn)
 
     async def start(self) -> None:
         """Connect, create topics and groups, and start every handler."""
@@ -345,6 +397,9 @@ class Service(Publishing):
             if self._store is not self.idempotency:
                 self._store.close()
             self._store = None
+        if self._transactions is not None:
+            self._transactions.close()
+            self._transactions = None
         if self.client is not None:
             client, self.client = self.client, None
             await client.close()
@@ -392,6 +447,12 @@ class Service(Publishing):
     def _handle_chain(self, handler: Handler) -> HandleNext:
         store = self._store
         consumer = f"{handler.topic}/{handler.group}"
+        outbox = self.outbox
+
+        def enter(ctx: Any, connection: Any) -> None:
+            ctx.transaction = connection
+            if outbox is not None:
+                ctx.outbox_transaction = Transaction(self, outbox, connection)
 
         async def guarded(ctx: Any) -> Any:
             assert store is not None
@@ -399,15 +460,22 @@ class Service(Publishing):
                 if guard.duplicate:
                     ctx.duplicate = True
                     return None
-                ctx.transaction = guard.connection
+                enter(ctx, guard.connection)
+                return await handler.call(ctx.payload, ctx)
+
+        async def transactional(ctx: Any) -> Any:
+            async with self._outbox_transactions().begin() as connection:
+                enter(ctx, connection)
                 return await handler.call(ctx.payload, ctx)
 
         def endpoint(ctx: Any) -> Awaitable[Any]:
             # not a coroutine of its own: the handler's (or the guard's) is awaited directly
             ctx.payload = handler.payload.decode(ctx.message, self.codec)
-            if not handler.idempotent or store is None:
-                return handler.call(ctx.payload, ctx)
-            return guarded(ctx)
+            if handler.idempotent and store is not None:
+                return guarded(ctx)
+            if outbox is not None:
+                return transactional(ctx)
+            return handler.call(ctx.payload, ctx)
 
         return handle_chain(self.middleware, endpoint)
 

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from .app import Service
     from .handlers import Handler
     from .tracing import TraceContext
+    from .transactions import Transaction
 
 
 class Context:
@@ -34,7 +35,10 @@ class Context:
         self.message = message
         self.attempt = attempt
         self.payload: Any = None  # the decoded payload, once decoded
-        self.transaction: Connection | None = None  # idempotent handlers: the open transaction
+        # idempotent handlers, and every handler of a service with an outbox: the open
+        # transaction (on the outbox's database), and the outbox writer through it
+        self.transaction: Connection | None = None
+        self.outbox_transaction: Transaction | None = None
         self.trace: TraceContext | None = None  # set by TracingMiddleware
         self.duplicate = False  # an idempotent handler skipped an already processed message
         self.state: dict[str, Any] = {}  # free room for middleware
@@ -79,18 +83,26 @@ class Context:
         extended automatically; call this to be explicit."""
         await self.message.extend(self.handler.lease if seconds is None else seconds)
 
-    async def publish(self, topic: str, payload: Any, **options: Any) -> Receipt:
-        """Publish an event from the handler (inherits the trace context)."""
+    async def publish(self, topic: str, payload: Any, **options: Any) -> Receipt | str:
+        """Publish an event from the handler (inherits the trace context). In a service with
+        an outbox, the event is written to the outbox in ``ctx.transaction`` and goes out only
+        if the handling commits; the msg_id is returned instead of a broker receipt."""
+        if self.outbox_transaction is not None:
+            return await self.outbox_transaction.publish(topic, payload, **options)
         return await self.service.publish(topic, payload, **options)
 
     async def publish_many(
         self, topic: str, payloads: Sequence[Any], **options: Any
-    ) -> list[Receipt]:
-        """Publish several events from the handler in one round trip."""
+    ) -> list[Receipt] | list[str]:
+        """Publish several events from the handler in one round trip (outbox: msg_ids)."""
+        if self.outbox_transaction is not None:
+            return await self.outbox_transaction.publish_many(topic, payloads, **options)
         return await self.service.publish_many(topic, payloads, **options)
 
-    async def send(self, topic: str, payload: Any, **options: Any) -> Receipt:
-        """Send a command from the handler."""
+    async def send(self, topic: str, payload: Any, **options: Any) -> Receipt | str:
+        """Send a command from the handler (outbox: written in ``ctx.transaction``)."""
+        if self.outbox_transaction is not None:
+            return await self.outbox_transaction.send(topic, payload, **options)
         return await self.service.send(topic, payload, **options)
 
     async def request(self, topic: str, payload: Any, **options: Any) -> Any:
