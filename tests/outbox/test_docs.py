@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import select
 import subprocess
 import sys
 from pathlib import Path
@@ -57,7 +58,11 @@ async def test_the_ddl_makes_a_table_the_relay_uses(pg_url, topic, broker):
         with engine.begin() as writer:
             msg_id = outbox.publish(writer, topic, {"from": "the docs' DDL"})
         raw = conn.connection.dbapi_connection
-        raw.poll()
+        for _ in range(100):  # the notification arrives on its own time: wait for it
+            select.select([raw], [], [], 0.1)
+            raw.poll()
+            if raw.notifies:
+                break
         assert [n.channel for n in raw.notifies] == ["tidings_outbox"]  # the trigger fired
     async with Relay(outbox, broker.url).running():
         got = await drain(broker.url, topic, 1)
