@@ -60,3 +60,14 @@ def test_dlq_list_and_replay(cli, broker):
     assert m["headers"]["tidings-replayed-from"] == dlq
     assert not any(k.startswith("tidings-dlq-") for k in m["headers"])
     assert cli("dlq", "list", "--json").json()[0]["pending_replay"] == 0
+
+
+def test_topic_create_refuses_a_conflicting_redeclaration(cli):
+    assert cli("topic", "create", "t.redeclare", "--json").code == 0
+    r = cli("topic", "create", "t.redeclare", "--partitions", "8")
+    assert r.code == 4, (r.out, r.err)
+    assert "already exists with different settings: partitions=1 (asked 8)" in r.out + r.err
+    same = cli("topic", "create", "t.redeclare", "--partitions", "1", "--json")
+    assert same.code == 0 and same.json()["partitions"] == 1
+    plain = cli("topic", "create", "t.redeclare", "--json")  # no options: nothing to conflict
+    assert plain.code == 0

@@ -35,7 +35,8 @@ def group_rows(info: TopicInfo) -> list[tuple]:
 
 @app.command(
     "create",
-    help="""Create a topic (an existing one is left as it is unless --no-exist-ok).
+    help="""Create a topic. An existing one is accepted if the options given match it and refused
+if they differ (--no-exist-ok refuses it always).
 
 Example:
 
@@ -46,14 +47,21 @@ Example:
 def create(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Topic name.")],
-    partitions: Annotated[int, typer.Option(min=1, help="Number of partitions.")] = 1,
-    retention: Annotated[str, typer.Option(help="limits or work-queue.")] = "limits",
+    partitions: Annotated[
+        int | None, typer.Option(min=1, help="Number of partitions (a new topic: 1).")
+    ] = None,
+    retention: Annotated[
+        str | None, typer.Option(help="limits or work-queue (a new topic: limits).")
+    ] = None,
     max_age: Annotated[float | None, typer.Option(help="Drop messages older than this, s.")] = None,
     max_bytes: Annotated[int | None, typer.Option(help="Keep at most this many bytes.")] = None,
     max_messages: Annotated[int | None, typer.Option(help="Keep at most this many.")] = None,
     overflow: Annotated[
-        str, typer.Option(help="At a limit: drop-oldest or reject new messages.")
-    ] = "drop-oldest",
+        str | None,
+        typer.Option(
+            help="At a limit: drop-oldest or reject new messages (a new topic: drop-oldest)."
+        ),
+    ] = None,
     dedup_window: Annotated[
         float | None, typer.Option(help="Seconds a producer msg id is remembered (0: off).")
     ] = None,
@@ -65,8 +73,10 @@ def create(
     as_json: JsonOpt = False,
 ) -> None:
     st = state(ctx, url, as_json)
-    options: dict[str, object] = {"retention": retention, "overflow": overflow}
+    options: dict[str, object] = {}
     for field, value in (
+        ("retention", retention),
+        ("overflow", overflow),
         ("max_age", max_age),
         ("max_bytes", max_bytes),
         ("max_messages", max_messages),

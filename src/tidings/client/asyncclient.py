@@ -34,7 +34,14 @@ from ..transports import base as caps
 from ..transports.base import SubscribeOptions, Transport
 from ..transports.leasing import DEFAULT_MAX_LEASE_EXTENSION
 from ..transports.registry import resolve_url, transport_for
-from .checks import Body, as_bytes, check_timing, prepare, require_group_capabilities
+from .checks import (
+    Body,
+    as_bytes,
+    check_redeclaration,
+    check_timing,
+    prepare,
+    require_group_capabilities,
+)
 from .pipeline import PublishPipeline
 from .positions import StartPosition, start_position
 from .registry import Instance, Registry, ServiceView
@@ -122,12 +129,15 @@ class AsyncClient:
 
     # topics
     async def create_topic(
-        self, name: str, *, partitions: int = 1, exist_ok: bool = True, **options: Any
+        self, name: str, *, partitions: int | None = None, exist_ok: bool = True, **options: Any
     ) -> TopicSpec:
         """Create a topic; ``options`` are :class:`TopicSpec` fields (retention, max_age,
-        dedup_window, ...). With ``exist_ok`` an existing topic is returned unchanged."""
+        dedup_window, ...); ``partitions`` is 1 for a new topic unless given. With ``exist_ok``
+        an existing topic is returned unchanged if the settings given match it, and refused
+        with :class:`~tidings.errors.TopicConflict` if they differ."""
+        asked = dict(options) if partitions is None else {"partitions": partitions, **options}
         try:
-            spec = TopicSpec(name=name, partitions=partitions, **options)
+            spec = TopicSpec(name=name, **asked)
         except TypeError as exc:
             known = ", ".join(f for f in TopicSpec.__struct_fields__ if f != "name")
             raise BadRequest(f"unknown topic option: {exc}; known options: {known}") from None
@@ -137,7 +147,8 @@ class AsyncClient:
         if spec.replicas > 1:
             self.transport.require(caps.CAP_REPLICAS, "replicas > 1")
         await self._ready()
-        return await self.transport.create_topic(spec, exist_ok=exist_ok)
+        created = await self.transport.create_topic(spec, exist_ok=exist_ok)
+        return check_redeclaration(created, asked)
 
     async def delete_topic(self, name: str) -> None:
         await self._ready()

@@ -158,7 +158,7 @@ class Client:
         self.close()
 
     def create_topic(
-        self, name: str, *, partitions: int = 1, exist_ok: bool = True, **options: Any
+        self, name: str, *, partitions: int | None = None, exist_ok: bool = True, **options: Any
     ) -> TopicSpec:
         return self._portal.call(
             self._async.create_topic(name, partitions=partitions, exist_ok=exist_ok, **options)
