@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from ..errors import NotFound
+from ..errors import Forbidden, NotFound
 from ..model import Outgoing, Receipt
 from .connection import client_for
 from .output import JsonOpt, UrlOpt, console, fail, parse_pairs, state, table
@@ -75,6 +75,8 @@ def pub(
             client.topic_info(topic)
         except NotFound:  # like the service framework: the first message creates the topic
             client.create_topic(topic, exist_ok=True)
+        except Forbidden:  # a publish-only user may not read the topic: the publish says more
+            pass
         batch: list[Outgoing] = []
         for n, data in enumerate(_bodies("-" if body is None else body, count), start=1):
             mid = msg_id if msg_id is None or count == 1 else f"{msg_id}-{n}"
