@@ -15,7 +15,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from ...errors import Forbidden, TidingsError
+from ...errors import Forbidden, TidingsError, TopicConflict
 from .subjects import (
     SRV_RETENTION,
     SRV_TOPIC,
@@ -34,11 +34,11 @@ Respond = Callable[[str], Awaitable[bytes | None]]  # verb -> the answer (None: 
 
 
 async def ensure_topic(client: AsyncClient, topic: str, **options: Any) -> None:
-    """Create ``topic`` if needed; a user who may not create topics uses it as it is (an
-    operator created it)."""
+    """Create ``topic`` if needed; a user who may not create topics, or who finds it created
+    with other settings, uses it as it is (an operator created it)."""
     try:
         await client.create_topic(topic, exist_ok=True, **options)
-    except Forbidden:
+    except (Forbidden, TopicConflict):
         pass
 
 
