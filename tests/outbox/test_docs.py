@@ -9,6 +9,7 @@ import re
 import select
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -75,7 +76,13 @@ def test_the_operations_sql_runs(pg_url):
     with engine.connect() as conn:
         for statement in filter(str.strip, SQL[1].split(";")):
             conn.exec_driver_sql(statement)
-        assert conn.exec_driver_sql("SHOW max_slot_wal_keep_size").scalar() == "10GB"
+        # pg_reload_conf() only signals the server: this backend rereads the file on its own time
+        for _ in range(50):
+            value = conn.exec_driver_sql("SHOW max_slot_wal_keep_size").scalar()
+            if value == "10GB":
+                break
+            time.sleep(0.1)
+        assert value == "10GB"
         conn.exec_driver_sql("ALTER SYSTEM RESET max_slot_wal_keep_size")
         conn.exec_driver_sql("SELECT pg_reload_conf()")
     engine.dispose()
