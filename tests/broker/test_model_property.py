@@ -11,6 +11,7 @@ end, draining every group delivers every published message that was not acked.
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tidings.errors import LeaseLost
+from tidings.errors import LeaseLost, NotFound
 from tidings.model import Delivery, GroupSpec, Outgoing, TopicSpec
 
 from .conftest import Env
@@ -183,12 +184,19 @@ class Harness:
     def tick(self, seconds: float) -> None:
         self.env.clock.advance(seconds)
         now = self.env.clock.now()
+        dropped: list[str] = []
         for g in self.groups:
-            for ref, (_, until) in list(g.held.items()):
+            for ref, (holder, until) in list(g.held.items()):
                 if until <= now:
                     del g.held[ref]
                     g.uncertain.discard(ref)
+                    dropped.append(holder)
         self.b.tick()
+        # as a client does when it drops a message whose lease ran out in its buffer: the
+        # member is taking messages, so the credit that lease held comes back
+        for holder in dropped:
+            with contextlib.suppress(NotFound):
+                self.b.add_credit(holder, 1)
         self.settle_pending()
 
     def sync(self) -> None:

@@ -81,6 +81,11 @@ class DeliveryMixin:
             if member is None:
                 break
             entry = ready.popleft()
+            if entry.last_member is member and len(g.members) > 1:
+                # its lease ran out on this member: another live member, if one can take it
+                other = g.next_member(auto)
+                if other is not None:
+                    member = other
             if entry.expires_at is not None and entry.expires_at <= now:
                 self._expire(g, entry)
                 continue
@@ -201,12 +206,19 @@ class DeliveryMixin:
 
     # -- settling ----------------------------------------------------------------------------
 
-    def _held(self, member_id: str, partition: int, offset: int) -> tuple[GroupState, Entry]:
+    def _held(
+        self, member_id: str, partition: int, offset: int, settling: bool = True
+    ) -> tuple[GroupState, Entry]:
         member = self._members.get(member_id)
         if member is None:
             raise NotFound(f"unknown member {member_id!r}: it left or timed out; subscribe again")
+        lost = member.lost
+        if settling:
+            member.settled()  # even a late settle (LeaseLost) shows the member is alive
         entry = member.inflight.get((partition, offset))
         if entry is None:
+            if lost and settling:
+                self._dispatch_soon(member.group)  # the credit it got back
             raise LeaseLost(
                 f"member does not hold the lease of {member.group.topic.name}/{partition}@{offset}"
                 ": the lease expired (redelivered) or it was already settled"
@@ -275,6 +287,10 @@ class DeliveryMixin:
             self._wake(g)
 
     def _lease_lost(self, g: GroupState, entry: Entry) -> None:
+        member = entry.member
+        if member is not None:
+            member.lease_expired()  # its credit stays used until it settles something
+            entry.last_member = member
         self._release(g, entry)
         entry.last_error = entry.last_error or "lease expired"
         self._failed(g, entry)
@@ -361,7 +377,8 @@ class DeliveryMixin:
         self._dispatch_soon(g)
 
     def extend(self, member_id: str, partition: int, offset: int, seconds: float) -> None:
-        g, entry = self._held(member_id, partition, offset)
+        # an extend is no sign of progress: a client extends what waits in its buffer
+        g, entry = self._held(member_id, partition, offset, settling=False)
         entry.gen += 1
         if entry.lease_batch is not None:  # its own timer from now on
             entry.lease_batch.leave(entry)

@@ -40,6 +40,7 @@ class Entry:
         "gen",
         "key",
         "last_error",
+        "last_member",
         "lease_batch",
         "lease_until",
         "member",
@@ -64,6 +65,7 @@ class Entry:
         self.lease_batch: LeaseBatch | None = None  # the batch whose timer ends its lease
         self.gen = 0  # bumped on every state change; stale timers compare it
         self.last_error: str | None = None
+        self.last_member: Member | None = None  # whose lease on it last ran out
 
     @property
     def ref(self) -> tuple[int, int]:

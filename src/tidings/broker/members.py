@@ -1,4 +1,6 @@
-"""A member of a consumer group: its prefetch window, credit, leases and heartbeat."""
+"""A member of a consumer group: its prefetch window, credit, leases and heartbeat.
+
+Credit comes back when the member settles, not when its leases expire."""
 
 from __future__ import annotations
 
@@ -16,10 +18,12 @@ class Member:
     __slots__ = (
         "credit",
         "deliver",
+        "expiries",
         "group",
         "id",
         "inflight",
         "last_seen",
+        "lost",
         "partitions",
         "paused",
         "prefetch",
@@ -48,13 +52,28 @@ class Member:
         self.inflight: dict[tuple[int, int], Entry] = {}
         self.partitions: set[int] = set()  # ordered groups: partitions assigned to it
         self.paused = False  # its connection cannot take more now (pause_member)
+        # Leases that ran out on this member: their credit stays used until the member settles
+        # something (ack, nack, reject), so a stuck member stops receiving instead of being
+        # re-fed its own expired messages. ``expiries`` counts them since its last settle.
+        self.lost = 0
+        self.expiries = 0
 
     def capacity(self, auto_ack: bool) -> int:
         if self.paused:
             return 0
         if auto_ack:
             return self.credit
-        return self.prefetch - len(self.inflight)
+        return self.prefetch - len(self.inflight) - self.lost
+
+    def settled(self) -> None:
+        """The member settled something: it is alive, its expired leases' credit comes back."""
+        self.lost = 0
+        self.expiries = 0
+
+    def lease_expired(self) -> None:
+        if self.lost < self.prefetch:
+            self.lost += 1
+        self.expiries += 1
 
     def __repr__(self) -> str:
         return (

@@ -81,7 +81,13 @@ class MembershipMixin:
         m = self._members.get(member_id)
         if m is None:
             raise NotFound(f"unknown member {member_id!r}")
-        m.credit = min(m.credit + max(n, 0), m.prefetch)
+        if m.group.spec.auto_ack:
+            m.credit = min(m.credit + max(n, 0), m.prefetch)
+        else:
+            # the client dropped ``n`` messages whose lease ran out in its buffer: the consumer
+            # is taking messages again, so the credit those leases held comes back
+            m.lost = max(m.lost - max(n, 0), 0)
+            m.expiries = 0
         self._dispatch(m.group)
 
     def pause_member(self, member_id: str, paused: bool) -> None:

@@ -103,6 +103,8 @@ class MemorySubscription(TransportSubscription):
             return message
         if not self.leases.take(message):
             self.leases.release(message)  # the broker redelivers it; never hand out a dead lease
+            # the consumer is taking messages: the credit that lease held comes back
+            self._broker.add_credit(self.member_id, 1)
             return None
         return message
 

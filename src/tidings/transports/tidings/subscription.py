@@ -189,6 +189,8 @@ class NativeSubscription(TransportSubscription):
         if self.leases.take(message):
             return True
         self.leases.release(message)
+        if self.conn is not None:  # the consumer is taking messages: that lease's credit returns
+            self.conn.send(constants.CREDIT, Credit(self.sub_id, 1))
         return False
 
     async def _extend_many(self, messages: list[Message]) -> list[Message]:
