@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import errno
 import os
+import shutil
 import subprocess
 import uuid
 from pathlib import Path
@@ -18,6 +19,7 @@ from pathlib import Path
 import pytest
 from tests.helpers.broker_process import BrokerProcess
 
+from tidings.client import AsyncClient
 from tidings.errors import StorageError, StorageFull
 from tidings.model import GroupSpec, Outgoing, TopicSpec
 from tidings.server import BrokerServer, ServerConfig
@@ -93,13 +95,27 @@ def _mount_tmpfs(path: Path, size: str) -> bool:
     return result.returncode == 0
 
 
+@contextlib.contextmanager
+def _tmpfs(tmp_path: Path, size: str):
+    mount = tmp_path / f"tiny-{uuid.uuid4().hex[:6]}"
+    if not _mount_tmpfs(mount, size):
+        pytest.skip("cannot mount a tmpfs here (needs root); the injected-fault test covers it")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
 @pytest.fixture
 def tiny_disk(tmp_path):
-    mount = tmp_path / f"tiny-{uuid.uuid4().hex[:6]}"
-    if not _mount_tmpfs(mount, "4m"):
-        pytest.skip("cannot mount a tmpfs here (needs root); the injected-fault test covers it")
-    yield mount
-    subprocess.run(["umount", "-l", str(mount)], check=False)
+    with _tmpfs(tmp_path, "4m") as mount:
+        yield mount
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    with _tmpfs(tmp_path, "70m") as mount:
+        yield mount
 
 
 async def test_a_real_full_disk_on_a_tmpfs(tiny_disk):
@@ -142,6 +158,51 @@ async def test_a_real_full_disk_on_a_tmpfs(tiny_disk):
         assert set(confirmed) <= set(got)
     finally:
         await t.close()
+        await asyncio.to_thread(broker.stop)
+
+
+LIMIT = 50 << 20
+
+
+async def test_a_burst_cannot_fill_the_disk_past_the_free_limit(small_disk):
+    """Issue #12: the limit was sampled every couple of seconds, so a fast burst filled a
+    70 MiB disk before the 50 MiB limit tripped. Now the write path counts bytes: four
+    publishers each sending 400 KiB batches as fast as they can stop at the limit with
+    StorageFull, the disk keeps its 50 MiB, and every acknowledged message survives a kill."""
+    broker = BrokerProcess(
+        small_disk / "data", args=["--heartbeat", "1.0", "--disk-free-limit", str(LIMIT)]
+    )
+    await asyncio.to_thread(broker.start)
+    client = AsyncClient(broker.url, timeout=20.0, backoff_max=0.2)
+    confirmed: list[bytes] = []
+    errors: list[Exception] = []
+    try:
+        await client.connect()
+        await client.transport.create_topic(TopicSpec(name="t"))
+        body = os.urandom(4096)
+
+        async def burst(p: int) -> None:
+            for b in range(200):  # 80 MiB per publisher: far more than the disk holds
+                batch = [Outgoing(b"%d-%d-%d|" % (p, b, i) + body) for i in range(100)]
+                try:
+                    await client.publish_many("t", batch)
+                except StorageError as exc:
+                    errors.append(exc)
+                    return
+                confirmed.extend(m.body[:24].split(b"|")[0] for m in batch)
+
+        await asyncio.gather(*(burst(p) for p in range(4)))
+        free = shutil.disk_usage(small_disk).free
+        assert free >= LIMIT - (1 << 20), f"only {free >> 20} MiB left on the data disk"
+        assert len(errors) == 4
+        assert all(isinstance(e, StorageFull) for e in errors), errors
+        assert "--disk-free-limit of 50 MiB" in str(errors[0])
+        assert len(confirmed) > 2000  # about 15 MiB were written before the limit
+        await asyncio.to_thread(broker.restart, crash=True)
+        got = await _drain(client.transport, "t", "g", len(confirmed), timeout=60)
+        assert set(confirmed) <= {m.body.split(b"|")[0] for m in got}
+    finally:
+        await client.close()
         await asyncio.to_thread(broker.stop)
 
 

@@ -1,10 +1,14 @@
 """Broker-wide resource alarms, as RabbitMQ's: memory high watermark and disk free limit.
 
 A task samples the process's resident memory and the free space of the data directory's disk
-every ``CHECK_INTERVAL`` seconds. While an alarm is raised, publishes are refused with a
-clear error (:class:`~tidings.errors.Overloaded` for memory, :class:`~tidings.errors.StorageFull`
-for disk); consuming and acking go on, which is what clears the alarm. Raising and clearing are
-logged once each.
+every ``CHECK_INTERVAL`` seconds. The disk limit is also kept on the write path: every admitted
+publish counts its bytes against the free space seen at the last check, and a publish that
+would take the free space below the limit (by that estimate, then by a fresh ``statvfs``) is
+refused before anything is appended; ``statvfs`` runs again after ``disk_check_every`` bytes,
+so a burst faster than the sampling task cannot fill the disk past the limit. While an alarm is
+raised, publishes are refused with a clear error (:class:`~tidings.errors.Overloaded` for
+memory, :class:`~tidings.errors.StorageFull` for disk); consuming and acking go on, which is
+what clears the alarm. Raising and clearing are logged once each.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ log = logging.getLogger("tidings.server")
 CHECK_INTERVAL = 1.0
 DEFAULT_DISK_FREE_LIMIT = 50 * 1024 * 1024
 DEFAULT_DISK_FREE_SHARE = 0.05  # the default limit is at most this share of the disk's size
+MIN_DISK_CHECK_BYTES = 256 * 1024  # statvfs again after this many bytes written, at least ...
+MAX_DISK_CHECK_BYTES = 8 * 1024 * 1024  # ... and at most (an eighth of the limit in between)
 
 
 def physical_memory() -> int:
@@ -64,6 +70,10 @@ class Alarms:
         self.rss = 0
         self.buffered = 0
         self.free: int | None = None
+        self.unchecked = 0  # bytes admitted for writing since ``free`` was measured
+        self.inflight = 0  # bytes admitted for writing and not yet appended
+        limit = self.disk_free_limit
+        self.disk_check_every = min(max(limit // 8, MIN_DISK_CHECK_BYTES), MAX_DISK_CHECK_BYTES)
 
     def describe(self) -> str:
         parts = []
@@ -100,27 +110,55 @@ class Alarms:
                 log.warning("memory alarm cleared: %d MiB resident", self.rss >> 20)
                 self.memory = None
         if self.disk_free_limit and self.path:
-            try:
-                self.free = shutil.disk_usage(self.path).free
-            except OSError:
-                return
-            if self.free < self.disk_free_limit:
-                if self.disk is None:
-                    log.warning(
-                        "disk alarm: %d MiB free on %s is below the limit of %d MiB; publishes "
-                        "are refused until space is freed",
-                        self.free >> 20,
-                        self.path,
-                        self.disk_free_limit >> 20,
-                    )
-                self.disk = StorageFull(
-                    f"the broker's disk has {self.free >> 20} MiB free, below its "
-                    f"--disk-free-limit of {self.disk_free_limit >> 20} MiB: free disk space "
-                    "(or consume, so retention can delete) and retry"
+            self._check_disk(self.inflight)
+
+    def _check_disk(self, pending: int) -> None:
+        """Measure the free space and raise the disk alarm if ``pending`` bytes more (admitted
+        but not yet on disk) would take it below the limit. Clearing needs
+        ``disk_check_every`` bytes above the limit, so a disk hovering at the limit does not
+        flip the alarm at every sample."""
+        try:
+            self.free = shutil.disk_usage(self.path).free  # type: ignore[arg-type]
+        except OSError:
+            return
+        self.unchecked = self.inflight
+        if self.free - pending < self.disk_free_limit:
+            if self.disk is None:
+                log.warning(
+                    "disk alarm: %d MiB free on %s, and %d KiB about to be written, is below "
+                    "the limit of %d MiB; publishes are refused until space is freed",
+                    self.free >> 20,
+                    self.path,
+                    pending >> 10,
+                    self.disk_free_limit >> 20,
                 )
-            elif self.disk is not None:
-                log.warning("disk alarm cleared: %d MiB free", self.free >> 20)
-                self.disk = None
+            self.disk = StorageFull(
+                f"the broker's disk has {self.free >> 20} MiB free, {pending >> 10} KiB more "
+                f"would be below its --disk-free-limit of {self.disk_free_limit >> 20} MiB: "
+                "free disk space (or consume, so retention can delete) and retry"
+            )
+        elif self.disk is not None and self.free >= self.disk_free_limit + self.disk_check_every:
+            log.warning("disk alarm cleared: %d MiB free", self.free >> 20)
+            self.disk = None
+
+    def admit_write(self, size: int) -> None:
+        """On the write path, before ``size`` bytes are appended: keep the disk limit without
+        waiting for the sampling task. Cheap: ``statvfs`` runs only when the bytes admitted
+        since the last measurement reach ``disk_check_every`` or would reach the limit.
+        Raises the disk alarm (which :meth:`refuse_publish` then raises) when they would."""
+        if not self.disk_free_limit or self.free is None:
+            return
+        projected = self.unchecked + size
+        if projected >= self.disk_check_every or self.free - projected < self.disk_free_limit:
+            self._check_disk(self.inflight + size)
+            if self.disk is not None:
+                return
+        self.unchecked += size
+        self.inflight += size
+
+    def written(self, size: int) -> None:
+        """``size`` admitted bytes were appended (or failed): they are no longer pending."""
+        self.inflight = max(0, self.inflight - size)
 
     def explain_at_start(self) -> None:
         """Say at start, loudly, when an alarm already refuses every publish (and why)."""
@@ -141,8 +179,11 @@ class Alarms:
                 self.memory_limit >> 20,
             )
 
-    def refuse_publish(self) -> None:
-        """Raise the alarm's error if publishes are refused right now."""
+    def refuse_publish(self, size: int = 0) -> None:
+        """Raise the alarm's error if publishes are refused right now, or if appending ``size``
+        more bytes would take the disk below its free limit."""
+        if self.disk is None and size:
+            self.admit_write(size)
         if self.disk is not None:
             raise self.disk
         if self.memory is not None:

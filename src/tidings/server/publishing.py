@@ -44,7 +44,7 @@ def collect(conn: ClientConnection, frame: Frame, run: Run | None) -> Run | None
     """Add a PUBLISH frame to the current run (starting the run first if the topic changes)."""
     try:
         body: Publish = decode_body(frame)  # type: ignore[assignment]
-        admit(conn, body)
+        admit(conn, body, len(frame.payload))
     except TidingsError as exc:
         conn.error(frame.request_id, exc)
         return run
@@ -59,21 +59,22 @@ def collect(conn: ClientConnection, frame: Frame, run: Run | None) -> Run | None
     return run
 
 
-def admit(conn: ClientConnection, body: Publish) -> None:
-    """Refuse a PUBLISH over the batch limit, during a resource alarm, or without permission."""
+def admit(conn: ClientConnection, body: Publish, size: int) -> None:
+    """Refuse a PUBLISH over the batch limit, during a resource alarm (or one its ``size``
+    bytes would raise), or without permission."""
     limit = conn.server.config.max_batch
     if len(body.messages) > limit:
         raise BadRequest(
             f"a PUBLISH of {len(body.messages)} messages exceeds the broker's max batch of "
             f"{limit}: send smaller batches (or raise --max-batch)"
         )
-    conn.server.alarms.refuse_publish()
     topic = body.topic
     if is_reply_topic(topic):  # only as the reply to a request that named it
         replies.admit_publish(conn, topic, len(body.messages))
     elif conn.user is not None and topic not in conn.may_publish:
         rights.require(conn, "publish", topic)
         conn.may_publish.add(topic)
+    conn.server.alarms.refuse_publish(size)  # last: what it admits counts as pending bytes
 
 
 def start(conn: ClientConnection, run: Run) -> None:
@@ -90,7 +91,11 @@ async def _publish_run(conn: ClientConnection, run: Run) -> None:
     """Publish a run and, when it all succeeded, count it for the metrics (once per run:
     its latency from the append to the confirm, for each of its frames, and its bytes)."""
     began = time.perf_counter()
-    if not await _publish_frames(conn, run):
+    try:
+        published = await _publish_frames(conn, run)
+    finally:
+        conn.server.alarms.written(run.size)
+    if not published:
         return
     server = conn.server
     server.publish_latency.observe(time.perf_counter() - began, len(run.request_ids))
