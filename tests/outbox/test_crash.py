@@ -163,3 +163,30 @@ async def test_failover_between_three_relays(pg_url, topic, broker):
                 proc.kill()
             proc.wait()
     engine.dispose()
+
+
+async def test_relay_killed_mid_backfill_leaves_the_rest_to_the_next(pg_url, topic, broker):
+    """Rows written before the slot existed come by a backfill, not the stream. The first relay
+    creates the slot and dies (SIGKILL) after its first backfill batch; the next relay finds
+    the slot and must finish the backfill (it used to skip it: a slot that existed meant 'no
+    backfill', and every pre-slot row not yet polled out was lost; in the failover test that
+    happened when a loaded machine made the backfill outlast the first relay)."""
+    engine = sa.create_engine(pg_url, pool_size=10)
+    outbox = Outbox(engine)
+    outbox.create_table()
+    before = write_rows(outbox, topic, 2_000)
+    first = start_relay(pg_url, broker.url, "tail", kill=1.0, batch=100)
+    out, _ = first.communicate(timeout=120)
+    assert first.returncode == -signal.SIGKILL and "killing after 100 rows" in out, out
+    after = write_rows(outbox, topic, 400)  # in the stream of the slot the first relay made
+    second = start_relay(pg_url, broker.url, "tail", kill=0.0, batch=100)
+    try:
+        got = await drain(broker.url, topic, 2_400, timeout=120, settle=1.0)
+    finally:
+        second.kill()
+        second.wait()
+    by_key = {k: before.get(k, []) + after.get(k, []) for k in {*before, *after}}
+    check_exactly_once_in_order(got, by_key, 2_400)
+    with engine.connect() as conn:  # the backfill is done: the next start does not redo it
+        assert conn.exec_driver_sql("SELECT count(*) FROM tidings_outbox_backfill").scalar() == 0
+    engine.dispose()

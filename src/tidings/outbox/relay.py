@@ -177,8 +177,9 @@ class Relay:
                 source = self._source()
                 try:
                     await source.open()
-                    if isinstance(source, TailSource) and source.created:
-                        await self._backfill()
+                    if isinstance(source, TailSource) and source.backfill_to is not None:
+                        await self._backfill(source.backfill_to)
+                        await source.backfilled()
                     while True:
                         rows = await source.next_batch()
                         await self._publish(rows)
@@ -203,10 +204,12 @@ class Relay:
             with contextlib.suppress(asyncio.CancelledError):
                 await cleanup
 
-    async def _backfill(self) -> None:
-        """Rows written before the slot existed are not in its stream: poll them out once."""
+    async def _backfill(self, upto: int) -> None:
+        """Rows written before the slot existed are not in its stream: poll out the unpublished
+        ones up to id ``upto`` (later rows come from the stream; one committed late below the
+        bound may come twice, and the broker's dedup absorbs it)."""
         source = PollSource(self.outbox, batch_size=min(self.batch_size, 1000))
-        while rows := await source.fetch():
+        while rows := [r for r in await source.fetch() if r.id <= upto]:
             await self._publish(rows)
             if self.after_publish is not None:
                 self.after_publish(rows)

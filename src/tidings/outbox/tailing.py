@@ -78,7 +78,11 @@ class TailSource:
         self.batch_size = batch_size
         self.slot_wait = slot_wait
         self.feedback_interval = feedback_interval
-        self.created = False  # this start created the slot (rows before it need a backfill)
+        self.created = False  # this start created the slot
+        # rows written before the slot existed are not in its stream: the relay polls them out
+        # up to this id first. Kept in the database (BACKFILL_TABLE) until the backfill is done,
+        # so a relay that dies mid-backfill leaves it to the next one
+        self.backfill_to: int | None = None
         self._queue: asyncio.Queue[Any] | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -131,6 +135,8 @@ class TailSource:
                     {"s": self.slot},
                 ).first()
                 if slot is None:
+                    # pending before the slot exists: a crash in between leaves it pending
+                    self._set_backfill(conn, None)
                     conn.execute(
                         sa.text("SELECT pg_create_logical_replication_slot(:s, 'pgoutput')"),
                         {"s": self.slot},
@@ -138,7 +144,9 @@ class TailSource:
                     conn.commit()
                     self.created = True
                     log.info("created replication slot %r (pgoutput)", self.slot)
+                    self.backfill_to = self._backfill_bound(conn)
                     return
+                self.backfill_to = self._pending_backfill(conn)
                 database = conn.engine.url.database
             plugin, kind, slot_db, active_pid = slot
             if kind != "logical" or plugin != "pgoutput" or slot_db != database:
@@ -156,6 +164,49 @@ class TailSource:
                     "another --slot"
                 )
             time.sleep(0.2)  # a relay that just died: its walsender is going away
+
+    # the backfill's bound, one row per slot
+    def _state(self, conn: sa.Connection) -> str:
+        name = f"{self.outbox.name}_backfill"
+        conn.exec_driver_sql(
+            f'CREATE TABLE IF NOT EXISTS "{name}" (slot VARCHAR(63) PRIMARY KEY, upto BIGINT)'
+        )
+        return name
+
+    def _set_backfill(self, conn: sa.Connection, upto: int | None) -> None:
+        name = self._state(conn)
+        conn.execute(sa.text(f'DELETE FROM "{name}" WHERE slot = :s'), {"s": self.slot})
+        conn.execute(sa.text(f'INSERT INTO "{name}" VALUES (:s, :u)'), {"s": self.slot, "u": upto})
+        conn.commit()
+
+    def _backfill_bound(self, conn: sa.Connection) -> int:
+        """The highest id now (every row committed before the slot's start is at or below
+        it; rows above it are in the stream), stored as the pending backfill's bound."""
+        upto = conn.execute(sa.select(sa.func.coalesce(sa.func.max(self.outbox.table.c.id), 0)))
+        bound = int(upto.scalar() or 0)
+        self._set_backfill(conn, bound)
+        return bound
+
+    def _pending_backfill(self, conn: sa.Connection) -> int | None:
+        name = self._state(conn)
+        row = conn.execute(
+            sa.text(f'SELECT upto FROM "{name}" WHERE slot = :s'), {"s": self.slot}
+        ).first()
+        conn.commit()
+        if row is None:
+            return None
+        return int(row[0]) if row[0] is not None else self._backfill_bound(conn)
+
+    def _finish_backfill(self) -> None:
+        with self.engine.connect() as conn:
+            name = self._state(conn)
+            conn.execute(sa.text(f'DELETE FROM "{name}" WHERE slot = :s'), {"s": self.slot})
+            conn.commit()
+        self.backfill_to = None
+
+    async def backfilled(self) -> None:
+        """The relay polled out every row up to :attr:`backfill_to`."""
+        await asyncio.to_thread(self._finish_backfill)
 
     async def _prepare_async(self) -> None:
         await asyncio.to_thread(self._prepare)
