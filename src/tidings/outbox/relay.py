@@ -142,7 +142,14 @@ class Relay:
     def _check(self) -> None:
         with self.engine.connect() as conn:
             self.outbox.check_table(conn)
-        self._relays.create(self.engine, checkfirst=True)
+        try:
+            self._relays.create(self.engine, checkfirst=True)
+        except sa.exc.DBAPIError:
+            # relays started together race to create the status table; PostgreSQL fails the
+            # losers' CREATE TABLE (a unique violation on pg_type): fine once the table is there
+            with self.engine.connect() as conn:
+                if not sa.inspect(conn).has_table(self._relays.name):
+                    raise
 
     async def _lead(self) -> None:
         """Relay as the leader until stopped or the lock is lost."""
