@@ -39,8 +39,8 @@ from .middleware import (
     HandleNext,
     LoggingMiddleware,
     Middleware,
-    TracingMiddleware,
     handle_chain,
+    tracing_middleware,
 )
 from .payloads import PayloadType
 from .publishing import Kind, Publishing
@@ -75,6 +75,8 @@ class Service(Publishing):
         codec: str | Codec = "json",
         middleware: Sequence[Middleware] = (),
         default_middleware: bool = True,
+        tracing: str = "w3c",
+        tracer_provider: Any = None,
         idempotency: str | IdempotencyStore | None = None,
         idempotency_window: float = DEFAULT_WINDOW,
         backoff: Backoff | None = None,
@@ -99,8 +101,11 @@ class Service(Publishing):
         self._transactions: Transactions | None = None
         self.url = url
         self.codec = codec_named(codec)
-        builtin: list[Middleware] = [TracingMiddleware(), LoggingMiddleware()]
-        self.middleware: list[Middleware] = [*(builtin if default_middleware else []), *middleware]
+        # tracing="otel": OpenTelemetry spans (tidings.service.otel, imported only then)
+        self.middleware: list[Middleware] = [*middleware]
+        if default_middleware:
+            tracer = tracing_middleware(tracing, tracer_provider)
+            self.middleware[:0] = [tracer, LoggingMiddleware()]
         self.idempotency = idempotency
         self.idempotency_window = idempotency_window
         self.backoff = backoff or Backoff()

@@ -25,6 +25,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("tidings.service")
 
+SETTLE_HOOK = "tidings.settle"
+"""``Context.state`` key of an ``async (settle, service, handler, message, handled)`` wrapper
+around the settlement (the OpenTelemetry middleware's settle span); absent by default, when
+settling costs one test of an empty dict."""
+
 
 def error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
@@ -105,6 +110,10 @@ def retry_delay(handler: Handler, error: BaseException, attempt: int) -> float:
 
 async def settle(service: Service, handler: Handler, message: Message, handled: Handled) -> None:
     """Ack, nack, reject or reply according to how the handling ended."""
+    if handled.ctx.state:
+        hook = handled.ctx.state.pop(SETTLE_HOOK, None)  # popped: it calls settle again
+        if hook is not None:
+            return await hook(settle, service, handler, message, handled)
     try:
         if handled.error is None and not handler.responder:  # the common case, inlined
             try:
@@ -115,6 +124,18 @@ async def settle(service: Service, handler: Handler, message: Message, handled: 
             await _settle(service, handler, message, handled)
     finally:
         service.notify(handled)
+
+
+def settle_operation(handler: Handler, handled: Handled) -> str:
+    """What :func:`settle` does with the message: ack, nack or reject (as ``_settle``)."""
+    error = handled.error
+    if error is None or isinstance(error, DuplicateMessage):
+        return "ack"
+    if isinstance(error, Reject | InvalidPayload):
+        return "reject"
+    if handler.responder and not isinstance(error, Retry):
+        return "ack"  # answered with the error, then acked
+    return "nack"
 
 
 async def _settle(service: Service, handler: Handler, message: Message, handled: Handled) -> None:

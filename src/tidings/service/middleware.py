@@ -16,8 +16,9 @@ The first middleware in ``Service(middleware=[...])`` is the outermost::
 as a :class:`PublishCall` whose ``message`` (a :class:`tidings.Outgoing`) may be changed, e.g.
 to add headers. ``handle`` sees a :class:`tidings.Context` before the payload is decoded; an
 exception leaving the chain decides the message's fate (see :mod:`tidings.service.outcomes`).
-Built in: :class:`TracingMiddleware` (W3C ``traceparent``), :class:`LoggingMiddleware` (message
-and correlation ids) and :class:`MetricsMiddleware` (hooks for counters and timings).
+Built in: :class:`TracingMiddleware` (W3C ``traceparent``; OpenTelemetry spans instead with
+``tracing="otel"``, see :mod:`.otel`), :class:`LoggingMiddleware` (message and correlation ids)
+and :class:`MetricsMiddleware` (hooks for counters and timings).
 
 A service builds its publish chain once (:func:`publish_chain` with :func:`call_endpoint` at
 the end; each call carries its own endpoint) and again only when its middleware list changes;
@@ -37,7 +38,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .. import headers as h
-from ..errors import InvalidPayload
+from ..errors import BadRequest, InvalidPayload
 from ..model import Outgoing
 from .outcomes import Reject, Retry
 from .tracing import TraceContext, current_trace
@@ -47,6 +48,10 @@ if TYPE_CHECKING:
 
 PublishNext = Callable[["PublishCall"], Awaitable[Any]]
 HandleNext = Callable[["Context"], Awaitable[Any]]
+
+BATCH_SIZE = "tidings.batch_size"
+"""``PublishCall.state`` key: the call is one of a ``publish_many`` of that many messages."""
+TRACING_MODES = ("w3c", "otel")
 
 
 @dataclass
@@ -148,6 +153,18 @@ class TracingMiddleware(Middleware):
             return await call_next(ctx)
         finally:
             current_trace.reset(token)
+
+
+def tracing_middleware(tracing: str, tracer_provider: Any = None) -> Middleware:
+    """The built-in tracing of ``Service(tracing=...)``: "w3c" (``traceparent`` only) or
+    "otel" (OpenTelemetry spans, :mod:`tidings.service.otel`, imported only then)."""
+    if tracing == "w3c":
+        return TracingMiddleware()
+    if tracing == "otel":
+        from .otel import OpenTelemetryMiddleware
+
+        return OpenTelemetryMiddleware(tracer_provider)
+    raise BadRequest(f"tracing={tracing!r}: use one of {', '.join(TRACING_MODES)}")
 
 
 class LoggingMiddleware(Middleware):

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from .. import headers as h
 from ..errors import BadRequest, Closed, NotFound
 from ..model import Message, Outgoing, Receipt
-from .middleware import PublishCall, PublishNext, call_endpoint, publish_chain
+from .middleware import BATCH_SIZE, PublishCall, PublishNext, call_endpoint, publish_chain
 from .payloads import PayloadType, encode_payload
 from .publish_batch import publish_batch
 from .versions import VersionRoutes
@@ -142,6 +142,7 @@ class Publishing:
                 self._outgoing(payload, kind, keys[i] if keys else None, headers, None, None, None),
                 kind,
                 payload,
+                {BATCH_SIZE: len(payloads)},
             )
             for i, payload in enumerate(payloads)
         ]
@@ -248,9 +249,11 @@ class Publishing:
         if client is None:
             raise Closed("the service is stopped")
         body, content_type = encode_payload(result, self.codec)
-        call = PublishCall(
-            reply_to, Outgoing(body, headers={h.CONTENT_TYPE: content_type}), "reply", result
-        )
+        out = {h.CONTENT_TYPE: content_type}
+        correlation_id = request.headers.get(h.CORRELATION_ID)
+        if correlation_id is not None:  # the client sets it too; middleware sees it here
+            out[h.CORRELATION_ID] = correlation_id
+        call = PublishCall(reply_to, Outgoing(body, headers=out), "reply", result)
 
         async def endpoint(c: PublishCall) -> Receipt:
             return await client.reply(request, c.message.body, headers=c.message.headers)
