@@ -63,9 +63,13 @@ _ERRORS_ARE_FINE = (Reject, Retry, DuplicateMessage)  # asked for: not a failed 
 
 
 def _tracer(provider: Any) -> trace.Tracer:
-    from .. import __version__
+    from importlib.metadata import PackageNotFoundError, version
 
-    return trace.get_tracer("tidings", __version__, tracer_provider=provider)
+    try:
+        tidings_version = version("tidings")
+    except PackageNotFoundError:  # a source tree that is not installed
+        tidings_version = None
+    return trace.get_tracer("tidings", tidings_version, tracer_provider=provider)
 
 
 def _fail(span: trace.Span, exc: BaseException) -> None:
