@@ -217,3 +217,23 @@ def test_a_service_without_it_does_not_import_opentelemetry():
 def test_an_unknown_tracing_mode_is_refused():
     with pytest.raises(BadRequest, match="tracing='zipkin'"):
         tidings.Service("x", url="memory://", tracing="zipkin", register=False)
+
+
+def test_the_docs_sample_runs_and_prints_its_spans(tmp_path):
+    """docs/service.md's OpenTelemetry block, run as a user would copy it."""
+    from pathlib import Path
+
+    page = (Path(__file__).parents[2] / "docs" / "service.md").read_text()
+    section = page.split("### OpenTelemetry", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    script = tmp_path / "otel_sample.py"
+    script.write_text(code)
+    done = subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    reply, names = done.stdout.strip().splitlines()
+    assert reply == "{'cents': 2400}"
+    assert names == str(
+        ["ack invoice.quote", "process invoice.quote", "send (temporary)", "send invoice.quote"]
+    )
