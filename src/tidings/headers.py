@@ -20,6 +20,11 @@ DLQ_OFFSET = "tidings-dlq-offset"
 DLQ_ERROR = "tidings-dlq-error"
 DLQ_ID = "tidings-dlq-id"
 DLQ_MSG_ID = "tidings-dlq-msg-id"  # the producer message id, so a replay can keep it
+DLQ_PREFIX = "tidings-dlq-"
+
+# Set on a message redriven from a group's dead-letter topic: only that group receives it
+# (every other group of the topic skips it, see tidings.broker.redrive).
+REDRIVE_GROUP = "tidings-redrive-group"
 
 MAX_ERROR_TEXT = 4000
 

@@ -143,6 +143,23 @@ class Receipt(msgspec.Struct, frozen=True, gc=False):
     duplicate: bool = False
 
 
+class DeadLetter(msgspec.Struct, kw_only=True, frozen=True):
+    """A message waiting in a group's dead-letter topic, as it was before it died: its
+    original id, producer id, key, headers and body, plus why and when it was moved."""
+
+    id: str  # the original broker message id (a redrive keeps it)
+    msg_id: str | None
+    key: str | None
+    headers: dict[str, str]  # the original headers (without the tidings-dlq-* ones)
+    body: bytes
+    reason: str  # max-deliveries | rejected | expired
+    deliveries: int
+    error: str | None
+    dead_lettered_at: float
+    partition: int  # where it sat in the origin topic
+    offset: int
+
+
 class Delivery(msgspec.Struct, gc=False):
     """One delivery of a record to a group member (what the engine hands out)."""
 

@@ -12,6 +12,7 @@ from ..errors import LeaseLost, NotFound, TidingsError
 from ..headers import dead_letter_topic
 from ..model import DEFAULT_MAX_MESSAGE_SIZE, Delivery, Record, TopicSpec
 from .deadletter import dead_letter_message
+from .redrive import skips
 from .entries import Entry, LeaseBatch
 from .groups import GroupState
 from .members import Member
@@ -170,8 +171,8 @@ class DeliveryMixin:
 
     def _hand_out(self, g: GroupState, member: Member, entry: Entry, now: float) -> Delivery | None:
         record = self._record_of(g, entry)
-        if record is None:  # retention removed it while it waited
-            self._settle(g, entry)
+        if record is None or skips(g.name, record):  # removed by retention; or redriven
+            self._settle(g, entry)  # for another group
             return None
         entry.deliveries += 1
         lease_until: float | None = None

@@ -40,6 +40,7 @@ from .groups import GroupState
 from .members import Member
 from .membership import MembershipMixin
 from .msgids import MessageIds
+from .redrive import RedriveMixin
 from .retention import RetentionMixin
 from .stats import StatsMixin
 from .timers import Timers
@@ -52,7 +53,9 @@ HOUSEKEEPING_INTERVAL = 1.0
 CommitPoint = list[tuple[TopicState, int, int]]
 
 
-class Broker(DeliveryMixin, GroupsMixin, MembershipMixin, RetentionMixin, StatsMixin):
+class Broker(
+    DeliveryMixin, GroupsMixin, MembershipMixin, RedriveMixin, RetentionMixin, StatsMixin
+):
     def __init__(
         self,
         store: Store,
@@ -220,9 +223,17 @@ class Broker(DeliveryMixin, GroupsMixin, MembershipMixin, RetentionMixin, StatsM
 
     # -- publishing --------------------------------------------------------------------------
 
-    def publish(self, topic: str, messages: Sequence[Outgoing]) -> list[Receipt]:
+    def publish(
+        self,
+        topic: str,
+        messages: Sequence[Outgoing],
+        *,
+        restore: Sequence[tuple[str, str | None]] | None = None,
+    ) -> list[Receipt]:
         """Append ``messages`` (all or none) and return their receipts. They are durable and
-        deliverable after the next commit (see ``commit_point``/``make_visible``)."""
+        deliverable after the next commit (see ``commit_point``/``make_visible``).
+        ``restore`` (the redrive's, see ``redrive``): per message, the broker id and producer
+        id it keeps instead of new ones; those messages carry no ``msg_id`` (no dedup)."""
         t = self._topic(topic)
         spec = t.spec
         now = self.clock.now()
@@ -236,7 +247,10 @@ class Broker(DeliveryMixin, GroupsMixin, MembershipMixin, RetentionMixin, StatsM
         fresh: dict[str, int] = {}  # this batch's new producer ids -> packed position
         if dedup is not None:
             dedup.expire(now)
-        ids = self._ids.next_many(len(messages))  # one clock read per batch
+        if restore is None:
+            ids = self._ids.next_many(len(messages))  # one clock read per batch
+        else:
+            ids = [rid for rid, _ in restore]
         n = 0  # records so far: duplicates take no id, so a batch's ids are consecutive
         for m in messages:
             msg_id = m.msg_id
@@ -285,6 +299,10 @@ class Broker(DeliveryMixin, GroupsMixin, MembershipMixin, RetentionMixin, StatsM
             receipts.append(Receipt(topic, p, offset, record_id))
             if fresh_id:
                 fresh[msg_id] = (offset << PARTITION_BITS) | p  # type: ignore[index]
+        if restore is not None:
+            for receipt, (_, kept) in zip(receipts, restore, strict=True):
+                batch = batches[receipt.partition]
+                batch[receipt.offset - batch[0].offset].msg_id = kept
         for p, records in batches.items():
             try:
                 self.store.append(topic, p, records)

@@ -1,0 +1,156 @@
+"""Dead letters of one group: listing them and redriving them back to that group only.
+
+A redrive appends the dead letter's original body, key and headers to the origin topic under
+its **original** message id and producer id, with the header ``tidings-redrive-group``
+naming the group; every other group of the topic settles such a record without delivering
+it (see ``skips``), so only the group it died in sees it again, as a fresh delivery (its
+delivery count starts over). Which dead letters were redriven is kept by the broker's own
+group ``tidings-redrive`` on the dead-letter topic: a redriven dead letter is acknowledged
+there, in the same commit as the republish, so it is listed and redriven once. A mixin of
+:class:`tidings.broker.engine.Broker`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from .. import headers as H
+from ..errors import BadRequest, NotFound
+from ..headers import dead_letter_topic
+from ..model import DeadLetter, GroupSpec, Outgoing, Record
+
+if TYPE_CHECKING:
+    from .groups import GroupState
+
+REDRIVE_GROUP = "tidings-redrive"  # the broker's cursor of redriven dead letters
+MAX_REDRIVE = 10_000  # dead letters per call at most
+_READ_CHUNK = 256
+
+
+def skips(group: str, record: Record) -> bool:
+    """Whether ``group`` must not receive ``record``: a redrive meant for another group."""
+    target = record.headers.get(H.REDRIVE_GROUP)
+    return target is not None and target != group
+
+
+def _as_dead_letter(record: Record) -> DeadLetter:
+    hd = record.headers
+    try:
+        deliveries = int(hd.get(H.DLQ_DELIVERIES, "0"))
+        partition = int(hd.get(H.DLQ_PARTITION, "0"))
+        offset = int(hd.get(H.DLQ_OFFSET, "-1"))
+    except ValueError:
+        deliveries, partition, offset = 0, 0, -1
+    return DeadLetter(
+        id=hd.get(H.DLQ_ID) or record.id,
+        msg_id=hd.get(H.DLQ_MSG_ID),
+        key=record.key,
+        headers={k: v for k, v in hd.items() if not k.startswith(H.DLQ_PREFIX)},
+        body=record.body,
+        reason=hd.get(H.DLQ_REASON, ""),
+        deliveries=deliveries,
+        error=hd.get(H.DLQ_ERROR),
+        dead_lettered_at=record.timestamp,
+        partition=partition,
+        offset=offset,
+    )
+
+
+class RedriveMixin:
+    # provided by Broker
+    store: object
+    _topics: dict
+    _pending_acks: dict[tuple[str, str, int], list[int]]
+
+    def dead_letter_topic_of(self, topic: str, group: str) -> str:
+        g: GroupState = self._group(topic, group)  # type: ignore[attr-defined]
+        return g.spec.dead_letter_topic or dead_letter_topic(topic, group)
+
+    def _waiting(self, topic: str, group: str, limit: int) -> list[tuple[int, Record]]:
+        """Up to ``limit`` (partition, dead-letter record) of ``group`` not yet redriven."""
+        dlq = self.dead_letter_topic_of(topic, group)
+        t = self._topics.get(dlq)
+        if t is None:
+            return []  # nothing was dead-lettered yet: the topic is created on demand
+        done = t.groups.get(REDRIVE_GROUP)
+        out: list[tuple[int, Record]] = []
+        for p, part in enumerate(t.parts):
+            cursor = done.cursors[p] if done is not None else None
+            offset = part.first if cursor is None else max(part.first, cursor.floor)
+            while offset < part.next and len(out) < limit:
+                records = self.store.read(dlq, p, offset, _READ_CHUNK)  # type: ignore[attr-defined]
+                if not records:
+                    break
+                for record in records:
+                    if cursor is not None and cursor.is_acked(record.offset):
+                        continue
+                    hd = record.headers
+                    if hd.get(H.DLQ_TOPIC) == topic and hd.get(H.DLQ_GROUP) == group:
+                        out.append((p, record))
+                        if len(out) >= limit:
+                            break
+                offset = records[-1].offset + 1
+        out.sort(key=lambda pr: pr[1].timestamp)
+        return out
+
+    def dead_letters(self, topic: str, group: str, limit: int = 100) -> list[DeadLetter]:
+        """The dead letters of ``group`` on ``topic`` that were not redriven, oldest first."""
+        if limit < 1:
+            raise BadRequest("limit must be >= 1")
+        return [_as_dead_letter(r) for _, r in self._waiting(topic, group, limit)]
+
+    def redrive(
+        self,
+        topic: str,
+        group: str,
+        ids: Sequence[str] | None = None,
+        limit: int | None = None,
+    ) -> list[str]:
+        """Send dead letters of ``group`` back to ``group`` only (all, the ``ids`` given, or
+        the oldest ``limit``); return the message ids redriven. Unknown ids raise NotFound
+        and nothing is redriven."""
+        cap = MAX_REDRIVE if limit is None else limit
+        if cap < 1:
+            raise BadRequest("limit must be >= 1")
+        scan = MAX_REDRIVE if ids else cap
+        waiting = self._waiting(topic, group, scan)
+        if ids:
+            wanted = set(ids)
+            waiting = [(p, r) for p, r in waiting if (r.headers.get(H.DLQ_ID) or r.id) in wanted]
+            found = {r.headers.get(H.DLQ_ID) or r.id for _, r in waiting}
+            missing = sorted(wanted - found)
+            if missing:
+                raise NotFound(
+                    f"no dead letter with id {', '.join(missing)} waits for group {group!r} of "
+                    f"topic {topic!r} (already redriven, or not a dead letter of this group): "
+                    f"list them with dead_letters({topic!r}, {group!r})"
+                )
+            waiting = waiting[:cap]
+        if not waiting:
+            return []
+        letters = [_as_dead_letter(r) for _, r in waiting]
+        out = [
+            Outgoing(d.body, d.key, {**d.headers, H.REDRIVE_GROUP: group}) for d in letters
+        ]
+        self.publish(  # type: ignore[attr-defined]
+            topic, out, restore=[(d.id, d.msg_id) for d in letters]
+        )
+        self._mark_redriven(self.dead_letter_topic_of(topic, group), waiting)
+        return [d.id for d in letters]
+
+    def _mark_redriven(self, dlq: str, done: list[tuple[int, Record]]) -> None:
+        """Acknowledge the redriven dead letters in the broker's own group of ``dlq``."""
+        spec = GroupSpec(topic=dlq, name=REDRIVE_GROUP, max_deliveries=0)
+        t = self._topics[dlq]
+        if REDRIVE_GROUP not in t.groups:
+            self.create_group(spec)  # type: ignore[attr-defined]
+        g = t.groups[REDRIVE_GROUP]
+        for p, record in done:
+            if g.cursors[p].ack(record.offset):
+                if not self._pending_acks and self.on_dirty is not None:  # type: ignore[attr-defined]
+                    self.on_dirty()  # type: ignore[attr-defined]
+                self._pending_acks.setdefault((dlq, REDRIVE_GROUP, p), []).append(record.offset)
+
+
+__all__ = ["REDRIVE_GROUP", "RedriveMixin", "skips"]

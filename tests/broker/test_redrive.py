@@ -1,0 +1,87 @@
+"""Redrive of a group's dead letters: back to that group only, under the original id and
+headers, as a fresh delivery; redriven once, also across a restart (memory and disk)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tidings.errors import NotFound
+from tidings.model import GroupSpec, Outgoing
+
+from .conftest import Env, join
+
+
+def _setup(env: Env):
+    b = env.broker
+    from tidings.model import TopicSpec
+
+    b.create_topic(TopicSpec(name="refunds"))
+    billing = GroupSpec(topic="refunds", name="billing", max_deliveries=1)
+    audit = GroupSpec(topic="refunds", name="audit")
+    b.create_group(billing)
+    b.create_group(audit)
+    [r] = b.publish(
+        "refunds", [Outgoing(b"o-2", key="o-2", headers={"x-order": "o-2"}, msg_id="refund-o-2")]
+    )
+    return b, billing, audit, r
+
+
+def _kill_in_billing(b, billing) -> None:
+    member, inbox = join(b, billing)
+    [d] = inbox.take()
+    b.reject(member, d.partition, d.offset, "card declined")
+    b.leave(member)
+
+
+def test_redrive_goes_to_its_group_only_with_id_headers_and_fresh_count(env: Env) -> None:
+    b, billing, audit, r = _setup(env)
+    _kill_in_billing(b, billing)
+    am, ainbox = join(b, audit)
+    [first] = ainbox.take()
+    b.ack(am, first.partition, first.offset)
+
+    [letter] = b.dead_letters("refunds", "billing")
+    assert (letter.id, letter.msg_id, letter.reason) == (r.id, "refund-o-2", "rejected")
+    assert letter.headers == {"x-order": "o-2"}
+    assert b.redrive("refunds", "billing") == [r.id]
+
+    bm, binbox = join(b, billing)
+    [again] = binbox.take()
+    assert (again.id, again.msg_id, again.body, again.key) == (r.id, "refund-o-2", b"o-2", "o-2")
+    assert again.headers["x-order"] == "o-2"
+    assert not any(k.startswith("tidings-dlq-") for k in again.headers)
+    assert again.delivery_count == 1  # a fresh delivery for billing
+    b.ack(bm, again.partition, again.offset)
+    assert ainbox.take() == []  # audit does not get it again
+    assert b.group_info("refunds", "audit").lag == 0
+    assert b.dead_letters("refunds", "billing") == []
+    assert b.redrive("refunds", "billing") == []
+
+
+def test_redrive_selected_ids_and_unknown_ids(env: Env) -> None:
+    b, billing, _audit, r = _setup(env)
+    _kill_in_billing(b, billing)
+    with pytest.raises(NotFound, match="no dead letter with id nope"):
+        b.redrive("refunds", "billing", ids=["nope"])
+    assert len(b.dead_letters("refunds", "billing")) == 1
+    assert b.redrive("refunds", "billing", ids=[r.id]) == [r.id]
+    with pytest.raises(NotFound, match="already redriven"):
+        b.redrive("refunds", "billing", ids=[r.id])
+
+
+def test_redriven_is_remembered_across_restart(env: Env) -> None:
+    b, billing, _audit, r = _setup(env)
+    _kill_in_billing(b, billing)
+    b.redrive("refunds", "billing")
+    b.flush_acks()
+    b = env.reopen(crash=False)
+    assert b.dead_letters("refunds", "billing") == []
+    member, inbox = join(b, billing)
+    assert [d.id for d in inbox.take()] == [r.id]
+
+
+def test_no_dead_letters_yet_and_unknown_group(env: Env) -> None:
+    b, _billing, _audit, _r = _setup(env)
+    assert b.dead_letters("refunds", "billing") == []
+    with pytest.raises(NotFound):
+        b.dead_letters("refunds", "nobody")
