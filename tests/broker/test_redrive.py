@@ -76,7 +76,7 @@ def test_redriven_is_remembered_across_restart(env: Env) -> None:
     b.flush_acks()
     b = env.reopen(crash=False)
     assert b.dead_letters("refunds", "billing") == []
-    member, inbox = join(b, billing)
+    _member, inbox = join(b, billing)
     assert [d.id for d in inbox.take()] == [r.id]
 
 

@@ -12,10 +12,10 @@ from ..errors import LeaseLost, NotFound, TidingsError
 from ..headers import dead_letter_topic
 from ..model import DEFAULT_MAX_MESSAGE_SIZE, Delivery, Record, TopicSpec
 from .deadletter import dead_letter_message
-from .redrive import skips
 from .entries import Entry, LeaseBatch
 from .groups import GroupState
 from .members import Member
+from .redrive import skips
 
 if TYPE_CHECKING:
     from ..clock import Clock

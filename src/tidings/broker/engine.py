@@ -53,9 +53,7 @@ HOUSEKEEPING_INTERVAL = 1.0
 CommitPoint = list[tuple[TopicState, int, int]]
 
 
-class Broker(
-    DeliveryMixin, GroupsMixin, MembershipMixin, RedriveMixin, RetentionMixin, StatsMixin
-):
+class Broker(DeliveryMixin, GroupsMixin, MembershipMixin, RedriveMixin, RetentionMixin, StatsMixin):
     def __init__(
         self,
         store: Store,
@@ -247,10 +245,8 @@ class Broker(
         fresh: dict[str, int] = {}  # this batch's new producer ids -> packed position
         if dedup is not None:
             dedup.expire(now)
-        if restore is None:
-            ids = self._ids.next_many(len(messages))  # one clock read per batch
-        else:
-            ids = [rid for rid, _ in restore]
+        # one clock read per batch; a redrive keeps the ids its messages had
+        ids = self._ids.next_many(len(messages)) if restore is None else [i for i, _ in restore]
         n = 0  # records so far: duplicates take no id, so a batch's ids are consecutive
         for m in messages:
             msg_id = m.msg_id

@@ -130,9 +130,7 @@ class RedriveMixin:
         if not waiting:
             return []
         letters = [_as_dead_letter(r) for _, r in waiting]
-        out = [
-            Outgoing(d.body, d.key, {**d.headers, H.REDRIVE_GROUP: group}) for d in letters
-        ]
+        out = [Outgoing(d.body, d.key, {**d.headers, H.REDRIVE_GROUP: group}) for d in letters]
         self.publish(  # type: ignore[attr-defined]
             topic, out, restore=[(d.id, d.msg_id) for d in letters]
         )
