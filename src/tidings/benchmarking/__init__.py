@@ -1,7 +1,8 @@
 """Side-by-side benchmarks of tidings against RabbitMQ, NATS JetStream and Redis Streams.
 
 ``tidings bench [--quick|--smoke] [--engines ...] [--workloads ...] [--repeat N] [--json]``
-calls :func:`main`; ``tidings bench resilience [--quick]`` runs :mod:`.resilience`. See
+calls :func:`main`; ``tidings bench resilience [--quick]`` runs :mod:`.resilience`,
+``tidings bench outbox [--quick]`` :mod:`.outbox`. See
 docs/performance.md for the method and the latest figures.
 """
 
@@ -12,7 +13,10 @@ import importlib
 from .runner import main as run_engines
 
 #: ``tidings bench NAME ...`` runs a suite of its own instead of the engine comparison
-SUITES = {"resilience": "tidings.benchmarking.resilience"}
+SUITES = {
+    "resilience": "tidings.benchmarking.resilience",
+    "outbox": "tidings.benchmarking.outbox",
+}
 
 
 def main(argv: list[str] | None = None) -> int:

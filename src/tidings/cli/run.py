@@ -43,6 +43,7 @@ Example:
 \b
     tidings bench --quick --engines tidings
     tidings bench discovery --quick
+    tidings bench outbox --quick
 """
 
 

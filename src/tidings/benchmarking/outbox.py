@@ -1,0 +1,396 @@
+"""``tidings bench outbox``: what the transactional outbox costs next to a plain publish.
+
+Every path writes the same messages to a real tidings:// broker process, and a consumer on the
+same broker takes them; the paths, side by side in one run:
+
+- **publish**: ``Service.publish`` alone, no database (the floor);
+- **row, then publish**: commit a row of a business table, then ``Service.publish`` (what the
+  outbox replaces: not atomic, a crash in between loses the event);
+- **outbox**: ``Service(outbox=Outbox(engine))`` and ``async with svc.transaction() as tx:``
+  insert the row and ``await tx.publish(...)`` in one transaction; a relay process
+  (``tidings outbox relay``) moves the rows: poll mode with a few batch sizes and intervals,
+  and tail mode on PostgreSQL.
+
+on SQLite (a file) and on PostgreSQL (a cluster the run starts: fsync on, ``wal_level=logical``).
+Two phases per path: **throughput**, 8 writer tasks with one message per transaction (rows/s
+committed, and rows/s until the consumer had the last one); **latency**, one transaction every
+1/rate s, timed from the commit (for the publish paths: from the moment the row committed, or
+the publish was called) until the consumer has the message; p50/p99. Also the relay's CPU
+time, PostgreSQL's (server and backends), and the WAL written per row and retained by the slot.
+
+Options: ``--quick`` / ``--smoke`` (smaller counts), ``--rate N`` (latency phase),
+``--no-postgres``, ``--json``. Bounded: every wait has a deadline; every server binds
+127.0.0.1 and is stopped by its PID.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .postgres import Postgres, pg_bin_dir, tree_cpu
+from .procs import ServerProcess, free_port, port_open, wait_until
+from .stats import percentile
+
+WRITERS = 8
+
+
+@dataclass(frozen=True)
+class Variant:
+    label: str
+    kind: str  # "publish", "row+publish", "outbox"
+    mode: str = "poll"
+    batch: int | None = None
+    interval: float = 1.0
+
+
+SIZES: dict[str, dict[str, Any]] = {  # messages per throughput run, latency seconds, rate
+    "smoke": {"count": 300, "seconds": 1.0, "rate": 50},
+    "quick": {"count": 3_000, "seconds": 4.0, "rate": 200},
+    "full": {"count": 20_000, "seconds": 10.0, "rate": 500},
+}
+
+
+def paths(db: str, size: str) -> list[Variant]:
+    plain = [Variant("publish", "publish"), Variant("row, then publish", "row+publish")]
+    if size == "smoke":
+        relays = [Variant("outbox poll (batch 500)", "outbox", "poll", 500, 0.05)]
+    elif db == "sqlite":
+        relays = [
+            Variant("outbox poll (batch 100, interval 0.05 s)", "outbox", "poll", 100, 0.05),
+            Variant("outbox poll (batch 500, interval 0.05 s)", "outbox", "poll", 500, 0.05),
+            Variant("outbox poll (batch 500, interval 0.25 s)", "outbox", "poll", 500, 0.25),
+        ]
+    else:  # PostgreSQL wakes a polling relay by NOTIFY: the interval hardly matters
+        relays = [
+            Variant("outbox poll (batch 100)", "outbox", "poll", 100, 1.0),
+            Variant("outbox poll (batch 500)", "outbox", "poll", 500, 1.0),
+        ]
+    if db == "postgresql":
+        relays.append(Variant("outbox tail (batch 2000)", "outbox", "tail", 2000))
+    return plain + relays
+
+
+class Collector:
+    """A consumer on ``topic`` noting when each sequence number arrived."""
+
+    def __init__(self, client: Any, topic: str) -> None:
+        self.client, self.topic = client, topic
+        self.arrived: dict[int, float] = {}
+        self.warm = 0  # warm-up messages seen
+        self._task: asyncio.Task[None] | None = None
+        self._sub: Any = None
+
+    async def start(self) -> None:
+        await self.client.create_topic(self.topic, exist_ok=True)
+        self._sub = await self.client.subscribe(
+            self.topic, f"bench-{secrets.token_hex(3)}", auto_ack=True, prefetch=2000
+        )
+        self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            batch = await self._sub.next_batch(2000, timeout=1.0)
+            now = time.perf_counter()
+            for m in batch:
+                i = json.loads(m.body)["i"]
+                if i >= 0:
+                    self.arrived.setdefault(i, now)
+                else:
+                    self.warm += 1
+
+    async def wait(self, count: int, timeout: float) -> float:
+        """The time the ``count``-th message arrived; raises after ``timeout`` seconds."""
+        deadline = time.perf_counter() + timeout
+        while len(self.arrived) < count:
+            if time.perf_counter() > deadline:
+                raise TimeoutError(f"{len(self.arrived)} of {count} messages arrived")
+            await asyncio.sleep(0.005)
+        return max(self.arrived.values())
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._sub is not None:
+            with contextlib.suppress(Exception):
+                await self._sub.close()
+
+
+class Setup:
+    """A database for one path: the business table, and for outbox paths the outbox, the
+    service writing through it and the relay process."""
+
+    def __init__(self, db_url: str, path: Variant, broker: str, workdir: Path) -> None:
+        import sqlalchemy as sa
+
+        from .. import Service
+        from ..outbox import Outbox
+
+        self.sa = sa
+        self.path, self.broker, self.db_url, self.workdir = path, broker, db_url, workdir
+        self.engine = sa.create_engine(db_url, pool_size=WRITERS + 4)
+        with self.engine.begin() as conn:
+            conn.exec_driver_sql("CREATE TABLE orders (id INTEGER PRIMARY KEY, total INTEGER)")
+        self.insert = sa.text("INSERT INTO orders (id, total) VALUES (:i, 42)")
+        self.outbox = Outbox(self.engine) if path.kind == "outbox" else None
+        if self.outbox is not None:
+            self.outbox.create_table()
+        self.svc = Service(f"bench-outbox-{secrets.token_hex(2)}", broker, outbox=self.outbox,
+                           register=False, default_middleware=False)  # fmt: skip
+        self.relay: ServerProcess | None = None
+        self.next_id = 0
+
+    def start_relay(self) -> None:
+        p = self.path
+        argv = [sys.executable, "-m", "tidings.cli", "outbox", "relay", "--db", self.db_url,
+                "--broker", self.broker, "--mode", p.mode,
+                "--interval", str(p.interval)]  # fmt: skip
+        if p.batch:
+            argv += ["--batch-size", str(p.batch)]
+        log = self.workdir / f"relay-{secrets.token_hex(3)}.log"
+        self.relay = ServerProcess(argv, log).start()
+
+    def relay_cpu(self) -> float:
+        return tree_cpu(self.relay.pid) if self.relay is not None and self.relay.running() else 0.0
+
+    async def write(self, topic: str, i: int) -> float:
+        """Write message ``i``; the time it counts from (its commit, or the publish call)."""
+        row = self.next_id = self.next_id + 1
+        if self.path.kind == "publish":
+            t = time.perf_counter()
+            await self.svc.publish(topic, {"i": i})
+            return t
+        if self.path.kind == "row+publish":
+            await asyncio.to_thread(self._commit_row, row)
+            t = time.perf_counter()
+            await self.svc.publish(topic, {"i": i})
+            return t
+        async with self.svc.transaction() as tx:
+            tx.execute(self.insert, {"i": row})
+            await tx.publish(topic, {"i": i})
+        return time.perf_counter()
+
+    def _commit_row(self, row: int) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(self.insert, {"i": row})
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[Setup]:
+        try:
+            if self.path.kind == "outbox":
+                self.start_relay()
+                yield self
+            else:
+                async with self.svc.running():
+                    yield self
+        finally:
+            if self.relay is not None:
+                self.relay.stop()
+            self.engine.dispose()
+
+
+async def warm_up(setup: Setup, collector: Collector, topic: str) -> None:
+    """One message through the path (the relay is active and connected), not counted."""
+    before = collector.warm
+    await setup.write(topic, -1)
+    deadline = time.perf_counter() + 60
+    while collector.warm == before:
+        if time.perf_counter() > deadline:
+            raise TimeoutError(f"the warm-up message did not arrive: {setup.path.label}")
+        await asyncio.sleep(0.005)
+
+
+async def throughput(setup: Setup, client: Any, count: int, timeout: float) -> dict[str, float]:
+    topic = f"bench.outbox.{secrets.token_hex(4)}"
+    collector = Collector(client, topic)
+    await collector.start()
+    try:
+        await warm_up(setup, collector, topic)
+        cpu0 = setup.relay_cpu()
+        queue = iter(range(count))
+
+        async def writer() -> None:
+            for i in queue:
+                await setup.write(topic, i)
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(writer() for _ in range(WRITERS)))
+        written = time.perf_counter() - t0
+        last = await collector.wait(count, timeout)
+        return {
+            "written_per_s": count / written,
+            "delivered_per_s": count / (last - t0),
+            "relay_cpu_s": setup.relay_cpu() - cpu0,
+        }
+    finally:
+        await collector.close()
+
+
+async def latency(
+    setup: Setup, client: Any, rate: float, seconds: float, timeout: float
+) -> dict[str, float]:
+    topic = f"bench.outbox.lat.{secrets.token_hex(4)}"
+    collector = Collector(client, topic)
+    await collector.start()
+    try:
+        await warm_up(setup, collector, topic)
+        count = max(1, int(rate * seconds))
+        committed: dict[int, float] = {}
+        gate = asyncio.Semaphore(64)
+
+        async def one(i: int) -> None:
+            async with gate:
+                committed[i] = await setup.write(topic, i)
+
+        tasks = []
+        t0 = time.perf_counter()
+        for i in range(count):
+            delay = t0 + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(i)))
+        await asyncio.gather(*tasks)
+        sent = time.perf_counter() - t0
+        await collector.wait(count, timeout)
+        lat = sorted(collector.arrived[i] - committed[i] for i in range(count))
+        return {
+            "rate": count / sent,
+            "p50_ms": percentile(lat, 50) * 1e3,
+            "p99_ms": percentile(lat, 99) * 1e3,
+        }
+    finally:
+        await collector.close()
+
+
+def _wal_lsn(pg: Postgres) -> int:
+    return int(pg.execute("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')")[0][0])
+
+
+def _slot_retained(pg: Postgres, database: str) -> int:
+    rows = pg.execute(
+        "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn) FROM pg_replication_slots "
+        f"WHERE database = '{database}'"
+    )
+    return int(rows[0][0]) if rows and rows[0][0] is not None else 0
+
+
+async def run_db(db: str, size: str, rate: float, broker: str, workdir: Path) -> dict[str, Any]:
+    from .. import AsyncClient
+
+    sz = SIZES[size]
+    timeout = 30 + sz["count"] / 200  # generous: a loaded machine, but never unbounded
+    pg = Postgres().start() if db == "postgresql" else None
+    results: dict[str, Any] = {}
+    try:
+        async with AsyncClient(broker) as client:
+            for n, path in enumerate(paths(db, size)):
+                name = f"bench_{n}_{secrets.token_hex(2)}"
+                url = pg.create_database(name) if pg else f"sqlite:///{workdir / name}.db"
+                setup = Setup(url, path, broker, workdir)
+                async with setup.running():
+                    cpu0 = tree_cpu(pg.pid) if pg else 0.0
+                    wal0 = _wal_lsn(pg) if pg else 0
+                    row: dict[str, Any] = await throughput(setup, client, sz["count"], timeout)
+                    if pg is not None:
+                        row["db_cpu_s"] = tree_cpu(pg.pid) - cpu0
+                        row["wal_bytes_per_row"] = (_wal_lsn(pg) - wal0) / sz["count"]
+                        row["slot_retained_bytes"] = _slot_retained(pg, name)
+                    row.update(await latency(setup, client, rate, sz["seconds"], timeout))
+                results[path.label] = row
+    finally:
+        if pg is not None:
+            pg.stop()
+    base = results["publish"]["delivered_per_s"]
+    for row in results.values():
+        row["vs_publish"] = row["delivered_per_s"] / base
+    return results
+
+
+def _broker(workdir: Path) -> tuple[ServerProcess, str]:
+    port = free_port()
+    argv = [sys.executable, "-m", "tidings.server", "--host", "127.0.0.1", "--port", str(port),
+            "--data", str(workdir / "broker")]  # fmt: skip
+    proc = ServerProcess(argv, workdir / "broker.log").start()
+    wait_until(lambda: proc.check_alive("the broker") or port_open(port), 30, "broker start")
+    return proc, f"tidings://127.0.0.1:{port}"
+
+
+async def run(size: str, rate: float | None, postgres: bool) -> dict[str, Any]:
+    import sqlalchemy
+
+    from .. import __version__
+
+    rate = rate or SIZES[size]["rate"]
+    out: dict[str, Any] = {
+        "size": size,
+        "rate": rate,
+        "versions": {"tidings": __version__, "sqlalchemy": sqlalchemy.__version__},
+    }
+    with tempfile.TemporaryDirectory(prefix="tidings-bench-outbox-") as tmp:
+        workdir = Path(tmp)
+        broker, url = _broker(workdir)
+        try:
+            out["sqlite"] = await run_db("sqlite", size, rate, url, workdir)
+            if postgres:
+                out["postgresql"] = await run_db("postgresql", size, rate, url, workdir)
+        finally:
+            broker.stop()
+    return out
+
+
+def report(res: dict[str, Any]) -> str:
+    lines = [f"## Outbox vs plain publish ({res['size']}; latency at {res['rate']:.0f} msg/s)"]
+    for db in ("sqlite", "postgresql"):
+        if db not in res:
+            continue
+        pg = db == "postgresql"
+        head = "| path | written/s | delivered/s | vs publish | p50 ms | p99 ms | relay CPU s |"
+        sep = "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+        if pg:
+            head += " DB CPU s | WAL B/row | slot keeps B |"
+            sep += " ---: | ---: | ---: |"
+        lines += ["", f"### {'PostgreSQL' if pg else 'SQLite'}", "", head, sep]
+        for label, r in res[db].items():
+            line = (
+                f"| {label} | {r['written_per_s']:,.0f} | {r['delivered_per_s']:,.0f} | "
+                f"{r['vs_publish']:.2f}x | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | "
+                f"{r['relay_cpu_s']:.2f} |"
+            )
+            if pg:
+                line += (
+                    f" {r['db_cpu_s']:.2f} | {r['wal_bytes_per_row']:,.0f} | "
+                    f"{r['slot_retained_bytes']:,} |"
+                )
+            lines.append(line)
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="tidings bench outbox", description=__doc__.split("\n")[0])
+    size = p.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="smaller counts (a few minutes)")
+    size.add_argument("--smoke", action="store_true", help="tiny counts (the test suite)")
+    p.add_argument("--rate", type=float, help="messages/s of the latency phase")
+    p.add_argument("--no-postgres", action="store_true", help="SQLite only")
+    p.add_argument("--json", action="store_true", help="print JSON instead of Markdown")
+    args = p.parse_args(argv)
+    if not args.no_postgres and pg_bin_dir() is None:
+        p.error("PostgreSQL is not installed (apt-get install -y postgresql); or --no-postgres")
+    logging.getLogger("tidings").setLevel(logging.ERROR)
+    size = "smoke" if args.smoke else "quick" if args.quick else "full"
+    res = asyncio.run(run(size, args.rate, not args.no_postgres))
+    print(json.dumps(res, indent=2) if args.json else report(res))
+    return 0

@@ -1,0 +1,29 @@
+"""``tidings bench outbox --smoke`` runs every path end to end on SQLite and on a PostgreSQL
+cluster it starts itself, with a real broker process, and reports every figure."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tidings.benchmarking import main
+
+pytestmark = pytest.mark.timeout(300)
+
+
+def test_outbox_bench_smoke(capsys):
+    assert main(["outbox", "--smoke", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert set(res["sqlite"]) == {"publish", "row, then publish", "outbox poll (batch 500)"}
+    assert set(res["postgresql"]) == {*res["sqlite"], "outbox tail (batch 2000)"}
+    for db in ("sqlite", "postgresql"):
+        for label, row in res[db].items():
+            assert row["delivered_per_s"] > 0 and row["written_per_s"] > 0, label
+            assert 0 < row["p50_ms"] <= row["p99_ms"], label
+            assert row["rate"] > 0, label
+        assert res[db]["publish"]["vs_publish"] == 1.0
+        assert res[db]["outbox poll (batch 500)"]["relay_cpu_s"] > 0  # a relay process ran
+    tail = res["postgresql"]["outbox tail (batch 2000)"]
+    assert tail["db_cpu_s"] > 0 and tail["wal_bytes_per_row"] > 0
+    assert tail["slot_retained_bytes"] >= 0
