@@ -61,25 +61,68 @@ def test_more_members_than_partitions(b) -> None:
     assert set().union(*owned) == set(range(P))
 
 
-def test_rebalance_on_join_revokes_in_flight(b) -> None:
+def test_handover_on_join_is_fenced_until_the_old_owner_settles(b) -> None:
+    """A partition that moves is not handed to its new owner while the previous owner still
+    holds a lease on it: the old owner's acks succeed, then the new owner goes on from there."""
     m1, in1 = join(b, OG, prefetch=100)
     publish_each(b, 3)
     first = in1.take()
     assert sorted(d.partition for d in first) == list(range(P))  # one per partition in flight
     m2, in2 = join(b, OG, prefetch=100)
+    assert in2.items == []  # fenced: m1 may still be processing offset 0 of the moved ones
+    for d in first:
+        b.ack(m1, d.partition, d.offset)  # no LeaseLost: m1 kept its leases
     moved = parts(in2.items)
     assert len(moved) == 2
-    for d in in2.items:
-        assert d.offset == 0  # the revoked in-flight message comes first on the new owner
+    assert all(d.offset == 1 and d.delivery_count == 1 for d in in2.items)
+    got = drain_all(b, [(m1, in1), (m2, in2)])
+    assert parts(got[0]) == set(range(P)) - moved
+    assert parts(got[1]) == moved
+    assert all(d.delivery_count == 1 for g in got for d in g)
+
+
+def test_fenced_partition_moves_when_the_old_lease_expires(env: Env, b) -> None:
+    m1, in1 = join(b, OG, prefetch=100)
+    publish_each(b, 2)
+    first = in1.take()
+    _m2, in2 = join(b, OG, prefetch=100)
+    assert in2.items == []
+    env.clock.advance(OG.lease + 0.1)  # m1 is stuck: its leases run out
+    b.tick()
+    moved = parts(in2.items)
+    assert len(moved) == 2
+    assert sorted((d.offset, d.delivery_count) for d in in2.items) == [(0, 2), (0, 2)]
     for d in first:
         if d.partition in moved:
             with pytest.raises(LeaseLost):
                 b.ack(m1, d.partition, d.offset)
-        else:
-            b.ack(m1, d.partition, d.offset)
-    got = drain_all(b, [(m1, in1), (m2, in2)])
-    assert parts(got[0]) == set(range(P)) - moved
-    assert parts(got[1]) == moved
+
+
+def test_fenced_partition_moves_when_the_old_owner_leaves(b) -> None:
+    m1, in1 = join(b, OG, prefetch=100)
+    publish_each(b, 2)
+    in1.take()
+    _m2, in2 = join(b, OG, prefetch=100)
+    assert in2.items == []
+    b.leave(m1)
+    assert parts(in2.items) == set(range(P))
+    assert all(d.offset == 0 for d in in2.items)
+
+
+def test_fence_survives_a_second_move(b) -> None:
+    """A → B while A holds the partition, then B → C: C still waits for A."""
+    m1, in1 = join(b, OG, prefetch=100)
+    publish_each(b, 2)
+    first = in1.take()
+    m2, in2 = join(b, OG, prefetch=100)
+    m3, in3 = join(b, OG, prefetch=100)
+    b.leave(m2)
+    assert in2.items == [] and in3.items == []
+    for d in first:
+        b.ack(m1, d.partition, d.offset)
+    got = drain_all(b, [(m1, in1), (m3, in3)])
+    assert len(parts(got[1])) == 2
+    assert all(d.offset == 1 and d.delivery_count == 1 for d in got[1])
 
 
 def test_rebalance_on_leave(b) -> None:

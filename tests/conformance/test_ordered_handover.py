@@ -7,6 +7,13 @@ moment, including during the handover: for every key, no handling starts while a
 handling of the same key runs (on any member), and none starts past a sequence number that
 was not completed yet. Redelivering a message that was already started (at-least-once) is
 allowed; skipping ahead or overlapping is not. The same code runs on every transport.
+
+That run is a soak under load and catches an overlap only when a join happens to meet a running
+handler. ``test_join_while_the_old_owner_is_busy_is_fenced`` makes the meeting certain: the
+first member's handlers block until the second member has joined and had seconds to start
+something. Before the built-in broker fenced the handover, it took the moved partitions'
+in-flight messages back at the join and the new member started them while the old member's
+handlers still ran them (memory:// and tidings://, every run).
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from collections import defaultdict
 import pytest
 
 import tidings
+from tidings.partitioning import partition_for
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -70,17 +78,7 @@ def member(url: str, topic: str, index: int, ledger: Ledger) -> tidings.Service:
     return svc
 
 
-async def test_ordered_group_keeps_key_order_across_joins_and_leaves(
-    url: str, topic: str, request: pytest.FixtureRequest
-):
-    if not url.startswith("nats://"):
-        # Declared, not skipped: the built-in broker (memory://, tidings://) still hands an
-        # ordered partition to a joining member while the previous owner's handlers run
-        # (seen on tidings://: "k2: 110 on m1 while 110 ran on m0"); fencing in the broker's
-        # group is the broker half of issue #12 (src/tidings/broker).
-        request.node.add_marker(
-            pytest.mark.xfail(reason="broker-side ordered handover fencing: #12 broker half")
-        )
+async def test_ordered_group_keeps_key_order_across_joins_and_leaves(url: str, topic: str):
     ledger = Ledger()
     members = [member(url, topic, i, ledger) for i in range(3)]
     total = BATCH * BATCHES
@@ -116,3 +114,109 @@ async def test_ordered_group_keeps_key_order_across_joins_and_leaves(
     assert ledger.violations == [], "\n".join(ledger.violations)
     assert len(ledger.finished) == total, f"{total - len(ledger.finished)} never handled"
     assert ledger.by_member["m2"] > 0 and ledger.by_member["m0"] > 0
+
+
+PARTITIONS = 4
+PER_KEY = 4  # per batch; two batches
+CONCURRENCY = 32  # the old owner takes the whole first batch: every key runs on it
+
+
+def two_keys_per_partition() -> list[str]:
+    keys: dict[int, list[str]] = defaultdict(list)
+    i = 0
+    while any(len(keys[p]) < 2 for p in range(PARTITIONS)):
+        key = f"key{i}"
+        i += 1
+        if len(keys[partition_for(key, PARTITIONS)]) < 2:
+            keys[partition_for(key, PARTITIONS)].append(key)
+    return [k for p in range(PARTITIONS) for k in keys[p]]
+
+
+class KeyLedger:
+    """Per key: which handling runs now, and the highest sequence number completed."""
+
+    def __init__(self) -> None:
+        self.running: dict[str, tuple[str, int]] = {}
+        self.done: dict[str, int] = defaultdict(lambda: -1)
+        self.finished: set[tuple[str, int]] = set()
+        self.started: dict[str, int] = defaultdict(int)
+        self.handled: dict[str, int] = defaultdict(int)
+        self.violations: list[str] = []
+
+    def start(self, member: str, key: str, n: int) -> None:
+        other = self.running.get(key)
+        if other is not None:
+            self.violations.append(f"{key}: {n} on {member} while {other[1]} ran on {other[0]}")
+        if n > self.done[key] + 1:
+            self.violations.append(f"{key}: {n} on {member} before {self.done[key] + 1} was done")
+        self.running[key] = (member, n)
+        self.started[member] += 1
+
+    def end(self, member: str, key: str, n: int) -> None:
+        if self.running.get(key) == (member, n):
+            del self.running[key]
+        self.done[key] = max(self.done[key], n)
+        self.finished.add((key, n))
+        self.handled[member] += 1
+
+
+async def test_join_while_the_old_owner_is_busy_is_fenced(url: str, topic: str) -> None:
+    keys = two_keys_per_partition()
+    ledger = KeyLedger()
+    gate = asyncio.Event()  # the first member's handlers wait for it: a slow old owner
+
+    def service(name: str) -> tidings.Service:
+        svc = tidings.Service("fenced", url=url, grace_period=10.0)
+        svc.topic(topic, partitions=PARTITIONS)
+
+        @svc.on(topic, mode="ordered", concurrency=CONCURRENCY, lease=5.0, name=f"book-{name}")
+        async def book(payload: dict) -> None:
+            key, n = payload["key"], payload["n"]
+            ledger.start(name, key, n)
+            try:
+                if name == "old":
+                    await gate.wait()
+                await asyncio.sleep(0.005)
+            finally:
+                ledger.end(name, key, n)
+
+        return svc
+
+    old, new = service("old"), service("new")
+    total = len(keys) * PER_KEY * 2
+
+    def batch(first: int) -> list[tidings.Outgoing]:
+        return [
+            tidings.Outgoing(f'{{"key": "{k}", "n": {n}}}'.encode(), key=k)
+            for n in range(first, first + PER_KEY)
+            for k in keys
+        ]
+
+    async with tidings.connect(url) as client:
+        await client.create_topic(topic, partitions=PARTITIONS)
+        await client.publish_many(topic, batch(0))
+        await old.start()
+        try:
+            deadline = time.monotonic() + 30
+            # every key's first message runs on the old owner, blocked
+            while len(ledger.running) < len(keys) and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            assert len(ledger.running) == len(keys), ledger.running
+            await new.start()  # half the partitions move to it now
+            deadline = time.monotonic() + 3.0
+            while not ledger.started["new"] and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            started_while_fenced = ledger.started["new"]
+            await client.publish_many(topic, batch(PER_KEY))  # for the new owner, once free
+            gate.set()
+            deadline = time.monotonic() + 60
+            while len(ledger.finished) < total and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)
+        finally:
+            gate.set()
+            await new.stop()
+            await old.stop()
+    assert ledger.violations == [], "\n".join(ledger.violations)
+    assert started_while_fenced == 0, "the new owner started while the old one held the keys"
+    assert len(ledger.finished) == total, f"{total - len(ledger.finished)} never handled"
+    assert ledger.handled["new"] > 0, "the moved partitions never reached the new owner"

@@ -101,8 +101,8 @@ class DeliveryMixin:
         window = g.spec.in_flight_per_partition
         out: dict[Member, list[Delivery]] = {}
         for p, owner in enumerate(g.owners):
-            if owner is None:
-                continue
+            if owner is None or (g.pinflight[p] and g.pholder[p] is not owner):
+                continue  # unowned, or fenced: its previous owner still holds some of it
             q = g.pqueues[p]
             while g.pinflight[p] < window and owner.capacity(auto) > 0:
                 if not q and not g.load_ordered(self.store, p, q.append):
@@ -189,6 +189,7 @@ class DeliveryMixin:
             g.inflight[ref] = entry
             if g.ordered:
                 g.pinflight[entry.partition] += 1
+                g.pholder[entry.partition] = member
             self._leased.append(entry)
         return Delivery(
             g.topic.name,

@@ -2,7 +2,9 @@
 
 Shared groups keep one ``ready`` queue over all partitions (plus, when ``key_ordered``, a
 per-key waiting line so one key has at most one active message). Ordered groups keep one queue
-per partition, delivered strictly in offset order to the partition's owner. Either way only a
+per partition, delivered strictly in offset order to the partition's owner; a partition that
+moved is fenced: its new owner gets nothing until the previous owner's in-flight messages of
+it are settled or expired. Either way only a
 bounded window of the backlog is loaded from the store; ``read_pos`` says where loading goes on.
 """
 
@@ -45,6 +47,9 @@ class GroupState:
         self.pqueues: list[deque[Entry]] = [deque() for _ in range(n)]
         self.owners: list[Member | None] = [None] * n
         self.pinflight = [0] * n
+        # ordered: the member holding a partition's in-flight entries. After a handover it is
+        # the previous owner until they are settled or expired (the fence, see _rebalance).
+        self.pholder: list[Member | None] = [None] * n
         self.wake_at = [0.0] * n  # ordered: when a waiting partition head is due
         self.members: list[Member] = []
         self.rotation = 0

@@ -1,5 +1,6 @@
 """Group members: joining, leaving, heartbeats and session timeouts, credit, and the
-rebalancing of ordered groups' partitions. A mixin of :class:`tidings.broker.engine.Broker`."""
+rebalancing (with fenced handover) of ordered groups' partitions. A mixin of
+:class:`tidings.broker.engine.Broker`."""
 
 from __future__ import annotations
 
@@ -117,6 +118,11 @@ class MembershipMixin:
             self._timers.at(deadline, self._check_session, m)
 
     def _rebalance(self, g: GroupState) -> None:
+        """Move partitions to balance the group. A moved partition is fenced, not revoked:
+        its previous owner keeps the leases it holds (it may still be processing them) and
+        settles them as usual; the new owner gets the partition only once none of them is in
+        flight any more (settled, expired, or returned when that member left), so two members
+        never process one partition at once."""
         members = sorted(g.members, key=lambda m: m.seq)
         owners = assign(len(g.owners), members, g.owners)
         for p, (old, new) in enumerate(zip(g.owners, owners, strict=True)):
@@ -124,10 +130,6 @@ class MembershipMixin:
                 continue
             if old is not None:
                 old.partitions.discard(p)
-                revoked = [e for e in old.inflight.values() if e.partition == p]
-                for entry in sorted(revoked, key=lambda e: e.offset, reverse=True):
-                    self._release(g, entry)
-                    g.requeue_ordered(entry)
             if new is not None:
                 new.partitions.add(p)
         g.owners = owners
