@@ -30,6 +30,7 @@ from .errors import (
 )
 from .ids import Snowflake
 from .model import (
+    DeadLetter,
     GroupInfo,
     GroupSpec,
     Message,
@@ -109,6 +110,7 @@ __all__ = [
     "CircuitOpen",
     "Client",
     "Context",
+    "DeadLetter",
     "GroupInfo",
     "GroupSpec",
     "IdempotencyStore",

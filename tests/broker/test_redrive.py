@@ -85,3 +85,30 @@ def test_no_dead_letters_yet_and_unknown_group(env: Env) -> None:
     assert b.dead_letters("refunds", "billing") == []
     with pytest.raises(NotFound):
         b.dead_letters("refunds", "nobody")
+
+
+def test_redrive_is_not_deduplicated_within_the_window(env: Env) -> None:
+    b, billing, _audit, r = _setup(env)
+    assert b._topic("refunds").spec.dedup_window > 0  # the original msg_id is remembered
+    _kill_in_billing(b, billing)
+    b.redrive("refunds", "billing")
+    _member, inbox = join(b, billing)
+    assert [(d.id, d.msg_id) for d in inbox.take()] == [(r.id, "refund-o-2")]
+    # a producer retrying the original afterwards is still deduplicated
+    [again] = b.publish("refunds", [Outgoing(b"o-2", key="o-2", msg_id="refund-o-2")])
+    assert again.duplicate
+
+
+def test_discard_drops_dead_letters_without_redelivery(env: Env) -> None:
+    b, billing, _audit, r = _setup(env)
+    _kill_in_billing(b, billing)
+    with pytest.raises(NotFound, match="no dead letter with id nope"):
+        b.discard_dead_letters("refunds", "billing", ids=["nope"])
+    assert b.discard_dead_letters("refunds", "billing") == [r.id]
+    assert b.dead_letters("refunds", "billing") == []
+    assert b.redrive("refunds", "billing") == []
+    _member, inbox = join(b, billing)
+    assert inbox.take() == []
+    b.flush_acks()
+    b = env.reopen(crash=False)
+    assert b.dead_letters("refunds", "billing") == []

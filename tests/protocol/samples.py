@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tidings.model import GroupInfo, GroupSpec, PartitionInfo, TopicInfo, TopicSpec
+from tidings.model import DeadLetter, GroupInfo, GroupSpec, PartitionInfo, TopicInfo, TopicSpec
 from tidings.protocol import constants as c
 from tidings.protocol import messages as m
 
@@ -85,6 +85,28 @@ SAMPLES: dict[int, object] = {
     c.RESET_GROUP | R: m.Empty(),
     c.LIST_GROUPS: m.TopicName("orders"),
     c.LIST_GROUPS | R: m.GroupList([GROUP]),
+    c.DEAD_LETTERS: m.DeadLettersOf("orders", "billing", 20),
+    c.DEAD_LETTERS | R: m.DeadLetterList(
+        [
+            DeadLetter(
+                id="m5",
+                msg_id="refund-5",
+                key="k",
+                headers={"h": "v"},
+                body=b"x",
+                reason="max-deliveries",
+                deliveries=3,
+                error="ValueError: no",
+                dead_lettered_at=1.7e9,
+                partition=1,
+                offset=5,
+            )
+        ]
+    ),
+    c.REDRIVE: m.RedriveOf("orders", "billing", ["m5"], None),
+    c.REDRIVE | R: m.MessageIds(["m5"]),
+    c.DISCARD_DEAD_LETTERS: m.RedriveOf("orders", "billing", None, 10),
+    c.DISCARD_DEAD_LETTERS | R: m.MessageIds([]),
     c.DELIVER: m.Deliver(
         3,
         [

@@ -6,7 +6,8 @@ naming the group; every other group of the topic settles such a record without d
 it (see ``skips``), so only the group it died in sees it again, as a fresh delivery (its
 delivery count starts over). Which dead letters were redriven is kept by the broker's own
 group ``tidings-redrive`` on the dead-letter topic: a redriven dead letter is acknowledged
-there, in the same commit as the republish, so it is listed and redriven once. A mixin of
+there, in the same commit as the republish, so it is listed and redriven once. Discarding
+(the purge) acknowledges them there without a republish. A mixin of
 :class:`tidings.broker.engine.Broker`.
 """
 
@@ -100,16 +101,11 @@ class RedriveMixin:
             raise BadRequest("limit must be >= 1")
         return [_as_dead_letter(r) for _, r in self._waiting(topic, group, limit)]
 
-    def redrive(
-        self,
-        topic: str,
-        group: str,
-        ids: Sequence[str] | None = None,
-        limit: int | None = None,
-    ) -> list[str]:
-        """Send dead letters of ``group`` back to ``group`` only (all, the ``ids`` given, or
-        the oldest ``limit``); return the message ids redriven. Unknown ids raise NotFound
-        and nothing is redriven."""
+    def _select(
+        self, topic: str, group: str, ids: Sequence[str] | None, limit: int | None
+    ) -> list[tuple[int, Record]]:
+        """The waiting dead letters a redrive or discard acts on (all, the ``ids`` given, or
+        the oldest ``limit``); unknown ids raise NotFound."""
         cap = MAX_REDRIVE if limit is None else limit
         if cap < 1:
             raise BadRequest("limit must be >= 1")
@@ -123,10 +119,23 @@ class RedriveMixin:
             if missing:
                 raise NotFound(
                     f"no dead letter with id {', '.join(missing)} waits for group {group!r} of "
-                    f"topic {topic!r} (already redriven, or not a dead letter of this group): "
-                    f"list them with dead_letters({topic!r}, {group!r})"
+                    f"topic {topic!r} (already redriven or discarded, or not a dead letter of "
+                    f"this group): list them with dead_letters({topic!r}, {group!r})"
                 )
             waiting = waiting[:cap]
+        return waiting
+
+    def redrive(
+        self,
+        topic: str,
+        group: str,
+        ids: Sequence[str] | None = None,
+        limit: int | None = None,
+    ) -> list[str]:
+        """Send dead letters of ``group`` back to ``group`` only (all, the ``ids`` given, or
+        the oldest ``limit``); return the message ids redriven. Unknown ids raise NotFound
+        and nothing is redriven."""
+        waiting = self._select(topic, group, ids, limit)
         if not waiting:
             return []
         letters = [_as_dead_letter(r) for _, r in waiting]
@@ -137,8 +146,23 @@ class RedriveMixin:
         self._mark_redriven(self.dead_letter_topic_of(topic, group), waiting)
         return [d.id for d in letters]
 
+    def discard_dead_letters(
+        self,
+        topic: str,
+        group: str,
+        ids: Sequence[str] | None = None,
+        limit: int | None = None,
+    ) -> list[str]:
+        """Drop dead letters of ``group`` for good (the purge): they are no longer listed nor
+        redriven; the records stay in the dead-letter topic until its retention removes
+        them. Return the message ids discarded; unknown ids raise NotFound."""
+        waiting = self._select(topic, group, ids, limit)
+        if waiting:
+            self._mark_redriven(self.dead_letter_topic_of(topic, group), waiting)
+        return [r.headers.get(H.DLQ_ID) or r.id for _, r in waiting]
+
     def _mark_redriven(self, dlq: str, done: list[tuple[int, Record]]) -> None:
-        """Acknowledge the redriven dead letters in the broker's own group of ``dlq``."""
+        """Acknowledge redriven (or discarded) dead letters in the broker's group of ``dlq``."""
         spec = GroupSpec(topic=dlq, name=REDRIVE_GROUP, max_deliveries=0)
         t = self._topics[dlq]
         if REDRIVE_GROUP not in t.groups:

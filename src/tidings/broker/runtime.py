@@ -106,6 +106,25 @@ class BrokerRuntime:
             await self.commit()
         return receipts
 
+    async def redrive(
+        self, topic: str, group: str, ids: Sequence[str] | None = None, limit: int | None = None
+    ) -> list[str]:
+        """Redrive dead letters (see ``Broker.redrive``); return once the republish and the
+        record of what was redriven are confirmed under the fsync policy."""
+        done = self.broker.redrive(topic, group, ids, limit)
+        if self.fsync == "batch" and self.broker.has_pending():
+            await self.commit()
+        return done
+
+    async def discard_dead_letters(
+        self, topic: str, group: str, ids: Sequence[str] | None = None, limit: int | None = None
+    ) -> list[str]:
+        """Discard dead letters (see ``Broker.discard_dead_letters``), confirmed likewise."""
+        done = self.broker.discard_dead_letters(topic, group, ids, limit)
+        if self.fsync == "batch" and self.broker.has_pending():
+            await self.commit()
+        return done
+
     async def commit(self) -> None:
         """Wait until everything appended so far is durable and visible."""
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()

@@ -19,6 +19,7 @@ from ..model import (
     DEFAULT_LEASE,
     DEFAULT_MAX_DELIVERIES,
     DEFAULT_SESSION_TIMEOUT,
+    DeadLetter,
     GroupInfo,
     GroupSpec,
     Message,
@@ -320,6 +321,54 @@ class AsyncClient:
         await self._ready()
         await self.transport.reset_group(topic, group, kind, value)
 
+    # dead letters
+    async def dead_letters(self, topic: str, group: str, *, limit: int = 100) -> list[DeadLetter]:
+        """The dead letters of ``group`` on ``topic`` that wait, oldest first (at most
+        ``limit``): each with its original id, producer id, key, headers and body, and why
+        (``reason``, ``deliveries``, ``error``) and when it died. Nothing is consumed."""
+        _check_limit(limit)
+        await self._ready()
+        return await self.transport.dead_letters(topic, group, limit)
+
+    async def redrive(
+        self,
+        topic: str,
+        group: str,
+        ids: Iterable[str] | None = None,
+        limit: int | None = None,
+    ) -> int:
+        """Send dead letters of ``group`` back to ``group`` only (all, the ``ids`` given, or
+        the oldest ``limit``), under their original message id and headers, as a fresh
+        delivery; other groups of the topic do not see them again. Returns how many were
+        redriven; an id that does not wait raises NotFound and nothing is redriven."""
+        return len(await self.redrive_ids(topic, group, ids=ids, limit=limit))
+
+    async def redrive_ids(
+        self,
+        topic: str,
+        group: str,
+        ids: Iterable[str] | None = None,
+        limit: int | None = None,
+    ) -> list[str]:
+        """As :meth:`redrive`, returning the message ids redriven."""
+        _check_limit(limit)
+        await self._ready()
+        return await self.transport.redrive(topic, group, _id_list(ids), limit)
+
+    async def discard_dead_letters(
+        self,
+        topic: str,
+        group: str,
+        *,
+        ids: Iterable[str] | None = None,
+        limit: int | None = None,
+    ) -> int:
+        """Drop dead letters of ``group`` for good (the purge: all, the ``ids`` given, or the
+        oldest ``limit``); they are neither listed nor redriven again. Returns how many."""
+        _check_limit(limit)
+        await self._ready()
+        return len(await self.transport.discard_dead_letters(topic, group, _id_list(ids), limit))
+
     # request/reply
     async def request(
         self,
@@ -404,6 +453,22 @@ class AsyncClient:
     def __repr__(self) -> str:
         state = "closed" if self._closed else "connected" if self._connected else "new"
         return f"AsyncClient({self.url!r}, {state})"
+
+
+def _check_limit(limit: int | None) -> None:
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise BadRequest(f"limit must be a whole number >= 1, got {limit!r}")
+
+
+def _id_list(ids: Iterable[str] | None) -> list[str] | None:
+    if ids is None:
+        return None
+    if isinstance(ids, str):
+        raise BadRequest("ids must be a list of message ids, not one string: ids=[...]")
+    out = list(ids)
+    if not out:
+        raise BadRequest("ids is empty: pass None to redrive every dead letter")
+    return out
 
 
 def connect(url: str | None = None, **options: Any) -> AsyncClient:

@@ -12,6 +12,7 @@ from ..model import (
     DEFAULT_LEASE,
     DEFAULT_MAX_DELIVERIES,
     DEFAULT_SESSION_TIMEOUT,
+    DeadLetter,
     GroupInfo,
     GroupSpec,
     Message,
@@ -262,6 +263,39 @@ class Client:
 
     def reset_group(self, topic: str, group: str, start: StartPosition = "earliest") -> None:
         self._portal.call(self._async.reset_group(topic, group, start))
+
+    def dead_letters(self, topic: str, group: str, *, limit: int = 100) -> list[DeadLetter]:
+        return self._portal.call(self._async.dead_letters(topic, group, limit=limit))
+
+    def redrive(
+        self,
+        topic: str,
+        group: str,
+        ids: Iterable[str] | None = None,
+        limit: int | None = None,
+    ) -> int:
+        return self._portal.call(self._async.redrive(topic, group, ids=ids, limit=limit))
+
+    def redrive_ids(
+        self,
+        topic: str,
+        group: str,
+        ids: Iterable[str] | None = None,
+        limit: int | None = None,
+    ) -> list[str]:
+        return self._portal.call(self._async.redrive_ids(topic, group, ids=ids, limit=limit))
+
+    def discard_dead_letters(
+        self,
+        topic: str,
+        group: str,
+        *,
+        ids: Iterable[str] | None = None,
+        limit: int | None = None,
+    ) -> int:
+        return self._portal.call(
+            self._async.discard_dead_letters(topic, group, ids=ids, limit=limit)
+        )
 
     def request(
         self,

@@ -57,6 +57,9 @@ GROUP_INFO = 0x30
 DELETE_GROUP = 0x31
 RESET_GROUP = 0x32
 LIST_GROUPS = 0x33
+DEAD_LETTERS = 0x34  # a group's dead letters that wait (not redriven, not discarded)
+REDRIVE = 0x35  # send a group's dead letters back to that group only
+DISCARD_DEAD_LETTERS = 0x36  # the purge: drop a group's dead letters for good
 HEARTBEAT = 0x3E  # either direction, never answered
 
 # Frame types: server pushes (request id 0).
@@ -90,6 +93,9 @@ REQUEST_TYPES = frozenset(
         DELETE_GROUP,
         RESET_GROUP,
         LIST_GROUPS,
+        DEAD_LETTERS,
+        REDRIVE,
+        DISCARD_DEAD_LETTERS,
     }
 )
 UNANSWERED_TYPES = frozenset({HEARTBEAT, CREDIT})
@@ -124,6 +130,9 @@ FRAME_NAMES: dict[int, str] = {
     DELETE_GROUP: "DELETE_GROUP",
     RESET_GROUP: "RESET_GROUP",
     LIST_GROUPS: "LIST_GROUPS",
+    DEAD_LETTERS: "DEAD_LETTERS",
+    REDRIVE: "REDRIVE",
+    DISCARD_DEAD_LETTERS: "DISCARD_DEAD_LETTERS",
     HEARTBEAT: "HEARTBEAT",
     DELIVER: "DELIVER",
     SUB_CLOSED: "SUB_CLOSED",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import msgspec
 
-from ..model import Delivery, GroupInfo, GroupSpec, Outgoing, TopicInfo, TopicSpec
+from ..model import DeadLetter, Delivery, GroupInfo, GroupSpec, Outgoing, TopicInfo, TopicSpec
 from . import constants as c
 
 
@@ -174,6 +174,30 @@ class GroupList(_Array):
     groups: list[GroupSpec]
 
 
+class DeadLettersOf(_Array):
+    topic: str
+    group: str
+    limit: int = 100
+
+
+class DeadLetterList(_Array):
+    letters: list[DeadLetter]  # each a map, as the model Struct encodes
+
+
+class RedriveOf(_Array):
+    """REDRIVE and DISCARD_DEAD_LETTERS: all of a group's dead letters, the ``ids`` given, or
+    the oldest ``limit``."""
+
+    topic: str
+    group: str
+    ids: list[str] | None = None
+    limit: int | None = None
+
+
+class MessageIds(_Array):
+    ids: list[str]
+
+
 class WireDelivery(Delivery, array_like=True, gc=False):
     """A :class:`~tidings.model.Delivery` as an array of its fields in declaration order."""
 
@@ -233,6 +257,12 @@ BODY_TYPES: dict[int, type] = {
     c.RESET_GROUP | c.REPLY_BIT: Empty,
     c.LIST_GROUPS: TopicName,
     c.LIST_GROUPS | c.REPLY_BIT: GroupList,
+    c.DEAD_LETTERS: DeadLettersOf,
+    c.DEAD_LETTERS | c.REPLY_BIT: DeadLetterList,
+    c.REDRIVE: RedriveOf,
+    c.REDRIVE | c.REPLY_BIT: MessageIds,
+    c.DISCARD_DEAD_LETTERS: RedriveOf,
+    c.DISCARD_DEAD_LETTERS | c.REPLY_BIT: MessageIds,
     c.DELIVER: Deliver,
     c.SUB_CLOSED: SubClosed,
 }

@@ -46,6 +46,7 @@ CAPABILITIES = frozenset(
         "start_offset",
         "group_reset",
         "dead_letter_expired",
+        "redrive",
     }
 )
 

@@ -130,10 +130,27 @@ class ClientConnection(asyncio.Protocol):
             )
             self.error(rid, TidingsError(f"internal error: {type(exc).__name__}: {exc}"))
             return
-        if reply is not None:
+        if asyncio.iscoroutine(reply):  # it waits for a commit: answer when done
+            task = self._loop.create_task(self._answer_later(ftype, rid, reply))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+        elif reply is not None:
             self.write(ftype | constants.REPLY_BIT, rid, reply)
             if ftype == constants.SUBSCRIBE:
                 handlers.after_subscribe(self, reply)
+
+    async def _answer_later(self, ftype: int, rid: int, reply: object) -> None:
+        try:
+            body = await reply  # type: ignore[misc]
+        except TidingsError as exc:
+            self.error(rid, exc)
+        except Exception as exc:
+            log.exception(
+                "internal error handling %s from %s", constants.frame_name(ftype), self.id
+            )
+            self.error(rid, TidingsError(f"internal error: {type(exc).__name__}: {exc}"))
+        else:
+            self.write(ftype | constants.REPLY_BIT, rid, body)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.closed:

@@ -2,7 +2,8 @@
 
 Each handler takes the connection and the decoded payload and returns the reply payload, or
 raises a TidingsError that the connection turns into an ERROR frame. They only make
-synchronous engine calls, so they answer within the same event-loop iteration.
+synchronous engine calls, so they answer within the same event-loop iteration; the few that
+must wait for a commit (REDRIVE, see ``deadletters``) return a coroutine of the reply.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from ..protocol import decode_body
 from ..protocol import messages as m
 from ..protocol.framing import Frame
 from ..protocol.handshake import negotiate
-from . import replies, rights
+from . import deadletters, replies, rights
 from .members import ServerMember
 
 if TYPE_CHECKING:
@@ -313,4 +314,7 @@ HANDLERS: dict[int, Callable[[ClientConnection, Any], Any]] = {
     c.DELETE_GROUP: delete_group,
     c.RESET_GROUP: reset_group,
     c.LIST_GROUPS: list_groups,
+    c.DEAD_LETTERS: deadletters.dead_letters,
+    c.REDRIVE: deadletters.redrive,
+    c.DISCARD_DEAD_LETTERS: deadletters.discard,
 }

@@ -18,7 +18,16 @@ from typing import ClassVar
 import msgspec
 
 from ..errors import TidingsError
-from ..model import GroupInfo, GroupSpec, Message, Outgoing, Receipt, TopicInfo, TopicSpec
+from ..model import (
+    DeadLetter,
+    GroupInfo,
+    GroupSpec,
+    Message,
+    Outgoing,
+    Receipt,
+    TopicInfo,
+    TopicSpec,
+)
 from .leasing import DEFAULT_MAX_LEASE_EXTENSION
 
 # Capability names. A transport lists the ones it supports exactly as the built-in broker does.
@@ -34,6 +43,7 @@ CAP_START_OFFSET = "start_offset"
 CAP_GROUP_RESET = "group_reset"
 CAP_DEAD_LETTER_EXPIRED = "dead_letter_expired"
 CAP_REPLICAS = "replicas"
+CAP_REDRIVE = "redrive"  # dead_letters / redrive / discard_dead_letters of a group
 
 ALL_CAPABILITIES = frozenset(
     {
@@ -48,6 +58,7 @@ ALL_CAPABILITIES = frozenset(
         CAP_START_OFFSET,
         CAP_GROUP_RESET,
         CAP_DEAD_LETTER_EXPIRED,
+        CAP_REDRIVE,
     }
 )
 
@@ -167,6 +178,33 @@ class Transport(abc.ABC):
         from ..errors import Unsupported
 
         raise Unsupported(f"{self.scheme}:// cannot reset a group's position")
+
+    # dead letters (capability "redrive")
+    async def dead_letters(self, topic: str, group: str, limit: int = 100) -> list[DeadLetter]:
+        """The group's dead letters that wait (not redriven nor discarded), oldest first."""
+        raise self._no_redrive()
+
+    async def redrive(
+        self, topic: str, group: str, ids: Sequence[str] | None = None, limit: int | None = None
+    ) -> list[str]:
+        """Send the group's dead letters (all, ``ids``, or the oldest ``limit``) back to that
+        group only, under their original ids; return the ids redriven."""
+        raise self._no_redrive()
+
+    async def discard_dead_letters(
+        self, topic: str, group: str, ids: Sequence[str] | None = None, limit: int | None = None
+    ) -> list[str]:
+        """Drop the group's dead letters for good; return the ids discarded."""
+        raise self._no_redrive()
+
+    def _no_redrive(self) -> TidingsError:
+        from ..errors import Unsupported
+
+        return Unsupported(
+            f"{self.scheme}:// cannot list or redrive a group's dead letters yet: read the "
+            "dead-letter topic (<topic>.<group>.dlq) with subscribe() and republish what you "
+            "need, or run the group on tidings:// (see docs/transports.md)"
+        )
 
     # request/reply support
     @abc.abstractmethod

@@ -19,6 +19,7 @@ from ..broker import BrokerRuntime
 from ..clock import Clock
 from ..errors import Closed, LeaseLost, NotFound
 from ..model import (
+    DeadLetter,
     Delivery,
     GroupInfo,
     GroupSpec,
@@ -254,6 +255,19 @@ class MemoryTransport(Transport):
         self, topic: str, group: str, start: str = "earliest", start_value: float | None = None
     ) -> None:
         self.runtime.broker.reset_group(topic, group, start, start_value)
+
+    async def dead_letters(self, topic: str, group: str, limit: int = 100) -> list[DeadLetter]:
+        return self.runtime.broker.dead_letters(topic, group, limit)
+
+    async def redrive(
+        self, topic: str, group: str, ids: Sequence[str] | None = None, limit: int | None = None
+    ) -> list[str]:
+        return await self.runtime.redrive(topic, group, ids, limit)
+
+    async def discard_dead_letters(
+        self, topic: str, group: str, ids: Sequence[str] | None = None, limit: int | None = None
+    ) -> list[str]:
+        return await self.runtime.discard_dead_letters(topic, group, ids, limit)
 
     async def create_reply_topic(self) -> str:
         name = f"{REPLY_PREFIX}{secrets.token_hex(12)}"  # the reserved namespace

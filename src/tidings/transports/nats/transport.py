@@ -36,6 +36,7 @@ from ..base import (
     CAP_DEAD_LETTER_EXPIRED,
     CAP_KEY_ORDERED,
     CAP_ORDERED,
+    CAP_REDRIVE,
     CAP_REPLICAS,
     CAP_START_OFFSET,
     CAP_START_TIME,
@@ -83,7 +84,7 @@ def servers_of(url: str) -> list[str]:
 
 class NatsTransport(Transport):
     scheme = "nats"
-    capabilities = (ALL_CAPABILITIES - {CAP_KEY_ORDERED}) | {CAP_REPLICAS}
+    capabilities = (ALL_CAPABILITIES - {CAP_KEY_ORDERED, CAP_REDRIVE}) | {CAP_REPLICAS}
 
     def __init__(
         self,

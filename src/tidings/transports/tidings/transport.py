@@ -22,8 +22,15 @@ import secrets
 from collections.abc import Sequence
 from typing import Any
 
-from ...errors import Closed, ConnectionLost, MessageTooLarge, Timeout, error_for_code
-from ...model import GroupInfo, GroupSpec, Outgoing, Receipt, TopicInfo, TopicSpec
+from ...errors import (
+    Closed,
+    ConnectionLost,
+    MessageTooLarge,
+    Timeout,
+    Unsupported,
+    error_for_code,
+)
+from ...model import DeadLetter, GroupInfo, GroupSpec, Outgoing, Receipt, TopicInfo, TopicSpec
 from ...protocol import constants as c
 from ...protocol import messages as m
 from ..base import SubscribeOptions, Transport
@@ -335,6 +342,41 @@ class NativeTransport(Transport):
     async def list_groups(self, topic: str) -> list[GroupSpec]:
         reply: m.GroupList = await self.call(c.LIST_GROUPS, m.TopicName(topic))
         return reply.groups
+
+    # -- dead letters ------------------------------------------------------------------------
+
+    async def _redrive_frame(self, frame_type: int, body: object) -> Any:
+        await self.connect()
+        welcome = self.welcome
+        if welcome is not None and "redrive" not in welcome.capabilities:
+            raise Unsupported(
+                f"the broker at {self.address} ({welcome.server}) predates dead-letter "
+                "redrive: upgrade it, or use 'tidings dlq replay' on the dead-letter topic"
+            )
+        for sub in self.members:  # a reject made just before must have reached the broker
+            sub.flush_settles()
+        return await self.call(frame_type, body, retry=frame_type == c.DEAD_LETTERS)
+
+    async def dead_letters(self, topic: str, group: str, limit: int = 100) -> list[DeadLetter]:
+        reply: m.DeadLetterList = await self._redrive_frame(
+            c.DEAD_LETTERS, m.DeadLettersOf(topic, group, limit)
+        )
+        return reply.letters
+
+    async def redrive(
+        self, topic: str, group: str, ids: Sequence[str] | None = None, limit: int | None = None
+    ) -> list[str]:
+        # not retried after a reconnect: the first may have been done (then it is not waiting)
+        body = m.RedriveOf(topic, group, list(ids) if ids else None, limit)
+        reply: m.MessageIds = await self._redrive_frame(c.REDRIVE, body)
+        return reply.ids
+
+    async def discard_dead_letters(
+        self, topic: str, group: str, ids: Sequence[str] | None = None, limit: int | None = None
+    ) -> list[str]:
+        body = m.RedriveOf(topic, group, list(ids) if ids else None, limit)
+        reply: m.MessageIds = await self._redrive_frame(c.DISCARD_DEAD_LETTERS, body)
+        return reply.ids
 
     # -- diagnostics -------------------------------------------------------------------------
 

@@ -1,0 +1,105 @@
+"""Conformance: a group's dead letters are listed and redriven back to that group only, under
+their original message id, producer id and headers, as a fresh delivery; other groups do not
+see them again, a redriven one is not listed nor redriven twice, a discarded one is gone.
+nats:// declares no ``redrive`` capability and refuses the calls with a text that says what
+to do instead."""
+
+from __future__ import annotations
+
+import pytest
+
+import tidings
+from tidings.errors import BadRequest, NotFound, Unsupported
+
+from .scenarios import collect, eventually, lacks, quiet
+
+
+async def _dead_letter_in_billing(client: tidings.AsyncClient, topic: str) -> tidings.Receipt:
+    await client.create_topic(topic)
+    billing = await client.subscribe(topic, "billing", max_deliveries=1)
+    audit = await client.subscribe(topic, "audit")
+    receipt = await client.publish(
+        topic, b"refund o-2", key="o-2", headers={"x-order": "o-2"}, msg_id=f"{topic}-o-2"
+    )
+    msg = await billing.next(timeout=10)
+    assert msg is not None
+    await msg.reject("card declined")
+    await billing.close()
+    [seen] = await collect(audit, 1)
+    assert seen.id == receipt.id
+    await audit.close()
+    return receipt
+
+
+async def test_redrive_reaches_its_group_only_under_the_original_id(
+    client: tidings.AsyncClient, topic: str
+) -> None:
+    if lacks(client, "redrive"):
+        with pytest.raises(Unsupported, match=r"cannot list or redrive .* subscribe"):
+            await client.dead_letters(topic, "billing")
+        with pytest.raises(Unsupported, match="tidings://"):
+            await client.redrive(topic, "billing")
+        return
+    receipt = await _dead_letter_in_billing(client, topic)
+
+    async def listed():
+        return await client.dead_letters(topic, "billing")
+
+    [letter] = await eventually(listed)
+    assert (letter.id, letter.msg_id, letter.key) == (receipt.id, f"{topic}-o-2", "o-2")
+    assert (letter.reason, letter.deliveries, letter.body) == ("rejected", 1, b"refund o-2")
+    assert letter.error == "card declined"
+    assert letter.headers == {"x-order": "o-2"}
+
+    with pytest.raises(NotFound, match="no dead letter with id nope"):
+        await client.redrive(topic, "billing", ids=["nope"])
+    assert await client.redrive(topic, "billing", ids=[letter.id]) == 1
+    assert await client.dead_letters(topic, "billing") == []
+    assert await client.redrive(topic, "billing") == 0  # not twice
+
+    billing = await client.subscribe(topic, "billing", max_deliveries=1)
+    audit = await client.subscribe(topic, "audit")
+    [again] = await collect(billing, 1)
+    assert (again.id, again.msg_id, again.body) == (receipt.id, f"{topic}-o-2", b"refund o-2")
+    assert again.headers["x-order"] == "o-2"
+    assert not any(k.startswith("tidings-dlq-") for k in again.headers)
+    assert again.delivery_count == 1  # a fresh delivery for billing
+    assert await quiet(audit, 1.0) is None  # audit handled it once; it does not come back
+    info = await client.group_info(topic, "audit")
+    assert info.ready == 0 and info.in_flight == 0
+    await billing.close()
+    await audit.close()
+
+
+async def test_discard_drops_dead_letters(client: tidings.AsyncClient, topic: str) -> None:
+    if lacks(client, "redrive"):
+        with pytest.raises(Unsupported, match="cannot list or redrive"):
+            await client.discard_dead_letters(topic, "billing")
+        return
+    await _dead_letter_in_billing(client, topic)
+
+    async def listed():
+        return await client.dead_letters(topic, "billing")
+
+    assert len(await eventually(listed)) == 1
+    assert await client.discard_dead_letters(topic, "billing") == 1
+    assert await client.dead_letters(topic, "billing") == []
+    assert await client.redrive(topic, "billing") == 0
+
+
+async def test_no_dead_letters_yet_and_bad_arguments(
+    client: tidings.AsyncClient, topic: str
+) -> None:
+    if lacks(client, "redrive"):
+        return  # refused as shown above
+    await client.create_topic(topic)
+    sub = await client.subscribe(topic, "billing")
+    await sub.close()
+    assert await client.dead_letters(topic, "billing") == []  # the DLQ does not exist yet
+    assert await client.redrive(topic, "billing") == 0
+    with pytest.raises(NotFound, match="group 'nobody' does not exist"):
+        await client.dead_letters(topic, "nobody")
+    with pytest.raises(BadRequest, match="limit must be"):
+        await client.dead_letters(topic, "billing", limit=0)
+    with pytest.raises(BadRequest, match="not one string"):
+        await client.redrive(topic, "billing", ids="m-1")
