@@ -35,6 +35,8 @@ def test_groups_and_stats(cli):
     assert topic["messages"] == 5
     assert topic["groups"][0]["ready"] == 5
     assert "t.groups" in cli("stats", "t.groups", "--once").out
+    not_a_terminal = cli("stats", "t.groups")  # captured stdout: one snapshot, no live view
+    assert not_a_terminal.code == 0 and "t.groups" in not_a_terminal.out
 
 
 def test_dlq_list_and_replay(cli, broker):

@@ -31,12 +31,12 @@ def blocks(lang: str) -> list[str]:
 
 
 def test_the_page_has_its_samples():
-    assert {kind for kind, _ in BLOCKS} <= {"", "bash", "yaml", "toml", "python"}
+    assert {kind for kind, _ in BLOCKS} <= {"bash", "yaml", "toml", "python"}
     assert blocks("bash") and blocks("python") and len(blocks("yaml")) == 2
 
 
 def test_broker_command_lines_parse():
-    lines = [line for code in blocks("") for line in code.splitlines() if line.strip()]
+    lines = [line for line in blocks("bash")[0].splitlines() if line.strip()]
     assert lines
     for line in lines:
         argv = shlex.split(line.split("#")[0])
@@ -70,7 +70,7 @@ async def test_every_metric_named_is_scraped(open_broker):
 
 def test_the_curl_session_and_the_python_sample_run(open_broker, tmp_path):
     address = open_broker.base.removeprefix("http://")
-    (session,) = blocks("bash")
+    session = blocks("bash")[1]
     for _ in range(2):  # re-runnable
         for line in session.strip().splitlines():
             line = line.replace("127.0.0.1:7421", address)

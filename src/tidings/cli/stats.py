@@ -16,6 +16,8 @@ from .output import JsonOpt, UrlOpt, console, print_json, state, table
 HELP = """Show depth, in-flight, delayed, lag, dead letters and rates per topic and group.
 
 Refreshes every --interval seconds until Ctrl-C; --once prints one snapshot and exits.
+When the output is not a terminal (a pipe, a file, a script) one snapshot is printed, as with
+--once, unless --json asks for one JSON line per interval.
 
 Example:
 
@@ -79,6 +81,7 @@ def stats(
     as_json: JsonOpt = False,
 ) -> None:
     st = state(ctx, url, as_json)
+    once = once or not (st.json or console().is_terminal)  # a live view needs a terminal
     with client_for(st) as client:
         if once:
             snap = snapshot(client, topics, all_)
