@@ -25,6 +25,7 @@ from .errors import (
     Rejected,
     RemoteError,
     RequestTimeout,
+    StepFailed,
     TidingsError,
     Timeout,
 )
@@ -44,6 +45,7 @@ from .model import (
 if _typing.TYPE_CHECKING:
     from .client import AsyncClient, Client, Subscription, connect, connect_sync
     from .discovery import discover, services
+    from .sagas import Orchestrator, Participant, Saga
     from .service import (
         Backoff,
         Context,
@@ -78,6 +80,7 @@ _LAZY = {
         "service",
     ),
     **dict.fromkeys(("discover", "services"), "discovery"),
+    **dict.fromkeys(("Orchestrator", "Participant", "Saga"), "sagas"),
 }
 
 
@@ -120,7 +123,9 @@ __all__ = [
     "Middleware",
     "NoInstance",
     "NoResponders",
+    "Orchestrator",
     "Outgoing",
+    "Participant",
     "PartitionInfo",
     "RateLimited",
     "Receipt",
@@ -129,8 +134,10 @@ __all__ = [
     "RemoteError",
     "RequestTimeout",
     "Retry",
+    "Saga",
     "Service",
     "Snowflake",
+    "StepFailed",
     "Subscription",
     "TidingsError",
     "Timeout",

@@ -32,6 +32,9 @@ __all__ = [
     "Rejected",
     "RemoteError",
     "RequestTimeout",
+    "SagaConflict",
+    "SagaNotFound",
+    "StepFailed",
     "StorageError",
     "StorageFull",
     "TidingsError",
@@ -150,6 +153,13 @@ class NoResponders(NoInstance):
     )
 
 
+class SagaNotFound(NotFound):
+    """No saga instance with this id in the saga store (``tidings sagas show``)."""
+
+    code = 427
+    default_message = "no saga with this id: check the id and --db (`tidings sagas list`)"
+
+
 class AlreadyExists(TidingsError):
     code = 421
     http_status = 409
@@ -175,6 +185,16 @@ class LeaseLost(TidingsError):
         "lease lost: the message's lease expired or is held by another member; "
         "it will be (or was) redelivered, so make the handler idempotent or extend the lease"
     )
+
+
+class SagaConflict(TidingsError):
+    """A saga instance changed under a transition (another orchestrator moved it first); the
+    transition rolled back and its message is handled again against the new state."""
+
+    code = 431
+    http_status = 409
+    exit_code = 5
+    default_message = "the saga changed meanwhile: the transition rolled back and is retried"
 
 
 class TopicFull(TidingsError):
@@ -295,6 +315,17 @@ class RemoteError(TidingsError):
 
     def __reduce__(self):
         return (self.__class__, (self.message, self.remote_type))
+
+
+class StepFailed(TidingsError):
+    """Raised by a saga participant's handler: the step failed for a business reason (card
+    declined, out of stock). The participant's writes roll back, the failure is the reply, and
+    the orchestrator retries the step if its policy says so, else compensates."""
+
+    code = 491
+    http_status = 422
+    exit_code = 9
+    default_message = "the saga step failed"
 
 
 class ClockMovedBackwards(TidingsError):

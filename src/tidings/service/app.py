@@ -125,6 +125,8 @@ class Service(Publishing):
         self._started = False
         self._stop_requested: asyncio.Event | None = None
         self._observers: list[Callable[[Handled], None]] = []
+        self._background: list[Callable[[], Awaitable[None]]] = []
+        self._background_tasks: list[asyncio.Task[None]] = []
         # discovery (docs/discovery.md): $SRV answers, registry heartbeats, health probes
         major_of(version)  # validates
         self.register = register
@@ -277,6 +279,12 @@ class Service(Publishing):
             except Exception:
                 log.exception("a service observer failed")
 
+    def background(self, fn: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+        """Run ``await fn()`` as a task while the service runs (started after the handlers,
+        cancelled first at stop); what builds on a service (sagas' timers) hooks in here."""
+        self._background.append(fn)
+        return fn
+
     def use(self, middleware: Middleware) -> None:
         """Append a middleware (innermost so far)."""
         self.middleware.append(middleware)
@@ -378,6 +386,7 @@ class Service(Publishing):
             if agent is not None:
                 agent.readiness.attached = True
                 await agent.start(client)
+            self._background_tasks = [asyncio.create_task(fn()) for fn in self._background]
         except BaseException:
             await self.stop(grace=0)
             raise
@@ -391,6 +400,10 @@ class Service(Publishing):
         agent = self.registration
         if agent is not None:  # leave the registry first: callers stop choosing this instance
             await agent.deregister()
+        tasks, self._background_tasks = self._background_tasks, []
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         consumers, self._consumers = self._consumers, []
         await asyncio.gather(*(c.stop(deadline) for c in consumers))
         if self._cleanup is not None:

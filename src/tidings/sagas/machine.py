@@ -1,0 +1,191 @@
+"""The saga state machine: what a reply or a timeout does to an instance. No I/O.
+
+    running  --reply ok, more steps-->  running (next step's command sent)
+    running  --reply ok, last step-->   completed
+    running  --failure or timeout-->    running (same step again, if its retry policy says so)
+                                        compensating (the completed steps' compensations, one
+                                        at a time, last first) -> compensated
+    compensating --compensation ok-->   the next lower compensation, or compensated
+    compensating --no answer-->         the same compensation again, with backoff (forever)
+    compensating --compensation failed-> failed (an operator must look)
+
+A step after the pivot never gives up: it is tried again until it succeeds. A step that timed
+out is compensated too (its command may still take effect later; the participant helper
+turns a compensation that overtakes its command into a marker that makes the late command a
+no-op). A failure reply means the participant rolled its work back: that step is not
+compensated. Each transition mutates the :class:`~.store.SagaRecord` and returns the
+commands to send; the orchestrator commits both in one transaction.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+from pydantic_core import to_jsonable_python
+
+from ..errors import StepFailed, Timeout
+from . import protocol as p
+from .definition import AFTER_PIVOT_BACKOFF, COMPENSATION_BACKOFF, Saga, Step
+from .store import COMPENSATED, COMPENSATING, COMPLETED, FAILED, RUNNING, SagaRecord
+
+
+@dataclass(frozen=True)
+class Send:
+    """A command to write to the outbox in the transition's transaction."""
+
+    topic: str
+    payload: Any
+    msg_id: str
+    key: str
+    headers: dict[str, str]
+    delay: float | None = None
+
+
+class Machine:
+    """Transitions of one saga definition."""
+
+    def __init__(self, saga: Saga) -> None:
+        saga.check()
+        self.saga = saga
+
+    def begin(
+        self, saga_id: str, state: Any, now: float | None = None
+    ) -> tuple[SagaRecord, list[Send]]:
+        now = time.time() if now is None else now
+        saga = self.saga
+        record = SagaRecord(
+            id=saga_id, name=saga.name, status=RUNNING, step=0, phase=p.FORWARD, attempt=0,
+            token=None, deadline=None, state=saga.dump_state(state),
+            steps=[{"name": s.name, "status": "pending", "attempts": 0, "compensations": 0}
+                   for s in saga.steps],
+            created_at=now, updated_at=now,
+        )  # fmt: skip
+        record.log(None, "started")
+        return record, [self._forward(record, saga.steps[0], 1, now)]
+
+    def on_reply(
+        self, record: SagaRecord, reply: p.Reply, now: float | None = None
+    ) -> list[Send] | None:
+        """The commands a reply (or timeout) leads to; None when it is stale (a duplicate, or
+        for a step no longer awaited): nothing changes."""
+        if record.status not in (RUNNING, COMPENSATING) or reply.token != record.token:
+            return None
+        now = time.time() if now is None else now
+        step = self.saga.steps[record.step]
+        if record.phase == p.FORWARD:
+            if reply.timeout:
+                error = Timeout(f"no reply from {step.command} within {step.timeout}s")
+                return self._failed(record, step, error, now, timed_out=True)
+            if not reply.ok:
+                return self._failed(record, step, StepFailed(reply.error), now, timed_out=False)
+            return self._done(record, step, reply.result, now)
+        entry = record.steps[step.index]
+        if reply.timeout:
+            attempt = record.attempt + 1
+            delay = COMPENSATION_BACKOFF.delay(record.attempt)
+            record.log(step.name, "compensation-timed-out", f"attempt {record.attempt}")
+            return [self._compensation(record, step, attempt, now, delay)]
+        if not reply.ok:
+            entry.update(status="compensation-failed", error=reply.error, finished_at=now)
+            record.status, record.token, record.deadline = FAILED, None, None
+            record.error = f"compensation of {step.name} failed: {reply.error}"
+            record.log(step.name, "compensation-failed", reply.error)
+            return []
+        entry.update(status="compensated", finished_at=now)
+        record.log(step.name, "compensated")
+        return self._next_compensation(record, step.index, now)
+
+    # forward
+    def _forward(
+        self, record: SagaRecord, step: Step, attempt: int, now: float, delay: float = 0.0
+    ) -> Send:
+        state = self.saga.load_state(record.state)
+        payload = to_jsonable_python(step.build(state))
+        token = p.command_id(record.id, step.index, p.FORWARD, attempt)
+        entry = record.steps[step.index]
+        entry.update(status="running", attempts=attempt, command=payload)
+        entry.setdefault("started_at", now)
+        _await(record, step, p.FORWARD, attempt, now + delay + step.timeout)
+        detail = f"{step.command} attempt {attempt}" + (f" in {delay:.2f}s" if delay else "")
+        record.log(step.name, "command-sent", detail)
+        headers = p.command_headers(self.saga.name, record.id, step.name, p.FORWARD, token)
+        return Send(step.command, payload, token, record.id, headers, delay or None)
+
+    def _done(self, record: SagaRecord, step: Step, result: Any, now: float) -> list[Send]:
+        if step.apply is not None:
+            state = self.saga.load_state(record.state)
+            try:
+                value = step.reply_value(result)
+            except ValidationError as exc:
+                raise p.MalformedReply(f"it does not fit {step.reply_type!r}: {exc}") from None
+            changed = step.apply(state, value)
+            record.state = self.saga.dump_state(state if changed is None else changed)
+        record.steps[step.index].update(status="done", finished_at=now, error=None)
+        record.log(step.name, "step-done")
+        following = step.index + 1
+        if following < len(self.saga.steps):
+            return [self._forward(record, self.saga.steps[following], 1, now)]
+        record.status, record.token, record.deadline = COMPLETED, None, None
+        record.log(None, "completed")
+        return []
+
+    def _failed(
+        self, record: SagaRecord, step: Step, error: Exception, now: float, *, timed_out: bool
+    ) -> list[Send]:
+        entry = record.steps[step.index]
+        entry["error"] = str(error)
+        attempt = record.attempt
+        retry = step.retry
+        if self.saga.after_pivot(step):  # past the pivot: only forward
+            backoff = retry.backoff if retry is not None else AFTER_PIVOT_BACKOFF
+            record.log(step.name, "step-timed-out" if timed_out else "step-failed", str(error))
+            return [self._forward(record, step, attempt + 1, now, backoff.delay(attempt))]
+        if retry is not None and attempt < retry.max_attempts and retry.should_retry(error):
+            record.log(step.name, "step-timed-out" if timed_out else "step-failed", str(error))
+            return [self._forward(record, step, attempt + 1, now, retry.backoff.delay(attempt))]
+        entry.update(status="timed-out" if timed_out else "failed", finished_at=now)
+        record.status, record.failed_step = COMPENSATING, step.name
+        record.error = f"{step.name}: {error}"
+        record.log(step.name, "step-timed-out" if timed_out else "step-failed", str(error))
+        # a timed-out command may still take effect: it is compensated with the completed ones
+        return self._next_compensation(record, step.index + 1 if timed_out else step.index, now)
+
+    # backward
+    def _next_compensation(self, record: SagaRecord, below: int, now: float) -> list[Send]:
+        for index in range(below - 1, -1, -1):
+            step = self.saga.steps[index]
+            status = record.steps[index]["status"]
+            if step.compensate is not None and status in ("done", "timed-out"):
+                return [self._compensation(record, step, 1, now)]
+        record.status, record.token, record.deadline = COMPENSATED, None, None
+        record.log(None, "compensated")
+        return []
+
+    def _compensation(
+        self, record: SagaRecord, step: Step, attempt: int, now: float, delay: float = 0.0
+    ) -> Send:
+        assert step.compensate is not None
+        entry = record.steps[step.index]
+        if step.build_compensation is not None:
+            state = self.saga.load_state(record.state)
+            payload = to_jsonable_python(step.build_compensation(state))
+        else:
+            payload = entry.get("command")
+        token = p.command_id(record.id, step.index, p.COMPENSATE, attempt)
+        entry.update(status="compensating", compensations=attempt)
+        _await(record, step, p.COMPENSATE, attempt, now + delay + step.timeout)
+        record.log(step.name, "compensation-sent", f"{step.compensate} attempt {attempt}")
+        headers = p.command_headers(
+            self.saga.name, record.id, step.name, p.COMPENSATE, token, command=step.command
+        )
+        return Send(step.compensate, payload, token, record.id, headers, delay or None)
+
+
+def _await(record: SagaRecord, step: Step, phase: str, attempt: int, deadline: float) -> None:
+    """The instance now waits for the reply to this command (its msg_id is the token)."""
+    record.step, record.phase, record.attempt = step.index, phase, attempt
+    record.token = p.command_id(record.id, step.index, phase, attempt)
+    record.deadline = deadline

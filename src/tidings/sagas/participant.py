@@ -1,0 +1,229 @@
+"""Making ordinary service handlers saga participants, without boilerplate.
+
+    participant = tidings.Participant(svc)          # svc = tidings.Service(..., outbox=...)
+
+    @participant.command("payment.refund")
+    async def refund(cmd: RefundPayment, ctx: tidings.Context) -> PaymentRefunded:
+        ctx.transaction.execute(refunds.insert().values(order=cmd.order))
+        if cmd.amount > 1000:
+            raise tidings.StepFailed("refunds over 1000 need a human")
+        return PaymentRefunded(refund_id=...)
+
+    @participant.compensation("payment.cancel-refund")
+    async def cancel(cmd: RefundPayment, ctx: tidings.Context) -> None: ...
+
+The return value is the success reply; ``StepFailed`` rolls the handler's writes back (a
+savepoint) and replies with the failure; any other exception is an ordinary handler failure
+(retried with backoff). The reply is written to the outbox in the handling's transaction.
+
+Each (saga, step) takes effect at most once, whatever the orchestrator re-sends: a table
+``tidings_saga_participant(participant, command, saga_id, step)`` in the same transaction
+keeps its status and reply. A repeated command (a retry after a timeout, a redelivery) gets
+the stored reply again, unless the step failed (it left no effect, so a retry runs it again).
+A compensation runs the compensation handler only for a command that took effect; one that
+overtakes its command (the orchestrator timed out first) leaves a ``cancelled`` mark, so the
+late command is answered with a failure and does nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import msgspec
+import sqlalchemy as sa
+from pydantic_core import to_jsonable_python
+
+from .. import headers as h
+from ..errors import BadRequest, InvalidPayload, StepFailed
+from ..model import Message
+from ..service import Context, Reject, Service
+from ..service.handlers import build_handler
+from . import protocol as p
+from .orchestrator import create_outbox_table, lock_briefly
+
+log = logging.getLogger("tidings.sagas")
+
+TABLE = "tidings_saga_participant"
+
+
+def participant_table(name: str, metadata: sa.MetaData) -> sa.Table:
+    return sa.Table(
+        name,
+        metadata,
+        sa.Column("participant", sa.String(200), primary_key=True),
+        sa.Column("command", sa.String(200), primary_key=True),
+        sa.Column("saga_id", sa.String(200), primary_key=True),
+        sa.Column("step", sa.String(200), primary_key=True),
+        # running (never committed) | done | failed | cancelled | compensated
+        sa.Column("status", sa.String(20), nullable=False),
+        sa.Column("reply", sa.LargeBinary, nullable=False),
+    )
+
+
+class Participant:
+    """Saga command and compensation handlers on ``service`` (which needs ``outbox=``)."""
+
+    def __init__(
+        self,
+        service: Service,
+        *,
+        name: str | None = None,
+        table: str = TABLE,
+        create_tables: bool = True,
+    ) -> None:
+        if service.outbox is None:
+            raise BadRequest(
+                f"service {service.name}: a saga participant writes its reply with its effects "
+                "in one transaction; give the service tidings.Service(..., outbox=Outbox(engine))"
+            )
+        self.service = service
+        self.name = name or service.name
+        self.metadata = sa.MetaData()
+        self.table = participant_table(table, self.metadata)
+        if create_tables:
+            create_outbox_table(service.outbox)
+            self.metadata.create_all(service.outbox.sync_engine)
+
+    def command(self, topic: str, **options: Any) -> Any:
+        """Register ``fn(command, ctx)`` for saga commands on ``topic``: its return value is the
+        success reply; raising ``tidings.StepFailed`` replies with the failure. ``options`` go
+        to ``svc.on`` (concurrency, lease, timeout, max_deliveries, group, ...)."""
+
+        def register(fn: Any) -> Any:
+            target = build_handler(fn, **_inspect_options(topic, self.service))
+
+            async def handle(message: Message, ctx: Context) -> None:
+                await self._command(target, topic, message, ctx)
+
+            self.service.on(topic, key_ordered=True, name=target.name, **options)(handle)
+            return fn
+
+        return register
+
+    def compensation(self, topic: str, **options: Any) -> Any:
+        """Register ``fn(command, ctx)`` that undoes a step (the body is the step's command
+        unless the saga builds another). It runs only if the step's command took effect;
+        raising ``tidings.StepFailed`` reports that the compensation failed."""
+
+        def register(fn: Any) -> Any:
+            target = build_handler(fn, **_inspect_options(topic, self.service))
+
+            async def handle(message: Message, ctx: Context) -> None:
+                await self._compensation(target, message, ctx)
+
+            self.service.on(topic, key_ordered=True, name=target.name, **options)(handle)
+            return fn
+
+        return register
+
+    # the records
+    def _key(self, command: str, saga_id: str, step: str) -> Any:
+        t = self.table
+        return sa.and_(t.c.participant == self.name, t.c.command == command,
+                       t.c.saga_id == saga_id, t.c.step == step)  # fmt: skip
+
+    def _get(self, conn: Any, command: str, saga_id: str, step: str) -> Any:
+        query = sa.select(self.table.c.status, self.table.c.reply).where(
+            self._key(command, saga_id, step)
+        )
+        if conn.dialect.name == "postgresql":
+            query = query.with_for_update()
+        return conn.execute(query).first()
+
+    def _put(self, conn: Any, command: str, saga_id: str, step: str, status: str,
+             reply: bytes) -> None:  # fmt: skip
+        conn.execute(self.table.insert().values(participant=self.name, command=command,
+                     saga_id=saga_id, step=step, status=status, reply=reply))  # fmt: skip
+
+    def _set(self, conn: Any, command: str, saga_id: str, step: str, **values: Any) -> None:
+        conn.execute(self.table.update().where(self._key(command, saga_id, step)).values(**values))
+
+    # handling
+    def _saga_headers(self, message: Message) -> tuple[str, str, str]:
+        headers = message.headers
+        saga_id, step = headers.get(p.SAGA_ID), headers.get(p.STEP)
+        reply_to = headers.get(h.REPLY_TO)
+        if not saga_id or not step or not reply_to:
+            log.warning("saga participant %s: message %s on %s is not a saga command (no %s, %s "
+                        "or %s header): dead-lettered", self.name, message.id, message.topic,
+                        p.SAGA_ID, p.STEP, h.REPLY_TO)  # fmt: skip
+            raise Reject(f"not a saga command: it needs {p.SAGA_ID}, {p.STEP} and {h.REPLY_TO}")
+        return saga_id, step, reply_to
+
+    async def _reply(self, ctx: Context, message: Message, reply_to: str, body: bytes) -> None:
+        tx = ctx.outbox_transaction
+        assert tx is not None
+        await tx.publish(reply_to, body, key=message.headers[p.SAGA_ID],
+                         headers=p.reply_headers(message.headers), kind="reply")  # fmt: skip
+
+    async def _run(self, target: Any, message: Message, ctx: Context) -> tuple[bool, bytes]:
+        """Run the user's handler in a savepoint: (took effect, reply body)."""
+        try:
+            payload = target.payload.decode(message, self.service.codec)
+        except InvalidPayload as exc:
+            return False, p.encode_reply(False, error=str(exc))
+        conn = ctx.transaction
+        assert conn is not None
+        try:
+            with conn.begin_nested():
+                result = await target.call(payload, ctx)
+        except StepFailed as exc:
+            return False, p.encode_reply(False, error=exc.message)
+        return True, p.encode_reply(True, to_jsonable_python(result))
+
+    async def _command(self, target: Any, topic: str, message: Message, ctx: Context) -> None:
+        saga_id, step, reply_to = self._saga_headers(message)
+        conn = ctx.transaction
+        lock_briefly(conn)
+        done = self._get(conn, topic, saga_id, step)
+        if done is None:
+            # claim the step first: a concurrent handling waits here, then fails and retries
+            self._put(conn, topic, saga_id, step, "running", b"")
+        elif done.status != "failed":  # done or cancelled: the same answer again
+            log.info("saga %s: %s for step %s again (%s): the stored reply is re-sent", saga_id,
+                     topic, step, done.status)  # fmt: skip
+            await self._reply(ctx, message, reply_to, done.reply)
+            return
+        # (a failed step left no effect: the orchestrator's retry runs it again)
+        ok, reply = await self._run(target, message, ctx)
+        self._set(conn, topic, saga_id, step, status="done" if ok else "failed", reply=reply)
+        await self._reply(ctx, message, reply_to, reply)
+
+    async def _compensation(self, target: Any, message: Message, ctx: Context) -> None:
+        saga_id, step, reply_to = self._saga_headers(message)
+        command = message.headers.get(p.COMMAND)
+        if not command:
+            raise Reject(f"not a saga compensation: it needs {p.COMMAND}")
+        conn = ctx.transaction
+        lock_briefly(conn)
+        done = self._get(conn, command, saga_id, step)
+        ok_reply = p.encode_reply(True)
+        if done is None:  # the command has not run (yet): it never will
+            cancelled = p.encode_reply(False, error="compensated before it ran")
+            self._put(conn, command, saga_id, step, "cancelled", cancelled)
+            log.info("saga %s: %s compensated before it ran: marked cancelled", saga_id, command)
+            await self._reply(ctx, message, reply_to, ok_reply)
+            return
+        if done.status != "done":  # failed, cancelled or compensated: nothing (more) to undo
+            await self._reply(ctx, message, reply_to, ok_reply)
+            return
+        ok, reply = await self._run(target, message, ctx)
+        if ok:
+            self._set(conn, command, saga_id, step, status="compensated")
+            reply = ok_reply
+        await self._reply(ctx, message, reply_to, reply)
+
+
+def _inspect_options(topic: str, service: Service) -> dict[str, Any]:
+    """build_handler's options, only to read the user function's payload and context."""
+    return dict(
+        topic=topic, group=service.name, responder=False, mode="shared", concurrency=1,
+        lease=30.0, max_deliveries=1, idempotent=False, timeout=None, backoff=service.backoff,
+        start="earliest", key_ordered=False, name=None,
+    )  # fmt: skip
+
+
+def decode_reply(body: bytes) -> Any:
+    """A stored reply as data (for operators and tests)."""
+    return msgspec.json.decode(body)

@@ -1,0 +1,118 @@
+"""What orchestrators and participants say to each other: headers, reply bodies, ids.
+
+A command to a participant is an ordinary command message (its body is the step's payload)
+with these headers, keyed by the saga id::
+
+    reply-to            the saga's reply topic, saga.<name>.replies
+    correlation-id      the command's msg_id: the token the orchestrator waits for
+    tidings-saga-id     the saga instance
+    tidings-saga        the saga's name
+    tidings-saga-step   the step's name
+    tidings-saga-phase  forward | compensate
+    tidings-saga-command  (compensations) the topic of the command being undone
+
+A reply goes to ``reply-to`` keyed by the saga id, with the same ``correlation-id`` and
+``tidings-saga-id``; its body is JSON ``{"ok": true, "result": ...}`` or
+``{"ok": false, "error": "..."}``. A timeout is a message on the reply topic with the header
+``tidings-saga-timeout: 1`` and the token it is about. The msg_id of a command is
+``<saga id>.<step index>.<f|c>.<attempt>``: a transition done twice (a crash before its
+commit) writes the same ids, and the broker's dedup absorbs a repeated send.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+
+from .. import headers as h
+
+SAGA_ID = "tidings-saga-id"
+SAGA = "tidings-saga"
+STEP = "tidings-saga-step"
+PHASE = "tidings-saga-phase"
+COMMAND = "tidings-saga-command"
+TIMEOUT = "tidings-saga-timeout"
+
+FORWARD = "forward"
+COMPENSATE = "compensate"
+
+
+def reply_topic(saga: str) -> str:
+    return f"saga.{saga}.replies"
+
+
+def command_id(saga_id: str, step: int, phase: str, attempt: int) -> str:
+    return f"{saga_id}.{step}.{phase[0]}.{attempt}"
+
+
+def timeout_id(token: str) -> str:
+    return f"{token}.timeout"
+
+
+def command_headers(
+    saga: str, saga_id: str, step: str, phase: str, token: str, command: str | None = None
+) -> dict[str, str]:
+    out = {
+        h.REPLY_TO: reply_topic(saga),
+        h.CORRELATION_ID: token,
+        SAGA_ID: saga_id,
+        SAGA: saga,
+        STEP: step,
+        PHASE: phase,
+    }
+    if command is not None:
+        out[COMMAND] = command
+    return out
+
+
+def reply_headers(command_headers: dict[str, str]) -> dict[str, str]:
+    return {
+        h.CORRELATION_ID: command_headers.get(h.CORRELATION_ID, ""),
+        SAGA_ID: command_headers.get(SAGA_ID, ""),
+        STEP: command_headers.get(STEP, ""),
+    }
+
+
+def encode_reply(ok: bool, result: Any = None, error: str | None = None) -> bytes:
+    body: dict[str, Any] = {"ok": ok}
+    if ok:
+        body["result"] = result
+    else:
+        body["error"] = error or "failed"
+    return msgspec.json.encode(body)
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A decoded reply (or a timeout) on a saga's reply topic."""
+
+    saga_id: str
+    token: str
+    timeout: bool
+    ok: bool = False
+    result: Any = None
+    error: str | None = None
+
+
+class MalformedReply(ValueError):
+    """A message on the reply topic that is not a reply: what is wrong with it."""
+
+
+def parse_reply(headers: dict[str, str], body: bytes) -> Reply:
+    saga_id = headers.get(SAGA_ID)
+    token = headers.get(h.CORRELATION_ID)
+    if not saga_id or not token:
+        raise MalformedReply(f"no {SAGA_ID} or {h.CORRELATION_ID} header")
+    if headers.get(TIMEOUT):
+        return Reply(saga_id, token, timeout=True)
+    try:
+        data = msgspec.json.decode(body)
+    except msgspec.DecodeError as exc:
+        raise MalformedReply(f"the body is not JSON: {exc}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("ok"), bool):
+        raise MalformedReply('the body is not {"ok": true|false, ...}')
+    if data["ok"]:
+        return Reply(saga_id, token, timeout=False, ok=True, result=data.get("result"))
+    return Reply(saga_id, token, timeout=False, ok=False, error=str(data.get("error") or "failed"))
