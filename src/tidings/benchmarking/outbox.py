@@ -141,7 +141,13 @@ class Setup:
 
         self.sa = sa
         self.path, self.broker, self.db_url, self.workdir = path, broker, db_url, workdir
-        self.engine = sa.create_engine(db_url, pool_size=WRITERS + 4)
+        sqlite = db_url.startswith("sqlite")
+        options = {"connect_args": {"timeout": 30}} if sqlite else {"pool_size": WRITERS + 4}
+        self.engine = sa.create_engine(db_url, **options)
+        # SQLite has one writer at a time: the row commits take turns (the outbox's do too)
+        self.turn: contextlib.AbstractAsyncContextManager[Any] = (
+            asyncio.Lock() if sqlite else contextlib.nullcontext()
+        )
         with self.engine.begin() as conn:
             conn.exec_driver_sql("CREATE TABLE orders (id INTEGER PRIMARY KEY, total INTEGER)")
         self.insert = sa.text("INSERT INTO orders (id, total) VALUES (:i, 42)")
@@ -174,7 +180,8 @@ class Setup:
             await self.svc.publish(topic, {"i": i})
             return t
         if self.path.kind == "row+publish":
-            await asyncio.to_thread(self._commit_row, row)
+            async with self.turn:
+                await asyncio.to_thread(self._commit_row, row)
             t = time.perf_counter()
             await self.svc.publish(topic, {"i": i})
             return t

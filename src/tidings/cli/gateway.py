@@ -21,6 +21,7 @@ Example:
     tidings gateway --url tidings://127.0.0.1:7420 --port 8080
     tidings gateway --port 8080 --routes routes.toml --rate 20 --api-key s3cret=alice
     tidings gateway --port 8080 --split /quotes=v1:90,v2:10 --jwt-key "$KEY"
+    tidings gateway --port 8080 --jwt-public-keys jwks.json --jwt-issuer https://id.example
 """
 
 
@@ -60,6 +61,14 @@ def gateway(
         str | None,
         typer.Option("--jwt-key", envvar="TIDINGS_GATEWAY_JWT_KEY", help="Shared HS256 key."),
     ] = None,
+    jwt_public_keys: Annotated[
+        str | None,
+        typer.Option(
+            "--jwt-public-keys",
+            envvar="TIDINGS_GATEWAY_JWT_PUBLIC_KEYS",
+            help="JWKS or PEM file: RS256/ES256/... bearer JWTs (reread when it changes).",
+        ),
+    ] = None,
     jwt_issuer: Annotated[str | None, typer.Option("--jwt-issuer", help="Required iss.")] = None,
     jwt_audience: Annotated[
         str | None, typer.Option("--jwt-audience", help="Required aud.")
@@ -98,6 +107,7 @@ def gateway(
             burst=burst,
             api_keys=keys,
             jwt_key=jwt_key,
+            jwt_public_keys=jwt_public_keys,
             jwt_issuer=jwt_issuer,
             jwt_audience=jwt_audience,
             splits=splits,

@@ -43,6 +43,7 @@ from ..ids import default_snowflake
 from ..resilience import Bulkhead, CircuitBreaker, Pipeline, Retry
 from . import validation
 from .config import GatewayConfig
+from .keys import PublicKeys
 from .limits import ClientLimits
 from .metrics import RouteMetrics
 from .openapi import docs_page, openapi
@@ -93,6 +94,8 @@ class Gateway:
         self.limits = (
             ClientLimits(self.config.rate, self.config.burst) if self.config.rate else None
         )
+        keys_file = self.config.jwt_public_keys
+        self.public_keys = PublicKeys(keys_file) if keys_file else None
         self._breakers: dict[str, CircuitBreaker] = {}
         self._pipelines: dict[str, Pipeline] = {}
         self._refresher: asyncio.Task[None] | None = None
@@ -244,18 +247,20 @@ class Gateway:
         return None
 
     def _principal(self, request: Request) -> str | None:
-        keys, jwt_key = self.config.api_keys, self.config.jwt_key
-        if not keys and not jwt_key:
+        keys, jwt_key, public = self.config.api_keys, self.config.jwt_key, self.public_keys
+        jwts = jwt_key is not None or public is not None
+        if not keys and not jwts:
             return None
         key = request.headers.get("x-api-key")
         auth = request.headers.get("authorization", "")
         bearer = auth[7:].strip() if auth.lower().startswith("bearer ") else None
         challenge = {"WWW-Authenticate": "Bearer"}
-        if key is None and bearer is not None and bearer.count(".") == 2 and jwt_key:
+        if key is None and bearer is not None and bearer.count(".") == 2 and jwts:
             try:
                 claims = verify(
                     bearer,
-                    jwt_key.encode(),
+                    jwt_key.encode() if jwt_key is not None else None,
+                    public_keys=public,
                     issuer=self.config.jwt_issuer,
                     audience=self.config.jwt_audience,
                 )
@@ -265,7 +270,7 @@ class Gateway:
         key = key if key is not None else bearer
         if key is None:
             what = " or ".join(
-                w for w, on in (("an API key (X-API-Key)", keys), ("a bearer JWT", jwt_key)) if on
+                w for w, on in (("an API key (X-API-Key)", keys), ("a bearer JWT", jwts)) if on
             )
             raise HttpError(401, f"this gateway needs {what}", challenge)
         principal = keys.get(key)

@@ -25,6 +25,7 @@ class GatewayConfig:
     burst: float | None = None
     api_keys: dict[str, str] = field(default_factory=dict)  # key -> principal; empty: open
     jwt_key: str | None = None  # shared key verifying bearer JWTs (HS256/384/512)
+    jwt_public_keys: str | None = None  # a JWKS or PEM file: RS256/ES256/... JWTs (keys.py)
     jwt_issuer: str | None = None
     jwt_audience: str | None = None
     cors_origins: list[str] = field(default_factory=list)

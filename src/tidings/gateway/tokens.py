@@ -1,6 +1,8 @@
-"""Bearer JWTs verified with a configured shared key (HS256, HS384, HS512; RFC 7519): the
-signature, ``exp`` and ``nbf`` (with a little leeway), and ``iss``/``aud`` when configured.
-The verified ``sub`` is the principal the gateway passes on."""
+"""Bearer JWTs (RFC 7519) verified with a configured shared key (HS256, HS384, HS512) or with
+an identity provider's public keys (RS256, ES256, ... from a JWKS or PEM file, :mod:`.keys`):
+the signature, ``exp`` and ``nbf`` (with a little leeway), and ``iss``/``aud`` when configured.
+The token's ``alg`` picks the check, and only a configured kind is accepted. The verified
+``sub`` is the principal the gateway passes on."""
 
 from __future__ import annotations
 
@@ -9,7 +11,10 @@ import hashlib
 import hmac
 import json
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .keys import PublicKeys
 
 ALGORITHMS = {"HS256": hashlib.sha256, "HS384": hashlib.sha384, "HS512": hashlib.sha512}
 LEEWAY = 30.0  # seconds of clock skew tolerated on exp/nbf
@@ -28,13 +33,15 @@ def _b64(part: str) -> bytes:
 
 def verify(
     token: str,
-    key: bytes,
+    key: bytes | None,
     *,
+    public_keys: PublicKeys | None = None,
     issuer: str | None = None,
     audience: str | None = None,
     now: float | None = None,
 ) -> dict[str, Any]:
-    """The claims of ``token`` when it is valid, else raise :class:`InvalidToken`."""
+    """The claims of ``token`` when it is valid, else raise :class:`InvalidToken`. ``key`` is
+    the shared HMAC key (None: HS tokens are refused), ``public_keys`` the asymmetric ones."""
     parts = token.split(".")
     if len(parts) != 3:
         raise InvalidToken("a JWT has three dot-separated parts")
@@ -45,9 +52,19 @@ def verify(
         raise InvalidToken("the token's header or claims are not JSON") from exc
     if not isinstance(header, dict) or not isinstance(claims, dict):
         raise InvalidToken("the token's header and claims must be JSON objects")
-    digest = ALGORITHMS.get(str(header.get("alg")))
+    alg = str(header.get("alg"))
+    digest = ALGORITHMS.get(alg)
     if digest is None:
-        raise InvalidToken(f"unsupported token algorithm {header.get('alg')!r}: use HS256")
+        from .keys import ALGORITHMS as PUBLIC
+
+        if alg in PUBLIC and public_keys is not None:
+            claims = _verify_public(token, header, public_keys, issuer, audience)
+            return _subject(claims)
+        accepted = [*(["HS256"] if key is not None else []), *(PUBLIC if public_keys else [])]
+        raise InvalidToken(f"token algorithm {alg!r} is not accepted: use {', '.join(accepted)}")
+    if key is None:
+        raise InvalidToken(f"{alg} tokens are not accepted here: this gateway takes public-key "
+                           "tokens (RS256, ES256, ...)")  # fmt: skip
     expected = hmac.new(key, f"{parts[0]}.{parts[1]}".encode(), digest).digest()
     if not hmac.compare_digest(expected, _b64(parts[2])):
         raise InvalidToken("the token's signature is not valid")
@@ -62,9 +79,52 @@ def verify(
         aud = claims.get("aud")
         if audience not in (aud if isinstance(aud, list) else [aud]):
             raise InvalidToken("the token is not for this audience")
+    return _subject(claims)
+
+
+def _subject(claims: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(claims.get("sub"), str) or not claims["sub"]:
         raise InvalidToken("the token names no subject (sub)")
     return claims
+
+
+def _verify_public(
+    token: str,
+    header: dict[str, Any],
+    public_keys: PublicKeys,
+    issuer: str | None,
+    audience: str | None,
+) -> dict[str, Any]:
+    import jwt
+
+    alg, kid = str(header["alg"]), header.get("kid")
+    candidates = public_keys.candidates(kid if isinstance(kid, str) else None, alg)
+    if not candidates:
+        which = f"key id {kid!r}" if kid is not None else "key"
+        raise InvalidToken(f"no configured {which} verifies {alg} tokens")
+    options = {"verify_aud": audience is not None, "require": []}
+    failure: InvalidToken | None = None
+    for candidate in candidates:
+        try:
+            return dict(jwt.decode(token, candidate.key, algorithms=[alg], leeway=LEEWAY,
+                                   issuer=issuer, audience=audience, options=options))  # type: ignore[arg-type]  # fmt: skip
+        except jwt.InvalidSignatureError:
+            failure = InvalidToken("the token's signature is not valid")
+        except jwt.ExpiredSignatureError:
+            raise InvalidToken("the token has expired") from None
+        except jwt.ImmatureSignatureError:
+            raise InvalidToken("the token is not valid yet") from None
+        except jwt.InvalidIssuerError:
+            raise InvalidToken("the token's issuer is not accepted here") from None
+        except jwt.InvalidAudienceError:
+            raise InvalidToken("the token is not for this audience") from None
+        except jwt.MissingRequiredClaimError as exc:
+            what = {"iss": "issuer", "aud": "audience"}.get(exc.claim, exc.claim)
+            raise InvalidToken(f"the token names no {what} ({exc.claim})") from None
+        except jwt.InvalidTokenError as exc:
+            raise InvalidToken(f"the token is malformed: {exc}") from None
+    assert failure is not None
+    raise failure
 
 
 def sign(claims: dict[str, Any], key: bytes, alg: str = "HS256") -> str:
