@@ -25,6 +25,9 @@ DLQ_PREFIX = "tidings-dlq-"
 # Set on a message redriven from a group's dead-letter topic: only that group receives it
 # (every other group of the topic skips it, see tidings.broker.redrive).
 REDRIVE_GROUP = "tidings-redrive-group"
+# The group through which 'tidings dlq replay' reads a dead-letter topic: what it acked went
+# back to the origin topic, so it is no longer listed as waiting (tidings.broker.redrive).
+REPLAY_GROUP = "tidings-replay"
 
 MAX_ERROR_TEXT = 4000
 

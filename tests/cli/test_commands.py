@@ -22,7 +22,8 @@ from .conftest import run_process
 COMMANDS = [
     [], ["broker"], ["pub"], ["sub"], ["topic"], ["topic", "create"], ["topic", "list"],
     ["topic", "info"], ["topic", "delete"], ["group"], ["group", "list"], ["group", "info"],
-    ["group", "reset"], ["dlq"], ["dlq", "list"], ["dlq", "replay"], ["stats"], ["demo"],
+    ["group", "reset"], ["dlq"], ["dlq", "list"], ["dlq", "replay"], ["dlq", "redrive"],
+    ["dlq", "purge"], ["stats"], ["demo"],
     ["run"], ["asyncapi"], ["bench"], ["user"], ["user", "add"], ["user", "passwd"],
     ["user", "remove"], ["user", "list"], ["store"], ["store", "check"], ["store", "repair"],
 ]  # fmt: skip

@@ -74,17 +74,18 @@ class RedriveMixin:
         t = self._topics.get(dlq)
         if t is None:
             return []  # nothing was dead-lettered yet: the topic is created on demand
-        done = t.groups.get(REDRIVE_GROUP)
+        # gone back already: redriven or discarded, or moved by 'tidings dlq replay'
+        done = [t.groups[name] for name in (REDRIVE_GROUP, H.REPLAY_GROUP) if name in t.groups]
         out: list[tuple[int, Record]] = []
         for p, part in enumerate(t.parts):
-            cursor = done.cursors[p] if done is not None else None
-            offset = part.first if cursor is None else max(part.first, cursor.floor)
+            cursors = [g.cursors[p] for g in done]
+            offset = max([part.first, *(c.floor for c in cursors)])
             while offset < part.next and len(out) < limit:
                 records = self.store.read(dlq, p, offset, _READ_CHUNK)  # type: ignore[attr-defined]
                 if not records:
                     break
                 for record in records:
-                    if cursor is not None and cursor.is_acked(record.offset):
+                    if any(c.is_acked(record.offset) for c in cursors):
                         continue
                     hd = record.headers
                     if hd.get(H.DLQ_TOPIC) == topic and hd.get(H.DLQ_GROUP) == group:

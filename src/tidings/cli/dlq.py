@@ -1,10 +1,10 @@
-"""``tidings dlq list|replay``: inspect dead-letter topics and move their messages back.
+"""``tidings dlq list|redrive|purge``: a group's dead letters, and sending them back.
 
-Replay reads a dead-letter topic through the group ``tidings-replay``, republishes each
-message to the topic named in its ``tidings-dlq-topic`` header (without the ``tidings-dlq-*``
-headers, with the message id ``replay-<dead letter id>``) and acknowledges it only after the
-broker confirmed the republish, so a replay that is interrupted resumes where it stopped,
-loses nothing and republishes nothing twice (within the origin's dedup window).
+``list TOPIC --group G`` shows the dead letters of group G that wait (reason, deliveries,
+error, body), read through ``client.dead_letters`` without consuming anything. ``redrive``
+sends them back to that group only, under their original message id and headers (the
+topic's other groups do not see them again); ``purge`` drops them for good. ``replay`` (the
+older, topic-wide move) lives in :mod:`.dlq_replay`.
 """
 
 from __future__ import annotations
@@ -12,28 +12,33 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from .. import headers as h
-from ..errors import BadRequest, NotFound
-from ..model import Outgoing
+from ..errors import BadRequest, NotFound, Unsupported
+from ..model import DeadLetter
 from .connection import client_for
-from .output import JsonOpt, UrlOpt, body_text, console, err_console, show, state, table
+from .output import JsonOpt, UrlOpt, body_text, console, fail, show, state, table
 
 app = typer.Typer(
-    help="""Inspect dead-letter topics and replay their messages.
+    help="""Inspect a group's dead letters, redrive them to that group, or purge them.
 
 Example:
 
 \b
     tidings dlq list
-    tidings dlq replay order.refunded.payment.dlq
+    tidings dlq list orders --group billing
+    tidings dlq redrive orders --group billing
 """,
     no_args_is_help=True,
 )
 
-REPLAY_GROUP = "tidings-replay"
+REPLAY_GROUP = h.REPLAY_GROUP
 SUFFIX = ".dlq"
+
+GroupOpt = Annotated[
+    str | None,
+    typer.Option("--group", "-g", help="The group whose dead letters (default: from a .dlq name)."),
+]
 
 
 def _replay_lag(client, topic: str, total: int) -> int:
@@ -43,20 +48,70 @@ def _replay_lag(client, topic: str, total: int) -> int:
         return total
 
 
+def _origin(client, topic: str, group: str | None) -> tuple[str, str]:
+    """The (origin topic, group) a command is about: ``TOPIC --group G``, or a dead-letter
+    topic's name ``<topic>.<group>.dlq``. Anything else is refused with what to type."""
+    if group is not None:
+        return topic, group
+    if topic.endswith(SUFFIX):
+        origin, _, name = topic[: -len(SUFFIX)].rpartition(".")
+        if origin and name:
+            return origin, name
+    try:
+        groups = [g.name for g in client.topic_info(topic).groups]
+    except NotFound:
+        groups = []
+    hint = f"; its groups: {', '.join(groups)}" if groups else ""
+    example = groups[0] if groups else "GROUP"
+    raise BadRequest(
+        f"{topic!r} is not a dead-letter topic (<topic>.<group>.dlq): name the group whose dead "
+        f"letters you want, e.g. tidings dlq list {topic} --group {example}{hint}"
+    )
+
+
+def _row(d: DeadLetter, topic: str, group: str) -> dict[str, Any]:
+    return {
+        "id": d.id, "msg_id": d.msg_id, "key": d.key, "origin": topic, "group": group,
+        "reason": d.reason, "deliveries": d.deliveries, "error": d.error,
+        "dead_lettered_at": d.dead_lettered_at, "partition": d.partition, "offset": d.offset,
+        "headers": d.headers, "body": body_text(d.body),
+    }  # fmt: skip
+
+
+def _nothing_yet(client, topic: str, group: str) -> str:
+    """Why a group has no dead letters to show: none died yet, or all went back."""
+    spec = client.group_info(topic, group).spec
+    dlq = (spec.dead_letter_topic if spec is not None else None) or h.dead_letter_topic(
+        topic, group
+    )
+    try:
+        client.topic_info(dlq)
+    except NotFound:
+        return (
+            f"nothing was dead-lettered yet by group {group!r} of {topic!r} "
+            f"({dlq} is created with the first dead letter)"
+        )
+    return f"no dead letters wait for group {group!r} of {topic!r} (all were redriven or purged)"
+
+
 @app.command(
     "list",
-    help="""List dead-letter topics, or (given one) the messages in it with their reasons.
+    help="""List dead-letter topics, or the dead letters of one group with their reasons.
 
 Example:
 
 \b
     tidings dlq list
-    tidings dlq list order.refunded.payment.dlq --limit 20 --json
+    tidings dlq list orders --group billing --limit 20 --json
+    tidings dlq list orders.billing.dlq
 """,
 )
 def list_(
     ctx: typer.Context,
-    topic: Annotated[str | None, typer.Argument(help="A dead-letter topic to look into.")] = None,
+    topic: Annotated[
+        str | None, typer.Argument(help="The group's topic (with --group), or a .dlq topic.")
+    ] = None,
+    group: GroupOpt = None,
     limit: Annotated[int, typer.Option(min=1, help="Show at most this many messages.")] = 50,
     url: UrlOpt = None,
     as_json: JsonOpt = False,
@@ -64,34 +119,49 @@ def list_(
     st = state(ctx, url, as_json)
     with client_for(st) as client:
         if topic is None:
-            names = sorted(s.name for s in client.list_topics() if s.name.endswith(SUFFIX))
-            data = []
-            for name in names:
-                info = client.topic_info(name)
-                origin, _, group = name[: -len(SUFFIX)].rpartition(".")
-                data.append({
-                    "topic": name, "origin": origin, "group": group, "messages": info.messages,
-                    "pending_replay": _replay_lag(client, name, info.messages),
-                })  # fmt: skip
-            cols = ["dead-letter topic", "origin", "group", "messages", "pending replay"]
-            rows = [tuple(d.values()) for d in data]
-            show(st, data, lambda: table(None, cols, rows))
+            if group is not None:
+                raise fail("--group needs the group's topic: tidings dlq list TOPIC --group G")
+            _list_topics(st, client)
             return
-        data = _peek(client, topic, limit)
-    cols = ["offset", "key", "origin", "group", "reason", "deliveries", "error", "body"]
-    rows = [
-        (d["offset"], d["key"], d["origin"], d["group"], d["reason"], d["deliveries"],
-         d["error"], d["body"][:60])
-        for d in data
-    ]  # fmt: skip
-    show(st, data, lambda: table(f"{topic}: {len(data)} message(s)", cols, rows))
+        origin, name = _origin(client, topic, group)
+        try:
+            letters = client.dead_letters(origin, name, limit=limit)
+        except Unsupported:
+            if not topic.endswith(SUFFIX):
+                raise
+            letters = _peek(client, topic, limit)  # nats://: read the dead-letter topic
+        data = [_row(d, origin, name) for d in letters]
+        if not data and not st.json:
+            console().print(_nothing_yet(client, origin, name))
+            return
+    cols = ["id", "key", "reason", "deliveries", "error", "body"]
+    rows = [(d["id"], d["key"], d["reason"], d["deliveries"], d["error"], d["body"][:60])
+            for d in data]  # fmt: skip
+    title = f"{origin} / {name}: {len(data)} dead letter(s)"
+    show(st, data, lambda: table(title, cols, rows))
 
 
-def _peek(client, topic: str, limit: int) -> list[dict[str, Any]]:
-    """Read up to ``limit`` dead letters through a throw-away group (nothing is acked)."""
+def _list_topics(st, client) -> None:
+    names = sorted(s.name for s in client.list_topics() if s.name.endswith(SUFFIX))
+    data = []
+    for name in names:
+        info = client.topic_info(name)
+        origin, _, group = name[: -len(SUFFIX)].rpartition(".")
+        data.append({
+            "topic": name, "origin": origin, "group": group, "messages": info.messages,
+            "pending_replay": _replay_lag(client, name, info.messages),
+        })  # fmt: skip
+    cols = ["dead-letter topic", "origin", "group", "messages", "pending replay"]
+    rows = [tuple(d.values()) for d in data]
+    show(st, data, lambda: table(None, cols, rows))
+
+
+def _peek(client, topic: str, limit: int) -> list[DeadLetter]:
+    """Read up to ``limit`` dead letters through a throw-away group (nothing is acked): for
+    transports without dead-letter listing (nats://)."""
     client.topic_info(topic)  # NotFound with a clear message if there is no such topic
     group = "tidings-cli-peek"
-    out: list[dict[str, Any]] = []
+    out: list[DeadLetter] = []
     sub = client.subscribe(topic, group, start="earliest", prefetch=min(limit, 100), lease=30)
     try:
         while len(out) < limit:
@@ -99,93 +169,105 @@ def _peek(client, topic: str, limit: int) -> list[dict[str, Any]]:
             if msg is None:
                 break
             hd = msg.headers
-            out.append({
-                "offset": msg.offset, "id": msg.id, "key": msg.key,
-                "origin": hd.get(h.DLQ_TOPIC), "group": hd.get(h.DLQ_GROUP),
-                "reason": hd.get(h.DLQ_REASON), "deliveries": hd.get(h.DLQ_DELIVERIES),
-                "error": hd.get(h.DLQ_ERROR), "headers": dict(hd), "body": body_text(msg.body),
-            })  # fmt: skip
+            if h.DLQ_TOPIC not in hd:
+                continue  # not a dead letter
+            out.append(DeadLetter(
+                id=hd.get(h.DLQ_ID) or msg.id, msg_id=hd.get(h.DLQ_MSG_ID), key=msg.key,
+                headers={k: v for k, v in hd.items() if not k.startswith(h.DLQ_PREFIX)},
+                body=msg.body, reason=hd.get(h.DLQ_REASON, ""),
+                deliveries=_int(hd.get(h.DLQ_DELIVERIES)), error=hd.get(h.DLQ_ERROR),
+                dead_lettered_at=msg.timestamp, partition=_int(hd.get(h.DLQ_PARTITION)),
+                offset=_int(hd.get(h.DLQ_OFFSET), -1),
+            ))  # fmt: skip
     finally:
         sub.close()
         client.delete_group(topic, group)
     return out
 
 
-def replay_message(msg) -> tuple[str, Outgoing]:
-    """Where a dead letter goes back to, and the message to publish there."""
-    origin = msg.headers.get(h.DLQ_TOPIC)
-    if not origin:
-        raise BadRequest(
-            f"message {msg.id} at offset {msg.offset} has no {h.DLQ_TOPIC} header: "
-            "it is not a dead letter, so it has no origin to go back to"
-        )
-    headers = {k: v for k, v in msg.headers.items() if not k.startswith("tidings-dlq-")}
-    headers["tidings-replayed-from"] = msg.topic
-    # A stable id per dead letter: a replay retried after a crash is dropped by the broker.
-    return origin, Outgoing(msg.body, msg.key, headers, f"replay-{msg.id}")
+def _int(text: str | None, default: int = 0) -> int:
+    try:
+        return int(text) if text is not None else default
+    except ValueError:
+        return default
 
 
 @app.command(
-    "replay",
-    help="""Move the messages of a dead-letter topic back to their origin topic.
+    "redrive",
+    help="""Send a group's dead letters back to that group only.
 
-Each message is acknowledged only after its republish is confirmed, so an interrupted replay
-resumes where it stopped; its message id is 'replay-<dead letter id>', so a message that was
-republished but not yet acknowledged is dropped by the broker the second time. The replayed
-message reaches every group of the origin topic.
+Each goes back under its original message id and headers, as a fresh delivery (its delivery
+count starts over); the topic's other groups do not receive it again. Without --id every
+waiting dead letter goes (or the oldest --limit); a redriven one is not listed nor redriven
+again.
 
 Example:
 
 \b
-    tidings dlq replay order.refunded.payment.dlq --limit 100
+    tidings dlq redrive orders --group billing
+    tidings dlq redrive orders --group billing --id 0f3a9c... --id 0f3a9d...
 """,
 )
-def replay(
+def redrive(
     ctx: typer.Context,
-    topic: Annotated[str, typer.Argument(help="Dead-letter topic to replay.")],
-    limit: Annotated[int | None, typer.Option(min=1, help="Replay at most this many.")] = None,
+    topic: Annotated[str, typer.Argument(help="The group's topic (or its .dlq topic).")],
+    group: GroupOpt = None,
+    ids: Annotated[
+        list[str] | None, typer.Option("--id", help="Only this dead letter (repeatable).")
+    ] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Redrive at most this many.")] = None,
     url: UrlOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     st = state(ctx, url, as_json)
-    replayed = already = 0
-    targets: dict[str, int] = {}
     with client_for(st) as client:
-        info = client.topic_info(topic)
-        total = _replay_lag(client, topic, info.messages)
-        if limit is not None:
-            total = min(total, limit)
-        sub = client.subscribe(
-            topic, REPLAY_GROUP, start="earliest", prefetch=100, lease=60, max_deliveries=0
-        )
-        progress = Progress(
-            TextColumn("replaying {task.description}"), BarColumn(), MofNCompleteColumn(),
-            TimeElapsedColumn(), console=err_console(), disable=st.json,
-        )  # fmt: skip
-        try:
-            with progress:
-                task = progress.add_task(topic, total=total)
-                while (limit is None or replayed + already < limit) and total > 0:
-                    msg = sub.next(timeout=1.0)
-                    if msg is None:
-                        break
-                    origin, out = replay_message(msg)
-                    [receipt] = client.publish_many(origin, [out])
-                    msg.ack()  # only now: the republish is confirmed (or was, earlier)
-                    if receipt.duplicate:
-                        already += 1
-                    else:
-                        replayed += 1
-                        targets[origin] = targets.get(origin, 0) + 1
-                    progress.advance(task)
-        finally:
-            sub.close()
-    data = {"topic": topic, "replayed": replayed, "already_replayed": already, "to": targets}
+        origin, name = _origin(client, topic, group)
+        done = client.redrive_ids(origin, name, ids or None, limit)
+        if not done and not st.json:
+            console().print(_nothing_yet(client, origin, name))
+            return
+    data = {"topic": origin, "group": name, "redriven": len(done), "ids": done}
     if st.json:
         show(st, data, None)
         return
-    out = console()
-    dest = ", ".join(f"{n} to {t}" for t, n in targets.items()) or "nothing"
-    out.print(f"replayed {replayed} message(s): {dest}")
-    if already:
-        out.print(f"{already} message(s) had been replayed before (dropped as duplicates)")
+    console().print(
+        f"redrove {len(done)} dead letter(s) to group {name!r} of {origin!r} "
+        "(only that group receives them)"
+    )
+
+
+@app.command(
+    "purge",
+    help="""Drop a group's dead letters for good (all, the --id ones, or the oldest --limit).
+
+Example:
+
+\b
+    tidings dlq purge orders --group billing --yes
+""",
+)
+def purge(
+    ctx: typer.Context,
+    topic: Annotated[str, typer.Argument(help="The group's topic (or its .dlq topic).")],
+    group: GroupOpt = None,
+    ids: Annotated[
+        list[str] | None, typer.Option("--id", help="Only this dead letter (repeatable).")
+    ] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Purge at most this many.")] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    url: UrlOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    st = state(ctx, url, as_json)
+    with client_for(st) as client:
+        origin, name = _origin(client, topic, group)
+        if not yes:
+            if st.json or not console().is_terminal:
+                raise fail(f"purging loses the dead letters of group {name!r}: add --yes")
+            typer.confirm(f"Drop the dead letters of group {name!r} of {origin!r}?", abort=True)
+        n = client.discard_dead_letters(origin, name, ids or None, limit)
+    data = {"topic": origin, "group": name, "purged": n}
+    show(st, data, lambda: f"purged {n} dead letter(s) of group {name!r} of {origin!r}")
+
+
+from . import dlq_replay as _replay  # noqa: E402,F401 - registers 'tidings dlq replay'

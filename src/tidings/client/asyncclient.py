@@ -359,7 +359,6 @@ class AsyncClient:
         self,
         topic: str,
         group: str,
-        *,
         ids: Iterable[str] | None = None,
         limit: int | None = None,
     ) -> int:

@@ -289,7 +289,6 @@ class Client:
         self,
         topic: str,
         group: str,
-        *,
         ids: Iterable[str] | None = None,
         limit: int | None = None,
     ) -> int:
