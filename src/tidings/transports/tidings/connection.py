@@ -31,6 +31,15 @@ class Disconnected(Exception):
     retries the request or raises ConnectionLost in its place."""
 
 
+class ForeignServer(Exception):
+    """Before WELCOME the server sent bytes that are not tidings frames: it is some other
+    server. Internal: the transport says what it looks like (protocol/foreign.py)."""
+
+    def __init__(self, answer: bytes) -> None:
+        super().__init__("not a tidings broker")
+        self.answer = answer
+
+
 class Connection(asyncio.Protocol):
     def __init__(
         self,
@@ -51,6 +60,7 @@ class Connection(asyncio.Protocol):
         self.closed = False
         self.goodbye: str | None = None
         self.welcome: Welcome | None = None
+        self.answer = b""  # the first bytes received before WELCOME (naming a foreign server)
         self.last_received = time.monotonic()
         self.last_sent = self.last_received
 
@@ -62,10 +72,15 @@ class Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.last_received = time.monotonic()
+        if self.welcome is None and len(self.answer) < 256:
+            self.answer += data[: 256 - len(self.answer)]
         try:
             frames = self._decoder.feed(data)
         except ProtocolError as exc:
-            log.error("broker sent an undecodable stream, closing: %s", exc)
+            if self.welcome is None:  # no broker: some other server answered the HELLO
+                self._fail_pending(ForeignServer(self.answer))
+            else:
+                log.error("broker sent an undecodable stream, closing: %s", exc)
             self.abort(exc)
             return
         pending = self._pending
@@ -109,19 +124,21 @@ class Connection(asyncio.Protocol):
         """An ERROR about the connection itself: before WELCOME it fails the handshake."""
         log.warning("broker error: %s (code %s)", err.message, err.code)
         if self.welcome is None:
-            for fut, _ in self._pending.values():
-                if not fut.done():
-                    fut.set_exception(error_for_code(err.code, err.message))
-            self._pending.clear()
+            self._fail_pending(error_for_code(err.code, err.message))
+
+    def _fail_pending(self, exc: BaseException) -> None:
+        for fut, _ in self._pending.values():
+            if not fut.done():
+                fut.set_exception(exc)
+        self._pending.clear()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self._writable.set()
         reason = self.goodbye or (str(exc) if exc else "connection closed by the broker")
-        for fut, _ in self._pending.values():
-            if not fut.done():
-                fut.set_exception(Disconnected(f"connection to the broker lost: {reason}"))
-        self._pending.clear()
+        if self.welcome is None and self.answer:  # a few bytes that were no frame, then EOF
+            self._fail_pending(ForeignServer(self.answer))
+        self._fail_pending(Disconnected(f"connection to the broker lost: {reason}"))
         self._on_lost(self, exc)
 
     def pause_writing(self) -> None:

@@ -20,8 +20,9 @@ from ...errors import (
 )
 from ...protocol import constants as c
 from ...protocol import messages as m
+from ...protocol.foreign import describe
 from ...resilience.backoff import Backoff
-from .connection import Connection, Disconnected
+from .connection import Connection, Disconnected, ForeignServer
 from .tls import client_context
 
 if TYPE_CHECKING:
@@ -58,6 +59,8 @@ class Reconnector:
         t = self.t
         opts = t.options
         loop = asyncio.get_running_loop()
+        hostport = f"{opts.host}:{opts.port}"
+        conn: Connection | None = None
         try:
             async with asyncio.timeout(opts.connect_timeout):
                 ctx = client_context(opts)
@@ -73,9 +76,17 @@ class Reconnector:
                     conn.abort()
                     raise
         except TimeoutError as exc:
+            if conn is not None and not conn.answer:
+                raise Timeout(
+                    f"{hostport} accepted the connection but did not answer the tidings HELLO "
+                    f"within {opts.connect_timeout}s: is it a tidings broker? (An HTTP server, "
+                    "for one, waits silently; the broker's default port is 7420)"
+                ) from exc
             raise Timeout(
                 f"connecting to {t.address} took longer than {opts.connect_timeout}s"
             ) from exc
+        except ForeignServer as exc:
+            raise TransportUnavailable(describe(hostport, exc.answer)) from exc
         except Disconnected as exc:
             raise TransportUnavailable(f"{t.address} closed the connection: {exc}") from exc
         except ssl.SSLError as exc:
