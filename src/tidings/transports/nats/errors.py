@@ -85,6 +85,34 @@ def translate(exc: BaseException, what: str) -> TidingsError:
     return TidingsError(f"{what}: {type(exc).__name__}: {exc}")
 
 
+def connect_error(exc: BaseException, address: str, timeout: float) -> TidingsError:
+    """The error for a first connect to the NATS server at ``address`` (host:port) that
+    failed with ``exc``: said once, at once, in words that tell refused from wrong server."""
+    if isinstance(exc, nats.errors.AuthorizationError):
+        return Unauthorized(f"nats://{address} refused the credentials in the URL")
+    if isinstance(exc, nats.errors.TimeoutError | asyncio.TimeoutError | TimeoutError):
+        return Timeout(
+            f"nats://{address} did not greet with NATS INFO within {timeout:g}s: is it a NATS "
+            "server? (a NATS server greets every connection at once; an HTTP server, for one, "
+            "waits silently; the NATS default port is 4222)"
+        )
+    if isinstance(exc, ConnectionRefusedError):
+        return TransportUnavailable(
+            f"cannot connect to nats://{address}: connection refused. Is nats-server running "
+            "there (nats-server -js)?"
+        )
+    if isinstance(exc, OSError):
+        return TransportUnavailable(
+            f"cannot connect to nats://{address}: {exc.strerror or exc}. Check the nats:// URL"
+        )
+    if isinstance(exc, nats.errors.Error) and "expecting INFO" in str(exc):
+        return TransportUnavailable(
+            f"not a NATS server at {address} (it answered without the NATS INFO greeting). "
+            "Check the host and port: the NATS default port is 4222"
+        )
+    return translate(exc, f"connect to nats://{address}")
+
+
 @contextlib.contextmanager
 def translated(what: str) -> Iterator[None]:
     """Re-raise any non-tidings error of the block as its tidings equivalent."""

@@ -13,9 +13,11 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
+from urllib.parse import urlsplit
 
 import msgspec
 import nats
+import nats.errors
 import nats.js.errors
 from nats.aio.client import Client
 from nats.js import JetStreamContext, api
@@ -46,7 +48,7 @@ from ..base import (
 )
 from . import consumers, streams
 from .codec import wire_headers
-from .errors import translated
+from .errors import connect_error, translated
 from .membership import RESET
 from .naming import (
     H_ID,
@@ -102,6 +104,7 @@ class NatsTransport(Transport):
         self._request_timeout = request_timeout
         self._publish_timeout = publish_timeout
         self._nc: Client | None = None
+        self._closing = False  # close() runs: a disconnect then is no news
         self._js: JetStreamContext | None = None
         self._state: StateStore | None = None
         self._publisher: Pipeline[api.PubAck] | None = None
@@ -143,30 +146,52 @@ class NatsTransport(Transport):
         return self._acks
 
     async def connect(self) -> None:
+        first_errors: list[BaseException] = []  # the first connect says them in its error
+
         async def on_error(exc: Exception) -> None:
+            if self._nc is None:
+                first_errors.append(exc)
+                return
             # Connection errors repeat every reconnect attempt: keep them out of the warnings.
             level = logging.DEBUG if isinstance(exc, OSError | EOFError) else logging.WARNING
             log.log(level, "nats: %s", exc)
 
         async def on_disconnect() -> None:
+            if self._closing or self._nc is None:  # our own close(), or a failed first connect
+                log.debug("nats: disconnected from %s", self.url)
+                return
             log.warning("nats: disconnected from %s; reconnecting", self.url)
 
         async def on_reconnect() -> None:
             log.warning("nats: reconnected to %s", self._nc and self._nc.connected_url)
 
-        with translated(f"connect to {self.url}"):
+        self._closing = False
+        self._nc = None
+        several = len(self._servers) > 1
+        try:
             self._nc = await nats.connect(
                 servers=self._servers,
                 name=self._name,
                 connect_timeout=self._connect_timeout,
-                allow_reconnect=True,
-                max_reconnect_attempts=2,  # the first connect fails fast ...
-                reconnect_time_wait=0.5,
+                # The first connect fails fast: nats-py tries a refused server twice at least
+                # (max_reconnect_attempts=0 would mean forever), 50 ms apart, and a server
+                # that answers wrongly once (several servers: each twice).
+                allow_reconnect=several,
+                max_reconnect_attempts=1,
+                reconnect_time_wait=0.05,
                 error_cb=on_error,
                 disconnected_cb=on_disconnect,
                 reconnected_cb=on_reconnect,
             )
-        self._nc.options["max_reconnect_attempts"] = -1  # ... later reconnects never give up
+        except Exception as exc:
+            cause = exc
+            if isinstance(exc, nats.errors.NoServersError) and first_errors:
+                cause = first_errors[-1]
+            raise connect_error(cause, self._addresses(), self._connect_timeout) from exc
+        # ... and later reconnects never give up
+        self._nc.options["allow_reconnect"] = True
+        self._nc.options["max_reconnect_attempts"] = -1
+        self._nc.options["reconnect_time_wait"] = 0.5
         self._js = self._nc.jetstream(timeout=self._request_timeout)
         self._state = StateStore(self._nc, self._js)
         self._publisher = Pipeline(self._nc, pub_ack)
@@ -176,6 +201,7 @@ class NatsTransport(Transport):
         try:
             await self._state.ensure()
         except TransportUnavailable:
+            self._closing = True
             await self._nc.close()
             raise
 
@@ -184,12 +210,17 @@ class NatsTransport(Transport):
         Safe to call again, and after the connection was lost (background tasks stop)."""
         if self._nc is None:
             return
+        self._closing = True
         await asyncio.gather(*(sub.close() for sub in list(self._subs)), return_exceptions=True)
         await self.replies.close()  # deleting its topics fails quietly when disconnected
         if not self._nc.is_closed:
             with contextlib.suppress(Exception):
                 await self._nc.flush(timeout=2)
             await self._nc.close()
+
+    def _addresses(self) -> str:
+        """host:port of each server, for messages (never the credentials)."""
+        return ",".join(urlsplit(url).netloc.rsplit("@", 1)[-1] for url in self._servers)
 
     def forget(self, sub: NatsSubscription) -> None:
         self._subs.discard(sub)
