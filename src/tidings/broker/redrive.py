@@ -110,6 +110,8 @@ class RedriveMixin:
         cap = MAX_REDRIVE if limit is None else limit
         if cap < 1:
             raise BadRequest("limit must be >= 1")
+        if ids is not None and not ids:
+            raise BadRequest("ids is empty: give the ids to act on, or none for every one")
         scan = MAX_REDRIVE if ids else cap
         waiting = self._waiting(topic, group, scan)
         if ids:

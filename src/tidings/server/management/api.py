@@ -1,7 +1,8 @@
 """The ``/api/v1`` resources, mirroring the CLI's nouns: overview, topics, groups (stats,
-members, reset, delete), messages (browse a topic or a dead-letter topic by offset without
-consuming; publish a test message) and connections (list, close). Each handler checks the
-caller's rights (``access``) and calls the broker's public engine and stats methods."""
+members, reset, delete), dead letters (list, redrive, purge: ``deadletters``), messages
+(browse a topic or a dead-letter topic by offset without consuming; publish a test message)
+and connections (list, close). Each handler checks the caller's rights (``access``) and calls
+the broker's public engine and stats methods."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING
 from ...errors import BadRequest, Closed, NotFound
 from ...model import GroupInfo, Outgoing, Receipt, TopicInfo, TopicSpec
 from ...names import refuse_reply_name
-from . import access
+from . import access, deadletters
 from .endpoints import Call, Endpoint, Query
 from .schemas import (
     Alarms,
@@ -279,6 +280,7 @@ ENDPOINTS = [
                     Query("limit", int, 50, f"messages at most (up to {MAX_PAGE})", 0))),
     Endpoint("POST", _T + "/messages", "Publish a (test) message", "messages", publish,
              Receipt, body=PublishBody, status=201),
+    *deadletters.endpoints(_G),
     Endpoint("GET", PREFIX + "/connections", "Client connections", "connections",
              list_connections, list[Connection]),
     Endpoint("DELETE", PREFIX + "/connections/{connection}", "Close a client connection",

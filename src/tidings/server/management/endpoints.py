@@ -72,6 +72,7 @@ class Endpoint:
     body: Any = None  # a msgspec type the JSON body must decode to
     status: int = 200
     query: tuple[Query, ...] = ()
+    optional_body: bool = False  # an empty body decodes as the body type's defaults
 
 
 def error_response(exc: TidingsError, status: int | None = None) -> Response:
@@ -108,7 +109,7 @@ def parse_query(spec: tuple[Query, ...], request: Request) -> dict[str, Any]:
     return values
 
 
-async def _read_body(request: Request, kind: Any) -> Any:
+async def _read_body(request: Request, kind: Any, optional: bool = False) -> Any:
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
@@ -118,7 +119,10 @@ async def _read_body(request: Request, kind: Any) -> Any:
         chunks.append(chunk)
     raw = b"".join(chunks)
     if not raw.strip():
-        raise BadRequest("this request needs a JSON body (Content-Type: application/json)")
+        if optional:
+            raw = b"{}"
+        else:
+            raise BadRequest("this request needs a JSON body (Content-Type: application/json)")
     try:
         return msgspec.json.decode(raw, type=kind)
     except msgspec.ValidationError as exc:
@@ -136,7 +140,11 @@ def _run(server: BrokerServer, endpoint: Endpoint) -> Callable[[Request], Awaita
         try:
             user = await authenticate(server, request)
             query = parse_query(endpoint.query, request)
-            body = await _read_body(request, endpoint.body) if endpoint.body is not None else None
+            body = (
+                await _read_body(request, endpoint.body, endpoint.optional_body)
+                if endpoint.body is not None
+                else None
+            )
             call = Call(server, request, user, dict(request.path_params), query, body)
             result = await endpoint.handler(call)
             if endpoint.response is None:

@@ -70,7 +70,7 @@ def document(endpoints: list[Endpoint], version: str) -> dict[str, Any]:
         }
         if ep.body is not None:
             op["requestBody"] = {
-                "required": True,
+                "required": not ep.optional_body,
                 "content": {"application/json": {"schema": schema_of[_key(ep.body)]}},
             }
         paths.setdefault(ep.path, {})[ep.method.lower()] = op

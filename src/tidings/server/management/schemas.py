@@ -4,6 +4,8 @@ OpenAPI document is generated from these."""
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import msgspec
 
 from ...model import StartKind
@@ -99,3 +101,40 @@ class Connection(msgspec.Struct, kw_only=True):
     paused: bool
     frames_in: int
     frames_out: int
+
+
+class DeadLetter(msgspec.Struct, kw_only=True):
+    """A dead letter of a group that waits (not redriven nor purged), as it was before it
+    died (original id, producer id, key, headers without the ``tidings-dlq-*`` ones, body),
+    with why and when. ``body`` is its UTF-8 text or null; ``body_base64`` always carries it.
+    ``partition``/``offset``: where it sat in the group's topic."""
+
+    id: str
+    msg_id: str | None
+    key: str | None
+    headers: dict[str, str]
+    body: str | None
+    body_base64: str
+    size: int
+    reason: str
+    deliveries: int
+    error: str | None
+    dead_lettered_at: float
+    partition: int
+    offset: int
+
+
+MAX_IDS = 10_000
+
+
+class DeadLetterSelection(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Which dead letters: the ``ids`` given, or else every one (the oldest ``limit`` with a
+    limit). An empty body means all of them."""
+
+    ids: Annotated[list[str], msgspec.Meta(min_length=1, max_length=MAX_IDS)] | None = None
+    limit: Annotated[int, msgspec.Meta(ge=1, le=MAX_IDS)] | None = None
+
+
+class Redriven(msgspec.Struct, kw_only=True):
+    count: int
+    ids: list[str]  # the message ids that went back (redrive) or were dropped (purge)
