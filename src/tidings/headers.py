@@ -25,6 +25,15 @@ DLQ_PREFIX = "tidings-dlq-"
 # Set on a message redriven from a group's dead-letter topic: only that group receives it
 # (every other group of the topic skips it, see tidings.broker.redrive).
 REDRIVE_GROUP = "tidings-redrive-group"
+
+
+def redrive_skips(group: str, headers: dict[str, str]) -> bool:
+    """Whether ``group`` must not receive a message with ``headers``: it was redriven for
+    another group (settle it without delivering). Every transport applies this rule."""
+    target = headers.get(REDRIVE_GROUP)
+    return target is not None and target != group
+
+
 # The group through which 'tidings dlq replay' reads a dead-letter topic: what it acked went
 # back to the origin topic, so it is no longer listed as waiting (tidings.broker.redrive).
 REPLAY_GROUP = "tidings-replay"

@@ -31,8 +31,7 @@ _READ_CHUNK = 256
 
 def skips(group: str, record: Record) -> bool:
     """Whether ``group`` must not receive ``record``: a redrive meant for another group."""
-    target = record.headers.get(H.REDRIVE_GROUP)
-    return target is not None and target != group
+    return H.redrive_skips(group, record.headers)
 
 
 def _as_dead_letter(record: Record) -> DeadLetter:

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from .. import headers as h
-from ..errors import BadRequest, NotFound, Unsupported
+from ..errors import BadRequest, NotFound
 from ..model import DeadLetter
 from .connection import client_for
 from .output import JsonOpt, UrlOpt, body_text, console, fail, show, state, table
@@ -124,12 +124,7 @@ def list_(
             _list_topics(st, client)
             return
         origin, name = _origin(client, topic, group)
-        try:
-            letters = client.dead_letters(origin, name, limit=limit)
-        except Unsupported:
-            if not topic.endswith(SUFFIX):
-                raise
-            letters = _peek(client, topic, limit)  # nats://: read the dead-letter topic
+        letters = client.dead_letters(origin, name, limit=limit)
         data = [_row(d, origin, name) for d in letters]
         if not data and not st.json:
             console().print(_nothing_yet(client, origin, name))
@@ -154,42 +149,6 @@ def _list_topics(st, client) -> None:
     cols = ["dead-letter topic", "origin", "group", "messages", "pending replay"]
     rows = [tuple(d.values()) for d in data]
     show(st, data, lambda: table(None, cols, rows))
-
-
-def _peek(client, topic: str, limit: int) -> list[DeadLetter]:
-    """Read up to ``limit`` dead letters through a throw-away group (nothing is acked): for
-    transports without dead-letter listing (nats://)."""
-    client.topic_info(topic)  # NotFound with a clear message if there is no such topic
-    group = "tidings-cli-peek"
-    out: list[DeadLetter] = []
-    sub = client.subscribe(topic, group, start="earliest", prefetch=min(limit, 100), lease=30)
-    try:
-        while len(out) < limit:
-            msg = sub.next(timeout=0.5)
-            if msg is None:
-                break
-            hd = msg.headers
-            if h.DLQ_TOPIC not in hd:
-                continue  # not a dead letter
-            out.append(DeadLetter(
-                id=hd.get(h.DLQ_ID) or msg.id, msg_id=hd.get(h.DLQ_MSG_ID), key=msg.key,
-                headers={k: v for k, v in hd.items() if not k.startswith(h.DLQ_PREFIX)},
-                body=msg.body, reason=hd.get(h.DLQ_REASON, ""),
-                deliveries=_int(hd.get(h.DLQ_DELIVERIES)), error=hd.get(h.DLQ_ERROR),
-                dead_lettered_at=msg.timestamp, partition=_int(hd.get(h.DLQ_PARTITION)),
-                offset=_int(hd.get(h.DLQ_OFFSET), -1),
-            ))  # fmt: skip
-    finally:
-        sub.close()
-        client.delete_group(topic, group)
-    return out
-
-
-def _int(text: str | None, default: int = 0) -> int:
-    try:
-        return int(text) if text is not None else default
-    except ValueError:
-        return default
 
 
 @app.command(

@@ -30,6 +30,7 @@ import nats.errors
 import nats.js.errors
 from nats.aio.msg import Msg
 
+from ... import headers as H
 from ...errors import BadRequest, Closed, LeaseLost, NotFound, TidingsError
 from ...model import GroupSpec, Message, TopicSpec
 from ..base import SubscribeOptions, TransportSubscription
@@ -248,6 +249,10 @@ class NatsSubscription(TransportSubscription):
         count = a.num_delivered - skips
         if spec.max_deliveries and count > spec.max_deliveries:
             await self._dead_letter(inc, "max-deliveries", count - 1, None)
+            leases.release(inc)
+            return None
+        if H.redrive_skips(spec.name, inc.headers):  # redriven for another group
+            await self._finish(inc, ACK)
             leases.release(inc)
             return None
         wall = time.time()

@@ -30,7 +30,7 @@ from ...errors import (
     NotFound,
     TransportUnavailable,
 )
-from ...model import GroupInfo, GroupSpec, Outgoing, Receipt, TopicInfo, TopicSpec
+from ...model import DeadLetter, GroupInfo, GroupSpec, Outgoing, Receipt, TopicInfo, TopicSpec
 from ...partitioning import RoundRobin, partition_for
 from ..base import (
     ALL_CAPABILITIES,
@@ -38,7 +38,6 @@ from ..base import (
     CAP_DEAD_LETTER_EXPIRED,
     CAP_KEY_ORDERED,
     CAP_ORDERED,
-    CAP_REDRIVE,
     CAP_REPLICAS,
     CAP_START_OFFSET,
     CAP_START_TIME,
@@ -46,7 +45,7 @@ from ..base import (
     Transport,
     TransportSubscription,
 )
-from . import consumers, streams
+from . import consumers, redrive, streams
 from .codec import wire_headers
 from .errors import connect_error, translated
 from .membership import RESET
@@ -86,7 +85,7 @@ def servers_of(url: str) -> list[str]:
 
 class NatsTransport(Transport):
     scheme = "nats"
-    capabilities = (ALL_CAPABILITIES - {CAP_KEY_ORDERED, CAP_REDRIVE}) | {CAP_REPLICAS}
+    capabilities = (ALL_CAPABILITIES - {CAP_KEY_ORDERED}) | {CAP_REPLICAS}
 
     def __init__(
         self,
@@ -384,6 +383,22 @@ class NatsTransport(Transport):
         if found is None:
             raise NotFound(f"group {group!r} of topic {topic!r} does not exist")
         return spec, found[0], found[1]
+
+    # ------------------------------------------------------------------ dead letters
+    async def dead_letters(self, topic: str, group: str, limit: int = 100) -> list[DeadLetter]:
+        await self._acks_applied()
+        return await redrive.dead_letters(self, topic, group, limit)
+
+    async def redrive(
+        self, topic: str, group: str, ids: Sequence[str] | None = None, limit: int | None = None
+    ) -> list[str]:
+        await self._acks_applied()  # a reject made just before has reached the stream
+        return await redrive.redrive(self, topic, group, ids, limit)
+
+    async def discard_dead_letters(
+        self, topic: str, group: str, ids: Sequence[str] | None = None, limit: int | None = None
+    ) -> list[str]:
+        return await redrive.discard(self, topic, group, ids, limit)
 
     async def _acks_applied(self) -> None:
         """Let this connection's acknowledgements land before reading stats."""
