@@ -3,7 +3,10 @@ are skipped, and the handler's writes share the processed-id transaction."""
 
 from __future__ import annotations
 
+import logging
+
 import sqlalchemy as sa
+from tests.helpers.broker_process import BrokerProcess
 
 import tidings
 from tidings.testing import ServiceKit
@@ -56,17 +59,36 @@ async def test_failed_handling_rolls_back_its_writes_and_retries(tmp_path):
     store.close()
 
 
-async def test_default_store_is_a_sqlite_file(tmp_path, monkeypatch):
+async def test_default_store_on_memory_is_in_memory(tmp_path, monkeypatch):
+    """memory:// forgets its messages with the process: a processed-id file in the working
+    directory made the next run (a test run, say) skip its messages that reuse an id."""
     monkeypatch.chdir(tmp_path)
-    svc = tidings.Service("ledger")
+    for _run in range(2):
+        svc = tidings.Service("ledger")
 
-    @svc.on("entries", idempotent=True)
-    async def entry(payload: dict) -> None: ...
+        @svc.on("entries", idempotent=True)
+        async def entry(payload: dict) -> None: ...
 
-    async with ServiceKit(svc) as kit:
-        await kit.publish("entries", {"n": 1})
-        await kit.handled("entries")
+        async with ServiceKit(svc) as kit:
+            await kit.publish("entries", {"n": 1}, msg_id="entry-1")
+            records = await kit.handled("entries")
+        assert [r.outcome for r in records] == ["ok"]  # not "duplicate" the second time
+    assert not (tmp_path / ".tidings").exists()
+
+
+async def test_default_store_on_a_broker_is_a_sqlite_file_it_names(tmp_path, monkeypatch, caplog):
+    monkeypatch.chdir(tmp_path)
+    caplog.set_level(logging.INFO, logger="tidings.service")
+    with BrokerProcess(tmp_path / "broker") as broker:
+        svc = tidings.Service("ledger", url=broker.url)
+
+        @svc.on("entries", idempotent=True)
+        async def entry(payload: dict) -> None: ...
+
+        async with svc.running():
+            pass
     assert (tmp_path / ".tidings" / "ledger-processed.sqlite3").exists()
+    assert "processed ids in .tidings/ledger-processed.sqlite3" in caplog.text
 
 
 async def test_concurrent_writers_on_sqlite_do_not_deadlock(tmp_path):

@@ -34,7 +34,7 @@ from .codecs import Codec, codec_named
 from .consumer import Consumer
 from .execution import Handled
 from .handlers import Handler, HandlerFn, build_handler
-from .idempotency import DEFAULT_WINDOW, IdempotencyStore, default_url
+from .idempotency import DEFAULT_WINDOW, IN_MEMORY_URL, IdempotencyStore, default_url
 from .middleware import (
     HandleNext,
     LoggingMiddleware,
@@ -313,7 +313,21 @@ class Service(Publishing):
             return self._outbox_idempotency_store()
         if isinstance(self.idempotency, IdempotencyStore):
             return self.idempotency
-        url = self.idempotency or default_url(self.name)
+        url = self.idempotency
+        if url is None:
+            transport = self.client.transport if self.client is not None else None
+            if getattr(transport, "scheme", None) == "memory":
+                # memory:// forgets every message when the process ends: processed ids kept in
+                # a file would make the next run skip messages that reuse an id
+                url = IN_MEMORY_URL
+                log.info("service %s: processed ids kept in memory (memory://)", self.name)
+            else:
+                url = default_url(self.name)
+                log.info(
+                    "service %s: processed ids in %s (set idempotency= to choose the database)",
+                    self.name,
+                    url.removeprefix("sqlite:///"),
+                )
         return IdempotencyStore(url, window=self.idempotency_window)
 
     def _outbox_idempotency_store(self) -> IdempotencyStore:

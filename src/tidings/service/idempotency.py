@@ -52,6 +52,9 @@ class DuplicateMessage(Exception):
     """A concurrent handling of the same message committed first."""
 
 
+IN_MEMORY_URL = "sqlite://"  # the default store on memory://: gone with the process
+
+
 def default_url(service: str) -> str:
     path = Path(".tidings") / f"{service}-processed.sqlite3"
     path.parent.mkdir(parents=True, exist_ok=True)
