@@ -20,7 +20,7 @@ TARGET is module:attribute, imported with the current directory on the path.
 Example:
 
 \b
-    tidings run payment:svc --url tidings://127.0.0.1:7420 --health-port 8081
+    tidings run payment:svc --url tidings://127.0.0.1:7420 --health-port 8081 --log-level INFO
 """
 
 ASYNCAPI_HELP = """Print the AsyncAPI 3.0 document of a tidings.Service, or, with
@@ -92,11 +92,21 @@ def run(
         float | None,
         typer.Option("--heartbeat", help="Seconds between registry heartbeats (default 10)."),
     ] = None,
+    log_level: Annotated[
+        str,
+        typer.Option(
+            "--log-level",
+            envvar="TIDINGS_LOG_LEVEL",
+            help="DEBUG, INFO (default: lifecycle lines), WARNING or ERROR; to stderr.",
+        ),
+    ] = "INFO",
 ) -> None:
     st = state(ctx, url)
+    from ..logs import level_of
     from .output import user_errors
 
     with user_errors():
+        level = level_of(log_level)
         svc = load_service(target)
         if st.url and svc.url is None:
             svc.url = st.url
@@ -104,7 +114,7 @@ def run(
             svc.health_port = health_port
         if heartbeat is not None:
             svc.heartbeat = heartbeat
-        svc.run()
+        svc.run(log_level=level)
 
 
 def asyncapi(

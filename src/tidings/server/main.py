@@ -13,21 +13,13 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import TidingsError
+from ..logs import setup_logging
 from .app import BrokerServer
 from .config import ServerConfig, config_from
 from .http import start_http
 from .reload import reload_users
 
 log = logging.getLogger("tidings.server")
-
-
-def setup_logging(level: str) -> None:
-    """Log to stdout, one line per record (the broker's only output)."""
-    handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level)
 
 
 async def serve(config: ServerConfig, *, ready: asyncio.Event | None = None) -> None:
@@ -84,7 +76,7 @@ def tune_gc() -> None:
 
 def run_server(config: ServerConfig) -> int:
     """Run a broker in this thread until a signal; returns the process exit code."""
-    setup_logging(config.log_level)
+    setup_logging(config.log_level, sys.stdout)  # the broker's only output
     tune_gc()
     try:
         import uvloop

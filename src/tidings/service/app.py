@@ -28,8 +28,10 @@ from ..client.positions import StartPosition
 from ..client.registry.subjects import major_of, versioned_topic
 from ..errors import BadRequest
 from ..ids import Snowflake, default_snowflake
+from ..logs import setup_logging
 from ..model import DEFAULT_MAX_DELIVERIES, Mode, TopicSpec
 from ..resilience.backoff import Backoff
+from .announce import started_line
 from .codecs import Codec, codec_named
 from .consumer import Consumer
 from .execution import Handled
@@ -404,13 +406,16 @@ class Service(Publishing):
         except BaseException:
             await self.stop(grace=0)
             raise
-        log.info("service %s started with %d handlers", self.name, len(self.handlers))
+        log.info(started_line(self.name, client.url, self.handlers))
 
     async def stop(self, grace: float | None = None) -> None:
         """Stop fetching, give in-flight handlers ``grace`` seconds (the service's grace
         period by default) to finish, nack the rest, and close the connection."""
         grace = self.grace_period if grace is None else grace
         deadline = asyncio.get_running_loop().time() + grace
+        announce = self._started and self.client is not None
+        if announce:
+            log.info("service %s stopping (in-flight handlers get %gs)", self.name, grace)
         agent = self.registration
         if agent is not None:  # leave the registry first: callers stop choosing this instance
             await agent.deregister()
@@ -441,6 +446,8 @@ class Service(Publishing):
                 self.middleware.remove(agent.middleware)
             self.registration = None
         self._started = False
+        if announce:
+            log.info("service %s stopped", self.name)
 
     def _consumed(self) -> list[Handler]:
         """Every handler, and each responder once more on its versioned topic."""
@@ -471,8 +478,13 @@ class Service(Publishing):
         async with self.running():
             await self._stop_requested.wait()
 
-    def run(self) -> None:
-        """Run until SIGTERM or SIGINT, then shut down gracefully. Blocks."""
+    def run(self, log_level: str | None = None) -> None:
+        """Run until SIGTERM or SIGINT, then shut down gracefully. Blocks.
+
+        Logs its lifecycle to stderr at ``log_level`` (INFO by default) unless the application
+        configured logging itself (the root logger has handlers) and gives no level."""
+        if log_level is not None or not logging.getLogger().handlers:
+            setup_logging(log_level or "INFO")
         run_until_signalled(self)
 
     # publishing
