@@ -8,6 +8,7 @@ line right above the opening fence (invisible on GitHub, visible in the source):
     <!-- docs: serves -->          a server: started, left running a few seconds, stopped by SIGTERM
     <!-- docs: xfail #13 (why) --> runs, expected to fail until the named issue is fixed
     <!-- docs: continues -->       runs after the blocks before it on the page, in their namespace
+    <!-- docs: nats-cluster -->    runs on a real 3-node NATS JetStream cluster the test starts
 
 Blocks are grouped into chains: a block starts a chain, each following ``continues`` block joins
 it. A chain is the unit the runner executes (tests/docs/test_run.py): its blocks in order, one
@@ -22,7 +23,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 FENCE = re.compile(r"^```([\w-]*)[^\n]*\n(.*?)^```[ \t]*$", re.S | re.M)
-MARKER = re.compile(r"<!--\s*docs:\s*(no-run|serves|xfail|continues)\b\s*(.*?)\s*-->\s*$")
+MARKER = re.compile(r"<!--\s*docs:\s*(no-run|serves|xfail|continues|nats-cluster)\b\s*(.*?)\s*-->\s*$")
 PYTHON = {"python"}
 SHELL = {"bash"}
 DATA = {"text", "toml", "yaml", "json", "ini", "sql", "dot", "http"}
@@ -35,8 +36,7 @@ OWNED = {  # pages whose blocks their own test module runs (with checks of what 
     "docs/outbox.md": "tests/outbox/test_docs.py",
 }
 PENDING = {  # not run yet (issue #13 is under way): this list only shrinks
-    "docs/scaling.md", "docs/security.md",
-    "docs/performance.md",
+    "docs/security.md",
 }  # fmt: skip
 
 

@@ -2,7 +2,8 @@
 docs/**/*.md (tests/docs/blocks.py) is executed by tests/docs/runner.py.
 
 Chains of Python blocks run twice, on ``memory://`` and on a real broker; chains with shell
-blocks run on the real broker only (``memory://`` lives in one process). The broker is started
+blocks run on the real broker only (``memory://`` lives in one process); a chain marked
+``nats-cluster`` runs on a real 3-node JetStream cluster only. The broker is started
 for each page by the test (port 0, a temp data dir) and shared by that page's chains, as a reader
 who follows the page top to bottom shares one broker. Python chains also run twice on it: a
 sample must be re-runnable. Pages whose blocks are run by their own test module are in OWNED.
@@ -16,16 +17,23 @@ from collections.abc import Iterator
 import pytest
 from tests.helpers.broker_process import BrokerProcess
 
-from .blocks import OWNED, PENDING, ROOT, chains, pages
+from .blocks import OWNED, PENDING, ROOT, Block, chains, pages
 from .runner import BlockFailed, Target, run_chain
+
+def targets(chain: list[Block]) -> list[str]:
+    if any(b.marker == "nats-cluster" for b in chain):
+        return ["nats-cluster"]
+    if all(b.lang == "python" for b in chain):
+        return ["memory", "broker"]
+    return ["broker"]
+
 
 CASES = [
     pytest.param(chain, target, id=f"{chain[0].id}-{target}")
     for page in pages()
     if str(page.relative_to(ROOT)) not in {*OWNED, *PENDING}
     for chain in chains(page)
-    for target in ("memory", "broker")
-    if target == "broker" or all(b.lang == "python" for b in chain)
+    for target in targets(chain)
 ]
 
 
@@ -58,8 +66,13 @@ def brokers(tmp_path_factory) -> Iterator[Brokers]:
 
 
 @pytest.mark.parametrize(("chain", "target"), CASES)
-def test_chain_runs(chain, target, brokers, tmp_path, capsys):
-    url = "memory://" if target == "memory" else brokers.url(chain[0].page)
+def test_chain_runs(chain, target, brokers, tmp_path, capsys, request):
+    if target == "nats-cluster":
+        url = request.getfixturevalue("nats_cluster").url
+    elif target == "memory":
+        url = "memory://"
+    else:
+        url = brokers.url(chain[0].page)
     xfail = [b for b in chain if b.marker == "xfail"]
     runs = 2 if all(b.lang == "python" and b.marker != "serves" for b in chain) else 1
     for _ in range(runs):
