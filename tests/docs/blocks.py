@@ -2,7 +2,8 @@
 
 A block's fence names its language: ``python`` and ``bash`` blocks are code and run,
 ``text``, ``toml``, ``yaml``, ``sql``, ... are data or output. A marker is an HTML comment on the
-line right above the opening fence (invisible on GitHub, visible in the source)::
+line right above the opening fence (invisible on GitHub, visible in the source); several are
+separated by commas (``<!-- docs: continues, serves -->``)::
 
     <!-- docs: no-run (why it cannot run here) -->
     <!-- docs: serves -->          a server: started, left running a few seconds, stopped by SIGTERM
@@ -23,7 +24,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 FENCE = re.compile(r"^```([\w-]*)[^\n]*\n(.*?)^```[ \t]*$", re.S | re.M)
-MARKER = re.compile(r"<!--\s*docs:\s*(no-run|serves|xfail|continues|nats-cluster)\b\s*(.*?)\s*-->\s*$")
+MARKER = re.compile(r"<!--\s*docs:\s*(.*?)\s*-->\s*$")
+MARKERS = {"no-run", "serves", "xfail", "continues", "nats-cluster"}
 PYTHON = {"python"}
 SHELL = {"bash"}
 DATA = {"text", "toml", "yaml", "json", "ini", "sql", "dot", "http"}
@@ -35,9 +37,7 @@ OWNED = {  # pages whose blocks their own test module runs (with checks of what 
     "docs/resilience.md": "tests/resilience/test_docs.py",
     "docs/outbox.md": "tests/outbox/test_docs.py",
 }
-PENDING = {  # not run yet (issue #13 is under way): this list only shrinks
-    "docs/security.md",
-}  # fmt: skip
+PENDING: set[str] = set()  # pages not run yet: none (keep it so)
 
 
 @dataclass(frozen=True)
@@ -46,8 +46,11 @@ class Block:
     line: int  # of the opening fence, 1-based
     lang: str
     code: str
-    marker: str | None  # no-run, serves, xfail, continues or None
+    markers: tuple[str, ...]  # no-run, serves, xfail, continues, nats-cluster
     reason: str
+
+    def has(self, marker: str) -> bool:
+        return marker in self.markers
 
     @property
     def id(self) -> str:
@@ -55,7 +58,7 @@ class Block:
 
     @property
     def runs(self) -> bool:
-        return self.lang in PYTHON | SHELL and self.marker != "no-run"
+        return self.lang in PYTHON | SHELL and not self.has("no-run")
 
 
 def pages() -> list[Path]:
@@ -68,18 +71,30 @@ def blocks(page: Path) -> list[Block]:
     for match in FENCE.finditer(text):
         line = text.count("\n", 0, match.start()) + 1
         above = text[: match.start()].rstrip("\n").rsplit("\n", 1)[-1]
-        marker = MARKER.search(above)
+        markers, reason = parse_marker(above)
         found.append(
             Block(
                 page=str(page.relative_to(ROOT)),
                 line=line,
                 lang=match.group(1),
                 code=match.group(2),
-                marker=marker.group(1) if marker else None,
-                reason=marker.group(2).strip("() ") if marker else "",
+                markers=markers,
+                reason=reason,
             )
         )
     return found
+
+
+def parse_marker(line: str) -> tuple[tuple[str, ...], str]:
+    """``<!-- docs: continues, serves -->`` -> (("continues", "serves"), ""); ``xfail #13 (why)``
+    -> (("xfail",), "#13 why")."""
+    match = MARKER.search(line)
+    if not match:
+        return (), ""
+    head, _, rest = match.group(1).partition("(")
+    names = tuple(part.split()[0] for part in head.split(",") if part.strip())
+    reason = " ".join([*re.findall(r"#\d+", head), rest.rstrip(") ")]).strip()
+    return names, reason
 
 
 def chains(page: Path) -> list[list[Block]]:
@@ -88,7 +103,7 @@ def chains(page: Path) -> list[list[Block]]:
     for block in blocks(page):
         if not block.runs:
             continue
-        if block.marker == "continues" and found:
+        if block.has("continues") and found:
             found[-1].append(block)
         else:
             found.append([block])

@@ -76,7 +76,7 @@ def run_chain(chain: list[Block], target: Target) -> str:
     try:
         for block in chain:
             code = localize(block.code, target)
-            if block.lang == "python" and block.marker == "serves":
+            if block.lang == "python" and block.has("serves"):
                 output.append(serve([sys.executable, "-c", "\n".join([*python_so_far, code])],
                                     block, target))  # fmt: skip
                 code = without_final_run(code)
@@ -86,7 +86,7 @@ def run_chain(chain: list[Block], target: Target) -> str:
             elif block.lang == "python":
                 exec_python(code, block, namespace)
                 python_so_far.append(code)
-            elif block.marker == "serves":
+            elif block.has("serves"):
                 output.append(serve(["bash", "-e", "-c", code], block, target))
             else:
                 output.append(run_shell(code, block, target))

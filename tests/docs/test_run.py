@@ -20,8 +20,9 @@ from tests.helpers.broker_process import BrokerProcess
 from .blocks import OWNED, PENDING, ROOT, Block, chains, pages
 from .runner import BlockFailed, Target, run_chain
 
+
 def targets(chain: list[Block]) -> list[str]:
-    if any(b.marker == "nats-cluster" for b in chain):
+    if any(b.has("nats-cluster") for b in chain):
         return ["nats-cluster"]
     if all(b.lang == "python" for b in chain):
         return ["memory", "broker"]
@@ -73,8 +74,8 @@ def test_chain_runs(chain, target, brokers, tmp_path, capsys, request):
         url = "memory://"
     else:
         url = brokers.url(chain[0].page)
-    xfail = [b for b in chain if b.marker == "xfail"]
-    runs = 2 if all(b.lang == "python" and b.marker != "serves" for b in chain) else 1
+    xfail = [b for b in chain if b.has("xfail")]
+    runs = 2 if all(b.lang == "python" and not b.has("serves") for b in chain) else 1
     for _ in range(runs):
         if xfail:
             with pytest.raises(BlockFailed):

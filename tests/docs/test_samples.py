@@ -11,7 +11,19 @@ from __future__ import annotations
 
 import re
 
-from .blocks import DATA, NEEDS_REASON, OWNED, PENDING, PYTHON, ROOT, SHELL, blocks, pages
+from .blocks import (
+    DATA,
+    MARKER,
+    MARKERS,
+    NEEDS_REASON,
+    OWNED,
+    PENDING,
+    PYTHON,
+    ROOT,
+    SHELL,
+    blocks,
+    pages,
+)
 
 ALL = [b for page in pages() for b in blocks(page)]
 
@@ -25,17 +37,26 @@ def test_every_block_says_what_it_is():
 
 def test_markers_are_well_formed():
     for b in ALL:
-        if b.marker in NEEDS_REASON:
-            assert b.reason, f"{b.id}: a {b.marker} marker needs its reason in parentheses"
-        if b.marker == "xfail":
+        unknown = set(b.markers) - MARKERS
+        assert not unknown, f"{b.id}: unknown marker {unknown} (known: {sorted(MARKERS)})"
+        for marker in set(b.markers) & NEEDS_REASON:
+            assert b.reason, f"{b.id}: a {marker} marker needs its reason in parentheses"
+        if b.has("xfail"):
             assert re.match(r"#\d+\b", b.reason), f"{b.id}: xfail names its issue: xfail #N (why)"
-        if b.marker in {"serves", "continues"}:
-            assert b.lang in PYTHON | SHELL, f"{b.id}: only code can be {b.marker}"
+        if b.markers and not b.has("no-run"):
+            assert b.lang in PYTHON | SHELL, f"{b.id}: only code can be {b.markers}"
+    stray = [
+        f"{page.relative_to(ROOT)}:{n}"
+        for page in pages()
+        for n, line in enumerate(page.read_text().splitlines(), 1)
+        if re.match(r"<!--\s*(sample|docs)\b", line) and not MARKER.search(line)
+    ]
+    assert not stray, f"markers this runner does not read (write <!-- docs: ... -->): {stray}"
 
 
 def test_no_run_blocks_are_few_and_listed():
     """The blocks that are not run, with their reasons: a short list, reviewed with the docs."""
-    skipped = [f"{b.id}: {b.reason}" for b in ALL if b.marker == "no-run"]
+    skipped = [f"{b.id}: {b.reason}" for b in ALL if b.has("no-run")]
     code = [b for b in ALL if b.lang in PYTHON | SHELL]
     assert len(skipped) <= len(code) // 4, "\n".join(skipped)
 
