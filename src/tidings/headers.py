@@ -27,10 +27,10 @@ DLQ_PREFIX = "tidings-dlq-"
 REDRIVE_GROUP = "tidings-redrive-group"
 
 
-def redrive_skips(group: str, headers: dict[str, str]) -> bool:
-    """Whether ``group`` must not receive a message with ``headers``: it was redriven for
-    another group (settle it without delivering). Every transport applies this rule."""
-    target = headers.get(REDRIVE_GROUP)
+def redrive_skips(group: str, target: str | None) -> bool:
+    """Whether ``group`` must not receive a message whose ``tidings-redrive-group`` header is
+    ``target``: it was redriven for another group (settle it without delivering). Every
+    transport applies this rule, and strips the header before the application sees it."""
     return target is not None and target != group
 
 

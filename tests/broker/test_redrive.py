@@ -50,6 +50,7 @@ def test_redrive_goes_to_its_group_only_with_id_headers_and_fresh_count(env: Env
     assert (again.id, again.msg_id, again.body, again.key) == (r.id, "refund-o-2", b"o-2", "o-2")
     assert again.headers["x-order"] == "o-2"
     assert not any(k.startswith("tidings-dlq-") for k in again.headers)
+    assert again.headers == {"x-order": "o-2"}  # the redrive's own header is not shown
     assert again.delivery_count == 1  # a fresh delivery for billing
     b.ack(bm, again.partition, again.offset)
     assert ainbox.take() == []  # audit does not get it again
@@ -112,3 +113,16 @@ def test_discard_drops_dead_letters_without_redelivery(env: Env) -> None:
     b.flush_acks()
     b = env.reopen(crash=False)
     assert b.dead_letters("refunds", "billing") == []
+
+
+def test_a_redriven_message_that_dies_again_can_be_redriven_again(env: Env) -> None:
+    b, billing, _audit, r = _setup(env)
+    _kill_in_billing(b, billing)
+    assert b.redrive("refunds", "billing") == [r.id]
+    _kill_in_billing(b, billing)  # the cause was not fixed: it dies again
+    [letter] = b.dead_letters("refunds", "billing")  # listed once, as it is now
+    assert (letter.id, letter.headers) == (r.id, {"x-order": "o-2"})
+    assert b.redrive("refunds", "billing") == [r.id]
+    _member, inbox = join(b, billing)
+    [again] = inbox.take()
+    assert (again.id, again.delivery_count) == (r.id, 1)

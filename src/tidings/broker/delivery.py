@@ -9,13 +9,13 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ..errors import LeaseLost, NotFound, TidingsError
-from ..headers import dead_letter_topic
+from ..headers import REDRIVE_GROUP, dead_letter_topic
 from ..model import DEFAULT_MAX_MESSAGE_SIZE, Delivery, Record, TopicSpec
 from .deadletter import dead_letter_message
 from .entries import Entry, LeaseBatch
 from .groups import GroupState
 from .members import Member
-from .redrive import skips
+from .redrive import redriven_headers
 
 if TYPE_CHECKING:
     from ..clock import Clock
@@ -171,8 +171,11 @@ class DeliveryMixin:
 
     def _hand_out(self, g: GroupState, member: Member, entry: Entry, now: float) -> Delivery | None:
         record = self._record_of(g, entry)
-        if record is None or skips(g.name, record):  # removed by retention; or redriven
-            self._settle(g, entry)  # for another group
+        headers = record.headers if record is not None else None
+        if headers is not None and REDRIVE_GROUP in headers:  # a redrive: for one group only
+            headers = redriven_headers(g.name, headers)
+        if headers is None:  # removed by retention while it waited; or another group's redrive
+            self._settle(g, entry)
             return None
         entry.deliveries += 1
         lease_until: float | None = None
@@ -198,7 +201,7 @@ class DeliveryMixin:
             record.offset,
             record.id,
             record.key,
-            record.headers,
+            headers,
             record.body,
             record.timestamp,
             entry.deliveries,

@@ -3,7 +3,7 @@
 A redrive appends the dead letter's original body, key and headers to the origin topic under
 its **original** message id and producer id, with the header ``tidings-redrive-group``
 naming the group; every other group of the topic settles such a record without delivering
-it (see ``skips``), so only the group it died in sees it again, as a fresh delivery (its
+it (see ``redriven_headers``), so only the group it died in sees it again, as a fresh delivery (its
 delivery count starts over). Which dead letters were redriven is kept by the broker's own
 group ``tidings-redrive`` on the dead-letter topic: a redriven dead letter is acknowledged
 there, in the same commit as the republish, so it is listed and redriven once. Discarding
@@ -29,9 +29,12 @@ MAX_REDRIVE = 10_000  # dead letters per call at most
 _READ_CHUNK = 256
 
 
-def skips(group: str, record: Record) -> bool:
-    """Whether ``group`` must not receive ``record``: a redrive meant for another group."""
-    return H.redrive_skips(group, record.headers)
+def redriven_headers(group: str, headers: dict[str, str]) -> dict[str, str] | None:
+    """For a redriven record's ``headers``: None when ``group`` must skip it (a redrive for
+    another group), else the headers the application sees (without the redrive header)."""
+    if H.redrive_skips(group, headers.get(H.REDRIVE_GROUP)):
+        return None
+    return {k: v for k, v in headers.items() if k != H.REDRIVE_GROUP}
 
 
 def _as_dead_letter(record: Record) -> DeadLetter:
@@ -46,7 +49,9 @@ def _as_dead_letter(record: Record) -> DeadLetter:
         id=hd.get(H.DLQ_ID) or record.id,
         msg_id=hd.get(H.DLQ_MSG_ID),
         key=record.key,
-        headers={k: v for k, v in hd.items() if not k.startswith(H.DLQ_PREFIX)},
+        headers={
+            k: v for k, v in hd.items() if not k.startswith(H.DLQ_PREFIX) and k != H.REDRIVE_GROUP
+        },
         body=record.body,
         reason=hd.get(H.DLQ_REASON, ""),
         deliveries=deliveries,
@@ -177,4 +182,4 @@ class RedriveMixin:
                 self._pending_acks.setdefault((dlq, REDRIVE_GROUP, p), []).append(record.offset)
 
 
-__all__ = ["REDRIVE_GROUP", "RedriveMixin", "skips"]
+__all__ = ["REDRIVE_GROUP", "RedriveMixin", "redriven_headers"]

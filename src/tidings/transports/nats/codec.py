@@ -14,6 +14,7 @@ from nats.aio.msg import Msg
 from nats.nuid import NUID
 
 from ...errors import BadRequest
+from ...headers import REDRIVE_GROUP
 from ...model import Delivery, Outgoing
 from .naming import (
     H_DELAY,
@@ -77,6 +78,7 @@ class Incoming:
         "key",
         "msg_id",
         "partition",
+        "redrive_group",
         "reply",
     )
 
@@ -90,6 +92,8 @@ class Incoming:
         self.headers: dict[str, str] = {
             k: unescape_value(v) for k, v in raw.items() if k not in INTERNAL_HEADERS
         }
+        # a redrive for one group (tidings.headers.redrive_skips); the application never sees it
+        self.redrive_group = self.headers.pop(REDRIVE_GROUP, None)
         self.id = raw.get(H_ID) or f"{self.ack.stream}:{self.ack.stream_seq}"
         key = raw.get(H_KEY)
         self.key = None if key is None else unescape_value(key)

@@ -79,7 +79,9 @@ def _letter(raw: api.RawStreamMsg) -> tuple[str | None, str | None, DeadLetter]:
         id=hd.get(H.DLQ_ID) or wire.get(H_ID) or f"{raw.stream}:{raw.seq}",
         msg_id=hd.get(H.DLQ_MSG_ID),
         key=None if key is None else unescape_value(key),
-        headers={k: v for k, v in hd.items() if not k.startswith(H.DLQ_PREFIX)},
+        headers={
+            k: v for k, v in hd.items() if not k.startswith(H.DLQ_PREFIX) and k != H.REDRIVE_GROUP
+        },
         body=raw.data or b"",
         reason=hd.get(H.DLQ_REASON, ""),
         deliveries=_int(hd.get(H.DLQ_DELIVERIES)),

@@ -251,7 +251,7 @@ class NatsSubscription(TransportSubscription):
             await self._dead_letter(inc, "max-deliveries", count - 1, None)
             leases.release(inc)
             return None
-        if H.redrive_skips(spec.name, inc.headers):  # redriven for another group
+        if H.redrive_skips(spec.name, inc.redrive_group):  # redriven for another group
             await self._finish(inc, ACK)
             leases.release(inc)
             return None
