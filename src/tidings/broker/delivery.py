@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from ..clock import Clock
     from ..storage.base import Store
     from .timers import Timers
+    from .tracing import Tracer
 
 log = logging.getLogger("tidings.broker")
 
@@ -35,6 +36,7 @@ class DeliveryMixin:
     _deferred: dict[int, GroupState]
     defer_dispatch: Callable[[Callable[[], None]], object] | None
     on_dirty: Callable[[], None] | None
+    tracer: Tracer | None
 
     # -- dispatch ----------------------------------------------------------------------------
 
@@ -194,7 +196,7 @@ class DeliveryMixin:
                 g.pinflight[entry.partition] += 1
                 g.pholder[entry.partition] = member
             self._leased.append(entry)
-        return Delivery(
+        delivery = Delivery(
             g.topic.name,
             g.name,
             entry.partition,
@@ -208,6 +210,9 @@ class DeliveryMixin:
             record.msg_id,
             lease_until,
         )
+        if g.topic.trace is not None:
+            g.topic.trace.delivered(g, member, entry, record, now)
+        return delivery
 
     # -- settling ----------------------------------------------------------------------------
 
@@ -293,6 +298,8 @@ class DeliveryMixin:
 
     def _lease_lost(self, g: GroupState, entry: Entry) -> None:
         member = entry.member
+        if g.topic.trace is not None:
+            g.topic.trace.settled("lease-expired", g, entry, self.clock.now())
         if member is not None:
             member.lease_expired()  # its credit stays used until it settles something
             entry.last_member = member
@@ -301,6 +308,8 @@ class DeliveryMixin:
         self._failed(g, entry)
 
     def _expire(self, g: GroupState, entry: Entry) -> None:
+        if g.topic.trace is not None:
+            g.topic.trace.settled("expired", g, entry, self.clock.now())
         if g.spec.dead_letter_expired:
             self._dead_letter(g, entry, "expired", "ttl elapsed before delivery")
         else:
@@ -326,7 +335,9 @@ class DeliveryMixin:
                     self.create_topic(  # type: ignore[attr-defined]
                         TopicSpec(name=name, max_message_size=size), exist_ok=True
                     )
-                self.publish(name, [message])  # type: ignore[attr-defined]
+                if self.tracer is not None:
+                    self.tracer.origin = "broker (dead letter)"
+                (copy,) = self.publish(name, [message])  # type: ignore[attr-defined]
             except TidingsError as exc:
                 # The dead-letter topic refused it (full, too small, ...): keep the message in
                 # the group rather than lose it, and try again after a pause.
@@ -341,6 +352,11 @@ class DeliveryMixin:
                 )
                 self._requeue(g, entry, g.spec.lease)
                 return
+            if g.topic.trace is not None:
+                g.topic.trace.settled(
+                    "dead-lettered", g, entry, self.clock.now(), reason=reason,
+                    target=name, target_id=copy.id, message_id=record.id,
+                )  # fmt: skip
         g.dead_lettered += 1
         self._settle(g, entry)
 
@@ -348,6 +364,8 @@ class DeliveryMixin:
 
     def ack(self, member_id: str, partition: int, offset: int) -> None:
         g, entry = self._held(member_id, partition, offset)
+        if g.topic.trace is not None:
+            g.topic.trace.settled("acked", g, entry, self.clock.now())
         self._settle(g, entry)
         self._dispatch_soon(g)
 
@@ -358,6 +376,8 @@ class DeliveryMixin:
         for partition, offset in refs:
             try:
                 group, entry = self._held(member_id, partition, offset)
+                if group.topic.trace is not None:
+                    group.topic.trace.settled("acked", group, entry, self.clock.now())
                 self._settle(group, entry)
                 results.append(None)
             except (LeaseLost, NotFound) as exc:
@@ -377,6 +397,10 @@ class DeliveryMixin:
         g, entry = self._held(member_id, partition, offset)
         if error:
             entry.last_error = error
+        if g.topic.trace is not None:
+            g.topic.trace.settled(
+                "nacked", g, entry, self.clock.now(), reason=error, delay=max(delay, 0.0)
+            )
         self._release(g, entry)
         self._failed(g, entry, max(delay, 0.0))
         self._dispatch_soon(g)
@@ -392,6 +416,8 @@ class DeliveryMixin:
 
     def reject(self, member_id: str, partition: int, offset: int, reason: str = "rejected") -> None:
         g, entry = self._held(member_id, partition, offset)
+        if g.topic.trace is not None:
+            g.topic.trace.settled("rejected", g, entry, self.clock.now(), reason=reason)
         self._release(g, entry)
         self._dead_letter(g, entry, "rejected", reason)
         self._dispatch_soon(g)

@@ -45,6 +45,7 @@ from .retention import RetentionMixin
 from .stats import StatsMixin
 from .timers import Timers
 from .topics import TopicState
+from .tracing import Tracer
 
 log = logging.getLogger("tidings.broker")
 
@@ -87,6 +88,7 @@ class Broker(DeliveryMixin, GroupsMixin, MembershipMixin, RedriveMixin, Retentio
         self.defer_dispatch: Callable[[Callable[[], None]], object] | None = None
         self._deferred: dict[int, GroupState] = {}
         self._leased: list[Entry] = []
+        self.tracer: Tracer | None = None  # message tracing (set_tracer); None: off
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -144,8 +146,17 @@ class Broker(DeliveryMixin, GroupsMixin, MembershipMixin, RedriveMixin, Retentio
     def _load_topic(self, spec: TopicSpec, owner: object = None) -> TopicState:
         bounds = [self.store.bounds(spec.name, p) for p in range(spec.partitions)]
         t = TopicState(spec, bounds, owner)
+        tracer = self.tracer
+        if tracer is not None and tracer.covers(spec.name):
+            t.trace = tracer
         self._topics[spec.name] = t
         return t
+
+    def set_tracer(self, tracer: Tracer | None) -> None:
+        """Trace the topics ``tracer`` covers from now on (None: trace nothing)."""
+        self.tracer = tracer
+        for t in self._topics.values():
+            t.trace = tracer if tracer is not None and tracer.covers(t.name) else None
 
     def _rebuild_dedup(self, t: TopicState, now: float) -> None:
         window = t.spec.dedup_window
@@ -312,6 +323,8 @@ class Broker(DeliveryMixin, GroupsMixin, MembershipMixin, RedriveMixin, Retentio
             t.parts[p].remember(records)
         t.publish_meter.mark(now, len(receipts))
         if batches:
+            if t.trace is not None:
+                t.trace.published(topic, batches, now)
             self._published(t, batches)
         return receipts
 

@@ -99,9 +99,20 @@ class BrokerRuntime:
 
     # -- publishing --------------------------------------------------------------------------
 
-    async def publish(self, topic: str, messages: Sequence[Outgoing]) -> list[Receipt]:
-        """Publish and return once the messages are confirmed under the fsync policy."""
-        receipts = self.broker.publish(topic, messages)
+    async def publish(
+        self, topic: str, messages: Sequence[Outgoing], origin: str | None = None
+    ) -> list[Receipt]:
+        """Publish and return once the messages are confirmed under the fsync policy.
+        ``origin`` names the publisher in the message trace (when the topic is traced)."""
+        tracer = self.broker.tracer
+        if tracer is None:
+            receipts = self.broker.publish(topic, messages)
+        else:
+            tracer.origin = origin
+            try:
+                receipts = self.broker.publish(topic, messages)
+            finally:
+                tracer.origin = None
         if self.fsync == "batch" and self.broker.has_pending():
             await self.commit()
         return receipts

@@ -14,6 +14,7 @@ from .rates import RateMeter
 
 if TYPE_CHECKING:
     from .groups import GroupState
+    from .tracing import Tracer
 
 
 TAIL_RECORDS = 2048  # recent records kept in memory per partition ...
@@ -62,7 +63,9 @@ class PartState:
 
 
 class TopicState:
-    __slots__ = ("dedup", "groups", "name", "owner", "parts", "publish_meter", "rr", "spec")
+    __slots__ = (
+        "dedup", "groups", "name", "owner", "parts", "publish_meter", "rr", "spec", "trace",
+    )  # fmt: skip
 
     def __init__(self, spec: TopicSpec, bounds: list[tuple[int, int]], owner: object = None):
         self.spec = spec
@@ -73,6 +76,7 @@ class TopicState:
         self.rr = RoundRobin()
         self.publish_meter = RateMeter()
         self.owner = owner  # set for temporary topics (reply topics)
+        self.trace: Tracer | None = None  # the tracer when this topic is traced
 
     def messages(self) -> int:
         return sum(p.next - p.first for p in self.parts)

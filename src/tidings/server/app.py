@@ -26,6 +26,7 @@ from .connection import ClientConnection
 from .limits import CHECK_INTERVAL, Alarms
 from .stores import open_store
 from .tls import server_context
+from .tracing import configure, make_tracer, parse_patterns
 
 log = logging.getLogger("tidings.server")
 
@@ -70,6 +71,9 @@ class BrokerServer:
             fsync_interval=config.fsync_interval_ms / 1000,
             deliver=config.deliver,
         )
+        patterns = parse_patterns(config.trace)
+        self.tracer = make_tracer(patterns, config.trace_size, config.trace_sample)
+        configure(self.runtime.broker, self.tracer, patterns)
         self.auth = Authenticator.from_file(config.users_file)
         self.ssl = (
             server_context(config.tls_cert, config.tls_key, config.tls_client_ca)

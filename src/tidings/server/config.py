@@ -12,6 +12,7 @@ from typing import Literal
 from ..errors import BadRequest
 from ..model import DEFAULT_MAX_MESSAGE_SIZE
 from ..protocol import constants as c
+from .tracing import check_sample, parse_patterns
 
 Fsync = Literal["batch", "interval", "never"]
 Deliver = Literal["written", "durable"]
@@ -49,6 +50,10 @@ class ServerConfig:
     tls_client_ca: str | None = None  # PEM CA: clients must present a certificate it signed
     # HTTP (/livez, /readyz, /metrics, /api/v1; the tidings[http] extra): host:port, or off
     http: str = "127.0.0.1:7421"
+    # message tracing (docs/tracing.md): topic patterns (comma-separated, '>' all) or off
+    trace: str = "off"
+    trace_size: int = 100_000  # events the trace ring keeps (the oldest fall off)
+    trace_sample: float = 1.0  # fraction of messages traced (by a hash of their id)
 
     def validate(self) -> ServerConfig:
         if self.fsync not in ("batch", "interval", "never"):
@@ -74,6 +79,10 @@ class ServerConfig:
             raise BadRequest("memory high watermark and disk free limit must be >= 0 (0: off)")
         if self.http.strip().lower() != "off" and self.http.rpartition(":")[1] != ":":
             raise BadRequest(f"--http expects host:port or off, got {self.http!r}")
+        parse_patterns(self.trace)
+        check_sample(self.trace_sample)
+        if self.trace_size < 1:
+            raise BadRequest(f"--trace-size must be at least 1 event, got {self.trace_size}")
         if (self.tls_key or self.tls_client_ca) and not self.tls_cert:
             raise BadRequest("--tls-key and --tls-client-ca need --tls-cert")
         return self
@@ -134,6 +143,18 @@ OPTIONS: dict[str, tuple[str, type, str]] = {
         "TIDINGS_HTTP",
         str,
         "HTTP (/livez, /readyz, /metrics, /api/v1) on host:port (default 127.0.0.1:7421) or off",
+    ),
+    "trace": (
+        "TIDINGS_TRACE",
+        str,
+        "trace the messages of these topics: comma-separated patterns ('>' = all) or off "
+        "(default)",
+    ),
+    "trace_size": ("TIDINGS_TRACE_SIZE", int, "trace events kept (default 100000)"),
+    "trace_sample": (
+        "TIDINGS_TRACE_SAMPLE",
+        float,
+        "fraction of the traced topics' messages to trace (default 1)",
     ),
 }
 

@@ -61,6 +61,20 @@ class ClientConnection(asyncio.Protocol):
         self.max_buffered = 0
         self.frames_in = self.frames_out = 0
         self._loop = asyncio.get_running_loop()
+        self._origin: str | None = None
+
+    @property
+    def origin(self) -> str:
+        """Who this connection is, for the message trace's ``published`` events (built on
+        first use: publishes come after the handshake, which sets the user and client)."""
+        if self._origin is None:
+            who = [self.peer]
+            if self.user is not None:
+                who.append(f"user {self.user.name}")
+            if self.client:
+                who.append(self.client)
+            self._origin = f"{self.id} ({', '.join(who)})"
+        return self._origin
 
     # -- asyncio.Protocol --------------------------------------------------------------------
 

@@ -105,7 +105,7 @@ async def _publish_run(conn: ClientConnection, run: Run) -> None:
 
 async def _publish_one(conn: ClientConnection, topic: str, rid: int, batch: list[Outgoing]) -> bool:
     try:
-        receipts = await conn.server.runtime.publish(topic, batch)
+        receipts = await conn.server.runtime.publish(topic, batch, conn.origin)
     except TidingsError as exc:
         conn.error(rid, exc)
     except Exception as exc:
@@ -123,7 +123,7 @@ async def _publish_frames(conn: ClientConnection, run: Run) -> bool:
         return await _publish_one(conn, run.topic, run.request_ids[0], run.batches[0])
     combined = [message for batch in run.batches for message in batch]
     try:
-        receipts = await conn.server.runtime.publish(run.topic, combined)
+        receipts = await conn.server.runtime.publish(run.topic, combined, conn.origin)
     except StorageError as exc:
         for rid in run.request_ids:
             conn.error(rid, exc)

@@ -216,7 +216,8 @@ async def publish(call: Call) -> Receipt:
             raise BadRequest(f"body_base64 is not valid base64: {exc}") from None
     call.server.alarms.refuse_publish()
     message = Outgoing(data, body.key, dict(body.headers), body.msg_id, body.ttl, body.delay)
-    receipts = await call.server.runtime.publish(topic, [message])
+    origin = access.who(call.request)
+    receipts = await call.server.runtime.publish(topic, [message], origin)
     sizes = call.server.published_bytes
     sizes[topic] = sizes.get(topic, 0) + len(data)
     return receipts[0]
