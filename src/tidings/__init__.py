@@ -41,6 +41,7 @@ from .model import (
     TopicInfo,
     TopicSpec,
 )
+from .trace import Trace, TraceEvent
 
 if _typing.TYPE_CHECKING:
     from .client import AsyncClient, Client, Subscription, connect, connect_sync
@@ -143,6 +144,8 @@ __all__ = [
     "Timeout",
     "TopicInfo",
     "TopicSpec",
+    "Trace",
+    "TraceEvent",
     "TracingMiddleware",
     "__version__",
     "connect",

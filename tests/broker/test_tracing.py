@@ -76,7 +76,7 @@ def test_acked_and_expired(env: Env) -> None:
     [d] = inbox.take()
     b.ack(member, d.partition, d.offset)
     assert kinds(tracer.message(receipt.id)) == ["published", "delivered", "acked"]
-    expired = [e for e in tracer.topic("t") if e.offset == 0]
+    expired = [e for e in tracer.topic("t")[0] if e.offset == 0]
     assert kinds(expired) == ["published", "expired", "dead-lettered"]
     assert expired[-1].reason == "expired"
 
@@ -108,8 +108,14 @@ def test_only_covered_topics_bounded_and_follow(env: Env) -> None:
     assert tracer.seq == 0
     b.publish("orders", [Outgoing(b"%d" % i) for i in range(25)])
     assert len(tracer.events) == 10 and tracer.dropped == 15
-    assert [e.offset for e in tracer.topic("orders", after=20)] == [20, 21, 22, 23, 24]
-    assert tracer.topic("orders", after=tracer.seq) == []
+    events, last = tracer.topic("orders", after=20)
+    assert [e.offset for e in events] == [20, 21, 22, 23, 24] and last == 25
+    events, last = tracer.topic("orders", after=16, limit=2)  # the rest follows from 18
+    assert [e.seq for e in events] == [17, 18] and last == 18
+    assert tracer.topic(None, after=tracer.seq) == ([], tracer.seq)
+    events, last = tracer.topic("orders", after=-1, limit=3)
+    assert [e.offset for e in events] == [22, 23, 24] and last == 25
+    assert tracer.topic(None, after=20, visible=lambda t: t != "orders") == ([], 25)
     b.set_tracer(None)  # off: nothing more is recorded, on any topic
     b.publish("orders", [Outgoing(b"later")])
     assert tracer.seq == 25
@@ -140,3 +146,24 @@ def test_a_topic_created_later_is_traced_when_covered(env: Env) -> None:
     b.set_tracer(tracer)
     [r2] = b.publish("late", [Outgoing(b"y")])
     assert kinds(tracer.message(r2.id)) == ["published"]
+
+
+def test_a_redriven_dead_letter_goes_on_in_the_same_trace(env: Env) -> None:
+    b = env.broker
+    tracer = traced(env)
+    b.create_topic(TopicSpec(name="refunds"))
+    g = GroupSpec(topic="refunds", name="billing", max_deliveries=1)
+    member, inbox = join(b, g)
+    [r] = b.publish("refunds", [Outgoing(b"o-2", msg_id="refund-o-2")])
+    [d] = inbox.take()
+    b.reject(member, d.partition, d.offset, "card declined")
+    assert b.redrive("refunds", "billing") == [r.id]
+    [again] = inbox.take()
+    assert again.id == r.id
+    b.ack(member, again.partition, again.offset)
+    events = tracer.message("refund-o-2")
+    assert kinds(events) == [
+        "published", "delivered", "rejected", "dead-lettered", "redriven", "delivered", "acked",
+    ]  # fmt: skip
+    redriven = events[4]
+    assert (redriven.group, redriven.msg_id, redriven.offset) == ("billing", "refund-o-2", 1)

@@ -36,6 +36,7 @@ OWNED = {  # pages whose blocks their own test module runs (with checks of what 
     "docs/operations.md": "tests/management/test_docs.py",
     "docs/resilience.md": "tests/resilience/test_docs.py",
     "docs/outbox.md": "tests/outbox/test_docs.py",
+    "docs/tracing.md": "tests/management/test_tracing_docs.py",
 }
 PENDING: set[str] = set()  # pages not run yet: none (keep it so)
 

@@ -5,6 +5,12 @@ from __future__ import annotations
 from tidings.model import DeadLetter, GroupInfo, GroupSpec, PartitionInfo, TopicInfo, TopicSpec
 from tidings.protocol import constants as c
 from tidings.protocol import messages as m
+from tidings.trace import Trace, TraceEvent
+
+TRACED = TraceEvent(
+    seq=42, time=1.7e9, event="acked", topic="orders", partition=1, offset=5, id="m5",
+    group="billing", member="m-1", deliveries=2,
+)  # fmt: skip
 
 TOPIC = TopicSpec(name="orders", partitions=3, retention="work-queue", max_age=3600.0)
 GROUP = GroupSpec(
@@ -107,6 +113,8 @@ SAMPLES: dict[int, object] = {
     c.REDRIVE | R: m.MessageIds(["m5"]),
     c.DISCARD_DEAD_LETTERS: m.RedriveOf("orders", "billing", None, 10),
     c.DISCARD_DEAD_LETTERS | R: m.MessageIds([]),
+    c.TRACE: m.TraceQuery("topic", "orders", 41, 100),
+    c.TRACE | R: Trace(events=[TRACED], last_seq=42),
     c.DELIVER: m.Deliver(
         3,
         [

@@ -324,7 +324,9 @@ class Broker(DeliveryMixin, GroupsMixin, MembershipMixin, RedriveMixin, Retentio
         t.publish_meter.mark(now, len(receipts))
         if batches:
             if t.trace is not None:
-                t.trace.published(topic, batches, now)
+                t.trace.published(
+                    topic, batches, now, "published" if restore is None else "redriven"
+                )
             self._published(t, batches)
         return receipts
 

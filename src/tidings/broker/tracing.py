@@ -3,7 +3,10 @@ topics: published (when, by which connection, with its producer id, key, W3C tra
 correlation id), each delivery (group, member, delivery count), acked, nacked, lease expired,
 rejected, expired, dead-lettered (reason, dead-letter topic and the copy's id) and redriven.
 
-The ring holds the last ``size`` events; older ones fall off (``dropped`` counts them). A
+The ring holds the last ``size`` events as plain tuples (building one costs about a tenth
+of a :class:`~tidings.trace.TraceEvent`; queries, which are rare, make the Structs and read
+the trace and correlation ids from the kept headers). Older events fall off (``dropped``
+counts them). A
 topic is traced when the ``covers`` predicate says so (the server passes the ``--trace``
 patterns); ``sample`` keeps that fraction of messages, chosen by a hash of the message id so
 that every event of a sampled message is kept. A topic that is not traced costs the engine one
@@ -23,9 +26,8 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
-import msgspec
-
 from .. import headers as H
+from ..trace import TraceEvent
 
 if TYPE_CHECKING:
     from ..model import Record
@@ -35,48 +37,6 @@ if TYPE_CHECKING:
 
 DEFAULT_SIZE = 100_000
 MAX_RESULTS = 10_000  # events one query returns at most
-
-EVENTS = (
-    "published",
-    "delivered",
-    "redelivered",
-    "acked",
-    "nacked",
-    "lease-expired",
-    "rejected",
-    "expired",
-    "dead-lettered",
-    "redriven",
-)
-
-
-class TraceEvent(msgspec.Struct, kw_only=True, gc=False, omit_defaults=True):
-    """One thing that happened to one message (``event`` is one of ``EVENTS``)."""
-
-    seq: int  # grows by one per event of this broker run
-    time: float  # seconds since the epoch
-    event: str
-    topic: str
-    partition: int
-    offset: int
-    id: str  # the broker's message id
-    group: str | None = None
-    member: str | None = None
-    deliveries: int | None = None  # the delivery count (deliveries and what settles them)
-    reason: str | None = None  # the consumer's error, the reject or dead-letter reason
-    delay: float | None = None  # a nack's retry delay, seconds
-    target: str | None = None  # dead-lettered: the dead-letter topic
-    target_id: str | None = None  # dead-lettered: the copy's id there
-    # published only: who sent it and what ties it to other messages
-    origin: str | None = None  # the publishing connection (or "http", "broker")
-    msg_id: str | None = None
-    key: str | None = None
-    type: str | None = None  # tidings-type header: event, command, request, reply, ...
-    trace_id: str | None = None  # from the W3C traceparent header
-    parent_id: str | None = None  # the traceparent's span id
-    correlation_id: str | None = None
-    reply_to: str | None = None
-    source_id: str | None = None  # a dead-letter copy: the original message's id
 
 
 def _everything(topic: str) -> bool:
@@ -93,6 +53,33 @@ def trace_ids(traceparent: str | None) -> tuple[str | None, str | None]:
     return parts[1].lower(), parts[2].lower()
 
 
+# A ring entry: (seq, time, event, topic, partition, offset, id, group, member, deliveries,
+# x1, x2, x3, x4) where the x are, for published/redriven: origin, msg_id, key, headers; for
+# the others: reason, delay, target, target_id.
+Row = tuple
+_SEQ, _EVENT, _TOPIC, _PART, _OFFSET, _ID, _MSG_ID, _HEADERS = 0, 2, 3, 4, 5, 6, 11, 13
+_PUBLISHED = frozenset({"published", "redriven"})
+
+
+def _event(row: Row) -> TraceEvent:
+    seq, at, kind, topic, p, offset, mid, group, member, count, x1, x2, x3, x4 = row
+    if kind not in _PUBLISHED:
+        return TraceEvent(
+            seq=seq, time=at, event=kind, topic=topic, partition=p, offset=offset, id=mid,
+            group=group, member=member, deliveries=count, reason=x1, delay=x2 or None,
+            target=x3, target_id=x4,
+        )  # fmt: skip
+    headers = x4 or {}
+    trace_id, parent_id = trace_ids(headers.get(H.TRACEPARENT))
+    group = headers.get(H.REDRIVE_GROUP) if kind == "redriven" else None
+    return TraceEvent(
+        seq=seq, time=at, event=kind, topic=topic, partition=p, offset=offset, id=mid,
+        group=group, origin=x1, msg_id=x2, key=x3, type=headers.get(H.MESSAGE_TYPE),
+        trace_id=trace_id, parent_id=parent_id, correlation_id=headers.get(H.CORRELATION_ID),
+        reply_to=headers.get(H.REPLY_TO), source_id=headers.get(H.DLQ_ID),
+    )  # fmt: skip
+
+
 class Tracer:
     def __init__(
         self,
@@ -104,7 +91,7 @@ class Tracer:
     ) -> None:
         if size < 1:
             raise ValueError("the trace ring needs room for at least one event")
-        self.events: deque[TraceEvent] = deque(maxlen=size)
+        self.rows: deque[Row] = deque(maxlen=size)
         self.size = size
         self.set_sample(sample)
         self.covers = covers
@@ -119,23 +106,23 @@ class Tracer:
             raise ValueError("the trace sample must be in (0, 1]")
         self.sample = sample
         self._threshold = int(sample * 0x1_0000_0000)
+        self._all = self._threshold > 0xFFFF_FFFF
+
+    @property
+    def events(self) -> list[TraceEvent]:
+        """Every event the ring holds, oldest first."""
+        return [_event(row) for row in self.rows]
+
+    def __len__(self) -> int:
+        return len(self.rows)
 
     @property
     def dropped(self) -> int:
         """Events that fell off the ring."""
-        return self.seq - len(self.events)
+        return self.seq - len(self.rows)
 
     def sampled(self, message_id: str) -> bool:
-        if self._threshold > 0xFFFF_FFFF:
-            return True
-        return zlib.crc32(message_id.encode()) < self._threshold
-
-    def _add(self, event: TraceEvent) -> None:
-        self.events.append(event)
-
-    def _next(self) -> int:
-        self.seq += 1
-        return self.seq
+        return self._all or zlib.crc32(message_id.encode()) < self._threshold
 
     # -- events (the engine calls these for traced topics only) ------------------------------
 
@@ -143,57 +130,29 @@ class Tracer:
         self, topic: str, batches: dict[int, list[Record]], now: float, kind: str = "published"
     ) -> None:
         origin, self.origin = self.origin, None
+        append = self.rows.append
+        seq = self.seq
+        every = self._all
         for p, records in batches.items():
             for r in records:
-                if not self.sampled(r.id):
-                    continue
-                headers = r.headers
-                trace_id = parent_id = correlation = reply_to = kind_of = source = None
-                if headers:
-                    trace_id, parent_id = trace_ids(headers.get(H.TRACEPARENT))
-                    correlation = headers.get(H.CORRELATION_ID)
-                    reply_to = headers.get(H.REPLY_TO)
-                    kind_of = headers.get(H.MESSAGE_TYPE)
-                    source = headers.get(H.DLQ_ID)
-                self._add(
-                    TraceEvent(
-                        seq=self._next(),
-                        time=now,
-                        event=kind,
-                        topic=topic,
-                        partition=p,
-                        offset=r.offset,
-                        id=r.id,
-                        origin=origin,
-                        msg_id=r.msg_id,
-                        key=r.key,
-                        type=kind_of,
-                        trace_id=trace_id,
-                        parent_id=parent_id,
-                        correlation_id=correlation,
-                        reply_to=reply_to,
-                        source_id=source,
-                    )
-                )
+                if every or self.sampled(r.id):
+                    seq += 1
+                    append((seq, now, kind, topic, p, r.offset, r.id, None, None, None,
+                            origin, r.msg_id, r.key, r.headers))  # fmt: skip
+        self.seq = seq
 
-    def delivered(self, g: GroupState, member: Member, entry: Entry, record: Record, now: float):
-        if not self.sampled(record.id):
+    def delivered(
+        self, g: GroupState, member: Member, entry: Entry, record: Record, now: float
+    ) -> None:
+        if not (self._all or self.sampled(record.id)):
             return
-        self._add(
-            TraceEvent(
-                seq=self._next(),
-                time=now,
-                event="delivered" if entry.deliveries <= 1 else "redelivered",
-                topic=g.topic.name,
-                partition=entry.partition,
-                offset=entry.offset,
-                id=record.id,
-                group=g.name,
-                member=member.id,
-                deliveries=entry.deliveries,
-                reason="auto-ack" if g.spec.auto_ack else None,
-            )
-        )
+        self.seq += 1
+        count = entry.deliveries
+        self.rows.append(
+            (self.seq, now, "delivered" if count <= 1 else "redelivered", g.topic.name,
+             entry.partition, entry.offset, record.id, g.name, member.id, count,
+             "auto-ack" if g.spec.auto_ack else None, None, None, None)
+        )  # fmt: skip
 
     def settled(
         self,
@@ -218,32 +177,20 @@ class Tracer:
                 message_id = self._id_at(g.topic.name, entry.partition, entry.offset)
                 if message_id is None:
                     return
-        if not self.sampled(message_id):
+        if not (self._all or self.sampled(message_id)):
             return
         who = member if member is not None else entry.member
-        self._add(
-            TraceEvent(
-                seq=self._next(),
-                time=now,
-                event=event,
-                topic=g.topic.name,
-                partition=entry.partition,
-                offset=entry.offset,
-                id=message_id,
-                group=g.name,
-                member=who.id if who is not None else None,
-                deliveries=entry.deliveries,
-                reason=reason,
-                delay=delay or None,
-                target=target,
-                target_id=target_id,
-            )
-        )
+        self.seq += 1
+        self.rows.append(
+            (self.seq, now, event, g.topic.name, entry.partition, entry.offset, message_id,
+             g.name, who.id if who is not None else None, entry.deliveries, reason, delay,
+             target, target_id)
+        )  # fmt: skip
 
     def _id_at(self, topic: str, partition: int, offset: int) -> str | None:
-        for e in reversed(self.events):
-            if e.offset == offset and e.partition == partition and e.topic == topic:
-                return e.id
+        for row in reversed(self.rows):
+            if row[_OFFSET] == offset and row[_PART] == partition and row[_TOPIC] == topic:
+                return row[_ID]
         return None
 
     # -- queries -----------------------------------------------------------------------------
@@ -251,20 +198,34 @@ class Tracer:
     def message(self, wanted: str) -> list[TraceEvent]:
         """Every event of the message whose broker id or producer ``msg_id`` is ``wanted``
         (several messages when one producer id was published to several topics)."""
-        ids = {e.id for e in self.events if e.id == wanted or e.msg_id == wanted}
+        ids = {
+            row[_ID]
+            for row in self.rows
+            if row[_ID] == wanted or (row[_MSG_ID] == wanted and row[_EVENT] in _PUBLISHED)
+        }
         return self._of(ids)
+
+    def _linked(self, keep: Callable[[Row, str | None, str | None], bool]) -> set[str]:
+        """Ids of the published messages for which ``keep(row, correlation id, trace id)``."""
+        ids: set[str] = set()
+        for row in self.rows:
+            if row[_EVENT] not in _PUBLISHED:
+                continue
+            headers = row[_HEADERS]
+            if headers:
+                correlation = headers.get(H.CORRELATION_ID)
+                trace_id = trace_ids(headers.get(H.TRACEPARENT))[0]
+            else:
+                correlation = trace_id = None
+            if keep(row, correlation, trace_id):
+                ids.add(row[_ID])
+        return ids
 
     def conversation(self, wanted: str) -> list[TraceEvent]:
         """Every event of the messages whose correlation id or W3C trace id is ``wanted``."""
         want = wanted.strip()
         lower = want.lower()
-        ids = {
-            e.id
-            for e in self.events
-            if e.event in ("published", "redriven")
-            and (e.correlation_id == want or e.trace_id == lower)
-        }
-        return self._of(ids)
+        return self._of(self._linked(lambda row, c, t: c == want or t == lower))
 
     def related(self, events: Iterable[TraceEvent]) -> list[TraceEvent]:
         """Events of the other messages of the conversations ``events`` belong to (same
@@ -274,32 +235,47 @@ class Tracer:
         correlations = {e.correlation_id for e in events if e.correlation_id}
         traces = {e.trace_id for e in events if e.trace_id}
         copies = {e.target_id for e in events if e.target_id}
-        ids = {
-            e.id
-            for e in self.events
-            if e.event in ("published", "redriven")
-            and e.id not in own
-            and (
-                e.correlation_id in correlations
-                or e.trace_id in traces
-                or e.id in copies
-                or e.source_id in own
-            )
-        }
-        return self._of(ids)
 
-    def topic(self, topic: str | None, after: int = 0, limit: int = 1000) -> list[TraceEvent]:
-        """The events (of ``topic``, or all) with a sequence number above ``after``."""
-        out: list[TraceEvent] = []
-        for e in reversed(self.events):
-            if e.seq <= after:
+        def keep(row: Row, correlation: str | None, trace_id: str | None) -> bool:
+            mid = row[_ID]
+            if mid in own:
+                return False
+            if mid in copies or (correlation is not None and correlation in correlations):
+                return True
+            if trace_id is not None and trace_id in traces:
+                return True
+            headers = row[_HEADERS]
+            return bool(headers) and headers.get(H.DLQ_ID) in own
+
+        return self._of(self._linked(keep))
+
+    def topic(
+        self,
+        topic: str | None,
+        after: int = 0,
+        limit: int = 1000,
+        visible: Callable[[str], bool] | None = None,
+    ) -> tuple[list[TraceEvent], int]:
+        """The first ``limit`` events (of ``topic``, or of every topic ``visible`` admits)
+        with a sequence number above ``after`` (``after < 0``: the newest ``limit``), and the
+        sequence number to follow from."""
+        out: list[Row] = []
+        newest = after < 0
+        for row in reversed(self.rows):
+            if row[_SEQ] <= after or (newest and len(out) == limit):
                 break
-            if topic is None or e.topic == topic:
-                out.append(e)
+            name = row[_TOPIC]
+            if (topic is None or name == topic) and (visible is None or visible(name)):
+                out.append(row)
         out.reverse()
-        return out[:limit]
+        if newest:
+            return [_event(r) for r in out], self.seq
+        if len(out) > limit:
+            out = out[:limit]
+            return [_event(r) for r in out], out[-1][_SEQ]
+        return [_event(r) for r in out], max(self.seq, after)
 
     def _of(self, ids: set[str]) -> list[TraceEvent]:
         if not ids:
             return []
-        return [e for e in self.events if e.id in ids][:MAX_RESULTS]
+        return [_event(row) for row in self.rows if row[_ID] in ids][:MAX_RESULTS]

@@ -24,6 +24,7 @@ from . import (
     store,
     subscribe,
     topics,
+    trace,
     users,
 )
 
@@ -85,7 +86,7 @@ app.add_typer(users.app, name="user")
 app.add_typer(store.app, name="store")
 outbox.register(app)
 app.add_typer(services.app, name="services")
-for module in (broker, publish, subscribe, stats, demo, run, gateway):
+for module in (broker, publish, subscribe, stats, trace, demo, run, gateway):
     module.register(app)
 
 

@@ -31,6 +31,7 @@ from ..model import (
 )
 from ..resilience.pipeline import Pipeline
 from ..resilience.registry import policies
+from ..trace import Trace
 from ..transports import base as caps
 from ..transports.base import SubscribeOptions, Transport
 from ..transports.leasing import DEFAULT_MAX_LEASE_EXTENSION
@@ -309,6 +310,29 @@ class AsyncClient:
     async def group_info(self, topic: str, group: str) -> GroupInfo:
         await self._ready()
         return await self.transport.group_info(topic, group)
+
+    async def trace(
+        self,
+        message: str | None = None,
+        *,
+        conversation: str | None = None,
+        topic: str | None = None,
+        after: int = 0,
+        limit: int = 1000,
+    ) -> Trace:
+        """Ask the broker's message trace (tidings:// with ``--trace``; docs/tracing.md) about
+        one ``message`` (broker id or producer msg_id, with its conversation's other messages
+        in ``related``), a ``conversation`` (correlation id or W3C trace id), or a ``topic``'s
+        events after sequence number ``after`` (``">"``: every topic). Give exactly one."""
+        given = [(k, v) for k, v in (("message", message), ("conversation", conversation),
+                                     ("topic", topic)) if v is not None]  # fmt: skip
+        if len(given) != 1:
+            raise BadRequest("trace: give exactly one of message, conversation or topic")
+        kind, value = given[0]
+        if kind == "topic" and value == ">":
+            value = ""
+        await self._ready()
+        return await self.transport.trace(kind, value, after, limit)
 
     async def delete_group(self, topic: str, group: str) -> None:
         await self._ready()

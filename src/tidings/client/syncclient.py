@@ -23,6 +23,7 @@ from ..model import (
     TopicSpec,
 )
 from ..resilience.pipeline import Pipeline
+from ..trace import Trace
 from ..transports.base import Transport
 from ..transports.leasing import DEFAULT_MAX_LEASE_EXTENSION
 from .asyncclient import AsyncClient
@@ -257,6 +258,21 @@ class Client:
 
     def group_info(self, topic: str, group: str) -> GroupInfo:
         return self._portal.call(self._async.group_info(topic, group))
+
+    def trace(
+        self,
+        message: str | None = None,
+        *,
+        conversation: str | None = None,
+        topic: str | None = None,
+        after: int = 0,
+        limit: int = 1000,
+    ) -> Trace:
+        return self._portal.call(
+            self._async.trace(
+                message, conversation=conversation, topic=topic, after=after, limit=limit
+            )
+        )
 
     def delete_group(self, topic: str, group: str) -> None:
         self._portal.call(self._async.delete_group(topic, group))

@@ -60,6 +60,7 @@ LIST_GROUPS = 0x33
 DEAD_LETTERS = 0x34  # a group's dead letters that wait (not redriven, not discarded)
 REDRIVE = 0x35  # send a group's dead letters back to that group only
 DISCARD_DEAD_LETTERS = 0x36  # the purge: drop a group's dead letters for good
+TRACE = 0x38  # the message trace (docs/tracing.md)
 HEARTBEAT = 0x3E  # either direction, never answered
 
 # Frame types: server pushes (request id 0).
@@ -96,6 +97,7 @@ REQUEST_TYPES = frozenset(
         DEAD_LETTERS,
         REDRIVE,
         DISCARD_DEAD_LETTERS,
+        TRACE,
     }
 )
 UNANSWERED_TYPES = frozenset({HEARTBEAT, CREDIT})
@@ -133,6 +135,7 @@ FRAME_NAMES: dict[int, str] = {
     DEAD_LETTERS: "DEAD_LETTERS",
     REDRIVE: "REDRIVE",
     DISCARD_DEAD_LETTERS: "DISCARD_DEAD_LETTERS",
+    TRACE: "TRACE",
     HEARTBEAT: "HEARTBEAT",
     DELIVER: "DELIVER",
     SUB_CLOSED: "SUB_CLOSED",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import msgspec
 
 from ..model import DeadLetter, Delivery, GroupInfo, GroupSpec, Outgoing, TopicInfo, TopicSpec
+from ..trace import Trace
 from . import constants as c
 
 
@@ -196,6 +197,14 @@ class RedriveOf(_Array):
 
 class MessageIds(_Array):
     ids: list[str]
+class TraceQuery(_Array):
+    """What to trace: ``kind`` message (``value`` a broker id or producer msg_id),
+    conversation (a correlation id or W3C trace id) or topic (events after seq ``after``)."""
+
+    kind: str
+    value: str
+    after: int = 0
+    limit: int = 1000
 
 
 class WireDelivery(Delivery, array_like=True, gc=False):
@@ -263,6 +272,8 @@ BODY_TYPES: dict[int, type] = {
     c.REDRIVE | c.REPLY_BIT: MessageIds,
     c.DISCARD_DEAD_LETTERS: RedriveOf,
     c.DISCARD_DEAD_LETTERS | c.REPLY_BIT: MessageIds,
+    c.TRACE: TraceQuery,
+    c.TRACE | c.REPLY_BIT: Trace,
     c.DELIVER: Deliver,
     c.SUB_CLOSED: SubClosed,
 }

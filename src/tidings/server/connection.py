@@ -73,7 +73,7 @@ class ClientConnection(asyncio.Protocol):
                 who.append(f"user {self.user.name}")
             if self.client:
                 who.append(self.client)
-            self._origin = f"{self.id} ({', '.join(who)})"
+            self._origin = f"connection {self.id} ({', '.join(who)})"
         return self._origin
 
     # -- asyncio.Protocol --------------------------------------------------------------------

@@ -27,8 +27,10 @@ from ..protocol import decode_body
 from ..protocol import messages as m
 from ..protocol.framing import Frame
 from ..protocol.handshake import negotiate
+from ..trace import Trace
 from . import deadletters, replies, rights
 from .members import ServerMember
+from .tracing import lookup
 
 if TYPE_CHECKING:
     from .connection import ClientConnection
@@ -290,6 +292,13 @@ def list_groups(conn: ClientConnection, body: m.TopicName) -> m.GroupList:
     return m.GroupList(conn.broker.list_groups(body.name))
 
 
+def trace(conn: ClientConnection, body: m.TraceQuery) -> Trace:
+    if body.kind == "topic" and body.value:
+        rights.require_subscribe(conn, body.value)
+    tracer = conn.server.tracer
+    return lookup(tracer, body.kind, body.value, after=body.after, limit=body.limit, user=conn.user)
+
+
 def hello_again(conn: ClientConnection, body: m.Hello) -> None:
     raise ProtocolError("HELLO was already exchanged on this connection")
 
@@ -314,6 +323,7 @@ HANDLERS: dict[int, Callable[[ClientConnection, Any], Any]] = {
     c.DELETE_GROUP: delete_group,
     c.RESET_GROUP: reset_group,
     c.LIST_GROUPS: list_groups,
+    c.TRACE: trace,
     c.DEAD_LETTERS: deadletters.dead_letters,
     c.REDRIVE: deadletters.redrive,
     c.DISCARD_DEAD_LETTERS: deadletters.discard,

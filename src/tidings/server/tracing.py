@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..broker.tracing import Tracer
-from ..errors import BadRequest
-from .auth import check_pattern, matches
+from ..broker.tracing import MAX_RESULTS, Tracer
+from ..errors import BadRequest, NotFound
+from ..trace import Trace
+from .auth import User, check_pattern, matches
 
 if TYPE_CHECKING:
     from ..broker.engine import Broker
@@ -60,3 +61,44 @@ def configure(
     tracer.covers = _covers(patterns)
     tracer.patterns = patterns
     broker.set_tracer(tracer if patterns else None)
+
+
+KINDS = ("message", "conversation", "topic")
+
+
+def lookup(
+    tracer: Tracer,
+    kind: str,
+    value: str,
+    *,
+    after: int = 0,
+    limit: int = 1000,
+    user: User | None = None,
+) -> Trace:
+    """Answer a trace query (the protocol's TRACE, the HTTP API's /api/v1/trace routes) with
+    only the events of topics ``user`` may subscribe to. A message or conversation without
+    any is NotFound, with what to check."""
+    if kind not in KINDS:
+        raise BadRequest(f"trace kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    if not 1 <= limit <= MAX_RESULTS:
+        raise BadRequest(f"limit must be from 1 to {MAX_RESULTS}, got {limit}")
+
+    def visible(topic: str) -> bool:
+        return user is None or user.may("subscribe", topic)
+
+    if kind == "topic":
+        events, last = tracer.topic(value or None, after, limit, visible)
+        return Trace(events=events, last_seq=last, dropped=tracer.dropped)
+    found = tracer.message(value) if kind == "message" else tracer.conversation(value)
+    events = [e for e in found if visible(e.topic)]
+    if not events:
+        what = "message" if kind == "message" else "correlation id or trace id"
+        state = (
+            f"tracing covers {', '.join(tracer.patterns)}" if tracer.patterns else "tracing is off"
+        )
+        raise NotFound(
+            f"no trace of {what} {value!r}: {state} (start the broker with --trace, or PUT "
+            f"/api/v1/trace), and the ring keeps the last {tracer.size:,} events"
+        )
+    related = [e for e in tracer.related(events) if visible(e.topic)] if kind == "message" else []
+    return Trace(events=events, related=related, last_seq=tracer.seq, dropped=tracer.dropped)

@@ -28,6 +28,7 @@ from ..model import (
     TopicInfo,
     TopicSpec,
 )
+from ..trace import Trace
 from .leasing import DEFAULT_MAX_LEASE_EXTENSION
 
 # Capability names. A transport lists the ones it supports exactly as the built-in broker does.
@@ -204,6 +205,14 @@ class Transport(abc.ABC):
             f"{self.scheme}:// cannot list or redrive a group's dead letters yet: read the "
             "dead-letter topic (<topic>.<group>.dlq) with subscribe() and republish what you "
             "need, or run the group on tidings:// (see docs/transports.md)"
+        )
+
+    async def trace(self, kind: str, value: str, after: int = 0, limit: int = 1000) -> Trace:
+        from ..errors import Unsupported
+
+        raise Unsupported(
+            f"{self.scheme}:// keeps no message trace: the built-in broker does (tidings://, "
+            "started with --trace)"
         )
 
     # request/reply support

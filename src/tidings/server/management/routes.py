@@ -16,6 +16,7 @@ from .dashboard import dashboard_routes
 from .endpoints import error_response, not_found, routes
 from .metrics import CONTENT_TYPE, Metrics
 from .openapi import document
+from .traces import ENDPOINTS as TRACE_ENDPOINTS
 
 if TYPE_CHECKING:
     from ..app import BrokerServer
@@ -25,7 +26,8 @@ ANY_METHOD = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 def management_routes(server: BrokerServer) -> list[BaseRoute]:
     metrics = Metrics(server)
-    spec = document(ENDPOINTS, server.version)
+    endpoints = [*ENDPOINTS, *TRACE_ENDPOINTS]
+    spec = document(endpoints, server.version)
 
     async def scrape(request: Request) -> Response:
         try:
@@ -41,7 +43,7 @@ def management_routes(server: BrokerServer) -> list[BaseRoute]:
     return [
         Route("/metrics", scrape),
         Route(PREFIX + "/openapi.json", openapi),
-        *routes(server, ENDPOINTS),
+        *routes(server, endpoints),
         Route(PREFIX + "/{rest:path}", not_found, methods=ANY_METHOD),
         *dashboard_routes(server),
     ]

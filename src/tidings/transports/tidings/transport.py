@@ -33,6 +33,7 @@ from ...errors import (
 from ...model import DeadLetter, GroupInfo, GroupSpec, Outgoing, Receipt, TopicInfo, TopicSpec
 from ...protocol import constants as c
 from ...protocol import messages as m
+from ...trace import Trace
 from ..base import SubscribeOptions, Transport
 from .connection import Connection, Disconnected
 from .deadlines import Deadlines, Expired, expire
@@ -338,6 +339,9 @@ class NativeTransport(Transport):
         self, topic: str, group: str, start: str = "earliest", start_value: float | None = None
     ) -> None:
         await self.call(c.RESET_GROUP, m.ResetGroup(topic, group, start, start_value))
+
+    async def trace(self, kind: str, value: str, after: int = 0, limit: int = 1000) -> Trace:
+        return await self.call(c.TRACE, m.TraceQuery(kind, value, after, limit))
 
     async def list_groups(self, topic: str) -> list[GroupSpec]:
         reply: m.GroupList = await self.call(c.LIST_GROUPS, m.TopicName(topic))
