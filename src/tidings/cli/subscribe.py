@@ -3,6 +3,7 @@ not: ``--no-ack`` leaves them to the group, which gets them back when the comman
 
 from __future__ import annotations
 
+import sys
 import time
 from typing import Annotated, Any
 
@@ -40,6 +41,15 @@ def message_data(msg: Message) -> dict[str, Any]:
     }
 
 
+def waiting_line(topic: str, group: str, seen: int, count: int | None) -> str:
+    """What an idle ``tidings sub`` without --timeout says on stderr (once)."""
+    got = f"{seen} of {count} received" if count is not None else f"{seen} received"
+    return (
+        f"waiting for messages on {topic} (group {group}; {got}); Ctrl-C to stop, or give "
+        "--timeout S"
+    )
+
+
 def sub(
     ctx: typer.Context,
     topic: Annotated[str, typer.Argument(help="Topic to consume.")],
@@ -63,6 +73,7 @@ def sub(
     position: str | int = int(start) if start.isdigit() else start
     out = console()
     seen = 0
+    said_waiting = False
     with client_for(st) as client:
         subscription = client.subscribe(
             topic,
@@ -82,6 +93,9 @@ def sub(
                 if msg is None:
                     if timeout is not None and time.monotonic() - idle_since >= timeout:
                         break
+                    if timeout is None and not said_waiting:  # idle for a second: say so
+                        said_waiting = True
+                        print(waiting_line(topic, group, seen, count), file=sys.stderr, flush=True)
                     continue
                 idle_since = time.monotonic()
                 seen += 1

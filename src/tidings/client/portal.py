@@ -4,11 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import threading
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+
+
+async def _cancel_remaining() -> None:
+    """Cancel every other task of the running loop and wait until they have ended."""
+    me = asyncio.current_task()
+    tasks = [task for task in asyncio.all_tasks() if task is not me]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    await asyncio.get_running_loop().shutdown_asyncgens()
 
 
 class LoopThread:
@@ -64,9 +75,15 @@ class LoopThread:
         return done
 
     def stop(self) -> None:
-        """Stop the loop and join the thread. Safe to call twice."""
+        """Cancel what still runs on the loop (as ``asyncio.run`` does at its end), stop it
+        and join the thread. Safe to call twice."""
         if not self._thread.is_alive():
             return
+        if threading.current_thread() is not self._thread:
+            # Background tasks (memory://'s in-process broker, for one) would otherwise be
+            # destroyed pending with the loop: "Task was destroyed but it is pending!"
+            with contextlib.suppress(Exception):
+                self.call(_cancel_remaining(), timeout=10)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join()
         self.loop.close()
