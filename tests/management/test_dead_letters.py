@@ -94,3 +94,19 @@ async def test_rights_over_http(secured):
     with secured.client(headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as admin:
         assert admin.get(path).json()[0]["id"] == only  # the refusals changed nothing
         assert admin.post(path + "/redrive").json()["ids"] == [only]
+
+
+async def test_a_change_from_another_sites_page_is_refused(open_broker):
+    topic = "orders.http.csrf"
+    [only] = await _dead_letter(open_broker.url, topic, [b"o-1"])
+    path = BASE.format(topic=topic, group="billing")
+    with open_broker.client() as http:
+        for evil in ("https://evil.example", "null"):
+            r = http.post(path + "/purge", headers={"Origin": evil})
+            assert r.status_code == 403, r.text
+            assert "refused" in r.json()["message"]
+        assert [
+            d["id"] for d in http.get(path, headers={"Origin": "https://x.example"}).json()
+        ] == [only]  # reading is not a change
+        own = open_broker.base
+        assert http.post(path + "/redrive", headers={"Origin": own}).json()["ids"] == [only]

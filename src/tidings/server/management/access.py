@@ -117,3 +117,22 @@ def require_some(user: User | None, request: Request, topic: str) -> None:
 def require(user: User | None, request: Request, action: str, topic: str) -> None:
     refuse_reply(topic)
     _require(user, action, topic, who(request))
+
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def refuse_cross_site(request: Request) -> None:
+    """A browser's request that changes something must come from the broker's own pages: a
+    page of another site could otherwise make a logged-in browser (Basic credentials are
+    remembered per origin) purge or redrive. Browsers name the page's origin in ``Origin``;
+    clients that send none (curl, httpx, scripts) are not affected."""
+    origin = request.headers.get("origin")
+    if request.method in SAFE_METHODS or origin is None:
+        return
+    own = f"{request.url.scheme}://{request.headers.get('host', '')}"
+    if origin != own:
+        raise Forbidden(
+            f"a {request.method} from a page of {origin} is refused: the management API only "
+            "takes changes from the broker's own pages or from clients that send no Origin"
+        )

@@ -1,5 +1,6 @@
 """The dashboard at ``/``: server-rendered pages (overview, topics, one topic with its
-partitions, groups and a message browser that reads dead-letter topics too) with one small
+partitions, groups and a message browser that reads dead-letter topics too; a group's dead
+letters with redrive and purge buttons, see ``dashboard_deadletters``) with one small
 vendored script (``static/dashboard.js``) that refreshes the live parts in place. Same users
 and rights as the API (a browser asks for Basic credentials when the broker has users)."""
 
@@ -18,6 +19,7 @@ from starlette.routing import BaseRoute, Route
 from ...errors import NotFound, TidingsError
 from ...headers import dead_letter_topic
 from . import access
+from . import dashboard_deadletters as deadletters
 from .endpoints import Query, parse_query
 
 if TYPE_CHECKING:
@@ -88,7 +90,11 @@ def _group_rows(t: TopicInfo, known: set[str]) -> list[list[str]]:
         dlq = dead_letter_topic(t.name, g.name)
         if g.spec is not None and g.spec.dead_letter_topic:
             dlq = g.spec.dead_letter_topic
-        rows.append(_group_row(g, _link(dlq) if dlq in known else "-"))
+        cell = "-"
+        if dlq in known:
+            letters = f"<a href='{deadletters.page_path(t.name, g.name)}'>dead letters</a>"
+            cell = f"{_link(dlq)} ({letters})"
+        rows.append(_group_row(g, cell))
     return rows
 
 
@@ -228,6 +234,14 @@ def dashboard_routes(server: BrokerServer) -> list[BaseRoute]:
             f"<div id='messages' data-live>{table}</div>{more}"
         )
 
+    async def group_dead_letters(request: Request) -> Response:
+        async def render(user) -> Response:
+            topic, group = request.path_params["topic"], request.path_params["group"]
+            body = deadletters.render(server, user, request, topic, group)
+            return _page(f"Dead letters of {group} on {topic}", body)
+
+        return await guarded(request, render)
+
     script = resources.files(__package__).joinpath("static/dashboard.js").read_bytes()
 
     async def js(request: Request) -> Response:
@@ -237,5 +251,6 @@ def dashboard_routes(server: BrokerServer) -> list[BaseRoute]:
         Route("/", overview),
         Route("/topics", topics),
         Route("/topics/{topic}", topic),
+        Route("/topics/{topic}/groups/{group}/dead-letters", group_dead_letters),
         Route("/static/dashboard.js", js),
     ]

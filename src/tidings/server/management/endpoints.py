@@ -22,7 +22,7 @@ from starlette.routing import Route
 
 from ...errors import BadRequest, InvalidPayload, MessageTooLarge, NotFound, TidingsError
 from ..auth import User
-from .access import authenticate
+from .access import authenticate, refuse_cross_site
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -138,6 +138,7 @@ def _encode(result: Any) -> bytes:
 def _run(server: BrokerServer, endpoint: Endpoint) -> Callable[[Request], Awaitable[Response]]:
     async def run(request: Request) -> Response:
         try:
+            refuse_cross_site(request)
             user = await authenticate(server, request)
             query = parse_query(endpoint.query, request)
             body = (

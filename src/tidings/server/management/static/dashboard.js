@@ -20,4 +20,30 @@
       .finally(function () { window.setTimeout(refresh, every); });
   }
   window.setTimeout(refresh, every);
+  // Buttons with data-post (redrive, purge) post their JSON body to the API, say the answer
+  // and reload; delegated, so buttons swapped in by the refresh work too.
+  document.addEventListener("click", function (ev) {
+    var button = ev.target.closest ? ev.target.closest("button[data-post]") : null;
+    if (!button) { return; }
+    var ask = button.getAttribute("data-confirm");
+    if (ask && !window.confirm(ask)) { return; }
+    var result = document.getElementById("dl-result");
+    button.disabled = true;
+    fetch(button.getAttribute("data-post"), {
+      method: "POST", credentials: "same-origin",
+      headers: { "Content-Type": "application/json" },
+      body: button.getAttribute("data-body") || "{}"
+    })
+      .then(function (r) { return r.json().then(function (j) { return [r.ok, j]; }); })
+      .then(function (answer) {
+        var ok = answer[0], j = answer[1];
+        if (result) {
+          result.textContent = ok ? (j.count + " done: " + j.ids.join(", ")) : j.message;
+          result.className = ok ? "" : "alarm";
+        }
+        if (ok) { window.setTimeout(function () { window.location.reload(); }, 500); }
+      })
+      .catch(function (err) { if (result) { result.textContent = err.message; } })
+      .finally(function () { button.disabled = false; });
+  });
 })();
