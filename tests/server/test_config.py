@@ -78,3 +78,15 @@ def test_the_server_runs_its_broker_with_the_deliver_policy(tmp_path):
         server = BrokerServer(ServerConfig(data_dir=str(tmp_path / deliver), deliver=deliver))
         assert server.runtime.deliver == deliver
         assert server.runtime.broker.deliver_after_sync is (deliver == "durable")
+
+
+def test_a_data_path_that_is_a_file_is_refused_with_what_to_give(tmp_path):
+    """It failed when the store opened, with a bare 'File exists' (or 'Not a directory')."""
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    with pytest.raises(BadRequest, match=r"--data .*afile is a file; give a directory"):
+        config_from(["--data", str(afile)], environ={})
+    with pytest.raises(BadRequest, match=r"afile/sub: .*afile is a file; give a directory"):
+        config_from(["--data", str(afile / "sub")], environ={})
+    assert config_from(["--data", str(afile), "--memory"], environ={}).memory  # not used
+    assert config_from(["--data", str(tmp_path / "new" / "dir")], environ={})  # created later

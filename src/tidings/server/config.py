@@ -85,7 +85,21 @@ class ServerConfig:
             raise BadRequest(f"--trace-size must be at least 1 event, got {self.trace_size}")
         if (self.tls_key or self.tls_client_ca) and not self.tls_cert:
             raise BadRequest("--tls-key and --tls-client-ca need --tls-cert")
+        if not self.memory:
+            check_data_dir(self.data_dir)
         return self
+
+
+def check_data_dir(path: str) -> None:
+    """BadRequest when ``path`` (or a parent of it) is an existing file: the store would fail
+    with a bare "File exists" / "Not a directory"."""
+    if os.path.isfile(path):
+        raise BadRequest(f"--data {path} is a file; give a directory (it is created if missing)")
+    parent = os.path.dirname(os.path.abspath(path))
+    while parent and not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if parent and os.path.isfile(parent):
+        raise BadRequest(f"--data {path}: {parent} is a file; give a directory")
 
 
 # option name -> (environment variable, type, help): the one option set of both entry points,
