@@ -189,13 +189,22 @@ TARGETS = [
 ]
 
 
-def targets(results: Results) -> str:
+SMOKE_NOTE = (
+    "smoke: targets not judged (the smoke profile's counts prove the harness works; they are "
+    "too small to measure speed: run `tidings bench --quick` or the full profile)"
+)
+
+
+def targets(results: Results, judged: bool = True) -> str:
+    """The targets table; ``judged=False`` (the smoke profile) shows the values but no verdict."""
     med = medians(results)
     lines = ["| target | tidings | bar | met |", "|---|---|---|---|"]
     for t in TARGETS:
         value, bar = t.check(med)
         if value is None or bar is None:
             verdict = "not measured"
+        elif not judged:
+            verdict = "not judged (smoke)"
         else:
             verdict = "yes" if (value >= bar if t.higher else value <= bar) else "**no**"
         lines.append(f"| {t.name} | {fmt(value, t.unit)} | {fmt(bar, t.unit)} | {verdict} |")
@@ -207,9 +216,12 @@ def markdown(
     engines: list[str],
     errors: dict[str, dict[str, str]],
     header: str,
+    judged: bool = True,
 ) -> str:
     parts = [header, "", table(results, engines, errors), "", "### Targets", ""]
-    parts.append(targets(results))
+    if not judged:
+        parts += [SMOKE_NOTE, ""]
+    parts.append(targets(results, judged))
     failed = [f"- {e} / {w}: {msg}" for e, ws in errors.items() for w, msg in ws.items()]
     if failed:
         parts += ["", "### Errors", "", *failed]

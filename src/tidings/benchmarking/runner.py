@@ -183,7 +183,9 @@ def main(argv: list[str] | None = None) -> int:
             indent=2,
         )
     else:
-        text = markdown(results, engines, errors, header(profile, repeat, versions))
+        text = markdown(
+            results, engines, errors, header(profile, repeat, versions), profile is not SMOKE
+        )
     print(text)
     if args.output is not None:
         args.output.write_text(text + "\n")
