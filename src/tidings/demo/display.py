@@ -79,7 +79,7 @@ class Display:
         line = f"{self.elapsed():5.1f}s  {text}"
         self.story.append(line)
         if not self.quiet and self._live is None:
-            self.console.print(line, markup=False)
+            self.console.print(line, markup=False, soft_wrap=True)  # a log: never wrapped
 
     def tick(self) -> None:
         """Called after every poll: prints a progress line every 2 s when not live."""
@@ -93,7 +93,8 @@ class Display:
             f"{g.name} {g.done:,}/{g.total:,} (queued {g.ready:,}, {g.rate:,.0f}/s)"
             for g in self.groups.values()
         ]
-        self.console.print(f"{self.elapsed():5.1f}s    " + "; ".join(parts), markup=False)
+        line = f"{self.elapsed():5.1f}s    " + "; ".join(parts)
+        self.console.print(line, markup=False, soft_wrap=True)
 
     def render(self) -> Group:
         table = Table(title="order.refunded: one group per service", title_justify="left",

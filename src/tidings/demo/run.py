@@ -59,7 +59,8 @@ def render_summary(summary: dict[str, Any], console: Console | None = None) -> N
     console.print(
         f"broker dropped {summary['broker_duplicates']} duplicate publishes (same msg_id within "
         f"the dedup window); {summary['resent_after_window']} re-sends after the window were "
-        "skipped by the idempotent consumers"
+        "skipped by the idempotent consumers",
+        soft_wrap=True,
     )
     if summary.get("elapsed_seconds") is not None:
         console.print(f"played in {summary['elapsed_seconds']:.1f}s")
