@@ -175,3 +175,21 @@ async def test_a_client_sending_whole_frames_slowly_is_kept(tmp_path):
             reply = await asyncio.wait_for(raw.reader.read(1 << 16), 2)
             assert reply, "the broker closed a client that sends whole frames"
         raw.writer.close()
+
+
+async def test_a_redrive_is_refused_while_the_disk_alarm_is_raised(tmp_path):
+    async with serving(tmp_path) as (server, t):
+        await t.create_topic(TopicSpec(name="t"))
+        await t.publish("t", [Outgoing(b"poison")])
+        sub = await t.subscribe(GroupSpec(topic="t", name="g", max_deliveries=1))
+        await (await sub.next(timeout=5)).reject("bad")
+        await sub.close()
+        await _wait_for(lambda: server.runtime.broker.dead_letters("t", "g") != [])
+        server.alarms.disk_free_limit = 1 << 60  # never that much free
+        await _wait_for(lambda: server.alarms.disk is not None, timeout=15)
+        with pytest.raises(StorageFull, match="below its --disk-free-limit"):
+            await t.redrive("t", "g")
+        assert len(await t.dead_letters("t", "g")) == 1  # listing still works; nothing moved
+        server.alarms.disk_free_limit = 1
+        await _wait_for(lambda: server.alarms.disk is None, timeout=15)
+        assert len(await t.redrive("t", "g")) == 1

@@ -81,10 +81,11 @@ class RedriveMixin:
         # gone back already: redriven or discarded, or moved by 'tidings dlq replay'
         done = [t.groups[name] for name in (REDRIVE_GROUP, H.REPLAY_GROUP) if name in t.groups]
         out: list[tuple[int, Record]] = []
-        for p, part in enumerate(t.parts):
-            cursors = [g.cursors[p] for g in done]
+        for p, part in enumerate(t.parts):  # the oldest ``limit`` of each partition, then
+            cursors = [g.cursors[p] for g in done]  # the oldest ``limit`` of them all
             offset = max([part.first, *(c.floor for c in cursors)])
-            while offset < part.next and len(out) < limit:
+            found = 0
+            while offset < part.next and found < limit:
                 records = self.store.read(dlq, p, offset, _READ_CHUNK)  # type: ignore[attr-defined]
                 if not records:
                     break
@@ -94,11 +95,12 @@ class RedriveMixin:
                     hd = record.headers
                     if hd.get(H.DLQ_TOPIC) == topic and hd.get(H.DLQ_GROUP) == group:
                         out.append((p, record))
-                        if len(out) >= limit:
+                        found += 1
+                        if found >= limit:
                             break
                 offset = records[-1].offset + 1
         out.sort(key=lambda pr: pr[1].timestamp)
-        return out
+        return out[:limit]
 
     def dead_letters(self, topic: str, group: str, limit: int = 100) -> list[DeadLetter]:
         """The dead letters of ``group`` on ``topic`` that were not redriven, oldest first."""

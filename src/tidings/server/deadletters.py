@@ -33,6 +33,7 @@ def dead_letters(conn: ClientConnection, body: m.DeadLettersOf) -> m.DeadLetterL
 def redrive(conn: ClientConnection, body: m.RedriveOf) -> Coroutine[Any, Any, m.MessageIds]:
     rights.require_write_target(conn, body.topic, "redrive target")
     _check_limit(body.limit)
+    conn.server.alarms.refuse_publish()  # a redrive writes: not while an alarm is raised
     conn.broker.dead_letter_topic_of(body.topic, body.group)  # NotFound before the task
 
     async def run() -> m.MessageIds:

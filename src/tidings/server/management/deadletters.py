@@ -48,6 +48,7 @@ async def redrive(call: Call) -> Redriven:
     topic, group = call.path["topic"], call.path["group"]
     access.require(call.user, call.request, "publish", topic)
     body: DeadLetterSelection = call.body
+    call.server.alarms.refuse_publish()  # a redrive writes: not while an alarm is raised
     ids = await call.server.runtime.redrive(topic, group, body.ids, body.limit)
     return Redriven(count=len(ids), ids=ids)
 
