@@ -14,9 +14,10 @@ same broker takes them; the paths, side by side in one run:
 on SQLite (a file) and on PostgreSQL (a cluster the run starts: fsync on, ``wal_level=logical``).
 Two phases per path: **throughput**, 8 writer tasks with one message per transaction (rows/s
 committed, and rows/s until the consumer had the last one); **latency**, one transaction every
-1/rate s, timed from the commit (for the publish paths: from the moment the row committed, or
-the publish was called) until the consumer has the message; p50/p99. Also the relay's CPU
-time, PostgreSQL's (server and backends), and the WAL written per row and retained by the slot.
+1/rate s, timed from the commit's start (for the publish paths: from the moment the row
+committed, or the publish was called) until the consumer has the message; p50/p99. Also the
+relay's CPU time, PostgreSQL's (server and backends), and the WAL written per row and retained
+by the slot.
 
 Options: ``--quick`` / ``--smoke`` (smaller counts), ``--rate N`` (latency phase),
 ``--no-postgres``, ``--json``. Bounded: every wait has a deadline; every server binds
@@ -188,7 +189,10 @@ class Setup:
         async with self.svc.transaction() as tx:
             tx.execute(self.insert, {"i": row})
             await tx.publish(topic, {"i": i})
-        return time.perf_counter()
+            t = time.perf_counter()  # the commit starts as the block ends
+        # not after the block: a tail relay can deliver the row before this task is resumed
+        # from the commit, which made latencies negative
+        return t
 
     def _commit_row(self, row: int) -> None:
         with self.engine.begin() as conn:
