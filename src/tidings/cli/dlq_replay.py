@@ -4,9 +4,10 @@ Replay reads a dead-letter topic through the group ``tidings-replay``, republish
 message to the topic named in its ``tidings-dlq-topic`` header (without the ``tidings-dlq-*``
 headers, with the message id ``replay-<dead letter id>``) and acknowledges it only after the
 broker confirmed the republish, so a replay that is interrupted resumes where it stopped,
-loses nothing and republishes nothing twice (within the origin's dedup window). Every group
-of the origin topic receives a replayed message; ``tidings dlq redrive`` sends a group's dead
-letters back to that group only.
+loses nothing and republishes nothing twice (within the origin's dedup window); dead letters
+a redrive or purge already took care of are skipped. Every group of the origin topic
+receives a replayed message; ``tidings dlq redrive`` sends a group's dead letters back to
+that group only.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from .. import headers as h
-from ..errors import BadRequest
+from ..errors import BadRequest, NotFound
 from ..model import Outgoing
 from .connection import client_for
 from .dlq import REPLAY_GROUP, _replay_lag, app
@@ -38,6 +39,36 @@ def replay_message(msg) -> tuple[str, Outgoing]:
     return origin, Outgoing(msg.body, msg.key, headers, f"replay-{msg.id}")
 
 
+GUARD_LIMIT = 10_000  # dead letters listed per group to know which still wait
+
+
+class _StillWaiting:
+    """Which dead letters a replay may send: not those a redrive or purge already took care
+    of (they stay in the topic). Dead letters that arrive while the replay runs sit past the
+    offsets the topic had when it started, so they are replayed without asking."""
+
+    def __init__(self, client, info) -> None:
+        self.client = client
+        self.end = {p.partition: p.next_offset for p in info.partitions}  # before any listing
+        self.ids: dict[tuple[str, str], set[str] | None] = {}
+
+    def __call__(self, msg) -> bool:
+        hd = msg.headers
+        origin, group = hd.get(h.DLQ_TOPIC), hd.get(h.DLQ_GROUP)
+        if not origin or not group or msg.offset >= self.end.get(msg.partition, 0):
+            return True
+        key = (origin, group)
+        if key not in self.ids:
+            try:
+                letters = self.client.dead_letters(origin, group, limit=GUARD_LIMIT)
+            except NotFound:  # the group is gone: nothing to ask
+                letters = None
+            full = letters is None or len(letters) >= GUARD_LIMIT
+            self.ids[key] = None if full else {d.id for d in letters}
+        waiting = self.ids[key]
+        return waiting is None or (hd.get(h.DLQ_ID) or msg.id) in waiting
+
+
 @app.command(
     "replay",
     help="""Move the messages of a dead-letter topic back to their origin topic.
@@ -46,7 +77,8 @@ Each message is acknowledged only after its republish is confirmed, so an interr
 resumes where it stopped; its message id is 'replay-<dead letter id>', so a message that was
 republished but not yet acknowledged is dropped by the broker the second time. The replayed
 message reaches every group of the origin topic; to send a group's dead letters back to that
-group alone, use 'tidings dlq redrive TOPIC --group G'.
+group alone, use 'tidings dlq redrive TOPIC --group G'. Dead letters already redriven or
+purged are skipped (counted as skipped).
 
 Example:
 
@@ -62,10 +94,11 @@ def replay(
     as_json: JsonOpt = False,
 ) -> None:
     st = state(ctx, url, as_json)
-    replayed = already = 0
+    replayed = already = skipped = 0
     targets: dict[str, int] = {}
     with client_for(st) as client:
         info = client.topic_info(topic)
+        still_waiting = _StillWaiting(client, info)
         total = _replay_lag(client, topic, info.messages)
         if limit is not None:
             total = min(total, limit)
@@ -83,6 +116,11 @@ def replay(
                     msg = sub.next(timeout=1.0)
                     if msg is None:
                         break
+                    if not still_waiting(msg):  # redriven or purged: it went back already
+                        msg.ack()
+                        skipped += 1
+                        progress.advance(task)
+                        continue
                     origin, out = replay_message(msg)
                     [receipt] = client.publish_many(origin, [out])
                     msg.ack()  # only now: the republish is confirmed (or was, earlier)
@@ -95,6 +133,8 @@ def replay(
         finally:
             sub.close()
     data = {"topic": topic, "replayed": replayed, "already_replayed": already, "to": targets}
+    if skipped:
+        data["skipped_redriven_or_purged"] = skipped
     if st.json:
         show(st, data, None)
         return
@@ -103,3 +143,5 @@ def replay(
     out.print(f"replayed {replayed} message(s): {dest}")
     if already:
         out.print(f"{already} message(s) had been replayed before (dropped as duplicates)")
+    if skipped:
+        out.print(f"{skipped} dead letter(s) skipped: they were redriven or purged already")
