@@ -10,6 +10,7 @@ from tidings.errors import (
     InvalidName,
     MessageTooLarge,
     NotFound,
+    TopicConflict,
     TopicFull,
 )
 from tidings.model import GroupSpec, Outgoing, TopicSpec
@@ -239,3 +240,20 @@ def test_delete_topic_drops_groups_and_members(env: Env) -> None:
     b.create_topic(TopicSpec(name="t"))
     assert b.list_groups("t") == []
     assert b.topic_info("t").messages == 0
+
+
+def test_redeclaring_with_other_given_settings_is_refused_by_the_broker(env: Env) -> None:
+    """The broker itself checks the settings a declaration gave (for every client of the
+    protocol, not only the Python client): before, exist_ok returned the existing topic."""
+    b = env.broker
+    spec = b.create_topic(TopicSpec(name="big", max_age=3600.0))
+    with pytest.raises(TopicConflict, match=r"partitions=1 \(asked 8\); nothing was changed"):
+        b.create_topic(TopicSpec(name="big", partitions=8), exist_ok=True, given=["partitions"])
+    same = TopicSpec(name="big", partitions=1, max_age=3600.0)
+    assert b.create_topic(same, exist_ok=True, given=["partitions", "max_age"]) == spec
+    # settings not given are not compared: a bare declaration accepts the topic as it is
+    assert b.create_topic(TopicSpec(name="big", partitions=8), exist_ok=True, given=[]) == spec
+    assert b.create_topic(TopicSpec(name="big", partitions=8), exist_ok=True) == spec
+    with pytest.raises(BadRequest, match="unknown topic settings shards"):
+        b.create_topic(TopicSpec(name="big"), exist_ok=True, given=["shards"])
+    assert b.topic_info("big").spec.partitions == 1

@@ -40,6 +40,7 @@ from .groups import GroupState
 from .members import Member
 from .membership import MembershipMixin
 from .msgids import MessageIds
+from .redeclaration import check_redeclaration, given_settings
 from .redrive import RedriveMixin
 from .retention import RetentionMixin
 from .stats import StatsMixin
@@ -196,13 +197,21 @@ class Broker(DeliveryMixin, GroupsMixin, MembershipMixin, RedriveMixin, Retentio
         return t
 
     def create_topic(
-        self, spec: TopicSpec, *, exist_ok: bool = False, owner: object = None
+        self,
+        spec: TopicSpec,
+        *,
+        exist_ok: bool = False,
+        owner: object = None,
+        given: Sequence[str] | None = None,
     ) -> TopicSpec:
+        """Create the topic. With ``exist_ok`` an existing one is returned, unless the
+        settings named in ``given`` (those the caller chose) differ: TopicConflict."""
         spec.validate()
         existing = self._topics.get(spec.name)
         if existing is not None:
             if exist_ok:
-                return existing.spec
+                asked = given_settings(spec, given or ())
+                return check_redeclaration(existing.spec, asked)
             raise AlreadyExists(f"topic {spec.name!r} already exists")
         self.store.put_topic(spec)
         self._load_topic(spec, owner)

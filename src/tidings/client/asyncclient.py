@@ -13,6 +13,7 @@ from typing import Any
 
 import msgspec
 
+from ..broker.redeclaration import check_redeclaration
 from ..errors import BadRequest, Closed
 from ..ids import default_snowflake
 from ..model import (
@@ -39,7 +40,6 @@ from ..transports.registry import resolve_url, transport_for
 from .checks import (
     Body,
     as_bytes,
-    check_redeclaration,
     check_timing,
     prepare,
     require_group_capabilities,
@@ -149,8 +149,8 @@ class AsyncClient:
         if spec.replicas > 1:
             self.transport.require(caps.CAP_REPLICAS, "replicas > 1")
         await self._ready()
-        created = await self.transport.create_topic(spec, exist_ok=exist_ok)
-        return check_redeclaration(created, asked)
+        created = await self.transport.create_topic(spec, exist_ok=exist_ok, given=list(asked))
+        return check_redeclaration(created, asked)  # for transports that do not check
 
     async def delete_topic(self, name: str) -> None:
         await self._ready()

@@ -8,8 +8,8 @@ from typing import Any
 
 import msgspec
 
-from ..errors import BadRequest, TopicConflict
-from ..model import GroupSpec, Outgoing, TopicSpec
+from ..errors import BadRequest
+from ..model import GroupSpec, Outgoing
 from ..transports import base as caps
 from ..transports.base import Transport
 
@@ -75,25 +75,3 @@ def require_group_capabilities(transport: Transport, spec: GroupSpec) -> None:
         need(caps.CAP_START_TIME, "start at a time")
     if spec.dead_letter_expired:
         need(caps.CAP_DEAD_LETTER_EXPIRED, "dead_letter_expired=True")
-
-
-def check_redeclaration(existing: TopicSpec, asked: dict[str, Any]) -> TopicSpec:
-    """Refuse re-declaring a topic with settings (the ones the caller gave) that differ from
-    the existing topic's; an identical re-declaration returns the existing spec."""
-    differ = []
-    for field, wanted in asked.items():
-        have = getattr(existing, field)
-        same = (
-            abs(have - wanted) < 1e-6
-            if isinstance(have, float) and isinstance(wanted, int | float)
-            else have == wanted
-        )
-        if not same:
-            differ.append(f"{field}={have!r} (asked {wanted!r})")
-    if differ:
-        raise TopicConflict(
-            f"topic {existing.name!r} already exists with different settings: "
-            f"{', '.join(differ)}; nothing was changed. Declare it as it is, or delete it "
-            "and create it again (its messages are lost)"
-        )
-    return existing

@@ -80,6 +80,9 @@ class ServerStats(msgspec.Struct, kw_only=True):
 class CreateTopic(_Array):
     spec: TopicSpec
     exist_ok: bool = False
+    # the settings the caller chose: with exist_ok, the broker refuses an existing topic whose
+    # values of these differ (TopicConflict); None compares none (older clients)
+    given: list[str] | None = None
 
 
 class TopicReply(_Array):
@@ -197,6 +200,8 @@ class RedriveOf(_Array):
 
 class MessageIds(_Array):
     ids: list[str]
+
+
 class TraceQuery(_Array):
     """What to trace: ``kind`` message (``value`` a broker id or producer msg_id),
     conversation (a correlation id or W3C trace id) or topic (events after seq ``after``)."""

@@ -161,7 +161,7 @@ def create_topic(conn: ClientConnection, body: m.CreateTopic) -> m.TopicReply:
             f"max_message_size {spec.max_message_size} is above this broker's limit of {limit} "
             "bytes: lower it or start the broker with a larger --max-message-size"
         )
-    return m.TopicReply(conn.broker.create_topic(spec, exist_ok=body.exist_ok))
+    return m.TopicReply(conn.broker.create_topic(spec, exist_ok=body.exist_ok, given=body.given))
 
 
 def delete_topic(conn: ClientConnection, body: m.TopicName) -> m.Empty:

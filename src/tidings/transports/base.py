@@ -142,8 +142,11 @@ class Transport(abc.ABC):
 
     # topics
     @abc.abstractmethod
-    async def create_topic(self, spec: TopicSpec, *, exist_ok: bool = True) -> TopicSpec:
-        """Create the topic. With ``exist_ok`` an existing topic is returned as it is."""
+    async def create_topic(
+        self, spec: TopicSpec, *, exist_ok: bool = True, given: Sequence[str] | None = None
+    ) -> TopicSpec:
+        """Create the topic. With ``exist_ok`` an existing topic is returned as it is, unless
+        its values of the settings named in ``given`` differ from ``spec``'s: TopicConflict."""
 
     @abc.abstractmethod
     async def delete_topic(self, name: str) -> None: ...

@@ -216,9 +216,11 @@ class MemoryTransport(Transport):
             self._runtime.broker.drop_owner(self)
             self._runtime = None
 
-    async def create_topic(self, spec: TopicSpec, *, exist_ok: bool = True) -> TopicSpec:
+    async def create_topic(
+        self, spec: TopicSpec, *, exist_ok: bool = True, given: Sequence[str] | None = None
+    ) -> TopicSpec:
         refuse_reply_name(spec.name)
-        return self.runtime.broker.create_topic(spec, exist_ok=exist_ok)
+        return self.runtime.broker.create_topic(spec, exist_ok=exist_ok, given=given)
 
     async def delete_topic(self, name: str) -> None:
         self.runtime.broker.delete_topic(name)

@@ -225,7 +225,10 @@ class NatsTransport(Transport):
         self._subs.discard(sub)
 
     # ------------------------------------------------------------------ topics
-    async def create_topic(self, spec: TopicSpec, *, exist_ok: bool = True) -> TopicSpec:
+    async def create_topic(
+        self, spec: TopicSpec, *, exist_ok: bool = True, given: Sequence[str] | None = None
+    ) -> TopicSpec:
+        # ``given`` is checked above the engine (the client compares the settings it gave)
         spec = spec.validate()
         if spec.replicas < 1:
             raise BadRequest("replicas must be >= 1")

@@ -193,8 +193,11 @@ class NativeTransport(Transport):
 
     # -- topics ------------------------------------------------------------------------------
 
-    async def create_topic(self, spec: TopicSpec, *, exist_ok: bool = True) -> TopicSpec:
-        reply: m.TopicReply = await self.call(c.CREATE_TOPIC, m.CreateTopic(spec, exist_ok))
+    async def create_topic(
+        self, spec: TopicSpec, *, exist_ok: bool = True, given: Sequence[str] | None = None
+    ) -> TopicSpec:
+        body = m.CreateTopic(spec, exist_ok, None if given is None else list(given))
+        reply: m.TopicReply = await self.call(c.CREATE_TOPIC, body)
         return reply.spec
 
     async def delete_topic(self, name: str) -> None:
