@@ -126,3 +126,22 @@ def test_a_redriven_message_that_dies_again_can_be_redriven_again(env: Env) -> N
     _member, inbox = join(b, billing)
     [again] = inbox.take()
     assert (again.id, again.delivery_count) == (r.id, 1)
+
+
+def test_an_id_past_the_search_cap_says_so(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tidings.broker import redrive
+
+    monkeypatch.setattr(redrive, "MAX_REDRIVE", 2)
+    b, billing, _audit, _r = _setup(env)
+    for body in (b"a", b"b"):
+        b.publish("refunds", [Outgoing(body)])
+    member, inbox = join(b, billing, prefetch=10)
+    for d in inbox.take():
+        b.reject(member, d.partition, d.offset, "no")
+    b.leave(member)
+    letters = b.dead_letters("refunds", "billing", limit=10)
+    assert len(letters) == 3
+    with pytest.raises(NotFound, match="only the oldest 2 are searched"):
+        b.redrive("refunds", "billing", ids=[letters[-1].id])
+    assert len(b.redrive("refunds", "billing")) == 2  # at most the cap per call
+    assert b.redrive("refunds", "billing", ids=[letters[-1].id]) == [letters[-1].id]

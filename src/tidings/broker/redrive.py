@@ -121,15 +121,21 @@ class RedriveMixin:
         scan = MAX_REDRIVE if ids else cap
         waiting = self._waiting(topic, group, scan)
         if ids:
+            scanned = len(waiting)
             wanted = set(ids)
             waiting = [(p, r) for p, r in waiting if (r.headers.get(H.DLQ_ID) or r.id) in wanted]
             found = {r.headers.get(H.DLQ_ID) or r.id for _, r in waiting}
             missing = sorted(wanted - found)
             if missing:
+                capped = (
+                    f"; only the oldest {MAX_REDRIVE} are searched: redrive those first"
+                    if scanned >= MAX_REDRIVE
+                    else ""
+                )
                 raise NotFound(
                     f"no dead letter with id {', '.join(missing)} waits for group {group!r} of "
                     f"topic {topic!r} (already redriven or discarded, or not a dead letter of "
-                    f"this group): list them with dead_letters({topic!r}, {group!r})"
+                    f"this group): list them with dead_letters({topic!r}, {group!r}){capped}"
                 )
             waiting = waiting[:cap]
         return waiting

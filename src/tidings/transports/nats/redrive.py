@@ -144,14 +144,20 @@ async def _select(
         raise BadRequest("ids is empty: give the ids to act on, or none for every one")
     dlq, found = await waiting(t, topic, group, MAX_REDRIVE if ids else cap)
     if ids:
+        scanned = len(found)
         wanted = set(ids)
         found = [(s, d) for s, d in found if d.id in wanted]
         missing = sorted(wanted - {d.id for _, d in found})
         if missing:
+            capped = (
+                f"; only the oldest {MAX_REDRIVE} are searched: redrive those first"
+                if scanned >= MAX_REDRIVE
+                else ""
+            )
             raise NotFound(
                 f"no dead letter with id {', '.join(missing)} waits for group {group!r} of "
                 f"topic {topic!r} (already redriven or discarded, or not a dead letter of "
-                f"this group): list them with dead_letters({topic!r}, {group!r})"
+                f"this group): list them with dead_letters({topic!r}, {group!r}){capped}"
             )
         found = found[:cap]
     return dlq, found
