@@ -11,6 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import tidings
+
 SCALAR = (
     st.none()
     | st.booleans()
@@ -36,6 +38,10 @@ def operations(open_broker):
         doc = http.get("/api/v1/openapi.json").json()
         http.post("/api/v1/topics", json={"name": "fuzz.topic", "partitions": 2})
         http.post("/api/v1/topics/fuzz.topic/messages", json={"body": "seed"})
+    with tidings.connect_sync(open_broker.url) as client:  # group "g" has a dead letter
+        sub = client.subscribe("fuzz.topic", "g", max_deliveries=1)
+        sub.next(timeout=10).reject("fuzz seed")
+        sub.close()
     schemas = doc["components"]["schemas"]
     ops = []
     for path, item in doc["paths"].items():
