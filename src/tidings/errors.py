@@ -8,7 +8,7 @@ the same class the broker raised, looked up by code with :func:`error_for_code`.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 __all__ = [
     "AlreadyExists",
@@ -61,7 +61,7 @@ class TidingsError(Exception):
         super().__init__(message or self.default_message)
         self.message = message or self.default_message
 
-    def __reduce__(self):  # keep errors picklable with their message
+    def __reduce__(self) -> tuple[Any, ...]:  # keep errors picklable with their message
         return (self.__class__, (self.message,))
 
 
@@ -229,7 +229,7 @@ class Rejected(TidingsError):
         super().__init__(message)
         self.retry_after = retry_after
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[Any, ...]:
         return (self.__class__, (self.message, self.retry_after))
 
 
@@ -313,7 +313,7 @@ class RemoteError(TidingsError):
         super().__init__(message)
         self.remote_type = remote_type
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[Any, ...]:
         return (self.__class__, (self.message, self.remote_type))
 
 

@@ -58,8 +58,8 @@ class LoopThread:
         def copy(fut: asyncio.Future[T]) -> None:
             if fut.cancelled():
                 done.cancel()
-            elif fut.exception() is not None:
-                done.set_exception(fut.exception())  # type: ignore[arg-type]
+            elif (exc := fut.exception()) is not None:
+                done.set_exception(exc)
             else:
                 done.set_result(fut.result())
 

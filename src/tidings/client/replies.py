@@ -97,7 +97,9 @@ class ReplyInbox:
         self._task = asyncio.create_task(self._pump(auto_ack), name=f"tidings-inbox-{self.topic}")
 
     @contextlib.asynccontextmanager
-    async def expect(self, correlation_id: str) -> AsyncIterator[asyncio.Queue]:
+    async def expect(
+        self, correlation_id: str
+    ) -> AsyncIterator[asyncio.Queue[Message | BaseException]]:
         """Register a waiter for replies carrying ``correlation_id`` while the block runs."""
         queue: asyncio.Queue[Message | BaseException] = asyncio.Queue()
         self._waiters[correlation_id] = queue

@@ -128,7 +128,7 @@ class Service(Publishing):
         self._stop_requested: asyncio.Event | None = None
         self._observers: list[Callable[[Handled], None]] = []
         self._background: list[Callable[[], Awaitable[None]]] = []
-        self._background_tasks: list[asyncio.Task[None]] = []
+        self._background_tasks: list[asyncio.Future[None]] = []
         # discovery (docs/discovery.md): $SRV answers, registry heartbeats, health probes
         major_of(version)  # validates
         self.register = register
@@ -402,7 +402,9 @@ class Service(Publishing):
             if agent is not None:
                 agent.readiness.attached = True
                 await agent.start(client)
-            self._background_tasks = [asyncio.create_task(fn()) for fn in self._background]
+            self._background_tasks = [
+                asyncio.ensure_future(fn()) for fn in self._background
+            ]  # ensure_future: fn may return any awaitable
         except BaseException:
             await self.stop(grace=0)
             raise

@@ -176,5 +176,5 @@ def export(svc: Service, format: Literal["json", "yaml"] = "json") -> str:
             import yaml
         except ImportError as exc:
             raise RuntimeError("YAML output needs PyYAML: pip install pyyaml") from exc
-        return yaml.safe_dump(doc, sort_keys=False, allow_unicode=True)
+        return str(yaml.safe_dump(doc, sort_keys=False, allow_unicode=True))
     raise BadRequest(f"format must be 'json' or 'yaml', got {format!r}")

@@ -59,6 +59,7 @@ class Consumer:
     async def start(self) -> None:
         h = self.handler
         client = self.service.client
+        assert client is not None, "the service connects before it starts its consumers"
         self.sub = await client.subscribe(
             h.topic,
             h.group,
@@ -129,7 +130,9 @@ class Consumer:
         except Exception:  # a bug in the framework: never lose the fetch loop over it
             log.exception("handling %s on %s failed unexpectedly", message.id, message.topic)
         finally:
-            self._tasks.discard(asyncio.current_task(self._loop))  # type: ignore[arg-type]
+            task = asyncio.current_task(self._loop)
+            if task is not None:
+                self._tasks.discard(task)
             self._release()
 
     async def _run_ordered(self, message: Message) -> None:

@@ -113,7 +113,8 @@ async def settle(service: Service, handler: Handler, message: Message, handled: 
     if handled.ctx.state:
         hook = handled.ctx.state.pop(SETTLE_HOOK, None)  # popped: it calls settle again
         if hook is not None:
-            return await hook(settle, service, handler, message, handled)
+            await hook(settle, service, handler, message, handled)
+            return
     try:
         if handled.error is None and not handler.responder:  # the common case, inlined
             try:

@@ -33,7 +33,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine
@@ -70,13 +70,13 @@ def _make_engine(url: str) -> Engine:
 
     if not url.startswith("sqlite"):
         return sa.create_engine(url, pool_pre_ping=True)
-    options: dict = {"connect_args": {"check_same_thread": False, "timeout": 30}}
+    options: dict[str, Any] = {"connect_args": {"check_same_thread": False, "timeout": 30}}
     if _in_memory(url):  # one shared connection, or each thread would see its own database
         options["poolclass"] = sa.pool.StaticPool
     engine = sa.create_engine(url, **options)
 
     @sa.event.listens_for(engine, "connect")
-    def _pragmas(dbapi_conn, _record) -> None:
+    def _pragmas(dbapi_conn: Any, _record: Any) -> None:
         cursor = dbapi_conn.cursor()
         if not _in_memory(url):
             cursor.execute("PRAGMA journal_mode=WAL")

@@ -36,7 +36,9 @@ class Batch:
         self._arrived()
         return await fut
 
-    async def run(self, through_chain: Callable[[PublishCall], Awaitable[Any]], call: PublishCall):
+    async def run(
+        self, through_chain: Callable[[PublishCall], Awaitable[Any]], call: PublishCall
+    ) -> Any:
         try:
             return await through_chain(call)
         except BaseException as exc:

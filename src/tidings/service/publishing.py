@@ -117,7 +117,8 @@ class Publishing:
                 await client.create_topic(c.topic, exist_ok=True)
                 return (await client.publish_many(c.topic, [m]))[0]
 
-        return await self._publish_through_chain(call, endpoint)
+        receipt: Receipt = await self._publish_through_chain(call, endpoint)
+        return receipt
 
     async def publish_many(
         self,

@@ -152,7 +152,8 @@ class Transaction:
         async def endpoint(c: PublishCall) -> str:
             return self.outbox.write(self.connection, c.topic, [c.message])[0]
 
-        return await self.service._publish_through_chain(call, endpoint)
+        row_id: str = await self.service._publish_through_chain(call, endpoint)
+        return row_id
 
     async def publish_many(
         self,

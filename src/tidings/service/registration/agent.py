@@ -92,7 +92,7 @@ class RegistrationAgent:
         return encode(self.stats_doc(ready))
 
     # lifecycle
-    async def start_probes(self, host: str, port: int) -> None:
+    async def start_probes(self, host: str, port: int | None) -> None:
         self.readiness.start()
         if port is not None and port >= 0:
             self.probes = ProbeServer(self.readiness, host, port)
