@@ -9,9 +9,10 @@ from typing import Annotated, Any
 import typer
 from rich.console import Group
 from rich.live import Live
+from rich.text import Text
 
 from .connection import client_for
-from .output import JsonOpt, UrlOpt, console, print_json, state, table
+from .output import JsonOpt, UrlOpt, console, fmt, print_json, state, table
 
 HELP = """Show depth, in-flight, delayed, lag, dead letters and rates per topic and group.
 
@@ -56,7 +57,9 @@ def snapshot(client, topics: list[str] | None, include_all: bool) -> dict[str, A
     return {"time": time.time(), "topics": out}
 
 
-def render(snap: dict[str, Any]) -> Group:
+def render(snap: dict[str, Any], width: int | None = None) -> Group:
+    """Tables of the snapshot; where a table would not fit in ``width`` columns (its headers
+    were squeezed to "m…"), one line per row instead, each value named."""
     topics = snap["topics"]
     trows = [
         (t["topic"], t["partitions"], t["messages"], t["bytes"], t["publish_rate"]) for t in topics
@@ -68,7 +71,42 @@ def render(snap: dict[str, Any]) -> Group:
         for t in topics
         for g in t["groups"]
     ]  # fmt: skip
-    return Group(table("topics", TOPIC_COLUMNS, trows), table("groups", GROUP_COLUMNS, grows))
+    parts: list[Any] = []
+    for title, columns, rows in (
+        ("topics", TOPIC_COLUMNS, trows),
+        ("groups", GROUP_COLUMNS, grows),
+    ):
+        if width is not None and table_width(columns, rows) > width:
+            parts.append(row_lines(title, columns, rows, width))
+        else:
+            parts.append(table(title, columns, rows))
+    return Group(*parts)
+
+
+def table_width(columns: list[str], rows: list[tuple[Any, ...]]) -> int:
+    """Columns a rich table of these rows needs without squeezing (borders and padding)."""
+    widths = [len(c) for c in columns]
+    for row in rows:
+        widths = [max(w, len(fmt(v))) for w, v in zip(widths, row, strict=True)]
+    return sum(widths) + 3 * len(columns) + 1
+
+
+def row_lines(title: str, columns: list[str], rows: list[tuple[Any, ...]], width: int) -> Text:
+    """``title`` then a block per row: the first columns name it, the rest follow as "name
+    value" pairs, wrapped to ``width`` between pairs, never inside one."""
+    key = 2 if columns[1] == "group" else 1  # topic (and group) name the row
+    lines = [title]
+    for row in rows:
+        line = "  " + " / ".join(fmt(v) for v in row[:key]) + ":"
+        for column, value in zip(columns[key:], row[key:], strict=True):
+            pair = f"{column} {fmt(value)}"
+            if len(line) + 2 + len(pair) > width and line.strip():
+                lines.append(line)
+                line = "    " + pair
+            else:
+                line += (" " if line.endswith(":") else "  ") + pair
+        lines.append(line)
+    return Text("\n".join(lines), no_wrap=True, overflow="ignore")
 
 
 def stats(
@@ -85,16 +123,18 @@ def stats(
     with client_for(st) as client:
         if once:
             snap = snapshot(client, topics, all_)
-            print_json(snap) if st.json else console().print(render(snap))
+            out = console()
+            print_json(snap) if st.json else out.print(render(snap, out.width))
             return
         if st.json:  # one JSON document per line, every interval
             while True:
                 print_json(snapshot(client, topics, all_), indent=None)
                 time.sleep(interval)
-        with Live(render(snapshot(client, topics, all_)), console=console()) as live:
+        out = console()
+        with Live(render(snapshot(client, topics, all_), out.width), console=out) as live:
             while True:
                 time.sleep(interval)
-                live.update(render(snapshot(client, topics, all_)))
+                live.update(render(snapshot(client, topics, all_), out.width))
 
 
 def register(app: typer.Typer) -> None:
