@@ -57,3 +57,22 @@ class Trace(msgspec.Struct, kw_only=True):
     related: list[TraceEvent] = msgspec.field(default_factory=list)
     last_seq: int = 0  # the ring's newest event: follow a topic from here
     dropped: int = 0  # events that fell off the ring since the broker started
+
+
+def describe(e: TraceEvent) -> str:
+    """What else an event says, in a few words."""
+    parts: list[str] = []
+    if e.event in ("published", "redriven"):
+        for label, value in (("by", e.origin), ("msg_id", e.msg_id), ("key", e.key),
+                             ("type", e.type), ("correlation", e.correlation_id),
+                             ("trace", e.trace_id), ("reply-to", e.reply_to),
+                             ("copy of", e.source_id)):  # fmt: skip
+            if value:
+                parts.append(f"{label} {value}")
+    if e.reason:
+        parts.append(e.reason)
+    if e.delay:
+        parts.append(f"retry in {e.delay:g} s")
+    if e.target:
+        parts.append(f"to {e.target} as {e.target_id}")
+    return ", ".join(parts)

@@ -226,3 +226,11 @@ def test_nothing_traced_is_a_clear_not_found(open_broker):
         r = client.publish("untraced", b"x")
         with pytest.raises(NotFound, match="tracing is off"):
             client.trace(r.id)
+
+
+def test_a_path_no_route_matches_is_still_a_json_404(open_broker):
+    # a newline in the path escaped the /api/v1 catch-all (found by the OpenAPI fuzz)
+    with open_broker.client() as http:
+        r = http.get("/api/v1/groups/%0A/dead-letters")
+        assert r.status_code == 404 and r.json()["error"] == "NotFound"
+        assert http.get("/no/such/%0A/page").status_code == 404

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from ..trace import Trace, TraceEvent
+from ..trace import Trace, TraceEvent, describe
 from .connection import client_for
 from .output import JsonOpt, UrlOpt, console, fail, fmt, print_json, state
 
@@ -38,25 +38,6 @@ def _when(t: float) -> str:
     return datetime.datetime.fromtimestamp(t).strftime("%H:%M:%S.%f")[:-3]
 
 
-def detail(e: TraceEvent) -> str:
-    """What else an event says, in a few words."""
-    parts: list[str] = []
-    if e.event in ("published", "redriven"):
-        for label, value in (("by", e.origin), ("msg_id", e.msg_id), ("key", e.key),
-                             ("type", e.type), ("correlation", e.correlation_id),
-                             ("trace", e.trace_id), ("reply-to", e.reply_to),
-                             ("copy of", e.source_id)):  # fmt: skip
-            if value:
-                parts.append(f"{label} {value}")
-    if e.reason:
-        parts.append(e.reason)
-    if e.delay:
-        parts.append(f"retry in {e.delay:g} s")
-    if e.target:
-        parts.append(f"to {e.target} as {e.target_id}")
-    return ", ".join(parts)
-
-
 def timeline(title: str | None, events: list[TraceEvent]) -> Table:
     """The events as a table whose last column (the details) wraps instead of squeezing."""
     t = Table(title=title, title_justify="left", header_style="bold")
@@ -68,7 +49,7 @@ def timeline(title: str | None, events: list[TraceEvent]) -> Table:
     for e in events:
         where = f"{e.topic}/{e.partition}@{e.offset}"
         t.add_row(_when(e.time), e.event, where, fmt(e.group), fmt(e.member),
-                  fmt(e.deliveries), detail(e))  # fmt: skip
+                  fmt(e.deliveries), describe(e))  # fmt: skip
     return t
 
 

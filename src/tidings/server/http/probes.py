@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from ..management.routes import management_routes  # /metrics and /api/v1
+from ..management.routes import management_routes, unmatched  # /metrics and /api/v1
 
 if TYPE_CHECKING:
     from ..app import BrokerServer
@@ -37,4 +37,5 @@ def build_app(server: BrokerServer) -> Starlette:
         return JSONResponse(body, status_code=200 if ok else 503)
 
     probes = [Route("/livez", livez), Route("/readyz", readyz)]
-    return Starlette(routes=[*probes, *management_routes(server)])
+    routes = [*probes, *management_routes(server)]
+    return Starlette(routes=routes, exception_handlers={404: unmatched})

@@ -40,6 +40,7 @@ th{background:#eef1f4}td.n{text-align:right;font-variant-numeric:tabular-nums}
 padding:8px 14px;min-width:120px}.card b{display:block;font-size:20px}
 .alarm{color:#b00020;font-weight:bold}pre{margin:0;white-space:pre-wrap;max-width:520px}
 #refreshed{margin-left:auto;font-size:12px;opacity:.8}
+header form{margin:0}header input{padding:3px 6px;width:260px;border:0;border-radius:3px}
 """
 
 
@@ -51,14 +52,17 @@ def _fmt(n: float | int | None, unit: str = "") -> str:
     return f"{n:,}{unit}"
 
 
-def _page(title: str, body: str) -> HTMLResponse:
+def _page(title: str, body: str, style: str = "") -> HTMLResponse:
     e = html.escape
     return HTMLResponse(
         "<!doctype html><html><head><meta charset='utf-8'>"
         f"<meta name='viewport' content='width=device-width'><title>{e(title)} - tidings</title>"
-        f"<style>{STYLE}</style></head><body data-refresh='2000'>"
+        f"<style>{STYLE}{style}</style></head><body data-refresh='2000'>"
         "<header><b>tidings</b><a href='/'>Overview</a><a href='/topics'>Topics</a>"
-        "<a href='/api/v1/openapi.json'>API</a><span id='refreshed'></span></header>"
+        "<a href='/services'>Services</a><a href='/trace'>Trace</a>"
+        "<a href='/api/v1/openapi.json'>API</a><form action='/trace' method='get'>"
+        "<input name='q' type='search' placeholder='trace a message, correlation or trace id' "
+        "aria-label='trace'></form><span id='refreshed'></span></header>"
         f"<main><h1>{e(title)}</h1>{body}</main>"
         "<script src='/static/dashboard.js'></script></body></html>"
     )
@@ -112,21 +116,24 @@ GROUP_HEADERS = [
 ]  # fmt: skip
 
 
+async def guard(server: BrokerServer, request: Request, render) -> Response:
+    """Render a page for the authenticated caller, or an error page with its status."""
+    try:
+        user = await access.authenticate(server, request)
+        return await render(user)
+    except TidingsError as exc:
+        headers = {"WWW-Authenticate": 'Basic realm="tidings"'} if exc.http_status == 401 else None
+        body = f"<p class='alarm'>{html.escape(type(exc).__name__)}: "
+        body += f"{html.escape(exc.message)}</p>"
+        page = _page("Error", body)
+        return HTMLResponse(page.body, status_code=exc.http_status, headers=headers)
+
+
 def dashboard_routes(server: BrokerServer) -> list[BaseRoute]:
     broker = server.runtime.broker
 
     async def guarded(request: Request, render) -> Response:
-        try:
-            user = await access.authenticate(server, request)
-            return await render(user)
-        except TidingsError as exc:
-            headers = (
-                {"WWW-Authenticate": 'Basic realm="tidings"'} if exc.http_status == 401 else None
-            )
-            body = f"<p class='alarm'>{html.escape(type(exc).__name__)}: "
-            body += f"{html.escape(exc.message)}</p>"
-            page = _page("Error", body)
-            return HTMLResponse(page.body, status_code=exc.http_status, headers=headers)
+        return await guard(server, request, render)
 
     def visible(user) -> list[TopicInfo]:
         names = sorted(t.name for t in broker.list_topics() if access.may_see(user, t.name))

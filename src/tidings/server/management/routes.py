@@ -16,12 +16,22 @@ from .dashboard import dashboard_routes
 from .endpoints import error_response, not_found, routes
 from .metrics import CONTENT_TYPE, Metrics
 from .openapi import document
+from .servicemap import services_routes
+from .tracepage import trace_routes
 from .traces import ENDPOINTS as TRACE_ENDPOINTS
 
 if TYPE_CHECKING:
     from ..app import BrokerServer
 
 ANY_METHOD = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+
+async def unmatched(request: Request, exc: Exception) -> Response:
+    """What no route matched (a path with a newline escapes the ``/api/v1/{rest:path}``
+    catch-all, whose pattern stops at line ends): the API's JSON 404 under /api, else text."""
+    if request.url.path.startswith(PREFIX):
+        return await not_found(request)
+    return Response("Not Found", status_code=404, media_type="text/plain")
 
 
 def management_routes(server: BrokerServer) -> list[BaseRoute]:
@@ -46,4 +56,6 @@ def management_routes(server: BrokerServer) -> list[BaseRoute]:
         *routes(server, endpoints),
         Route(PREFIX + "/{rest:path}", not_found, methods=ANY_METHOD),
         *dashboard_routes(server),
+        *trace_routes(server),
+        *services_routes(server),
     ]
