@@ -32,6 +32,7 @@ class TraceEvent(msgspec.Struct, kw_only=True, gc=False, omit_defaults=True):
     id: str  # the broker's message id
     group: str | None = None
     member: str | None = None
+    consumer: str | None = None  # the member's connection (peer, user, client)
     deliveries: int | None = None  # the delivery count (deliveries and what settles them)
     reason: str | None = None  # the consumer's error, the reject or dead-letter reason
     delay: float | None = None  # a nack's retry delay, seconds
@@ -71,6 +72,8 @@ def describe(e: TraceEvent) -> str:
                 parts.append(f"{label} {value}")
     if e.reason:
         parts.append(e.reason)
+    if e.consumer and e.event in ("delivered", "redelivered"):
+        parts.append(f"to {e.consumer}")
     if e.delay:
         parts.append(f"retry in {e.delay:g} s")
     if e.target:

@@ -167,3 +167,19 @@ def test_a_redriven_dead_letter_goes_on_in_the_same_trace(env: Env) -> None:
     ]  # fmt: skip
     redriven = events[4]
     assert (redriven.group, redriven.msg_id, redriven.offset) == ("billing", "refund-o-2", 1)
+
+
+def test_a_member_is_named_by_its_connection_and_few_are_remembered(env: Env) -> None:
+    from tidings.broker import tracing
+
+    b = env.broker
+    tracer = traced(env)
+    b.create_topic(TopicSpec(name="t"))
+    member, _inbox = join(b, GroupSpec(topic="t", name="g"))
+    tracer.joined(member, "connection c-9 (127.0.0.1:4000)")
+    [r] = b.publish("t", [Outgoing(b"x")])
+    [delivered] = [e for e in tracer.message(r.id) if e.event == "delivered"]
+    assert delivered.consumer == "connection c-9 (127.0.0.1:4000)"
+    for i in range(tracing.MAX_CONSUMERS + 5):
+        tracer.joined(f"m-{i}", "x")
+    assert len(tracer.consumers) == tracing.MAX_CONSUMERS and member not in tracer.consumers

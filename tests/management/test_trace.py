@@ -77,6 +77,7 @@ def test_a_message_path_over_the_api_the_client_and_the_cli(traced, capsys):
     assert (delivered["group"], delivered["deliveries"]) == ("billing", 1)
     assert nacked["reason"] == "ledger busy" and events[3]["deliveries"] == 2
     assert len({e["member"] for e in events[1:]}) == 1
+    assert delivered["consumer"].startswith("connection ") and "127.0.0.1" in delivered["consumer"]
 
     code, out, err = cli(capsys, "--url", traced.url, "trace", receipt.id)
     assert code == 0, err

@@ -36,7 +36,8 @@ if TYPE_CHECKING:
     from .members import Member
 
 DEFAULT_SIZE = 100_000
-MAX_RESULTS = 10_000  # events one query returns at most
+MAX_RESULTS = 10_000
+MAX_CONSUMERS = 10_000  # members whose connection is remembered  # events one query returns at most
 
 
 def _everything(topic: str) -> bool:
@@ -61,12 +62,13 @@ _SEQ, _EVENT, _TOPIC, _PART, _OFFSET, _ID, _MSG_ID, _HEADERS = 0, 2, 3, 4, 5, 6,
 _PUBLISHED = frozenset({"published", "redriven"})
 
 
-def _event(row: Row) -> TraceEvent:
+def _event(row: Row, consumers: dict[str, str]) -> TraceEvent:
     seq, at, kind, topic, p, offset, mid, group, member, count, x1, x2, x3, x4 = row
     if kind not in _PUBLISHED:
         return TraceEvent(
             seq=seq, time=at, event=kind, topic=topic, partition=p, offset=offset, id=mid,
-            group=group, member=member, deliveries=count, reason=x1, delay=x2 or None,
+            group=group, member=member, consumer=consumers.get(member) if member else None,
+            deliveries=count, reason=x1, delay=x2 or None,
             target=x3, target_id=x4,
         )  # fmt: skip
     headers = x4 or {}
@@ -100,6 +102,15 @@ class Tracer:
         # The publisher of the next ``published`` batch, set by the server right before it
         # calls the engine's publish and taken (reset) by the first batch that reads it.
         self.origin: str | None = None
+        # member id -> the connection it consumes through (the server says, at subscribe)
+        self.consumers: dict[str, str] = {}
+
+    def joined(self, member_id: str, who: str) -> None:
+        """Name a member's connection in its events (the newest MAX_CONSUMERS are kept)."""
+        consumers = self.consumers
+        consumers[member_id] = who
+        if len(consumers) > MAX_CONSUMERS:
+            del consumers[next(iter(consumers))]
 
     def set_sample(self, sample: float) -> None:
         if not 0.0 < sample <= 1.0:
@@ -111,7 +122,7 @@ class Tracer:
     @property
     def events(self) -> list[TraceEvent]:
         """Every event the ring holds, oldest first."""
-        return [_event(row) for row in self.rows]
+        return [_event(row, self.consumers) for row in self.rows]
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -269,13 +280,13 @@ class Tracer:
                 out.append(row)
         out.reverse()
         if newest:
-            return [_event(r) for r in out], self.seq
+            return [_event(r, self.consumers) for r in out], self.seq
         if len(out) > limit:
             out = out[:limit]
-            return [_event(r) for r in out], out[-1][_SEQ]
-        return [_event(r) for r in out], max(self.seq, after)
+            return [_event(r, self.consumers) for r in out], out[-1][_SEQ]
+        return [_event(r, self.consumers) for r in out], max(self.seq, after)
 
     def _of(self, ids: set[str]) -> list[TraceEvent]:
         if not ids:
             return []
-        return [_event(row) for row in self.rows if row[_ID] in ids][:MAX_RESULTS]
+        return [_event(row, self.consumers) for row in self.rows if row[_ID] in ids][:MAX_RESULTS]

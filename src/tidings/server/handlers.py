@@ -198,6 +198,7 @@ def subscribe(conn: ClientConnection, body: m.Subscribe) -> m.Subscribed:
     member = ServerMember(conn, conn.next_sub, spec)
     member_id = conn.broker.join(spec, prefetch=body.prefetch, deliver=member.deliver)
     member.member_id = member_id
+    conn.server.tracer.joined(member_id, conn.origin)
     conn.members[member.sub_id] = member
     stored = conn.broker.member_group(member_id)
     return m.Subscribed(member.sub_id, member_id, stored)
