@@ -24,6 +24,7 @@ def test_outbox_bench_smoke(capsys):
             assert row["rate"] > 0, label
         assert res[db]["publish"]["vs_publish"] == 1.0
         assert res[db]["outbox poll (batch 500)"]["relay_cpu_s"] > 0  # a relay process ran
+        assert all(r["drain_per_s"] > 0 for k, r in res[db].items() if k.startswith("outbox"))
     tail = res["postgresql"]["outbox tail (batch 2000)"]
     assert tail["db_cpu_s"] > 0 and tail["wal_bytes_per_row"] > 0
     assert tail["slot_retained_bytes"] >= 0

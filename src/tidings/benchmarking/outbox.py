@@ -250,6 +250,33 @@ async def throughput(setup: Setup, client: Any, count: int, timeout: float) -> d
         await collector.close()
 
 
+async def drain(setup: Setup, client: Any, count: int, timeout: float) -> dict[str, float]:
+    """The relay's own pace: ``count`` rows committed in one transaction
+    (``Outbox.publish_many``), timed from the commit until the consumer has the last one."""
+    assert setup.outbox is not None
+    outbox = setup.outbox
+    topic = f"bench.outbox.drain.{secrets.token_hex(4)}"
+    collector = Collector(client, topic)
+    await collector.start()
+    try:
+        await warm_up(setup, collector, topic)
+        payloads = [{"i": i} for i in range(count)]
+
+        def commit() -> float:
+            with setup.engine.begin() as conn:
+                for start in range(0, count, 1000):
+                    outbox.publish_many(conn, topic, payloads[start : start + 1000])
+            return time.perf_counter()
+
+        cpu0 = setup.relay_cpu()
+        committed = await asyncio.to_thread(commit)
+        last = await collector.wait(count, timeout)
+        return {"drain_per_s": count / (last - committed),
+                "drain_relay_cpu_s": setup.relay_cpu() - cpu0}  # fmt: skip
+    finally:
+        await collector.close()
+
+
 async def latency(
     setup: Setup, client: Any, rate: float, seconds: float, timeout: float
 ) -> dict[str, float]:
@@ -320,6 +347,8 @@ async def run_db(db: str, size: str, rate: float, broker: str, workdir: Path) ->
                         row["wal_bytes_per_row"] = (_wal_lsn(pg) - wal0) / sz["count"]
                         row["slot_retained_bytes"] = _slot_retained(pg, name)
                     row.update(await latency(setup, client, rate, sz["seconds"], timeout))
+                    if path.kind == "outbox":
+                        row.update(await drain(setup, client, 2 * sz["count"], timeout))
                 results[path.label] = row
     finally:
         if pg is not None:
@@ -368,8 +397,11 @@ def report(res: dict[str, Any]) -> str:
         if db not in res:
             continue
         pg = db == "postgresql"
-        head = "| path | written/s | delivered/s | vs publish | p50 ms | p99 ms | relay CPU s |"
-        sep = "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+        head = (
+            "| path | written/s | delivered/s | vs publish | p50 ms | p99 ms | relay CPU s "
+            "| relay drain rows/s |"
+        )
+        sep = "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
         if pg:
             head += " DB CPU s | WAL B/row | slot keeps B |"
             sep += " ---: | ---: | ---: |"
@@ -378,7 +410,8 @@ def report(res: dict[str, Any]) -> str:
             line = (
                 f"| {label} | {r['written_per_s']:,.0f} | {r['delivered_per_s']:,.0f} | "
                 f"{r['vs_publish']:.2f}x | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | "
-                f"{r['relay_cpu_s']:.2f} |"
+                f"{r['relay_cpu_s']:.2f} | "
+                + (f"{r['drain_per_s']:,.0f} |" if "drain_per_s" in r else "- |")
             )
             if pg:
                 line += (
