@@ -2,7 +2,8 @@
 
 ``tidings bench [--quick|--smoke] [--engines ...] [--workloads ...] [--repeat N] [--json]``
 calls :func:`main`; ``tidings bench resilience [--quick]`` runs :mod:`.resilience`,
-``tidings bench outbox [--quick]`` :mod:`.outbox`. See
+``tidings bench outbox [--quick]`` :mod:`.outbox`, ``tidings bench gateway [--quick]``
+:mod:`.gateway`. See
 docs/performance.md for the method and the latest figures.
 """
 
@@ -16,6 +17,7 @@ from .runner import main as run_engines
 SUITES = {
     "resilience": "tidings.benchmarking.resilience",
     "outbox": "tidings.benchmarking.outbox",
+    "gateway": "tidings.benchmarking.gateway",
 }
 
 

@@ -44,6 +44,7 @@ Example:
     tidings bench --quick --engines tidings
     tidings bench discovery --quick
     tidings bench outbox --quick
+    tidings bench gateway --quick
 """
 
 
