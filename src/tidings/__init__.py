@@ -38,6 +38,7 @@ from .model import (
     Outgoing,
     PartitionInfo,
     Receipt,
+    StuckMember,
     TopicInfo,
     TopicSpec,
 )
@@ -139,6 +140,7 @@ __all__ = [
     "Service",
     "Snowflake",
     "StepFailed",
+    "StuckMember",
     "Subscription",
     "TidingsError",
     "Timeout",

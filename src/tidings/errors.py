@@ -197,6 +197,17 @@ class SagaConflict(TidingsError):
     default_message = "the saga changed meanwhile: the transition rolled back and is retried"
 
 
+class MemberStuck(LeaseLost):
+    """The broker closed a subscription whose leases kept expiring without a settle."""
+
+    code = 432
+    default_message = (
+        "member stuck: its leases expired again and again without an ack, nack or reject, so "
+        "the broker closed the subscription and gave its messages to other members; settle "
+        "(or extend) within the lease, and subscribe again"
+    )
+
+
 class TopicFull(TidingsError):
     code = 440
     http_status = 507

@@ -248,6 +248,18 @@ class Message:
         )
 
 
+class StuckMember(msgspec.Struct, kw_only=True):
+    """A member with leases that expired and nothing settled since (``expiries`` of them): a
+    consumer that stopped taking or settling messages while its connection lives. Still stuck
+    ``--stuck-member-leases`` lease periods (default 3) after its first expiry, the broker
+    closes its subscription (``MemberStuck``)."""
+
+    member_id: str
+    expiries: int  # leases that ran out on it since its last ack, nack or reject
+    in_flight: int = 0
+    partitions: list[int] = []  # ordered groups: the partitions it owns
+
+
 class GroupInfo(msgspec.Struct, kw_only=True):
     """A group's stats. ready + in_flight + delayed and oldest_ready_age are the autoscaling
     signal; ``lag`` counts every message the group has not acknowledged yet."""
@@ -267,6 +279,7 @@ class GroupInfo(msgspec.Struct, kw_only=True):
     spec: GroupSpec | None = None
     delivered_total: int = 0  # deliveries (first and re-) since the broker started
     acked_total: int = 0  # messages the group is done with (acked, dead-lettered, expired)
+    stuck_members: list[StuckMember] = []  # built-in broker: members whose leases keep expiring
 
 
 class PartitionInfo(msgspec.Struct, kw_only=True):

@@ -34,6 +34,7 @@ class DeliveryMixin:
     _pending_acks: dict[tuple[str, str, int], list[int]]
     _leased: list[Entry]
     _deferred: dict[int, GroupState]
+    stuck_member_leases: int
     defer_dispatch: Callable[[Callable[[], None]], object] | None
     on_dirty: Callable[[], None] | None
     tracer: Tracer | None
@@ -301,7 +302,12 @@ class DeliveryMixin:
         if g.topic.trace is not None:
             g.topic.trace.settled("lease-expired", g, entry, self.clock.now())
         if member is not None:
-            member.lease_expired()  # its credit stays used until it settles something
+            # its credit stays used until it settles something; the first expiry since it
+            # last settled starts the stuck clock (see MembershipMixin._stuck_too_long)
+            now = self.clock.now()
+            if member.lease_expired(now) and self.stuck_member_leases:
+                when = now + self.stuck_member_leases * g.spec.lease
+                self._timers.at(when, self._stuck_too_long, member, now)  # type: ignore[attr-defined]
             entry.last_member = member
         self._release(g, entry)
         entry.last_error = entry.last_error or "lease expired"

@@ -38,7 +38,7 @@ from .delivery import DeliveryMixin
 from .entries import Entry
 from .groups import GroupState
 from .members import Member
-from .membership import MembershipMixin
+from .membership import DEFAULT_STUCK_MEMBER_LEASES, MembershipMixin
 from .msgids import MessageIds
 from .redeclaration import check_redeclaration, given_settings
 from .redrive import RedriveMixin
@@ -63,8 +63,16 @@ class Broker(DeliveryMixin, GroupsMixin, MembershipMixin, RedriveMixin, Retentio
         clock: Clock | None = None,
         confirm_after_sync: bool = False,
         deliver_after_sync: bool = True,
+        stuck_member_leases: int = DEFAULT_STUCK_MEMBER_LEASES,
     ) -> None:
+        if not isinstance(stuck_member_leases, int) or stuck_member_leases < 0:
+            raise BadRequest(
+                f"stuck_member_leases must be an integer >= 0 (0: never close), "
+                f"got {stuck_member_leases!r}"
+            )
         self.store = store
+        # a member still stuck this many lease periods after its first expiry is closed
+        self.stuck_member_leases = stuck_member_leases
         self.clock: Clock = clock or SystemClock()
         # confirm_after_sync: publishes are tracked for the next commit (the runtime confirms
         # them after its fsync); False: nothing waits (memory://, fsync=never).

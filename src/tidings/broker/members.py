@@ -1,12 +1,16 @@
 """A member of a consumer group: its prefetch window, credit, leases and heartbeat.
 
-Credit comes back when the member settles, not when its leases expire."""
+Credit comes back when the member settles, not when its leases expire. A member whose leases
+expired with no settle since is *stuck* (reported in the group's stats); still stuck
+``Broker.stuck_member_leases`` lease periods after that first expiry, it is closed by the
+broker (``MemberStuck``)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from ..errors import TidingsError
 from ..model import Delivery
 from .entries import Entry
 
@@ -24,11 +28,13 @@ class Member:
         "inflight",
         "last_seen",
         "lost",
+        "on_closed",
         "partitions",
         "paused",
         "prefetch",
         "seq",
         "session_timeout",
+        "stuck_since",
     )
 
     def __init__(
@@ -40,6 +46,7 @@ class Member:
         deliver: Callable[[list[Delivery]], None],
         session_timeout: float | None,
         now: float,
+        on_closed: Callable[[TidingsError], None] | None = None,
     ) -> None:
         self.id = member_id
         self.seq = seq  # join order, for stable assignment
@@ -47,6 +54,7 @@ class Member:
         self.prefetch = prefetch
         self.credit = prefetch  # auto-ack groups: deliveries the consumer can still take
         self.deliver = deliver
+        self.on_closed = on_closed  # told why, when the broker removes it (MemberStuck)
         self.session_timeout = session_timeout
         self.last_seen = now
         self.inflight: dict[tuple[int, int], Entry] = {}
@@ -57,6 +65,7 @@ class Member:
         # re-fed its own expired messages. ``expiries`` counts them since its last settle.
         self.lost = 0
         self.expiries = 0
+        self.stuck_since: float | None = None  # when the first of those expired
 
     def capacity(self, auto_ack: bool) -> int:
         if self.paused:
@@ -69,11 +78,17 @@ class Member:
         """The member settled something: it is alive, its expired leases' credit comes back."""
         self.lost = 0
         self.expiries = 0
+        self.stuck_since = None
 
-    def lease_expired(self) -> None:
+    def lease_expired(self, now: float) -> bool:
+        """Count an expired lease; True if it is the first since the member last settled."""
         if self.lost < self.prefetch:
             self.lost += 1
         self.expiries += 1
+        if self.stuck_since is None:
+            self.stuck_since = now
+            return True
+        return False
 
     def __repr__(self) -> str:
         return (

@@ -9,7 +9,7 @@ import secrets
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from ..errors import BadRequest, NotFound
+from ..errors import BadRequest, MemberStuck, NotFound, TidingsError
 from ..model import Delivery, GroupSpec
 from .assignment import assign
 from .groups import GroupState
@@ -23,12 +23,18 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("tidings.broker")
 
+# Lease periods a member may stay stuck (a lease of it expired and it settled nothing since)
+# before the broker closes its subscription, as RabbitMQ closes a channel past its consumer
+# timeout. Its client extends what it holds, so an expiry means it stopped taking messages.
+DEFAULT_STUCK_MEMBER_LEASES = 3
+
 
 class MembershipMixin:
     clock: Clock
     _timers: Timers
     _members: dict[str, Member]
     _member_seq: itertools.count[int]
+    stuck_member_leases: int
 
     # -- members -----------------------------------------------------------------------------
 
@@ -39,15 +45,19 @@ class MembershipMixin:
         prefetch: int,
         deliver: Callable[[list[Delivery]], None],
         session_timeout: float | None = None,
+        closed: Callable[[TidingsError], None] | None = None,
     ) -> str:
-        """Add a member to the group (created if missing); returns the member id."""
+        """Add a member to the group (created if missing); returns the member id. ``closed``
+        is called (after the member left) if the broker removes it, with the reason."""
         if not isinstance(prefetch, int) or prefetch < 1:
             raise BadRequest(f"prefetch must be an integer >= 1, got {prefetch!r}")
         self.create_group(spec, exist_ok=True)
         g = self._group(spec.topic, spec.name)
         now = self.clock.now()
         member_id = secrets.token_hex(8)
-        m = Member(member_id, next(self._member_seq), g, prefetch, deliver, session_timeout, now)
+        m = Member(
+            member_id, next(self._member_seq), g, prefetch, deliver, session_timeout, now, closed
+        )
         g.members.append(m)
         self._members[member_id] = m
         if session_timeout:
@@ -89,6 +99,7 @@ class MembershipMixin:
             # is taking messages again, so the credit those leases held comes back
             m.lost = max(m.lost - max(n, 0), 0)
             m.expiries = 0
+            m.stuck_since = None
         self._dispatch(m.group)
 
     def pause_member(self, member_id: str, paused: bool) -> None:
@@ -116,6 +127,36 @@ class MembershipMixin:
             self.leave(m.id)
         else:
             self._timers.at(deadline, self._check_session, m)
+
+    def _stuck_too_long(self, m: Member, since: float) -> None:
+        """``stuck_member_leases`` lease periods after a member's first expired lease: if it
+        has settled nothing since (no ack, nack, reject, nor a client dropping an expired
+        message from its buffer), it is stuck for good. Close it, so its messages (and, in an
+        ordered group, its partitions) go to the other members. Counted in lease periods, not
+        in messages: a whole prefetch that expires at once is one stall, and a member whose
+        credit is spent on expired leases gets nothing more that could expire."""
+        if self._members.get(m.id) is not m or m.stuck_since != since:
+            return
+        topic, group = m.group.topic.name, m.group.name
+        error = MemberStuck(
+            f"the broker closed this subscription to {topic}/{group}: its leases kept expiring "
+            f"({m.expiries} in a row) with no ack, nack or reject for "
+            f"{self.stuck_member_leases} lease periods (a consumer that stopped taking "
+            "messages); its messages went to other members. Settle or extend within the "
+            "lease, and subscribe again"
+        )
+        log.warning(
+            "member %s of %s/%s is stuck (%d leases expired, nothing settled for %d lease "
+            "periods): closing it",
+            m.id,
+            topic,
+            group,
+            m.expiries,
+            self.stuck_member_leases,
+        )
+        self.leave(m.id)
+        if m.on_closed is not None:
+            m.on_closed(error)
 
     def _rebalance(self, g: GroupState) -> None:
         """Move partitions to balance the group. A moved partition is fenced, not revoked:

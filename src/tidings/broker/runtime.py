@@ -49,6 +49,7 @@ class BrokerRuntime:
         fsync_interval: float = 0.05,
         deliver: DeliverPolicy = "written",
         clock: Clock | None = None,
+        stuck_member_leases: int | None = None,
     ) -> None:
         if fsync not in ("batch", "interval", "never"):
             raise BadRequest(f"fsync must be 'batch', 'interval' or 'never', got {fsync!r}")
@@ -61,6 +62,8 @@ class BrokerRuntime:
         self.broker = Broker(
             store, clock=clock, confirm_after_sync=True, deliver_after_sync=deliver == "durable"
         )
+        if stuck_member_leases is not None:
+            self.broker.stuck_member_leases = stuck_member_leases
         self.broker.on_dirty = self._wake_committer
         self._commit_wanted = asyncio.Event()
         self._timer_wake = asyncio.Event()

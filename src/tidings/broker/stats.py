@@ -1,11 +1,12 @@
 """Stats per topic and group: ready, in flight, delayed, dead-lettered, lag, oldest age and
-rates (together, the autoscaling signal). A mixin of :class:`tidings.broker.engine.Broker`."""
+rates (together, the autoscaling signal), and the members whose leases keep expiring. A mixin
+of :class:`tidings.broker.engine.Broker`."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..model import GroupInfo, PartitionInfo, TopicInfo
+from ..model import GroupInfo, PartitionInfo, StuckMember, TopicInfo
 
 if TYPE_CHECKING:
     from ..clock import Clock
@@ -51,6 +52,16 @@ class StatsMixin:
             spec=g.spec,
             delivered_total=g.deliver_meter.total,
             acked_total=g.ack_meter.total,
+            stuck_members=[
+                StuckMember(
+                    member_id=m.id,
+                    expiries=m.expiries,
+                    in_flight=len(m.inflight),
+                    partitions=sorted(m.partitions),
+                )
+                for m in g.members
+                if m.expiries
+            ],
         )
 
     def topic_info(self, name: str) -> TopicInfo:

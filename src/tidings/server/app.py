@@ -70,6 +70,7 @@ class BrokerServer:
             fsync=config.fsync,
             fsync_interval=config.fsync_interval_ms / 1000,
             deliver=config.deliver,
+            stuck_member_leases=config.stuck_member_leases,
         )
         patterns = parse_patterns(config.trace)
         self.tracer = make_tracer(patterns, config.trace_size, config.trace_sample)

@@ -35,6 +35,9 @@ class ServerConfig:
     write_high_water: int = 1 << 20  # bytes queued to one client before it is paused
     # seconds a client may stay above write_high_water (not reading) before it is closed
     write_deadline: float = 30.0
+    # lease periods a member may stay stuck (a lease expired, nothing settled since) before
+    # the broker closes it with MemberStuck; 0: never
+    stuck_member_leases: int = 3
     log_level: str = "INFO"
     handshake_timeout: float = 10.0  # seconds a new connection has to complete HELLO
     frame_timeout: float = 60.0  # seconds one frame may take to arrive once it has begun
@@ -73,6 +76,8 @@ class ServerConfig:
             raise BadRequest("heartbeat, fsync interval and max connections must be positive")
         if self.write_high_water < 1024 or self.write_deadline <= 0:
             raise BadRequest("write high water must be >= 1024 bytes, write deadline positive")
+        if self.stuck_member_leases < 0:
+            raise BadRequest("max member expiries must be >= 0 (0: never close a stuck member)")
         if self.handshake_timeout <= 0 or self.frame_timeout <= 0 or self.max_batch < 1:
             raise BadRequest("handshake timeout, frame timeout and max batch must be positive")
         if self.memory_high_watermark < 0 or (self.disk_free_limit or 0) < 0:
@@ -129,6 +134,12 @@ OPTIONS: dict[str, tuple[str, type, str]] = {
         "TIDINGS_WRITE_DEADLINE",
         float,
         "seconds a client may stay above --write-high-water before it is closed (default 30)",
+    ),
+    "stuck_member_leases": (
+        "TIDINGS_STUCK_MEMBER_LEASES",
+        int,
+        "close a subscription that settled nothing for this many lease periods after one of "
+        "its leases expired (default 3; 0 = never); stuck members show in group stats",
     ),
     "log_level": ("TIDINGS_LOG_LEVEL", str, "DEBUG, INFO (default), WARNING or ERROR"),
     "handshake_timeout": ("TIDINGS_HANDSHAKE_TIMEOUT", float, "seconds to complete HELLO"),

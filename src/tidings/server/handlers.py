@@ -196,7 +196,9 @@ def subscribe(conn: ClientConnection, body: m.Subscribe) -> m.Subscribed:
     rights.require_group_writes(conn, spec)
     conn.next_sub += 1
     member = ServerMember(conn, conn.next_sub, spec)
-    member_id = conn.broker.join(spec, prefetch=body.prefetch, deliver=member.deliver)
+    member_id = conn.broker.join(
+        spec, prefetch=body.prefetch, deliver=member.deliver, closed=member.closed
+    )
     member.member_id = member_id
     conn.server.tracer.joined(member_id, conn.origin)
     conn.members[member.sub_id] = member

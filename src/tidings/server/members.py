@@ -9,6 +9,9 @@ Flow control: a shared member holds at most ``prefetch`` un-settled deliveries (
 enforces it). An auto-ack member's credit comes back from the client; while the connection is
 over its write high-water mark that credit is held back, so a reader that stops reading stops
 receiving.
+
+A member the broker closes (stuck: its leases kept expiring) is removed from its connection
+and the client gets a SUB_CLOSED with the reason (``MemberStuck``).
 """
 
 from __future__ import annotations
@@ -17,8 +20,10 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
+from ..errors import TidingsError
 from ..model import Delivery, GroupSpec
 from ..protocol import constants as c
+from ..protocol.messages import SubClosed
 from .replies import grant
 
 if TYPE_CHECKING:
@@ -61,6 +66,14 @@ class ServerMember:
             chunk.append(row)
             size += len(d.body) + 256
         conn.write(c.DELIVER, c.NO_REPLY, (self.sub_id, chunk))
+
+    def closed(self, error: TidingsError) -> None:
+        """The broker removed the member (it was stuck): tell the client why."""
+        conn = self.conn
+        if conn.members.get(self.sub_id) is self:
+            del conn.members[self.sub_id]
+        if not conn.closed:
+            conn.write(c.SUB_CLOSED, c.NO_REPLY, SubClosed(self.sub_id, error.code, error.message))
 
     def joined(self, member_id: str) -> None:
         """The SUBSCRIBE reply is written: now the stashed deliveries may follow it."""

@@ -20,7 +20,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from ..client import Subscription
-from ..errors import Closed
+from ..errors import Closed, MemberStuck
 from ..model import Message
 from .execution import Handled, error_text, execute, nack_on_shutdown, retry_delay, settle
 from .keylanes import KeyLanes
@@ -91,6 +91,9 @@ class Consumer:
             try:
                 batch = await sub.next_batch(self._free)
             except Closed:
+                return
+            except MemberStuck as exc:  # its handlers stopped settling: the broker closed it
+                log.error("%s no longer receives messages: %s", self.handler.name, exc)
                 return
             except Exception as exc:  # the transport hiccupped; it reconnects on its own
                 log.warning("fetching for %s failed: %s; retrying", self.handler.name, exc)

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 from ..broker import BrokerRuntime
 from ..clock import Clock
-from ..errors import Closed, LeaseLost, NotFound
+from ..errors import Closed, LeaseLost, NotFound, TidingsError
 from ..model import (
     DeadLetter,
     Delivery,
@@ -80,12 +80,23 @@ class MemorySubscription(TransportSubscription):
         self._buffer: deque[Message] = deque()
         self._arrived = asyncio.Event()
         self._closed = False
+        self._error: TidingsError | None = None  # why the broker closed it (MemberStuck)
         self.leases: LeaseRenewer[Message] = LeaseRenewer(
             spec.lease,
             self._extend_many,
             max_extension=0.0 if spec.auto_ack else options.max_lease_extension,
         )
-        self.member_id = self._broker.join(spec, prefetch=prefetch, deliver=self._deliver)
+        self.member_id = self._broker.join(
+            spec, prefetch=prefetch, deliver=self._deliver, closed=self._member_closed
+        )
+
+    def _member_closed(self, error: TidingsError) -> None:
+        """The broker removed this member (stuck): nothing buffered is handed out any more."""
+        self._error = error
+        self._closed = True
+        self._buffer.clear()
+        self.leases.clear()
+        self._arrived.set()
 
     def _deliver(self, deliveries: list[Delivery]) -> None:
         settler = None if self.spec.auto_ack else self
@@ -125,7 +136,7 @@ class MemorySubscription(TransportSubscription):
         while True:
             while not self._buffer:
                 if self._closed:
-                    raise Closed("the subscription is closed")
+                    raise self._error or Closed("the subscription is closed")
                 self._arrived.clear()
                 remaining = None if deadline is None else max(0.0, deadline - loop.time())
                 try:
@@ -178,6 +189,9 @@ class MemorySubscription(TransportSubscription):
 
     async def close(self) -> None:
         if self._closed:
+            if self._error is not None:  # closed by the broker: the renewer may still run
+                self._transport._subs.discard(self)
+                await self.leases.close()
             return
         self._closed = True
         self._buffer.clear()

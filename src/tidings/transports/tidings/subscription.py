@@ -346,8 +346,16 @@ class NativeSubscription(TransportSubscription):
         if kind == constants.ACK and not self.confirm_acks:
             shared.add_done_callback(_unconfirmed)
 
+    def closed_by_broker(self, exc: BaseException) -> None:
+        """The broker removed the member: its leases are gone, so nothing buffered is handed
+        out; ``next()`` raises ``exc`` (``MemberStuck``, or ``NotFound`` for a deleted group)."""
+        self._queue.clear()
+        self.leases.clear()
+        self.fail(exc)
+
     async def close(self) -> None:
         if self._closed is not None:
+            await self.leases.close()  # closed by the broker: stop the renewer too
             return
         if self._batches:
             self._flush()  # settles made before close go out before UNSUBSCRIBE

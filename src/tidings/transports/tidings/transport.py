@@ -405,11 +405,11 @@ class NativeTransport(Transport):
             return  # a delivery for a member we already left; the broker takes it back
         if frame_type == c.DELIVER:
             sub.delivered(body)
-        else:  # SUB_CLOSED: the broker removed the member (its group or topic was deleted)
+        else:  # SUB_CLOSED: the broker removed the member (group or topic deleted, stuck)
             self.subscriptions.pop(body.sub, None)
             if sub in self.members:
                 self.members.remove(sub)
-            sub.fail(error_for_code(body.code, body.message))
+            sub.closed_by_broker(error_for_code(body.code, body.message))
 
     def connected(self, conn: Connection, welcome: m.Welcome) -> None:
         self.conn = conn
