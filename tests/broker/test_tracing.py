@@ -183,3 +183,15 @@ def test_a_member_is_named_by_its_connection_and_few_are_remembered(env: Env) ->
     for i in range(tracing.MAX_CONSUMERS + 5):
         tracer.joined(f"m-{i}", "x")
     assert len(tracer.consumers) == tracing.MAX_CONSUMERS and member not in tracer.consumers
+
+
+def test_a_delayed_message_that_expires_is_traced(env: Env) -> None:
+    b = env.broker
+    tracer = traced(env)
+    b.create_topic(TopicSpec(name="t"))
+    _member, inbox = join(b, GroupSpec(topic="t", name="g"))
+    [r] = b.publish("t", [Outgoing(b"late", delay=2, ttl=1)])  # waits with no record in memory
+    env.clock.advance(3)
+    b.tick()
+    assert inbox.items == []
+    assert kinds(tracer.message(r.id)) == ["published", "expired"]

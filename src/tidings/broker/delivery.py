@@ -314,8 +314,10 @@ class DeliveryMixin:
         self._failed(g, entry)
 
     def _expire(self, g: GroupState, entry: Entry) -> None:
-        if g.topic.trace is not None:
-            g.topic.trace.settled("expired", g, entry, self.clock.now())
+        if g.topic.trace is not None:  # a delayed entry keeps no record: read its id
+            record = entry.record or self._record_of(g, entry)
+            if record is not None:
+                g.topic.trace.settled("expired", g, entry, self.clock.now(), message_id=record.id)
         if g.spec.dead_letter_expired:
             self._dead_letter(g, entry, "expired", "ttl elapsed before delivery")
         else:

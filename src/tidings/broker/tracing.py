@@ -58,7 +58,7 @@ def trace_ids(traceparent: str | None) -> tuple[str | None, str | None]:
 # x1, x2, x3, x4) where the x are, for published/redriven: origin, msg_id, key, headers; for
 # the others: reason, delay, target, target_id.
 Row = tuple
-_SEQ, _EVENT, _TOPIC, _PART, _OFFSET, _ID, _MSG_ID, _HEADERS = 0, 2, 3, 4, 5, 6, 11, 13
+_SEQ, _EVENT, _TOPIC, _ID, _MSG_ID, _HEADERS = 0, 2, 3, 6, 11, 13
 _PUBLISHED = frozenset({"published", "redriven"})
 
 
@@ -182,12 +182,9 @@ class Tracer:
         """An event of a message the group holds as ``entry`` (acked, nacked, ...)."""
         if message_id is None:
             record = entry.record
-            if record is not None:
-                message_id = record.id
-            else:  # a delayed entry keeps no record: find its id in the ring
-                message_id = self._id_at(g.topic.name, entry.partition, entry.offset)
-                if message_id is None:
-                    return
+            if record is None:  # the engine passes the id when the entry holds no record
+                return
+            message_id = record.id
         if not (self._all or self.sampled(message_id)):
             return
         who = member if member is not None else entry.member
@@ -197,12 +194,6 @@ class Tracer:
              g.name, who.id if who is not None else None, entry.deliveries, reason, delay,
              target, target_id)
         )  # fmt: skip
-
-    def _id_at(self, topic: str, partition: int, offset: int) -> str | None:
-        for row in reversed(self.rows):
-            if row[_OFFSET] == offset and row[_PART] == partition and row[_TOPIC] == topic:
-                return row[_ID]
-        return None
 
     # -- queries -----------------------------------------------------------------------------
 
