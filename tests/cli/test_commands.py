@@ -23,7 +23,7 @@ COMMANDS = [
     [], ["broker"], ["pub"], ["sub"], ["topic"], ["topic", "create"], ["topic", "list"],
     ["topic", "info"], ["topic", "delete"], ["group"], ["group", "list"], ["group", "info"],
     ["group", "reset"], ["dlq"], ["dlq", "list"], ["dlq", "replay"], ["dlq", "redrive"],
-    ["dlq", "purge"], ["stats"], ["demo"],
+    ["dlq", "purge"], ["stats"], ["trace"], ["demo"],
     ["run"], ["asyncapi"], ["bench"], ["user"], ["user", "add"], ["user", "passwd"],
     ["user", "remove"], ["user", "list"], ["store"], ["store", "check"], ["store", "repair"],
 ]  # fmt: skip
