@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import sys
 from collections.abc import AsyncIterator
@@ -197,6 +198,7 @@ async def running_shop(
 
 def main(role: str, db: str, broker: str, prefix: str) -> None:
     """A process of one side: ``orders`` (orchestrator and its relay) or ``shop``."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if role == "orders":
         svc, _, _ = make_orders(prefix, db, broker, timeout=20.0, tick=0.5)
     else:

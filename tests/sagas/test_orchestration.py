@@ -1,7 +1,7 @@
-"""Sagas on a real broker process and SQLite files (each side its own database): the happy
-path, a failure at each step compensates exactly the completed steps in reverse order, a
-participant that never answers times out and is compensated, retries, the pivot, and the
-bad input an orchestrator must survive (unknown saga, malformed and duplicate replies)."""
+"""Sagas on a real broker process, on SQLite and on PostgreSQL (each side its own database):
+the happy path, a failure at each step compensates exactly the completed steps in reverse
+order, a participant that never answers times out and is compensated, retries, the pivot, and
+the bad input an orchestrator must survive (unknown saga, malformed and duplicate replies)."""
 
 from __future__ import annotations
 
@@ -25,9 +25,13 @@ def prefix() -> str:
     return f"t{secrets.token_hex(3)}"
 
 
-@pytest.fixture
-def dbs(tmp_path) -> tuple[str, str]:
-    return f"sqlite:///{tmp_path / 'orders.db'}", f"sqlite:///{tmp_path / 'shop.db'}"
+@pytest.fixture(params=["sqlite", "postgresql"])
+def dbs(request, tmp_path) -> tuple[str, str]:
+    """Each side its own database: two SQLite files, or two databases on one PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'orders.db'}", f"sqlite:///{tmp_path / 'shop.db'}"
+    pg = request.getfixturevalue("postgres_server")
+    return pg.create_database(), pg.create_database()
 
 
 def events(shop, saga_id: str) -> list[tuple[str | None, str]]:

@@ -353,6 +353,8 @@ class Service(Publishing):
             )
         if tx.turns is not None:  # SQLite: one turn for guarded and plain handlings alike
             store._turns = tx.turns
+        elif store.engine is tx.engine:  # one pool: one count of open transactions
+            store._slots = tx.slots
         return store
 
     def _outbox_transactions(self) -> Transactions:

@@ -134,6 +134,7 @@ class IdempotencyStore:
             self.engine.dialect.name == "sqlite" if serialize is None else serialize
         )
         self._turns: asyncio.Lock | None = None
+        self._slots: asyncio.Semaphore | None = None  # shared with the outbox's transactions
 
     # the building blocks, synchronous (run in a worker thread by the async API)
     def _exists(self, conn: Connection, consumer: str, message_id: str) -> bool:
@@ -171,7 +172,11 @@ class IdempotencyStore:
         of a non-duplicate the id is recorded and everything commits; on an exception
         everything rolls back. Raises DuplicateMessage if a concurrent handling won."""
         if not self._single_writer:
-            async with self._guard(consumer, message_id) as guard:
+            if self._slots is None:
+                async with self._guard(consumer, message_id) as guard:
+                    yield guard
+                return
+            async with self._slots, self._guard(consumer, message_id) as guard:
                 yield guard
             return
         if self._turns is None:

@@ -65,6 +65,15 @@ def same_database(a: Engine, b: Engine) -> bool:
     )  # fmt: skip
 
 
+def pool_capacity(engine: Engine) -> int | None:
+    """How many connections ``engine``'s pool hands out at most (None: no limit known)."""
+    pool = engine.pool
+    size, overflow = getattr(pool, "size", None), getattr(pool, "_max_overflow", None)
+    if not callable(size) or not isinstance(overflow, int) or overflow < 0:
+        return None
+    return int(size()) + overflow
+
+
 class Transactions:
     """Opens transactions on the outbox's database, taking turns on SQLite."""
 
@@ -83,6 +92,15 @@ class Transactions:
         self.engine = engine
         sqlite = engine.dialect.name == "sqlite"
         self.turns: asyncio.Lock | None = asyncio.Lock() if sqlite else None
+        # Elsewhere, at most as many open transactions as the pool holds connections (less
+        # two for the relay and readers on the same engine): a handling waiting for a pooled
+        # connection would wait in a worker thread, and once every worker thread waited so,
+        # the handlings holding the connections could never commit (their commits need a
+        # worker thread too) until the pool's timeout.
+        capacity = pool_capacity(engine)
+        self.slots: asyncio.Semaphore | None = None
+        if not sqlite and capacity is not None:
+            self.slots = asyncio.Semaphore(max(1, capacity - 2))
 
     def _begin(self) -> Connection:
         conn = self.engine.connect()
@@ -93,7 +111,11 @@ class Transactions:
     async def begin(self) -> AsyncIterator[Connection]:
         """A connection in an open transaction: committed on a clean exit, else rolled back."""
         if self.turns is None:
-            async with self._begin_now() as conn:
+            if self.slots is None:
+                async with self._begin_now() as conn:
+                    yield conn
+                return
+            async with self.slots, self._begin_now() as conn:
                 yield conn
             return
         async with self.turns, self._begin_now() as conn:

@@ -1,0 +1,119 @@
+"""Several orchestrator processes on PostgreSQL, SIGKILLed while many sagas run: every saga
+ends completed or compensated, and every participant effect happened exactly once (counted
+in the participant's own table), however often commands and replies came again."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import os
+import secrets
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from .shop import STEPS, OrderState, make_orders
+
+pytestmark = [pytest.mark.timeout(400), pytest.mark.slow]
+WAIT = float(os.environ.get("SAGA_CRASH_WAIT", "180"))
+
+ROOT = Path(__file__).resolve().parents[2]
+SAGAS = 200
+
+
+def spawn(role: str, db: str, broker: str, prefix: str, logs: Path) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}"}
+    log = logs / f"{role}-{len(list(logs.iterdir()))}.log"
+    with log.open("w") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "tests.sagas.shop", role, db, broker, prefix],
+            stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT,
+        )  # fmt: skip
+
+
+def scalar(db: str, sql: str) -> int:
+    engine = sa.create_engine(db)
+    try:
+        with engine.connect() as conn:
+            return conn.exec_driver_sql(sql).scalar() or 0
+    finally:
+        engine.dispose()
+
+
+async def wait_for(check, what: str, timeout: float = WAIT) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not await asyncio.to_thread(check):
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.1)
+
+
+def kill(proc: subprocess.Popen) -> None:
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+
+async def test_sigkilled_orchestrators_lose_no_saga_and_double_no_effect(
+    postgres_server, broker, tmp_path
+):
+    prefix = f"k{secrets.token_hex(3)}"
+    orders_db, shop_db = postgres_server.create_database(), postgres_server.create_database()
+    # the starter: an orchestrator that is never run, only used to start instances
+    _, starter, saga = make_orders(prefix, orders_db, broker.url)
+    fails = {i: STEPS[i % 3] for i in range(SAGAS) if i % 4 == 0}  # a quarter fail somewhere
+    procs = {
+        "a": spawn("orders", orders_db, broker.url, prefix, tmp_path),
+        "b": spawn("orders", orders_db, broker.url, prefix, tmp_path),
+        "shop": spawn("shop", shop_db, broker.url, prefix, tmp_path),
+    }
+    ended = "SELECT count(*) FROM tidings_sagas WHERE status IN ('completed', 'compensated')"
+    try:
+        for i in range(SAGAS):
+            state = OrderState(order=f"o{i}", fail=fails.get(i), slow=0.01)
+            await starter.start(saga, state, id=f"s{i}")
+        # kill the orchestrators (and once the shop) at points spread over the run
+        for victim, at in (("a", 30), ("b", 70), ("shop", 100), ("a", 130)):
+            await wait_for(lambda n=at: scalar(orders_db, ended) >= n, f"{at} sagas ended")
+            kill(procs[victim])
+            role, db = ("shop", shop_db) if victim == "shop" else ("orders", orders_db)
+            procs[victim] = spawn(role, db, broker.url, prefix, tmp_path)
+        await wait_for(lambda: scalar(orders_db, ended) >= SAGAS, "every saga ended", 240)
+        await asyncio.sleep(1.0)  # late duplicates would show now
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in procs.values():
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                kill(proc)
+    engine = sa.create_engine(orders_db)
+    with engine.connect() as conn:
+        status = dict(conn.exec_driver_sql("SELECT id, status FROM tidings_sagas").all())
+    engine.dispose()
+    engine = sa.create_engine(shop_db)
+    with engine.connect() as conn:
+        rows = conn.exec_driver_sql("SELECT saga_id, step, kind, pid FROM effects").all()
+    engine.dispose()
+    effects = collections.Counter((r[0], r[1], r[2]) for r in rows)
+    assert len(status) == SAGAS
+    assert set(status.values()) <= {"completed", "compensated"}
+    assert {i for i in range(SAGAS) if status[f"s{i}"] == "compensated"} >= set(fails)
+    assert [k for k, n in effects.items() if n != 1] == []  # nothing happened twice
+    for i in range(SAGAS):
+        saga_id = f"s{i}"
+        done = {s for s in STEPS if effects[(saga_id, s, "do")]}
+        undone = {s for s in STEPS if effects[(saga_id, s, "undo")]}
+        if status[saga_id] == "completed":
+            assert (done, undone) == (set(STEPS), set()), saga_id
+        else:  # every effect that happened was undone once, and the failing step left none
+            assert done == undone, saga_id
+            if i in fails:
+                assert fails[i] not in done, saga_id
+    assert len({r[3] for r in rows}) >= 2  # the shop was killed and restarted mid-run
