@@ -35,6 +35,7 @@ from ..resilience.registry import policies
 from ..trace import Trace
 from ..transports import base as caps
 from ..transports.base import SubscribeOptions, Transport
+from ..transports.capabilities import require_topic
 from ..transports.leasing import DEFAULT_MAX_LEASE_EXTENSION
 from ..transports.registry import resolve_url, transport_for
 from .checks import (
@@ -42,7 +43,6 @@ from .checks import (
     as_bytes,
     check_timing,
     prepare,
-    require_group_capabilities,
 )
 from .pipeline import PublishPipeline
 from .positions import StartPosition, start_position
@@ -144,10 +144,7 @@ class AsyncClient:
             known = ", ".join(f for f in TopicSpec.__struct_fields__ if f != "name")
             raise BadRequest(f"unknown topic option: {exc}; known options: {known}") from None
         spec.validate()
-        if spec.retention == "work-queue":
-            self.transport.require(caps.CAP_WORK_QUEUE, "retention='work-queue'")
-        if spec.replicas > 1:
-            self.transport.require(caps.CAP_REPLICAS, "replicas > 1")
+        require_topic(self.transport, spec)  # the transport checks again (once, for others)
         await self._ready()
         created = await self.transport.create_topic(spec, exist_ok=exist_ok, given=list(asked))
         return check_redeclaration(created, asked)  # for transports that do not check
@@ -290,7 +287,6 @@ class AsyncClient:
             in_flight_per_partition=in_flight_per_partition,
             session_timeout=session_timeout,
         ).validate()
-        require_group_capabilities(self._transport, spec)
         if prefetch < 1:
             raise BadRequest(f"prefetch must be >= 1, got {prefetch}")
         if max_lease_extension < 0:

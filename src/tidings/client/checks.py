@@ -9,7 +9,7 @@ from typing import Any
 import msgspec
 
 from ..errors import BadRequest
-from ..model import GroupSpec, Outgoing
+from ..model import Outgoing
 from ..transports import base as caps
 from ..transports.base import Transport
 
@@ -59,19 +59,3 @@ def prepare(transport: Transport, message: Outgoing) -> Outgoing:
         if delay != message.delay:
             changes["delay"] = delay
     return msgspec.structs.replace(message, **changes) if changes else message
-
-
-def require_group_capabilities(transport: Transport, spec: GroupSpec) -> None:
-    need = transport.require
-    if spec.mode == "ordered":
-        need(caps.CAP_ORDERED, "mode='ordered'")
-    if spec.key_ordered:
-        need(caps.CAP_KEY_ORDERED, "key_ordered=True")
-    if spec.auto_ack:
-        need(caps.CAP_AUTO_ACK, "auto_ack=True")
-    if spec.start == "offset":
-        need(caps.CAP_START_OFFSET, "start at an offset")
-    if spec.start == "time":
-        need(caps.CAP_START_TIME, "start at a time")
-    if spec.dead_letter_expired:
-        need(caps.CAP_DEAD_LETTER_EXPIRED, "dead_letter_expired=True")

@@ -32,6 +32,7 @@ from ..model import (
 from ..names import REPLY_PREFIX, is_reply_topic, refuse_reply_name
 from ..storage.memory import MemoryStore
 from .base import ALL_CAPABILITIES, SubscribeOptions, Transport, TransportSubscription
+from .capabilities import require_group, require_topic
 from .leasing import LeaseRenewer
 
 _brokers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, BrokerRuntime]] = (
@@ -234,6 +235,7 @@ class MemoryTransport(Transport):
         self, spec: TopicSpec, *, exist_ok: bool = True, given: Sequence[str] | None = None
     ) -> TopicSpec:
         refuse_reply_name(spec.name)
+        require_topic(self, spec)
         return self.runtime.broker.create_topic(spec, exist_ok=exist_ok, given=given)
 
     async def delete_topic(self, name: str) -> None:
@@ -257,6 +259,7 @@ class MemoryTransport(Transport):
         self, spec: GroupSpec, *, prefetch: int = 100, options: SubscribeOptions | None = None
     ) -> TransportSubscription:
         spec.validate()
+        require_group(self, spec)
         sub = MemorySubscription(self, spec, prefetch, options)
         self._subs.add(sub)
         return sub

@@ -34,17 +34,13 @@ from ...model import DeadLetter, GroupInfo, GroupSpec, Outgoing, Receipt, TopicI
 from ...partitioning import RoundRobin, partition_for
 from ..base import (
     ALL_CAPABILITIES,
-    CAP_AUTO_ACK,
-    CAP_DEAD_LETTER_EXPIRED,
     CAP_KEY_ORDERED,
-    CAP_ORDERED,
     CAP_REPLICAS,
-    CAP_START_OFFSET,
-    CAP_START_TIME,
     SubscribeOptions,
     Transport,
     TransportSubscription,
 )
+from ..capabilities import require_group, require_topic
 from . import consumers, redrive, streams
 from .codec import wire_headers
 from .errors import connect_error, translated
@@ -230,6 +226,7 @@ class NatsTransport(Transport):
     ) -> TopicSpec:
         # ``given`` is checked above the engine (the client compares the settings it gave)
         spec = spec.validate()
+        require_topic(self, spec)
         if spec.replicas < 1:
             raise BadRequest("replicas must be >= 1")
         with translated(f"create topic {spec.name!r}"):
@@ -359,19 +356,7 @@ class NatsTransport(Transport):
         self, spec: GroupSpec, *, prefetch: int = 100, options: SubscribeOptions | None = None
     ) -> TransportSubscription:
         spec = spec.validate()
-        what = f"group {spec.name!r}"
-        if spec.mode == "ordered":
-            self.require(CAP_ORDERED, f"ordered {what}")
-        if spec.key_ordered:
-            self.require(CAP_KEY_ORDERED, f"key_ordered {what}")
-        if spec.auto_ack:
-            self.require(CAP_AUTO_ACK, f"auto_ack {what}")
-        if spec.start == "offset":
-            self.require(CAP_START_OFFSET, f"{what} starting at an offset")
-        if spec.start == "time":
-            self.require(CAP_START_TIME, f"{what} starting at a time")
-        if spec.dead_letter_expired:
-            self.require(CAP_DEAD_LETTER_EXPIRED, f"dead_letter_expired {what}")
+        require_group(self, spec)
         topic = await self._spec(spec.topic)
         stored = await consumers.ensure_group(self.js, topic, spec)
         cls = OrderedSubscription if stored.mode == "ordered" else SharedSubscription

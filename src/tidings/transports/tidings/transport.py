@@ -35,6 +35,7 @@ from ...protocol import constants as c
 from ...protocol import messages as m
 from ...trace import Trace
 from ..base import SubscribeOptions, Transport
+from ..capabilities import require_group, require_topic
 from .connection import Connection, Disconnected
 from .deadlines import Deadlines, Expired, expire
 from .options import NativeOptions
@@ -196,6 +197,7 @@ class NativeTransport(Transport):
     async def create_topic(
         self, spec: TopicSpec, *, exist_ok: bool = True, given: Sequence[str] | None = None
     ) -> TopicSpec:
+        require_topic(self, spec)
         body = m.CreateTopic(spec, exist_ok, None if given is None else list(given))
         reply: m.TopicReply = await self.call(c.CREATE_TOPIC, body)
         return reply.spec
@@ -284,6 +286,7 @@ class NativeTransport(Transport):
         self, spec: GroupSpec, *, prefetch: int = 100, options: SubscribeOptions | None = None
     ) -> NativeSubscription:
         spec.validate()
+        require_group(self, spec)
         sub = NativeSubscription(self, spec, prefetch, options)
         await self._join(sub)
         self.members.append(sub)
