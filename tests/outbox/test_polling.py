@@ -177,3 +177,31 @@ def test_sqlite_relay_waits_for_a_lock_holder(sqlite_url) -> None:
         time.sleep(0.05)
     assert states == ["standby", "active"]
     engine.dispose()
+
+
+async def test_the_listen_connection_never_returns_to_the_pool(pg_url: str, topic: str, broker):
+    """The LISTEN session (autocommit, subscribed) is the relay's own: after the relay stops,
+    every pooled connection is an ordinary one, and a query on it is answered (the relay's
+    waiting thread once read a pooled connection's results off its socket: a hang)."""
+    engine = sa.create_engine(pg_url, pool_size=2)
+    outbox = Outbox(engine)
+    outbox.create_table()
+    for _ in range(3):
+        relay = Relay(outbox, broker.url, max_interval=5.0)
+        async with relay.running():
+            await asyncio.sleep(0.3)  # idle: the relay waits for a NOTIFY in its thread
+    conns = [engine.connect() for _ in range(2)]
+    try:
+        for conn in conns:
+            listening = await asyncio.wait_for(
+                asyncio.to_thread(
+                    lambda c=conn: c.exec_driver_sql("SELECT pg_listening_channels()").all()
+                ),
+                10,
+            )
+            assert listening == []
+            assert conn.connection.driver_connection.autocommit is False
+    finally:
+        for conn in conns:
+            conn.close()
+        engine.dispose()

@@ -12,6 +12,12 @@ Waking up: on PostgreSQL the table's trigger notifies a channel at every commit 
 LISTENs, so an idle relay costs nothing and a write is picked up at once (a slow poll every
 ``max_interval`` stays as a safety net). Elsewhere the interval adapts: ``min_interval`` while
 rows keep coming, doubling to ``max_interval`` while the table stays empty.
+
+The LISTEN connection is the relay's own: detached from the engine's pool (it is in autocommit
+and subscribed to the channel, so it must never serve the application's transactions), and
+closed only after the thread waiting on it has returned (woken through a pipe). Before, it went
+back to the pool while that thread could still call ``poll()`` on it, and the thread then read
+the next user's query result off the socket, leaving that user blocked in libpq forever.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import select
 import time
 from typing import Any
@@ -63,6 +70,8 @@ class PollSource:
             .values(published_at=sa.bindparam("now"))
         )
         self._listener: Any = None
+        self._waiting: asyncio.Future[None] | None = None  # the thread in _wait_notify
+        self._wake: tuple[int, int] | None = None  # pipe that ends a _wait_notify early
 
     @property
     def postgres(self) -> bool:
@@ -99,9 +108,11 @@ class PollSource:
         if type(driver).__module__.split(".")[0] != "psycopg2":
             raw.close()  # LISTEN needs psycopg2 here; poll on the interval instead
             return
+        raw.detach()  # the relay's own session from here on, closed (not pooled) at the end
         driver.set_session(autocommit=True)
         with driver.cursor() as cur:
             cur.execute(f'LISTEN "{self.outbox.name}"')
+        self._wake = os.pipe()
         self._listener = raw
 
     async def next_batch(self) -> list[Row]:
@@ -115,21 +126,37 @@ class PollSource:
 
     async def _wait(self) -> None:
         if self._listener is not None:
-            await asyncio.to_thread(self._wait_notify, self.max_interval)
+            loop = asyncio.get_running_loop()
+            self._waiting = loop.run_in_executor(None, self._wait_notify, self.max_interval)
+            # shielded: a cancelled relay leaves the thread running; close() waits for it
+            await asyncio.shield(self._waiting)
             return
         await asyncio.sleep(self.interval)
         self.interval = min(self.max_interval, self.interval * 2)
 
     def _wait_notify(self, timeout: float) -> None:
+        assert self._wake is not None
         driver = self._listener.driver_connection
         driver.poll()
         if not driver.notifies:
-            select.select([driver], [], [], timeout)
+            ready, _, _ = select.select([driver, self._wake[0]], [], [], timeout)
+            if self._wake[0] in ready:
+                return  # closing
             driver.poll()
         driver.notifies.clear()
 
     async def close(self) -> None:
         if self._listener is not None:
             listener, self._listener = self._listener, None
+            assert self._wake is not None
+            wake_read, wake_write = self._wake
+            waiting, self._waiting = self._waiting, None
+            if waiting is not None and not waiting.done():
+                os.write(wake_write, b"x")
+                with contextlib.suppress(Exception):
+                    await waiting
             with contextlib.suppress(Exception):
                 await asyncio.to_thread(listener.close)
+            os.close(wake_read)
+            os.close(wake_write)
+            self._wake = None
