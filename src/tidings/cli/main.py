@@ -19,6 +19,7 @@ from . import (
     outbox,
     publish,
     run,
+    sagas,
     services,
     stats,
     store,
@@ -86,6 +87,7 @@ app.add_typer(users.app, name="user")
 app.add_typer(store.app, name="store")
 outbox.register(app)
 app.add_typer(services.app, name="services")
+sagas.register(app)
 for module in (broker, publish, subscribe, stats, trace, demo, run, gateway):
     module.register(app)
 
