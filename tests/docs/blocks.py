@@ -35,6 +35,7 @@ OWNED = {  # pages whose blocks their own test module runs (with checks of what 
     "docs/gateway.md": "tests/gateway/test_docs.py",
     "docs/operations.md": "tests/management/test_docs.py",
     "docs/resilience.md": "tests/resilience/test_docs.py",
+    "docs/sagas.md": "tests/sagas/test_docs.py",
     "docs/outbox.md": "tests/outbox/test_docs.py",
     "docs/tracing.md": "tests/management/test_tracing_docs.py",
 }
