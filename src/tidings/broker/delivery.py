@@ -192,6 +192,7 @@ class DeliveryMixin:
             lease_until = entry.lease_until = now + g.spec.lease
             ref = entry.ref
             member.inflight[ref] = entry
+            member.inflight_bytes += len(record.body)
             g.inflight[ref] = entry
             if g.ordered:
                 g.pinflight[entry.partition] += 1
@@ -241,7 +242,8 @@ class DeliveryMixin:
         ref = entry.ref
         member = entry.member
         if member is not None:
-            member.inflight.pop(ref, None)
+            if member.inflight.pop(ref, None) is not None and entry.record is not None:
+                member.inflight_bytes -= len(entry.record.body)
             entry.member = None
         if g.inflight.pop(ref, None) is not None and g.ordered:
             g.pinflight[entry.partition] -= 1

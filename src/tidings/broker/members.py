@@ -26,12 +26,14 @@ class Member:
         "group",
         "id",
         "inflight",
+        "inflight_bytes",
         "last_seen",
         "lost",
         "on_closed",
         "partitions",
         "paused",
         "prefetch",
+        "prefetch_bytes",
         "seq",
         "session_timeout",
         "stuck_since",
@@ -47,6 +49,7 @@ class Member:
         session_timeout: float | None,
         now: float,
         on_closed: Callable[[TidingsError], None] | None = None,
+        prefetch_bytes: int = 0,
     ) -> None:
         self.id = member_id
         self.seq = seq  # join order, for stable assignment
@@ -58,6 +61,11 @@ class Member:
         self.session_timeout = session_timeout
         self.last_seen = now
         self.inflight: dict[tuple[int, int], Entry] = {}
+        # bytes of message bodies it holds un-settled; with prefetch_bytes (0: no budget) it
+        # receives nothing more once they reach it (the message that crosses it is delivered,
+        # so a message larger than the budget still gets through, one at a time)
+        self.prefetch_bytes = prefetch_bytes
+        self.inflight_bytes = 0
         self.partitions: set[int] = set()  # ordered groups: partitions assigned to it
         self.paused = False  # its connection cannot take more now (pause_member)
         # Leases that ran out on this member: their credit stays used until the member settles
@@ -72,6 +80,8 @@ class Member:
             return 0
         if auto_ack:
             return self.credit
+        if self.prefetch_bytes and self.inflight_bytes >= self.prefetch_bytes:
+            return 0
         return self.prefetch - len(self.inflight) - self.lost
 
     def settled(self) -> None:

@@ -46,17 +46,33 @@ class MembershipMixin:
         deliver: Callable[[list[Delivery]], None],
         session_timeout: float | None = None,
         closed: Callable[[TidingsError], None] | None = None,
+        prefetch_bytes: int = 0,
     ) -> str:
         """Add a member to the group (created if missing); returns the member id. ``closed``
-        is called (after the member left) if the broker removes it, with the reason."""
+        is called (after the member left) if the broker removes it, with the reason.
+        ``prefetch_bytes`` (0: none) bounds the bodies it holds un-settled, as ``prefetch``
+        bounds their number (acknowledged groups; auto-ack members are bounded by count)."""
         if not isinstance(prefetch, int) or prefetch < 1:
             raise BadRequest(f"prefetch must be an integer >= 1, got {prefetch!r}")
+        if not isinstance(prefetch_bytes, int) or prefetch_bytes < 0:
+            raise BadRequest(
+                f"prefetch_bytes must be an integer >= 0 (0: no byte budget), "
+                f"got {prefetch_bytes!r}"
+            )
         self.create_group(spec, exist_ok=True)
         g = self._group(spec.topic, spec.name)
         now = self.clock.now()
         member_id = secrets.token_hex(8)
         m = Member(
-            member_id, next(self._member_seq), g, prefetch, deliver, session_timeout, now, closed
+            member_id,
+            next(self._member_seq),
+            g,
+            prefetch,
+            deliver,
+            session_timeout,
+            now,
+            closed,
+            prefetch_bytes,
         )
         g.members.append(m)
         self._members[member_id] = m

@@ -262,11 +262,14 @@ class AsyncClient:
         session_timeout: float = DEFAULT_SESSION_TIMEOUT,
         max_lease_extension: float = DEFAULT_MAX_LEASE_EXTENSION,
         confirm_acks: bool = False,
+        prefetch_bytes: int | None = None,
     ) -> Subscription:
         """Join ``group`` on ``topic`` (creating the group if needed) as a new member.
 
         ``start`` (for a new group): "earliest", "latest", an int offset, or a datetime/float
-        timestamp. ``prefetch`` is how many un-settled messages this member may hold.
+        timestamp. ``prefetch`` is how many un-settled messages this member may hold;
+        ``prefetch_bytes`` (built-in broker) also bounds the bytes of their bodies: the broker
+        sends nothing more once they reach it (the message that crosses it is delivered).
         The client extends the ``lease`` of every message it holds (buffered or handed out,
         not settled) for up to ``max_lease_extension`` seconds after arrival (0: never).
         ``confirm_acks``: ``ack()`` waits for the broker's confirmation and raises its refusal;
@@ -294,7 +297,13 @@ class AsyncClient:
                 f"max_lease_extension must be >= 0 seconds (0 turns extension off), "
                 f"got {max_lease_extension}"
             )
-        options = SubscribeOptions(float(max_lease_extension), bool(confirm_acks))
+        if prefetch_bytes is not None:
+            if not isinstance(prefetch_bytes, int) or prefetch_bytes < 1:
+                raise BadRequest(f"prefetch_bytes must be an integer >= 1, got {prefetch_bytes!r}")
+            self._transport.require(caps.CAP_PREFETCH_BYTES, "prefetch_bytes")
+        options = SubscribeOptions(
+            float(max_lease_extension), bool(confirm_acks), prefetch_bytes or 0
+        )
         await self._ready()
         sub = Subscription(
             await self.transport.subscribe(spec, prefetch=prefetch, options=options),

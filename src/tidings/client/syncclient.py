@@ -234,6 +234,7 @@ class Client:
         session_timeout: float = DEFAULT_SESSION_TIMEOUT,
         max_lease_extension: float = DEFAULT_MAX_LEASE_EXTENSION,
         confirm_acks: bool = False,
+        prefetch_bytes: int | None = None,
     ) -> SyncSubscription:
         sub = self._portal.call(
             self._async.subscribe(
@@ -252,6 +253,7 @@ class Client:
                 session_timeout=session_timeout,
                 max_lease_extension=max_lease_extension,
                 confirm_acks=confirm_acks,
+                prefetch_bytes=prefetch_bytes,
             )
         )
         return SyncSubscription(sub, self._portal)

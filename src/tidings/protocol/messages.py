@@ -121,6 +121,7 @@ class PublishReply(_Array):
 class Subscribe(_Array):
     spec: GroupSpec
     prefetch: int
+    prefetch_bytes: int = 0  # 0: count only (capability "prefetch_bytes")
 
 
 class Subscribed(_Array):

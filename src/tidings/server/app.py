@@ -48,6 +48,7 @@ CAPABILITIES = frozenset(
         "group_reset",
         "dead_letter_expired",
         "redrive",
+        "prefetch_bytes",
     }
 )
 

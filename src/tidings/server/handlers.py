@@ -197,7 +197,11 @@ def subscribe(conn: ClientConnection, body: m.Subscribe) -> m.Subscribed:
     conn.next_sub += 1
     member = ServerMember(conn, conn.next_sub, spec)
     member_id = conn.broker.join(
-        spec, prefetch=body.prefetch, deliver=member.deliver, closed=member.closed
+        spec,
+        prefetch=body.prefetch,
+        deliver=member.deliver,
+        closed=member.closed,
+        prefetch_bytes=body.prefetch_bytes,
     )
     member.member_id = member_id
     conn.server.tracer.joined(member_id, conn.origin)

@@ -157,9 +157,12 @@ class Service(Publishing):
         name: str | None = None,
         version: str | None = None,
         http: str | None = None,
+        prefetch_bytes: int | None = None,
     ) -> Callable[[F], F]:
         """Register an event/command handler on ``topic`` in ``group`` (default: the service
         name). Returning acks; raising nacks with backoff; see :mod:`tidings.service`.
+        ``concurrency`` handlings run at once; ``prefetch_bytes`` (built-in broker) also caps
+        the bytes of the message bodies they hold (the one that crosses it still runs).
         ``http="POST /v1/refunds"``: ``tidings gateway`` publishes the route's requests here
         as commands and answers 202 (docs/gateway.md)."""
 
@@ -182,6 +185,7 @@ class Service(Publishing):
                     name=name,
                     version=version,
                     http=http,
+                    prefetch_bytes=prefetch_bytes,
                 )
             )
             return fn

@@ -70,6 +70,7 @@ class Consumer:
             start=h.start,
             key_ordered=h.key_ordered,
             in_flight_per_partition=h.concurrency if self.ordered else 1,
+            prefetch_bytes=h.prefetch_bytes,
         )
         self._loop = asyncio.get_running_loop()
         self._fetcher = asyncio.create_task(self._fetch(), name=f"tidings-fetch-{h.name}")

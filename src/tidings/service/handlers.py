@@ -48,6 +48,7 @@ class Handler:
     description: str | None
     version: str | None = None  # the handler's API version (default: the service's)
     http: str | None = None  # the HTTP face the gateway serves: "POST /v1/quotes"
+    prefetch_bytes: int | None = None  # bytes of bodies handled at once at most (None: count)
 
     def call(self, payload: Any, ctx: Context) -> Awaitable[Any]:
         """The handler's coroutine for ``payload`` and ``ctx`` (await it)."""
@@ -101,6 +102,7 @@ def build_handler(
     name: str | None,
     version: str | None = None,
     http: str | None = None,
+    prefetch_bytes: int | None = None,
 ) -> Handler:
     """Inspect ``fn`` and check the options; raise TypeError/BadRequest naming the problem."""
     if not inspect.iscoroutinefunction(fn):
@@ -109,6 +111,8 @@ def build_handler(
     validate_name("group", group)
     if concurrency < 1:
         raise BadRequest(f"concurrency must be >= 1, got {concurrency}")
+    if prefetch_bytes is not None and (not isinstance(prefetch_bytes, int) or prefetch_bytes < 1):
+        raise BadRequest(f"prefetch_bytes must be an integer >= 1 or None, got {prefetch_bytes!r}")
     if timeout is not None and not timeout > 0:
         raise BadRequest(f"timeout must be > 0 seconds or None, got {timeout}")
     start_position(start)  # validates
@@ -156,4 +160,5 @@ def build_handler(
         description=inspect.getdoc(fn),
         version=version,
         http=http_route(http) if http is not None else None,
+        prefetch_bytes=prefetch_bytes,
     )

@@ -45,6 +45,7 @@ CAP_GROUP_RESET = "group_reset"
 CAP_DEAD_LETTER_EXPIRED = "dead_letter_expired"
 CAP_REPLICAS = "replicas"
 CAP_REDRIVE = "redrive"  # dead_letters / redrive / discard_dead_letters of a group
+CAP_PREFETCH_BYTES = "prefetch_bytes"  # a member's in-flight budget in bytes as well as count
 
 ALL_CAPABILITIES = frozenset(
     {
@@ -60,6 +61,7 @@ ALL_CAPABILITIES = frozenset(
         CAP_GROUP_RESET,
         CAP_DEAD_LETTER_EXPIRED,
         CAP_REDRIVE,
+        CAP_PREFETCH_BYTES,
     }
 )
 
@@ -77,6 +79,9 @@ class SubscribeOptions(msgspec.Struct, frozen=True):
 
     max_lease_extension: float = DEFAULT_MAX_LEASE_EXTENSION
     confirm_acks: bool = True
+    # the member's in-flight budget in bytes of message bodies (0: count only); unlike the
+    # fields above it is sent to the broker, which enforces it (capability prefetch_bytes)
+    prefetch_bytes: int = 0
 
 
 class TransportSubscription(abc.ABC):

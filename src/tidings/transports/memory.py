@@ -88,7 +88,11 @@ class MemorySubscription(TransportSubscription):
             max_extension=0.0 if spec.auto_ack else options.max_lease_extension,
         )
         self.member_id = self._broker.join(
-            spec, prefetch=prefetch, deliver=self._deliver, closed=self._member_closed
+            spec,
+            prefetch=prefetch,
+            deliver=self._deliver,
+            closed=self._member_closed,
+            prefetch_bytes=options.prefetch_bytes,
         )
 
     def _member_closed(self, error: TidingsError) -> None:

@@ -35,6 +35,7 @@ from ...partitioning import RoundRobin, partition_for
 from ..base import (
     ALL_CAPABILITIES,
     CAP_KEY_ORDERED,
+    CAP_PREFETCH_BYTES,
     CAP_REPLICAS,
     SubscribeOptions,
     Transport,
@@ -81,7 +82,7 @@ def servers_of(url: str) -> list[str]:
 
 class NatsTransport(Transport):
     scheme = "nats"
-    capabilities = (ALL_CAPABILITIES - {CAP_KEY_ORDERED}) | {CAP_REPLICAS}
+    capabilities = (ALL_CAPABILITIES - {CAP_KEY_ORDERED, CAP_PREFETCH_BYTES}) | {CAP_REPLICAS}
 
     def __init__(
         self,
@@ -357,6 +358,8 @@ class NatsTransport(Transport):
     ) -> TransportSubscription:
         spec = spec.validate()
         require_group(self, spec)
+        if options is not None and options.prefetch_bytes:
+            self.require(CAP_PREFETCH_BYTES, f"prefetch_bytes for group {spec.name!r}")
         topic = await self._spec(spec.topic)
         stored = await consumers.ensure_group(self.js, topic, spec)
         cls = OrderedSubscription if stored.mode == "ordered" else SharedSubscription

@@ -86,6 +86,7 @@ class NativeSubscription(TransportSubscription):
         options = options or SubscribeOptions()
         self.spec = spec
         self.prefetch = prefetch
+        self.prefetch_bytes = options.prefetch_bytes
         self.confirm_acks = options.confirm_acks
         self.leases: LeaseRenewer[Message] = LeaseRenewer(
             spec.lease,

@@ -287,6 +287,14 @@ class NativeTransport(Transport):
     ) -> NativeSubscription:
         spec.validate()
         require_group(self, spec)
+        if options is not None and options.prefetch_bytes:
+            await self.connect()
+            welcome = self.welcome
+            if welcome is not None and "prefetch_bytes" not in welcome.capabilities:
+                raise Unsupported(
+                    f"the broker at {self.address} ({welcome.server}) predates prefetch_bytes: "
+                    "upgrade it, or bound the prefetch by count only"
+                )
         sub = NativeSubscription(self, spec, prefetch, options)
         await self._join(sub)
         self.members.append(sub)
@@ -301,7 +309,9 @@ class NativeTransport(Transport):
 
         if conn is not None:
             await conn.request(
-                c.SUBSCRIBE, m.Subscribe(sub.spec, sub.prefetch), lambda r: joined(r, conn)
+                c.SUBSCRIBE,
+                m.Subscribe(sub.spec, sub.prefetch, sub.prefetch_bytes),
+                lambda r: joined(r, conn),
             )
             return
         loop = asyncio.get_running_loop()
@@ -310,7 +320,7 @@ class NativeTransport(Transport):
             conn = await self._connection(deadline)
             fut = conn.request(
                 c.SUBSCRIBE,
-                m.Subscribe(sub.spec, sub.prefetch),
+                m.Subscribe(sub.spec, sub.prefetch, sub.prefetch_bytes),
                 lambda r, conn=conn: joined(r, conn),
             )
             try:
