@@ -3,7 +3,7 @@
 ``tidings bench [--quick|--smoke] [--engines ...] [--workloads ...] [--repeat N] [--json]``
 calls :func:`main`; ``tidings bench resilience [--quick]`` runs :mod:`.resilience`,
 ``tidings bench outbox [--quick]`` :mod:`.outbox`, ``tidings bench gateway [--quick]``
-:mod:`.gateway`. See
+:mod:`.gateway`, ``tidings bench saga [--quick] [--postgres]`` :mod:`.saga`. See
 docs/performance.md for the method and the latest figures.
 """
 
@@ -18,6 +18,7 @@ SUITES = {
     "resilience": "tidings.benchmarking.resilience",
     "outbox": "tidings.benchmarking.outbox",
     "gateway": "tidings.benchmarking.gateway",
+    "saga": "tidings.benchmarking.saga",
 }
 
 
