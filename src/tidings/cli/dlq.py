@@ -163,8 +163,8 @@ again.
 Example:
 
 \b
-    tidings dlq redrive orders --group billing
     tidings dlq redrive orders --group billing --id 0f3a9c... --id 0f3a9d...
+    tidings dlq redrive orders --group billing
 """,
 )
 def redrive(

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import sys
+from collections.abc import Iterator
+from typing import Any
 
 from .app import Gateway
 from .config import GatewayConfig
@@ -37,6 +40,22 @@ async def serve(config: GatewayConfig, host: str = "127.0.0.1", port: int = 8080
     uv = uvicorn.Config(
         gateway.app, log_level="warning", access_log=False, lifespan="on", loop="none"
     )
-    server = uvicorn.Server(uv)
+    server = _server_class(uvicorn)(uv)
     print(f"gateway listening on http://{bound[0]}:{bound[1]}", file=sys.stderr, flush=True)
     await server.serve(sockets=[sock])
+
+
+def _server_class(uvicorn: Any) -> Any:  # uvicorn is imported lazily (an extra)
+    class Server(uvicorn.Server):
+        """uvicorn re-raises a captured SIGTERM after its graceful shutdown, so the process died
+        of the signal (exit code -15); the tidings commands exit 0 after a graceful stop."""
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            with super().capture_signals():
+                try:
+                    yield
+                finally:
+                    getattr(self, "_captured_signals", []).clear()
+
+    return Server

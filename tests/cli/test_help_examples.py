@@ -1,0 +1,258 @@
+"""Every example in every ``tidings ... --help`` runs as written (issue #13).
+
+The examples are read from the help texts themselves (the indented lines after ``Example:``),
+so a new or changed example is run without touching this file. Each command's examples run in
+order, as a user would paste them, with ``bash`` in a temp dir of their own, against a broker
+started for that command (``$TIDINGS_URL``; the default address ``tidings://127.0.0.1:7420`` is
+replaced by it). What an example needs that it does not make itself (a topic, a dead letter, a
+module with a service, a users file, a PostgreSQL database) is made first by SETUP. A line
+ending in ``&`` and every example of a command in SERVES is a server: it must still run after a
+few seconds and stop with exit code 0 on SIGTERM. Fixed ports are rewritten to 0 (a free one).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import typer
+from tests.docs.runner import Target, localize
+from tests.helpers.broker_process import BrokerProcess
+from tests.helpers.postgres import *  # noqa: F403 - postgres_server, pg_url
+from typer._click.core import Context
+
+import tidings
+from tidings.cli.main import app
+
+SERVE_SECONDS = 3.0
+PORTS = re.compile(r"--(port|health-port)[ =](7420|8080|8081)\b")
+PG_EXAMPLE = "postgresql://app@db/shop"
+
+SERVICE_MODULE = """\
+import tidings
+
+svc = tidings.Service("payment")
+
+
+@svc.on("order.refunded")
+async def refund(event: dict) -> None:
+    pass
+"""
+ROUTES = """\
+[[route]]
+http = "GET /v1/stock/{sku}"
+service = "stock"
+topic = "stock.level"
+"""
+
+
+def examples() -> list[tuple[tuple[str, ...], list[str]]]:
+    """(command path, its example lines) for every command and group of ``tidings``."""
+    found = []
+
+    def walk(command, path: tuple[str, ...]) -> None:
+        ctx = Context(command, info_name=" ".join(["tidings", *path]))
+        text = command.get_help(ctx)
+        match = re.search(r"Examples?:\n\n(.*?)(?:\n\S|\Z)", text, re.S)
+        if match:
+            lines = [line.strip() for line in match.group(1).splitlines() if line.strip()]
+            found.append((path, lines))
+        if hasattr(command, "list_commands"):
+            for name in command.list_commands(ctx):
+                walk(command.get_command(ctx, name), (*path, name))
+
+    walk(typer.main.get_command(app), ())
+    return found
+
+
+def dead_letter(topic: str, group: str, count: int = 1) -> Callable[[str, Path], dict[str, str]]:
+    """``count`` dead letters of ``group`` on ``topic``; the help's placeholder ids
+    (``0f3a9c...``) stand for their ids."""
+
+    def make(url: str, cwd: Path) -> dict[str, str]:
+        with tidings.connect_sync(url) as client:
+            client.create_topic(topic)
+            client.publish_many(topic, [tidings.Outgoing(b'{"n": %d}' % i) for i in range(count)])
+            sub = client.subscribe(topic, group, prefetch=count)
+            for _ in range(count):
+                msg = sub.next(timeout=10)
+                assert msg is not None
+                msg.reject("malformed")
+            sub.close()
+            ids = [d.id for d in client.dead_letters(topic, group)]
+        return dict(zip(["0f3a9c...", "0f3a9d..."], ids, strict=False))
+
+    return make
+
+
+def messages(topic: str, count: int) -> Callable[[str, Path], None]:
+    def make(url: str, cwd: Path) -> None:
+        with tidings.connect_sync(url) as client:
+            client.create_topic(topic, partitions=4)
+            client.publish_many(topic, [tidings.Outgoing(b"%d" % i) for i in range(count)])
+
+    return make
+
+
+def stopped_broker_data(url: str, cwd: Path) -> None:
+    with BrokerProcess(cwd / "tidings-data") as broker, tidings.connect_sync(broker.url) as c:
+        c.create_topic("orders")
+        c.publish("orders", b"kept")
+
+
+def file(name: str, text: str) -> Callable[[str, Path], None]:
+    def make(url: str, cwd: Path) -> None:
+        (cwd / name).write_text(text)
+
+    return make
+
+
+def jwks(url: str, cwd: Path) -> None:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    public = Ed25519PrivateKey.generate().public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    x = base64.urlsafe_b64encode(public).rstrip(b"=").decode()
+    key = {"kty": "OKP", "crv": "Ed25519", "x": x, "kid": "k1", "alg": "EdDSA"}
+    (cwd / "jwks.json").write_text(json.dumps({"keys": [key]}))
+
+
+# what each command's examples need first: shell lines, or callables (url, cwd) that may return
+# {placeholder in the example: what it stands for}
+SETUP: dict[tuple[str, ...], list[str | Callable[[str, Path], dict[str, str] | None]]] = {
+    ("sub",): [messages("orders", 10)],
+    ("stats",): ["tidings topic create orders", "tidings topic create payments"],
+    ("run",): [file("payment.py", SERVICE_MODULE)],
+    ("asyncapi",): [
+        file("payment.py", SERVICE_MODULE),
+        "tidings asyncapi payment:svc > asyncapi-1.0.json",
+    ],
+    ("gateway",): [file("routes.toml", ROUTES), jwks],
+    ("topic", "info"): ["tidings topic create orders"],
+    ("topic", "delete"): ["tidings topic create orders"],
+    ("group",): [messages("orders", 1), "tidings sub orders --group billing --count 1"],
+    ("group", "list"): [messages("orders", 1), "tidings sub orders --group billing --count 1"],
+    ("group", "info"): [messages("orders", 1), "tidings sub orders --group billing --count 1"],
+    ("group", "reset"): [messages("orders", 1), "tidings sub orders --group billing --count 1"],
+    ("dlq",): [dead_letter("orders", "billing")],
+    ("dlq", "list"): [dead_letter("orders", "billing")],
+    ("dlq", "redrive"): [dead_letter("orders", "billing", count=3)],
+    ("dlq", "purge"): [dead_letter("orders", "billing")],
+    ("dlq", "replay"): [dead_letter("order.refunded", "payment")],
+    ("user", "passwd"): [
+        "echo 'a first long secret' | tidings user add billing --users-file users.toml"
+        " --password-stdin"
+    ],
+    ("user", "remove"): ["tidings user add billing --users-file users.toml --token"],
+    ("user", "list"): ["tidings user add billing --users-file users.toml --token"],
+    ("store",): [stopped_broker_data],
+    ("store", "check"): [stopped_broker_data],
+    ("store", "repair"): [stopped_broker_data],
+    ("outbox", "relay"): [
+        "tidings outbox create-table --db sqlite:///app.db",
+        f"tidings outbox create-table --db {PG_EXAMPLE}",
+    ],
+    ("outbox", "status"): [
+        "tidings outbox create-table --db sqlite:///app.db",
+        f"tidings outbox create-table --db {PG_EXAMPLE}",
+    ],
+    ("services",): ["tidings services register pricing http://127.0.0.1:9 --version 1.0.0"],
+    ("services", "show"): ["tidings services register pricing http://127.0.0.1:9 --version 1.0.0"],
+    ("services", "deregister"): [
+        "tidings services register legacy-billing http://127.0.0.1:8080 --version 3.1.0"
+    ],
+}  # fmt: skip
+SERVES = {("broker",), ("run",), ("gateway",), ("outbox", "relay")}
+NOT_RUN = {  # command: why its examples are not run here, and what runs them instead
+    ("bench",): "benchmarks of minutes; tests/benchmarks/test_smoke.py runs tidings bench --smoke",
+    ("demo",): "about a minute; tests/cli/test_commands.py::test_demo_reconciles runs it",
+}
+EXAMPLES = examples()
+
+
+def test_every_command_has_examples_and_the_lists_are_current():
+    paths = {path for path, _ in EXAMPLES}
+    assert len(paths) >= 40
+    assert set(NOT_RUN).issubset(paths) and SERVES.issubset(paths) and set(SETUP).issubset(paths)
+
+
+@pytest.mark.parametrize(
+    ("path", "lines"),
+    [pytest.param(p, ls, id=" ".join(("tidings", *p))) for p, ls in EXAMPLES if p not in NOT_RUN],
+)
+def test_help_examples_run(path, lines, tmp_path, request):
+    needs_pg = any(PG_EXAMPLE in line for line in [*lines, *map(str, SETUP.get(path, []))])
+    pg = request.getfixturevalue("pg_url") if needs_pg else None
+    with BrokerProcess(tmp_path / "broker", memory=True) as broker:
+        cwd = tmp_path / "work"
+        cwd.mkdir()
+        target = Target(broker.url, cwd, env={"KEY": "a-shared-secret-of-32-bytes-or-more!"})
+
+        placeholders = {PG_EXAMPLE: pg} if pg else {}
+
+        def prepare(line: str) -> str:
+            line = PORTS.sub(lambda m: f"--{m.group(1)} 0", localize(line, target))
+            for placeholder, value in placeholders.items():
+                line = line.replace(placeholder, value)
+            return line
+
+        for step in SETUP.get(path, []):
+            if callable(step):
+                placeholders.update(step(broker.url, cwd) or {})
+            else:
+                run(prepare(step), target, what="setup")
+        servers = []
+        for line in map(prepare, lines):
+            if line.endswith("&"):
+                servers.append((line, start(line.removesuffix("&"), target)))
+            elif path in SERVES:
+                stop(line, start(line, target), wait=SERVE_SECONDS)
+            else:
+                run(line, target, what="example")
+        for line, proc in servers:
+            stop(line, proc, wait=0)
+
+
+def run(line: str, target: Target, what: str) -> None:
+    proc = subprocess.run(
+        ["bash", "-e", "-o", "pipefail", "-c", line], cwd=target.cwd, env=target.environ(),
+        capture_output=True, text=True, timeout=90,
+    )  # fmt: skip
+    assert proc.returncode == 0, (
+        f"{what}: {line}\nexit code {proc.returncode}\n--- stdout\n{proc.stdout[-2000:]}"
+        f"\n--- stderr\n{proc.stderr[-2000:]}"
+    )
+    assert "Traceback" not in proc.stderr, f"{what}: {line}\n{proc.stderr[-2000:]}"
+
+
+def start(line: str, target: Target) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        ["bash", "-c", f"exec {line}"], cwd=target.cwd, env=target.environ(), text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )  # fmt: skip
+
+
+def stop(line: str, proc: subprocess.Popen[str], wait: float) -> None:
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.1)
+    running = proc.poll() is None
+    if running:
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        out, _ = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, _ = proc.communicate()
+        pytest.fail(f"server: {line}\ndid not stop within 30 s of SIGTERM\n{out[-2000:]}")
+    assert running, f"server: {line}\nended by itself, exit code {proc.returncode}\n{out[-2000:]}"
+    assert proc.returncode == 0, f"server: {line}\nexit code {proc.returncode} on SIGTERM\n{out}"
