@@ -7,7 +7,9 @@ started for that command (``$TIDINGS_URL``; the default address ``tidings://127.
 replaced by it). What an example needs that it does not make itself (a topic, a dead letter, a
 module with a service, a users file, a PostgreSQL database) is made first by SETUP. A line
 ending in ``&`` and every example of a command in SERVES is a server: it must still run after a
-few seconds and stop with exit code 0 on SIGTERM. Fixed ports are rewritten to 0 (a free one).
+few seconds and stop with exit code 0 on SIGTERM; a line with ``--follow`` (until Ctrl-C) stops
+on SIGINT with 0 or 130, the exit code of an interrupt. Fixed ports are rewritten to 0 (a free
+one); BROKER_ARGS gives the test broker the options a command needs.
 """
 
 from __future__ import annotations
@@ -102,6 +104,19 @@ def messages(topic: str, count: int) -> Callable[[str, Path], None]:
     return make
 
 
+def traced_message(url: str, cwd: Path) -> None:
+    """order-17 published, consumed and acked on a traced topic, in trace 4bf92f35..."""
+    parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    with tidings.connect_sync(url) as client:
+        client.create_topic("orders")
+        client.publish("orders", b"{}", msg_id="order-17", headers={"traceparent": parent})
+        sub = client.subscribe("orders", "billing")
+        msg = sub.next(timeout=10)
+        assert msg is not None
+        msg.ack()
+        sub.close()
+
+
 def stopped_broker_data(url: str, cwd: Path) -> None:
     with BrokerProcess(cwd / "tidings-data") as broker, tidings.connect_sync(broker.url) as c:
         c.create_topic("orders")
@@ -129,6 +144,7 @@ def jwks(url: str, cwd: Path) -> None:
 # {placeholder in the example: what it stands for}
 SETUP: dict[tuple[str, ...], list[str | Callable[[str, Path], dict[str, str] | None]]] = {
     ("sub",): [messages("orders", 10)],
+    ("trace",): [traced_message],
     ("stats",): ["tidings topic create orders", "tidings topic create payments"],
     ("run",): [file("payment.py", SERVICE_MODULE)],
     ("asyncapi",): [
@@ -170,7 +186,8 @@ SETUP: dict[tuple[str, ...], list[str | Callable[[str, Path], dict[str, str] | N
         "tidings services register legacy-billing http://127.0.0.1:8080 --version 3.1.0"
     ],
 }  # fmt: skip
-SERVES = {("broker",), ("run",), ("gateway",), ("outbox", "relay")}
+SERVES = {("broker",), ("run",), ("gateway",), ("outbox", "relay")}  # and lines with --follow
+BROKER_ARGS = {("trace",): ["--trace", ">"]}  # the test broker's options, per command
 NOT_RUN = {  # command: why its examples are not run here, and what runs them instead
     ("bench",): "benchmarks of minutes; tests/benchmarks/test_smoke.py runs tidings bench --smoke",
     ("demo",): "about a minute; tests/cli/test_commands.py::test_demo_reconciles runs it",
@@ -181,7 +198,8 @@ EXAMPLES = examples()
 def test_every_command_has_examples_and_the_lists_are_current():
     paths = {path for path, _ in EXAMPLES}
     assert len(paths) >= 40
-    assert set(NOT_RUN).issubset(paths) and SERVES.issubset(paths) and set(SETUP).issubset(paths)
+    for listed in (NOT_RUN, SERVES, SETUP, BROKER_ARGS):
+        assert set(listed).issubset(paths), set(listed) - paths
 
 
 @pytest.mark.parametrize(
@@ -191,7 +209,8 @@ def test_every_command_has_examples_and_the_lists_are_current():
 def test_help_examples_run(path, lines, tmp_path, request):
     needs_pg = any(PG_EXAMPLE in line for line in [*lines, *map(str, SETUP.get(path, []))])
     pg = request.getfixturevalue("pg_url") if needs_pg else None
-    with BrokerProcess(tmp_path / "broker", memory=True) as broker:
+    args = BROKER_ARGS.get(path, [])
+    with BrokerProcess(tmp_path / "broker", memory=True, args=args) as broker:
         cwd = tmp_path / "work"
         cwd.mkdir()
         target = Target(broker.url, cwd, env={"KEY": "a-shared-secret-of-32-bytes-or-more!"})
@@ -213,6 +232,8 @@ def test_help_examples_run(path, lines, tmp_path, request):
         for line in map(prepare, lines):
             if line.endswith("&"):
                 servers.append((line, start(line.removesuffix("&"), target)))
+            elif "--follow" in line:  # "until Ctrl-C": SIGINT, and the exit code of Ctrl-C
+                stop(line, start(line, target), SERVE_SECONDS, signal.SIGINT, codes={0, 130})
             elif path in SERVES:
                 stop(line, start(line, target), wait=SERVE_SECONDS)
             else:
@@ -241,18 +262,24 @@ def start(line: str, target: Target) -> subprocess.Popen[str]:
     )  # fmt: skip
 
 
-def stop(line: str, proc: subprocess.Popen[str], wait: float) -> None:
+def stop(
+    line: str,
+    proc: subprocess.Popen[str],
+    wait: float,
+    sig: int = signal.SIGTERM,
+    codes: frozenset[int] | set[int] = frozenset({0}),
+) -> None:
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.1)
     running = proc.poll() is None
     if running:
-        os.killpg(proc.pid, signal.SIGTERM)
+        os.killpg(proc.pid, sig)
     try:
         out, _ = proc.communicate(timeout=30)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         out, _ = proc.communicate()
-        pytest.fail(f"server: {line}\ndid not stop within 30 s of SIGTERM\n{out[-2000:]}")
+        pytest.fail(f"server: {line}\ndid not stop within 30 s of signal {sig}\n{out[-2000:]}")
     assert running, f"server: {line}\nended by itself, exit code {proc.returncode}\n{out[-2000:]}"
-    assert proc.returncode == 0, f"server: {line}\nexit code {proc.returncode} on SIGTERM\n{out}"
+    assert proc.returncode in codes, f"server: {line}\nexit code {proc.returncode} ({sig})\n{out}"
