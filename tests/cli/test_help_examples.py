@@ -14,6 +14,7 @@ one); BROKER_ARGS gives the test broker the options a command needs.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
@@ -25,6 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 import typer
 from tests.docs.runner import Target, localize
 from tests.helpers.broker_process import BrokerProcess
@@ -36,7 +38,7 @@ from tidings.cli.main import app
 
 SERVE_SECONDS = 3.0
 PORTS = re.compile(r"--(port|health-port)[ =](7420|8080|8081)\b")
-PG_EXAMPLE = "postgresql://app@db/shop"
+PG_EXAMPLE = re.compile(r"postgresql://app@db/\w+")  # what the examples call a database
 
 SERVICE_MODULE = """\
 import tidings
@@ -75,11 +77,13 @@ def examples() -> list[tuple[tuple[str, ...], list[str]]]:
     return found
 
 
-def dead_letter(topic: str, group: str, count: int = 1) -> Callable[[str, Path], dict[str, str]]:
+def dead_letter(
+    topic: str, group: str, count: int = 1
+) -> Callable[[str, Path, str | None], dict[str, str]]:
     """``count`` dead letters of ``group`` on ``topic``; the help's placeholder ids
     (``0f3a9c...``) stand for their ids."""
 
-    def make(url: str, cwd: Path) -> dict[str, str]:
+    def make(url: str, cwd: Path, pg: str | None) -> dict[str, str]:
         with tidings.connect_sync(url) as client:
             client.create_topic(topic)
             client.publish_many(topic, [tidings.Outgoing(b'{"n": %d}' % i) for i in range(count)])
@@ -95,8 +99,8 @@ def dead_letter(topic: str, group: str, count: int = 1) -> Callable[[str, Path],
     return make
 
 
-def messages(topic: str, count: int) -> Callable[[str, Path], None]:
-    def make(url: str, cwd: Path) -> None:
+def messages(topic: str, count: int) -> Callable[[str, Path, str | None], None]:
+    def make(url: str, cwd: Path, pg: str | None) -> None:
         with tidings.connect_sync(url) as client:
             client.create_topic(topic, partitions=4)
             client.publish_many(topic, [tidings.Outgoing(b"%d" % i) for i in range(count)])
@@ -104,7 +108,7 @@ def messages(topic: str, count: int) -> Callable[[str, Path], None]:
     return make
 
 
-def traced_message(url: str, cwd: Path) -> None:
+def traced_message(url: str, cwd: Path, pg: str | None) -> None:
     """order-17 published, consumed and acked on a traced topic, in trace 4bf92f35..."""
     parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
     with tidings.connect_sync(url) as client:
@@ -117,20 +121,44 @@ def traced_message(url: str, cwd: Path) -> None:
         sub.close()
 
 
-def stopped_broker_data(url: str, cwd: Path) -> None:
+def saga_instance(url: str, cwd: Path, pg: str | None) -> dict[str, str]:
+    """A completed saga in ./orders.db (the shop of tests/sagas); ``3f1c...`` stands for it."""
+    from tests.sagas.shop import OrderState, running_shop
+
+    async def run_one() -> None:
+        orders, shop = f"sqlite:///{cwd / 'orders.db'}", f"sqlite:///{cwd / 'shop.db'}"
+        async with running_shop("helpex", orders, shop, url) as running:
+            saga = await running.orchestrator.start(
+                running.saga, OrderState(order="o-1"), id="3f1c-example"
+            )
+            await running.orchestrator.wait(saga, timeout=30)
+
+    asyncio.run(run_one())
+    if pg:  # the PostgreSQL examples read an orchestrator's (empty) tables
+        from tidings.sagas.store import tables
+
+        metadata = sa.MetaData()
+        tables(metadata)
+        engine = sa.create_engine(pg)
+        metadata.create_all(engine)
+        engine.dispose()
+    return {"3f1c...": "3f1c-example"}
+
+
+def stopped_broker_data(url: str, cwd: Path, pg: str | None) -> None:
     with BrokerProcess(cwd / "tidings-data") as broker, tidings.connect_sync(broker.url) as c:
         c.create_topic("orders")
         c.publish("orders", b"kept")
 
 
-def file(name: str, text: str) -> Callable[[str, Path], None]:
-    def make(url: str, cwd: Path) -> None:
+def file(name: str, text: str) -> Callable[[str, Path, str | None], None]:
+    def make(url: str, cwd: Path, pg: str | None) -> None:
         (cwd / name).write_text(text)
 
     return make
 
 
-def jwks(url: str, cwd: Path) -> None:
+def jwks(url: str, cwd: Path, pg: str | None) -> None:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
     from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
@@ -140,11 +168,15 @@ def jwks(url: str, cwd: Path) -> None:
     (cwd / "jwks.json").write_text(json.dumps({"keys": [key]}))
 
 
-# what each command's examples need first: shell lines, or callables (url, cwd) that may return
+Step = Callable[[str, Path, str | None], dict[str, str] | None]  # (broker url, cwd, PostgreSQL url)
+
+# what each command's examples need first: shell lines, or Steps that may return
 # {placeholder in the example: what it stands for}
-SETUP: dict[tuple[str, ...], list[str | Callable[[str, Path], dict[str, str] | None]]] = {
+SETUP: dict[tuple[str, ...], list[str | Step]] = {
     ("sub",): [messages("orders", 10)],
     ("trace",): [traced_message],
+    ("sagas", "list"): [saga_instance],
+    ("sagas", "show"): [saga_instance],
     ("stats",): ["tidings topic create orders", "tidings topic create payments"],
     ("run",): [file("payment.py", SERVICE_MODULE)],
     ("asyncapi",): [
@@ -174,11 +206,11 @@ SETUP: dict[tuple[str, ...], list[str | Callable[[str, Path], dict[str, str] | N
     ("store", "repair"): [stopped_broker_data],
     ("outbox", "relay"): [
         "tidings outbox create-table --db sqlite:///app.db",
-        f"tidings outbox create-table --db {PG_EXAMPLE}",
+        "tidings outbox create-table --db postgresql://app@db/shop",
     ],
     ("outbox", "status"): [
         "tidings outbox create-table --db sqlite:///app.db",
-        f"tidings outbox create-table --db {PG_EXAMPLE}",
+        "tidings outbox create-table --db postgresql://app@db/shop",
     ],
     ("services",): ["tidings services register pricing http://127.0.0.1:9 --version 1.0.0"],
     ("services", "show"): ["tidings services register pricing http://127.0.0.1:9 --version 1.0.0"],
@@ -207,7 +239,7 @@ def test_every_command_has_examples_and_the_lists_are_current():
     [pytest.param(p, ls, id=" ".join(("tidings", *p))) for p, ls in EXAMPLES if p not in NOT_RUN],
 )
 def test_help_examples_run(path, lines, tmp_path, request):
-    needs_pg = any(PG_EXAMPLE in line for line in [*lines, *map(str, SETUP.get(path, []))])
+    needs_pg = any(PG_EXAMPLE.search(line) for line in [*lines, *map(str, SETUP.get(path, []))])
     pg = request.getfixturevalue("pg_url") if needs_pg else None
     args = BROKER_ARGS.get(path, [])
     with BrokerProcess(tmp_path / "broker", memory=True, args=args) as broker:
@@ -215,17 +247,17 @@ def test_help_examples_run(path, lines, tmp_path, request):
         cwd.mkdir()
         target = Target(broker.url, cwd, env={"KEY": "a-shared-secret-of-32-bytes-or-more!"})
 
-        placeholders = {PG_EXAMPLE: pg} if pg else {}
+        placeholders: dict[str, str] = {}
 
         def prepare(line: str) -> str:
             line = PORTS.sub(lambda m: f"--{m.group(1)} 0", localize(line, target))
             for placeholder, value in placeholders.items():
                 line = line.replace(placeholder, value)
-            return line
+            return PG_EXAMPLE.sub(pg, line) if pg else line
 
         for step in SETUP.get(path, []):
             if callable(step):
-                placeholders.update(step(broker.url, cwd) or {})
+                placeholders.update(step(broker.url, cwd, pg) or {})
             else:
                 run(prepare(step), target, what="setup")
         servers = []
