@@ -127,20 +127,23 @@ class PollSource:
     async def _wait(self) -> None:
         if self._listener is not None:
             loop = asyncio.get_running_loop()
-            self._waiting = loop.run_in_executor(None, self._wait_notify, self.max_interval)
+            self._waiting = loop.run_in_executor(
+                None, self._wait_notify, self._listener, self._wake, self.max_interval
+            )
             # shielded: a cancelled relay leaves the thread running; close() waits for it
             await asyncio.shield(self._waiting)
             return
         await asyncio.sleep(self.interval)
         self.interval = min(self.max_interval, self.interval * 2)
 
-    def _wait_notify(self, timeout: float) -> None:
-        assert self._wake is not None
-        driver = self._listener.driver_connection
+    @staticmethod
+    def _wait_notify(listener: Any, wake: tuple[int, int], timeout: float) -> None:
+        # given its connection and pipe, not reading them from self: close() clears those
+        driver = listener.driver_connection
         driver.poll()
         if not driver.notifies:
-            ready, _, _ = select.select([driver, self._wake[0]], [], [], timeout)
-            if self._wake[0] in ready:
+            ready, _, _ = select.select([driver, wake[0]], [], [], timeout)
+            if wake[0] in ready:
                 return  # closing
             driver.poll()
         driver.notifies.clear()
