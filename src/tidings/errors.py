@@ -355,7 +355,8 @@ def _catalogue() -> dict[int, type[TidingsError]]:
     stack: list[type[TidingsError]] = [TidingsError]
     while stack:
         cls = stack.pop()
-        out[cls.code] = cls
+        if "code" in cls.__dict__:  # a subclass that keeps its parent's code does not own it
+            out[cls.code] = cls
         stack.extend(cls.__subclasses__())
     return out
 

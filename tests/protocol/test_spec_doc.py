@@ -35,3 +35,17 @@ def test_documented_constants():
     assert f"port **{constants.DEFAULT_PORT}**" in text
     assert f"**{constants.HANDSHAKE_MAX_FRAME_SIZE:,}**" in text
     assert constants.HEADER_SIZE == 9 and "9-byte header" in text
+
+
+def test_a_subclass_that_keeps_its_parents_code_does_not_take_it_over():
+    """An error class made elsewhere (e.g. the MQTT codec's) without a code of its own must
+    not replace its parent in the catalogue once imported: the table and error_for_code
+    would then depend on what a process happened to import."""
+    from tidings.errors import ProtocolError, error_for_code
+
+    class LocalProtocolError(ProtocolError):
+        pass
+
+    assert type(error_for_code(ProtocolError.code)) is ProtocolError
+    assert "LocalProtocolError" not in error_table()
+    del LocalProtocolError
