@@ -94,7 +94,11 @@ async def test_a_participant_that_never_answers_times_out_and_is_compensated(pre
         # the timed-out step is compensated too (it might have taken effect); its command had
         # not, so the participant only marked it cancelled: no undo effect for it
         sent = [s for s, e in events(shop, saga_id) if e == "compensation-sent"]
-        assert sent == ["book", "reserve", "charge"]
+        order = ["book", "reserve", "charge"]
+        assert list(dict.fromkeys(sent)) == order
+        # a compensation not answered within the step's timeout is sent again (it happens on
+        # a loaded machine); the next one goes out only once the current one was answered
+        assert sent == sorted(sent, key=order.index)
         effects = shop.effects(saga_id)
         assert [e for e in effects if e[1] == "undo"] == [("reserve", "undo"), ("charge", "undo")]
         assert sorted(e for e in effects if e[1] == "do") == [("charge", "do"), ("reserve", "do")]
