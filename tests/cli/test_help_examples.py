@@ -17,18 +17,16 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import os
 import re
 import signal
 import subprocess
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 import typer
-from tests.docs.runner import Target, localize
+from tests.docs.runner import Server, Target, localize
 from tests.helpers.broker_process import BrokerProcess
 from tests.helpers.postgres import *  # noqa: F403 - postgres_server, pg_url
 from typer._click.core import Context
@@ -36,7 +34,6 @@ from typer._click.core import Context
 import tidings
 from tidings.cli.main import app
 
-SERVE_SECONDS = 3.0
 PORTS = re.compile(r"--(port|health-port)[ =](7420|8080|8081)\b")
 PG_EXAMPLE = re.compile(r"postgresql://app@db/\w+")  # what the examples call a database
 
@@ -265,13 +262,13 @@ def test_help_examples_run(path, lines, tmp_path, request):
             if line.endswith("&"):
                 servers.append((line, start(line.removesuffix("&"), target)))
             elif "--follow" in line:  # "until Ctrl-C": SIGINT, and the exit code of Ctrl-C
-                stop(line, start(line, target), SERVE_SECONDS, signal.SIGINT, codes={0, 130})
+                stop(line, start(line, target), signal.SIGINT, codes={0, 130})
             elif path in SERVES:
-                stop(line, start(line, target), wait=SERVE_SECONDS)
+                stop(line, start(line, target))
             else:
                 run(line, target, what="example")
         for line, proc in servers:
-            stop(line, proc, wait=0)
+            stop(line, proc)
 
 
 def run(line: str, target: Target, what: str) -> None:
@@ -286,32 +283,19 @@ def run(line: str, target: Target, what: str) -> None:
     assert "Traceback" not in proc.stderr, f"{what}: {line}\n{proc.stderr[-2000:]}"
 
 
-def start(line: str, target: Target) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        ["bash", "-c", f"exec {line}"], cwd=target.cwd, env=target.environ(), text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        start_new_session=True,
-    )  # fmt: skip
+def start(line: str, target: Target) -> Server:
+    return Server(["bash", "-c", f"exec {line}"], target.cwd, target.environ())
 
 
 def stop(
     line: str,
-    proc: subprocess.Popen[str],
-    wait: float,
+    server: Server,
     sig: int = signal.SIGTERM,
     codes: frozenset[int] | set[int] = frozenset({0}),
 ) -> None:
-    deadline = time.monotonic() + wait
-    while time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.1)
-    running = proc.poll() is None
-    if running:
-        os.killpg(proc.pid, sig)
-    try:
-        out, _ = proc.communicate(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, _ = proc.communicate()
-        pytest.fail(f"server: {line}\ndid not stop within 30 s of signal {sig}\n{out[-2000:]}")
-    assert running, f"server: {line}\nended by itself, exit code {proc.returncode}\n{out[-2000:]}"
-    assert proc.returncode in codes, f"server: {line}\nexit code {proc.returncode} ({sig})\n{out}"
+    up = server.wait_up()
+    code = server.stop(sig)
+    out = server.output[-2000:]
+    assert code is not None, f"server: {line}\ndid not stop within 30 s of signal {sig}\n{out}"
+    assert up, f"server: {line}\nended by itself, exit code {code}\n{out}"
+    assert code in codes, f"server: {line}\nexit code {code} on signal {sig}\n{out}"

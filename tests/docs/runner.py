@@ -8,10 +8,11 @@ target broker, and the docs' default address ``tidings://127.0.0.1:7420`` is rep
 a page that names the default address talks to the test's broker.
 
 A ``serves`` block is a server: it is started in a child process (a Python block as a script, a
-shell block with bash), must still run after ``SERVE_SECONDS``, and must stop with exit code 0
-on SIGTERM. Servers bind port 0 (``--port 7420`` is rewritten, ``$TIDINGS_PORT=0``) and no
-HTTP port. A Python block that continues a serving block sees its definitions: the runner
-executes the serving block without its final ``svc.run()``-like statement.
+shell block with bash), must still run ``SETTLE`` seconds after its first line of output, and
+must stop with exit code 0 on SIGTERM. Servers bind port 0 (``--port 7420`` is rewritten,
+``$TIDINGS_PORT=0``) and no HTTP port. A Python block that continues a serving block sees its
+definitions: the runner executes the serving block without its final ``svc.run()``-like
+statement.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +33,8 @@ from pathlib import Path
 from .blocks import ROOT, Block
 
 DEFAULT_URL = "tidings://127.0.0.1:7420"
-SERVE_SECONDS = 3.0
+READY_TIMEOUT = 20.0  # a server that prints nothing is taken as up after this
+SETTLE = 1.0  # seconds a server must keep running after its first line
 SHELL_TIMEOUT = 60.0
 PORT = re.compile(r"--port[ =]7420\b")
 
@@ -134,26 +137,62 @@ def run_shell(code: str, block: Block, target: Target) -> str:
     return proc.stdout
 
 
+class Server:
+    """A server started for a test, its output read as it comes. It counts as up once it printed
+    its first line (servers log their start) and ``SETTLE`` seconds passed, or after
+    ``READY_TIMEOUT`` seconds of silence; ``stop()`` signals it and returns its exit code."""
+
+    def __init__(self, command: list[str], cwd: Path, env: dict[str, str]) -> None:
+        self.proc = subprocess.Popen(
+            command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, text=True, start_new_session=True,
+        )  # fmt: skip
+        self.lines: list[str] = []
+        self._spoke = threading.Event()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line)
+            self._spoke.set()
+        self._spoke.set()
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def wait_up(self) -> bool:
+        """True when it is up and still running (False: it ended by itself)."""
+        self._spoke.wait(READY_TIMEOUT)
+        deadline = time.monotonic() + SETTLE
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            time.sleep(0.05)
+        return self.proc.poll() is None
+
+    def stop(self, sig: int = signal.SIGTERM) -> int | None:
+        """Signal it (and what it started) and wait; None when it did not stop within 30 s."""
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, sig)
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+            return None
+        finally:
+            self._reader.join(5)
+        return self.proc.returncode
+
+
 def serve(command: list[str], block: Block, target: Target) -> str:
-    proc = subprocess.Popen(
-        command, cwd=target.cwd, env=target.environ(), stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True, start_new_session=True,
-    )  # fmt: skip
-    deadline = time.monotonic() + SERVE_SECONDS
-    while time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.1)
-    ended_early = proc.poll() is not None
-    if not ended_early:
-        os.killpg(proc.pid, signal.SIGTERM)  # bash and the server it started
-    try:
-        out, _ = proc.communicate(timeout=30)
-    except subprocess.TimeoutExpired as stuck:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, _ = proc.communicate()
-        raise BlockFailed(
-            f"{block.id}: did not stop within 30 s of SIGTERM\n{out[-3000:]}"
-        ) from stuck
-    if ended_early or proc.returncode != 0:
-        what = "ended by itself" if ended_early else "stopped on SIGTERM"
-        raise BlockFailed(f"{block.id}: {what} with exit code {proc.returncode}\n{out[-3000:]}")
-    return out
+    server = Server(command, target.cwd, target.environ())
+    up = server.wait_up()
+    code = server.stop()
+    if code is None:
+        raise BlockFailed(f"{block.id}: did not stop within 30 s of SIGTERM\n{server.output}")
+    if not up or code != 0:
+        what = "ended by itself" if not up else "stopped on SIGTERM"
+        raise BlockFailed(f"{block.id}: {what} with exit code {code}\n{server.output[-3000:]}")
+    return server.output
