@@ -55,3 +55,17 @@ async def test_list_and_show(tmp_path, broker, capsys):
     assert code == 2 and "no saga table" in err
     code, _, err = run(capsys, "sagas", "list", "--db", orders, "--status", "weird")
     assert code == 2 and "--status must be one of" in err
+
+
+def test_an_unreachable_database_is_named_without_a_traceback(capsys):
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    code, _, err = run(
+        capsys, "sagas", "list", "--db", f"postgresql://app:secret@127.0.0.1:{port}/orders"
+    )
+    assert code == 8  # TransportUnavailable
+    assert f"cannot reach the database postgresql://app:***@127.0.0.1:{port}/orders" in err
+    assert "secret" not in err and "Traceback" not in err

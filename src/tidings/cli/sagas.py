@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
+from ..errors import TransportUnavailable
 from .output import JsonOpt, fail, show, state, table, user_errors
 
 app = typer.Typer(
@@ -55,7 +56,15 @@ def _store(db: str, prefix: str) -> tuple[Any, Any]:
     except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as exc:
         raise fail(f"--db {db!r} is not a usable SQLAlchemy URL: {exc}") from None
     store = SagaStore(prefix)
-    if not sa.inspect(engine).has_table(store.sagas.name):
+    try:
+        found = sa.inspect(engine).has_table(store.sagas.name)
+    except sa.exc.DBAPIError as exc:  # unreachable, refused, wrong password, ...
+        where = engine.url.render_as_string(hide_password=True)
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
+        raise TransportUnavailable(
+            f"cannot reach the database {where}: {reason}; is it running, and is --db right?"
+        ) from None
+    if not found:
         raise fail(f"no saga table {store.sagas.name} in {db}: is it the orchestrator's database?")
     return engine, store
 

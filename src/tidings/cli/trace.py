@@ -25,7 +25,7 @@ or a W3C trace id. --topic shows that topic's newest events (--topic '>' every t
 Example:
 
 \b
-    tidings broker --trace 'orders.>' &
+    tidings broker --trace 'orders,orders.>' &
     tidings trace order-17
     tidings trace --conversation 4bf92f3577b34da6a3ce929d0e0e4736
     tidings trace --topic orders --follow --json
