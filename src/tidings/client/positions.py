@@ -16,8 +16,10 @@ StartPosition = str | int | float | datetime
 
 def start_position(start: StartPosition) -> tuple[StartKind, float | None]:
     """``(GroupSpec.start, GroupSpec.start_value)`` for a ``start=`` argument."""
-    if start == "earliest" or start == "latest":
-        return start, None  # type: ignore[return-value]
+    if start == "earliest":
+        return "earliest", None
+    if start == "latest":
+        return "latest", None
     if isinstance(start, bool):
         pass  # a bool is an int in Python, but never a meaningful position
     elif isinstance(start, int):

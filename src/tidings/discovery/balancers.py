@@ -26,7 +26,7 @@ import math
 import random
 import time
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from ..errors import NoInstance
 from .ejection import OutlierEjection
@@ -90,8 +90,8 @@ class Balancer:
 class RoundRobin(Balancer):
     """Each eligible key in turn."""
 
-    def __init__(self, **options: object) -> None:
-        super().__init__(**options)  # type: ignore[arg-type]
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
         self._next = 0
 
     def _choose(self, keys: list[str]) -> str:
@@ -124,9 +124,9 @@ class PeakEwma(Balancer):
         bench: float = 0.25,
         bench_max: float = 5.0,
         rng: random.Random | None = None,
-        **options: object,
+        **options: Any,
     ) -> None:
-        super().__init__(**options)  # type: ignore[arg-type]
+        super().__init__(**options)
         self.decay = decay
         self.penalty = penalty
         self.initial = initial

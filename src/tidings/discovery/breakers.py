@@ -18,7 +18,7 @@ from ..resilience.breaker import CLOSED, HALF_OPEN, CircuitBreaker
 class InstanceBreakers:
     def __init__(self, breaker: CircuitBreaker | None = None) -> None:
         self.breaker = breaker or CircuitBreaker()
-        self.breaker.bind("discovery", None, time.monotonic)  # type: ignore[arg-type]
+        self.breaker.bind("discovery", None, time.monotonic)
 
     def state(self, key: str) -> str:
         return self.breaker.circuit(key).state

@@ -65,7 +65,7 @@ class CircuitBreaker:
         self._observer: Observer | None = None
         self._now: Callable[[], float] = lambda: 0.0
 
-    def bind(self, policy: str, observer: Observer, now: Callable[[], float]) -> None:
+    def bind(self, policy: str, observer: Observer | None, now: Callable[[], float]) -> None:
         self._policy, self._observer, self._now = policy, observer, now
 
     def circuit(self, callee: str | None = None) -> Circuit:

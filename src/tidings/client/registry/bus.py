@@ -187,5 +187,6 @@ def bus_for(client: AsyncClient) -> DiscoveryBus:
     """The bus of ``client``'s transport."""
     transport = client.transport
     if transport.scheme == "nats":
+        # scheme "nats" is a NatsTransport: not imported here, that would load nats-py
         return NatsBus(transport.nc)  # type: ignore[attr-defined]
     return TopicBus(client)
