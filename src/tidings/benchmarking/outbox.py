@@ -45,6 +45,7 @@ from .procs import ServerProcess, free_port, port_open, wait_until
 from .stats import percentile
 
 WRITERS = 8
+IN_FLIGHT = 16  # transactions of the latency phase under way at once (each holds a connection)
 
 
 @dataclass(frozen=True)
@@ -143,7 +144,7 @@ class Setup:
         self.sa = sa
         self.path, self.broker, self.db_url, self.workdir = path, broker, db_url, workdir
         sqlite = db_url.startswith("sqlite")
-        options = {"connect_args": {"timeout": 30}} if sqlite else {"pool_size": WRITERS + 4}
+        options = {"connect_args": {"timeout": 30}} if sqlite else {"pool_size": IN_FLIGHT + 4}
         self.engine = sa.create_engine(db_url, **options)
         # SQLite has one writer at a time: the row commits take turns (the outbox's do too)
         self.turn: contextlib.AbstractAsyncContextManager[Any] = (
@@ -287,7 +288,7 @@ async def latency(
         await warm_up(setup, collector, topic)
         count = max(1, int(rate * seconds))
         committed: dict[int, float] = {}
-        gate = asyncio.Semaphore(64)
+        gate = asyncio.Semaphore(IN_FLIGHT)
 
         async def one(i: int) -> None:
             async with gate:
