@@ -53,6 +53,8 @@ class ServerConfig:
     tls_client_ca: str | None = None  # PEM CA: clients must present a certificate it signed
     # HTTP (/livez, /readyz, /metrics, /api/v1; the tidings[http] extra): host:port, or off
     http: str = "127.0.0.1:7421"
+    # MQTT 3.1.1 and 5.0 clients (docs/mqtt.md): host:port, or off
+    mqtt: str = "off"
     # message tracing (docs/tracing.md): topic patterns (comma-separated, '>' all) or off
     trace: str = "off"
     trace_size: int = 100_000  # events the trace ring keeps (the oldest fall off)
@@ -84,6 +86,10 @@ class ServerConfig:
             raise BadRequest("memory high watermark and disk free limit must be >= 0 (0: off)")
         if self.http.strip().lower() != "off" and self.http.rpartition(":")[1] != ":":
             raise BadRequest(f"--http expects host:port or off, got {self.http!r}")
+        if self.mqtt.strip().lower() != "off" and not self.mqtt.rpartition(":")[2].isdigit():
+            raise BadRequest(
+                f"--mqtt expects host:port (e.g. 127.0.0.1:1883) or off, got {self.mqtt!r}"
+            )
         parse_patterns(self.trace)
         check_sample(self.trace_sample)
         if self.trace_size < 1:
@@ -169,11 +175,15 @@ OPTIONS: dict[str, tuple[str, type, str]] = {
         str,
         "HTTP (/livez, /readyz, /metrics, /api/v1) on host:port (default 127.0.0.1:7421) or off",
     ),
+    "mqtt": (
+        "TIDINGS_MQTT",
+        str,
+        "serve MQTT 3.1.1 and 5.0 clients on host:port (e.g. 127.0.0.1:1883; default off)",
+    ),
     "trace": (
         "TIDINGS_TRACE",
         str,
-        "trace the messages of these topics: comma-separated patterns ('>' = all) or off "
-        "(default)",
+        "trace the messages of these topics: comma-separated patterns ('>' = all) or off (default)",
     ),
     "trace_size": ("TIDINGS_TRACE_SIZE", int, "trace events kept (default 100000)"),
     "trace_sample": (

@@ -17,6 +17,7 @@ from ..logs import setup_logging
 from .app import BrokerServer
 from .config import ServerConfig, config_from
 from .http import start_http
+from .mqtt.listener import start_mqtt
 from .reload import reload_users
 
 log = logging.getLogger("tidings.server")
@@ -27,6 +28,7 @@ async def serve(config: ServerConfig, *, ready: asyncio.Event | None = None) -> 
     server = BrokerServer(config)
     host, port = await server.start()
     http = await start_http(server, config.http)
+    mqtt = await start_mqtt(server, config.mqtt)
     log.info("security: %s", server.describe_security())
     log.info("tidings broker %s listening on tidings://%s:%d", server.version, host, port)
     if host in ("127.0.0.1", "::1", "localhost"):
@@ -58,6 +60,8 @@ async def serve(config: ServerConfig, *, ready: asyncio.Event | None = None) -> 
     finally:
         if http is not None:
             await http.stop()
+        if mqtt is not None:
+            await mqtt.stop()
         await server.stop()
         for sig in (signal.SIGTERM, signal.SIGINT, getattr(signal, "SIGHUP", signal.SIGTERM)):
             try:

@@ -1,0 +1,637 @@
+"""The MQTT listener: MQTT 3.1.1 and 5.0 clients on the broker's engine, in its event loop.
+
+``MqttListener(server).start(host, port)`` serves connections of :class:`MqttConnection`.
+A connection authenticates CONNECT against the broker's users (same rights as the native
+port, checked on the tidings topic of each MQTT topic), publishes inbound messages in
+arrival order (QoS 1: PUBACK once the broker's commit made them durable), and joins one
+tidings consumer group per subscription (see ``mapping``). Every protocol error ends in the
+reason code the client is owed (CONNACK or DISCONNECT on 5.0, a close on 3.1.1); a bug in a
+handler is logged and closes that connection only.
+
+Not built yet: QoS 2 (granted as 1; a QoS 2 PUBLISH is refused), retained messages,
+persistent sessions (every session starts clean and ends at disconnect), topic aliases.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from collections import deque
+from typing import TYPE_CHECKING
+
+from ...errors import Forbidden, MessageTooLarge, NotFound, TidingsError, Unauthorized
+from ...model import Delivery, GroupSpec, TopicSpec
+from ..auth import require
+from . import codec as m
+from .mapping import (
+    Filter,
+    delivered_qos,
+    mqtt_topic,
+    parse_filter,
+    split_topic,
+    to_outgoing,
+    to_publish,
+)
+
+if TYPE_CHECKING:
+    from ..app import BrokerServer
+    from ..auth import User
+
+log = logging.getLogger("tidings.server.mqtt")
+
+KEEP_ALIVE_FACTOR = 1.5  # a client silent 1.5x its keep-alive is gone (MQTT 3.1.2.10)
+RECEIVE_MAXIMUM = 100  # QoS 1 deliveries in flight per subscription (v5: or the client's less)
+SERVER_RECEIVE_MAXIMUM = 1000  # unacknowledged QoS 1 publishes a client may send
+PUBLISH_RUN = 500  # inbound messages to one topic published in one engine call at most
+SWEEP = 0.5  # seconds between keep-alive checks
+
+
+class Subscription:
+    __slots__ = ("conn", "filter", "group", "member_id", "private", "qos", "ready", "stash")
+
+    def __init__(self, conn: MqttConnection, flt: Filter, qos: int, group: str) -> None:
+        self.conn = conn
+        self.filter = flt
+        self.qos = qos
+        self.group = group
+        self.private = flt.share is None
+        self.member_id = ""
+        self.ready = False
+        self.stash: list[Delivery] = []
+
+    def deliver(self, deliveries: list[Delivery]) -> None:
+        if not self.ready:  # the engine dispatches inside join: SUBACK goes first
+            self.stash.extend(deliveries)
+            return
+        self.conn.send_deliveries(self, deliveries)
+
+
+class MqttConnection(asyncio.Protocol):
+    def __init__(self, listener: MqttListener, conn_id: str) -> None:
+        self.listener = listener
+        self.server = listener.server
+        self.broker = listener.server.runtime.broker
+        self.id = conn_id
+        self.peer = "?"
+        self.client_id = ""
+        self.version = 0
+        self.user: User | None = None
+        self.connected = False
+        self.closed = False
+        self.keep_alive = 0
+        self.last_received = self.opened = time.monotonic()
+        max_size = self.server.config.max_message_size + 64 * 1024
+        self.max_packet_size = max_size
+        self.decoder = m.PacketDecoder(max_size)
+        self.transport: asyncio.Transport | None = None
+        self.client_max_packet = m.MAX_REMAINING + 5
+        self.receive_maximum = RECEIVE_MAXIMUM
+        self.subs: dict[str, Subscription] = {}
+        self.inflight: dict[int, tuple[Subscription, int, int]] = {}  # packet id -> delivery
+        self.next_pid = 0
+        self.inbound: deque[m.Publish] = deque()
+        self.publisher: asyncio.Task[None] | None = None
+        self.will: m.Will | None = None
+        self.may_publish: set[str] = set()
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.held: list[m.Packet] = []  # packets after CONNECT, while the password is checked
+        self.authenticating = False
+
+    @property
+    def origin(self) -> str:
+        who = f"user {self.user.name}, " if self.user is not None else ""
+        return f"mqtt connection {self.id} ({self.peer}, {who}client {self.client_id})"
+
+    # -- asyncio.Protocol --------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        peer = transport.get_extra_info("peername")
+        self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        self.listener.connections.add(self)
+
+    def data_received(self, data: bytes) -> None:
+        self.last_received = time.monotonic()
+        try:
+            packets = self.decoder.feed(data)
+        except m.MalformedPacket as exc:
+            log.warning("mqtt %s (%s): %s: closing", self.id, self.peer, exc)
+            self.refuse(exc.reason, str(exc))
+            return
+        if self.authenticating:
+            self.held += packets
+            return
+        self.handle_all(packets)
+
+    def handle_all(self, packets: list[m.Packet]) -> None:
+        for packet in packets:
+            if self.closed:
+                return
+            try:
+                self.handle(packet)
+            except m.MalformedPacket as exc:
+                log.warning("mqtt %s (%s): %s: closing", self.id, self.peer, exc)
+                self.refuse(exc.reason, str(exc))
+                return
+            except Exception:  # a bug must not take the broker down
+                log.exception("mqtt %s: internal error handling %s", self.id, type(packet).__name__)
+                self.refuse(m.UNSPECIFIED, "internal error")
+                return
+            if self.authenticating:  # the rest waits for the password check
+                self.held += packets[packets.index(packet) + 1 :]
+                return
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.listener.forget(self)
+        if self.will is not None:  # gone without DISCONNECT: publish its will
+            will, self.will = self.will, None
+            self.spawn(self._publish_will(will))
+        self.release()
+
+    # -- packets -----------------------------------------------------------------------------
+
+    def handle(self, packet: m.Packet) -> None:
+        if isinstance(packet, m.Connect):
+            self.on_connect(packet)
+        elif isinstance(packet, m.Publish):
+            self.on_publish(packet)
+        elif isinstance(packet, m.Ack):
+            self.on_ack(packet)
+        elif isinstance(packet, m.Subscribe):
+            self.on_subscribe(packet)
+        elif isinstance(packet, m.Unsubscribe):
+            self.on_unsubscribe(packet)
+        elif isinstance(packet, m.Pingreq):
+            self.send(m.Pingresp())
+        elif isinstance(packet, m.Disconnect):
+            if packet.reason != 0x04:  # 0x04: disconnect with will message
+                self.will = None
+            self.close()
+        else:  # AUTH: no enhanced authentication methods
+            raise m.MalformedPacket(
+                "enhanced authentication (AUTH) is not supported", m.PROTOCOL_ERROR
+            )
+
+    def on_connect(self, packet: m.Connect) -> None:
+        self.version = packet.version
+        self.keep_alive = packet.keep_alive
+        props = packet.properties
+        self.client_max_packet = props.get("maximum_packet_size", self.client_max_packet)
+        self.receive_maximum = min(props.get("receive_maximum", 65535), RECEIVE_MAXIMUM)
+        assigned = None
+        if not packet.client_id:
+            if self.version == m.V311 and not packet.clean_start:
+                self.connack(m.V3_IDENTIFIER_REJECTED, m.CLIENT_ID_NOT_VALID)
+                return
+            assigned = packet.client_id = "tidings-" + secrets.token_hex(8)
+        self.client_id = packet.client_id
+        if packet.will is not None:
+            if packet.will.qos == 2:
+                self.connack(m.V3_SERVER_UNAVAILABLE, m.QOS_NOT_SUPPORTED)
+                return
+            if packet.will.retain:
+                self.connack(m.V3_SERVER_UNAVAILABLE, m.RETAIN_NOT_SUPPORTED)
+                return
+            try:
+                split_topic(packet.will.topic)
+            except m.MalformedPacket:
+                self.connack(m.V3_SERVER_UNAVAILABLE, m.TOPIC_NAME_INVALID)
+                return
+        auth = self.server.auth
+        if not auth.enabled:
+            self.accept(packet, None, assigned)
+            return
+        secret = packet.password.decode("utf-8", "replace") if packet.password is not None else None
+        user = auth.cached(packet.username, secret)
+        if user is not None:
+            self.accept(packet, user, assigned)
+            return
+        self.authenticating = True
+        if self.transport is not None:
+            self.transport.pause_reading()
+        self.spawn(self._authenticate(packet, secret, assigned))
+
+    async def _authenticate(
+        self, packet: m.Connect, secret: str | None, assigned: str | None
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while True:  # a users reload during the check: check again on the new users
+                auth = self.server.auth
+                user = await loop.run_in_executor(None, auth.verify, packet.username, secret)
+                if self.server.auth is auth:
+                    break
+        except Unauthorized as exc:
+            log.warning(
+                "mqtt authentication of user %r from %s failed: %s",
+                packet.username, self.peer, exc,
+            )  # fmt: skip
+            self.connack(m.V3_BAD_USER_OR_PASSWORD, m.BAD_USER_OR_PASSWORD)
+            return
+        if self.closed:
+            return
+        self.authenticating = False
+        self.accept(packet, user, assigned)
+        if self.transport is not None and not self.closed:
+            self.transport.resume_reading()
+        held, self.held = self.held, []
+        self.handle_all(held)
+
+    def accept(self, packet: m.Connect, user: User | None, assigned: str | None) -> None:
+        self.user = user
+        if packet.will is not None:
+            topic, _ = split_topic(packet.will.topic)
+            try:
+                require(user, "publish", topic, self.who())
+            except Forbidden:
+                self.connack(m.V3_NOT_AUTHORIZED, m.NOT_AUTHORIZED)
+                return
+            self.will = packet.will
+        self.listener.take_over(self)
+        self.connected = True
+        props: m.Properties = {}
+        if self.version == m.V5:
+            props = {
+                "receive_maximum": SERVER_RECEIVE_MAXIMUM,
+                "maximum_qos": 1,
+                "retain_available": 0,
+                "maximum_packet_size": self.max_packet_size,
+                "topic_alias_maximum": 0,
+                "wildcard_subscription_available": 1,
+                "subscription_identifier_available": 0,
+                "shared_subscription_available": 1,
+            }
+            if packet.properties.get("session_expiry_interval"):
+                props["session_expiry_interval"] = 0  # sessions end with the connection
+            if assigned is not None:
+                props["assigned_client_identifier"] = assigned
+        self.send(m.Connack(m.SUCCESS, False, props))
+        log.debug("mqtt %s from %s: client %r, MQTT %s", self.id, self.peer, self.client_id,
+                  "5.0" if self.version == m.V5 else "3.1.1")  # fmt: skip
+
+    def connack(self, v3_code: int, v5_reason: int) -> None:
+        """Refuse the CONNECT and close."""
+        self.send(m.Connack(v5_reason if self.version == m.V5 else v3_code))
+        self.close()
+
+    def refuse(self, reason: int, why: str) -> None:
+        """A protocol error: CONNACK or DISCONNECT with ``reason`` on 5.0, then close."""
+        if self.version == m.V5 or (not self.connected and self.version == 0):
+            if not self.connected:
+                v3 = m.V3_UNACCEPTABLE_VERSION if reason == m.UNSUPPORTED_VERSION else None
+                if v3 is not None:  # a 3.1.1 answer, which any client understands
+                    self.send(m.Connack(v3), m.V311)
+                elif self.version == m.V5:
+                    self.send(m.Connack(reason, False, {"reason_string": why[:200]}))
+            else:
+                self.send(m.Disconnect(reason, {"reason_string": why[:200]}))
+        self.close()
+
+    def on_publish(self, packet: m.Publish) -> None:
+        if packet.qos == 2:
+            raise m.MalformedPacket(
+                "QoS 2 is not supported yet (maximum QoS 1)", m.QOS_NOT_SUPPORTED
+            )
+        if packet.retain and self.version == m.V5:
+            raise m.MalformedPacket(
+                "retained messages are not supported yet", m.RETAIN_NOT_SUPPORTED
+            )
+        if "topic_alias" in packet.properties:
+            raise m.MalformedPacket(
+                "topic aliases are not supported (maximum 0)", m.TOPIC_NAME_INVALID
+            )
+        if len(self.inbound) >= SERVER_RECEIVE_MAXIMUM:
+            raise m.MalformedPacket("more QoS 1 publishes in flight than the receive maximum",
+                                    m.RECEIVE_MAXIMUM_EXCEEDED)  # fmt: skip
+        self.inbound.append(packet)
+        if self.publisher is None:
+            self.publisher = asyncio.get_running_loop().create_task(self._publish_inbound())
+
+    async def _publish_inbound(self) -> None:
+        """Publish what arrived, in order: consecutive messages to one tidings topic go in one
+        engine call (one append and one commit), acknowledged once it returns."""
+        try:
+            while self.inbound and not self.closed:
+                first = self.inbound.popleft()
+                run = [first]
+                try:
+                    topic, _ = split_topic(first.topic)
+                except m.MalformedPacket as exc:
+                    self.publish_failed(first, exc.reason, str(exc))
+                    continue
+                while self.inbound and len(run) < PUBLISH_RUN:
+                    nxt = self.inbound[0]
+                    if nxt.topic.partition("/")[0] != topic:
+                        break
+                    run.append(self.inbound.popleft())
+                await self._publish_run(topic, run)
+        except Exception:
+            log.exception("mqtt %s: publishing failed", self.id)
+            self.refuse(m.UNSPECIFIED, "internal error")
+        finally:
+            self.publisher = None
+
+    async def _publish_run(self, topic: str, run: list[m.Publish]) -> None:
+        try:
+            self.admit(topic)
+            messages = [to_outgoing(p) for p in run]
+            await self.server.runtime.publish(topic, messages, self.origin)
+        except TidingsError as exc:
+            reason = _reason_of(exc)
+            for packet in run:
+                self.publish_failed(packet, reason, exc.message)
+            return
+        for packet in run:
+            if packet.qos == 1 and packet.packet_id is not None:
+                self.send(m.Ack(m.PUBACK, packet.packet_id))
+
+    def admit(self, topic: str) -> None:
+        if topic not in self.may_publish:
+            require(self.user, "publish", topic, self.who())
+            self.ensure_topic(topic)
+            self.may_publish.add(topic)
+        self.server.alarms.refuse_publish(0)
+
+    def ensure_topic(self, topic: str) -> None:
+        """MQTT has no topic creation: a topic that does not exist yet is created (with the
+        default settings) for a user who may administer it."""
+        if topic in {t.name for t in self.broker.list_topics()}:
+            return
+        require(self.user, "admin", topic, self.who())
+        self.broker.create_topic(TopicSpec(name=topic), exist_ok=True)
+
+    def publish_failed(self, packet: m.Publish, reason: int, why: str) -> None:
+        log.warning("mqtt %s: publish to %r refused: %s", self.id, packet.topic, why)
+        if self.version == m.V5 and packet.qos == 1 and packet.packet_id is not None:
+            self.send(m.Ack(m.PUBACK, packet.packet_id, reason, {"reason_string": why[:200]}))
+        elif self.version == m.V5:
+            self.refuse(reason, why)  # QoS 0 has no answer: say it with DISCONNECT
+        else:
+            self.close()  # MQTT 3.1.1 has no negative PUBACK: closing is the answer
+
+    def on_ack(self, packet: m.Ack) -> None:
+        if packet.type != m.PUBACK:  # PUBREC/PUBREL/PUBCOMP: we never send QoS 2
+            raise m.MalformedPacket(f"{m.NAMES[packet.type]} without a QoS 2 exchange",
+                                    m.PROTOCOL_ERROR)  # fmt: skip
+        entry = self.inflight.pop(packet.packet_id, None)
+        if entry is None:
+            return  # a PUBACK for a delivery of a subscription that ended: moot
+        sub, partition, offset = entry
+        with contextlib.suppress(TidingsError):
+            self.broker.ack(sub.member_id, partition, offset)
+
+    def on_subscribe(self, packet: m.Subscribe) -> None:
+        reasons = []
+        joined = []
+        for wanted in packet.subscriptions:
+            try:
+                sub = self.subscribe(wanted)
+            except m.MalformedPacket as exc:
+                log.info("mqtt %s: subscription %r refused: %s", self.id, wanted.filter, exc)
+                reasons.append(exc.reason if self.version == m.V5 else m.V3_SUBACK_FAILURE)
+            except TidingsError as exc:
+                log.info("mqtt %s: subscription %r refused: %s", self.id, wanted.filter, exc)
+                reasons.append(_reason_of(exc) if self.version == m.V5 else m.V3_SUBACK_FAILURE)
+            else:
+                reasons.append(sub.qos)
+                joined.append(sub)
+        self.send(m.Suback(packet.packet_id, reasons))
+        for sub in joined:  # now the deliveries the engine gave at join may follow
+            sub.ready = True
+            stash, sub.stash = sub.stash, []
+            if stash:
+                self.send_deliveries(sub, stash)
+
+    def subscribe(self, wanted: m.Subscription) -> Subscription:
+        flt = parse_filter(wanted.filter)
+        require(self.user, "subscribe", flt.topic, self.who())
+        old = self.subs.pop(wanted.filter, None)
+        if old is not None:  # the same filter again replaces the subscription
+            self.end(old)
+        qos = min(wanted.qos, 1)
+        self.ensure_topic(flt.topic)
+        if flt.share is None:
+            group = f"mqtt.{secrets.token_hex(6)}"
+            spec = GroupSpec(topic=flt.topic, name=group, start="latest", auto_ack=qos == 0)
+        else:
+            group = flt.share
+            spec = GroupSpec(topic=flt.topic, name=group)
+        sub = Subscription(self, flt, qos, group)
+        prefetch = self.receive_maximum
+        sub.member_id = self.broker.join(spec, prefetch=prefetch, deliver=sub.deliver)
+        self.subs[wanted.filter] = sub
+        return sub
+
+    def on_unsubscribe(self, packet: m.Unsubscribe) -> None:
+        reasons = []
+        for text in packet.filters:
+            sub = self.subs.pop(text, None)
+            if sub is None:
+                reasons.append(m.NO_SUBSCRIPTION_EXISTED)
+            else:
+                self.end(sub)
+                reasons.append(m.SUCCESS)
+        self.send(m.Unsuback(packet.packet_id, reasons))
+
+    def end(self, sub: Subscription) -> None:
+        """Leave the subscription's group (un-acked deliveries return to it); a private
+        group is deleted with it."""
+        for pid, (owner, _, _) in list(self.inflight.items()):
+            if owner is sub:
+                del self.inflight[pid]
+        with contextlib.suppress(TidingsError):
+            self.broker.leave(sub.member_id)
+        if sub.private:
+            with contextlib.suppress(TidingsError):
+                self.broker.delete_group(sub.filter.topic, sub.group)
+
+    # -- deliveries --------------------------------------------------------------------------
+
+    def send_deliveries(self, sub: Subscription, deliveries: list[Delivery]) -> None:
+        if self.closed:
+            return
+        settle_now: list[tuple[int, int]] = []
+        sent = 0
+        for d in deliveries:
+            if not sub.filter.matches(mqtt_topic(d)):
+                settle_now.append((d.partition, d.offset))
+                continue
+            qos = delivered_qos(d, sub.qos)
+            pid = self.packet_id() if qos else None
+            data = m.encode(to_publish(d, qos, pid, self.version), self.version)
+            if len(data) > self.client_max_packet:  # the client cannot take it: dropped
+                settle_now.append((d.partition, d.offset))
+                continue
+            if pid is not None:
+                self.inflight[pid] = (sub, d.partition, d.offset)
+            elif not sub.private or d.lease_until is not None:
+                settle_now.append((d.partition, d.offset))
+            self.write(data)
+            sent += 1
+        broker = self.broker
+        if settle_now and not (sub.private and sub.qos == 0):
+            broker.ack_many(sub.member_id, settle_now)
+        if sub.private and sub.qos == 0:  # auto-ack: credit back for what was written
+            self.loop_call(broker.add_credit, sub.member_id, len(deliveries))
+
+    def packet_id(self) -> int:
+        for _ in range(65535):
+            self.next_pid = self.next_pid % 65535 + 1
+            if self.next_pid not in self.inflight:
+                return self.next_pid
+        raise m.MalformedPacket("no free packet identifier", m.QUOTA_EXCEEDED)
+
+    def loop_call(self, fn: object, *args: object) -> None:
+        def call() -> None:
+            with contextlib.suppress(TidingsError):
+                fn(*args)  # type: ignore[operator]
+
+        asyncio.get_running_loop().call_soon(call)
+
+    # -- writing, closing --------------------------------------------------------------------
+
+    def send(self, packet: m.Packet, version: int | None = None) -> None:
+        self.write(m.encode(packet, version or self.version or m.V5))
+
+    def write(self, data: bytes) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.write(data)
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    def who(self) -> str:
+        return f"mqtt connection {self.id} from {self.peer}"
+
+    def spawn(self, coro: object) -> None:
+        task = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
+        self.listener.tasks.add(task)
+        task.add_done_callback(self.listener.tasks.discard)
+
+    def release(self) -> None:
+        subs, self.subs = self.subs, {}
+        for sub in subs.values():
+            self.end(sub)
+        self.inflight.clear()
+
+    async def _publish_will(self, will: m.Will) -> None:
+        try:
+            topic, _ = split_topic(will.topic)
+            self.admit(topic)
+            message = to_outgoing(m.Publish(will.topic, will.payload, will.qos, False, False, None,
+                                            will.properties))  # fmt: skip
+            await self.server.runtime.publish(topic, [message], self.origin)
+        except TidingsError as exc:
+            log.warning("mqtt %s: the will to %r was not published: %s", self.id, will.topic, exc)
+
+
+def _reason_of(exc: TidingsError) -> int:
+    if isinstance(exc, Forbidden | Unauthorized):
+        return m.NOT_AUTHORIZED
+    if isinstance(exc, MessageTooLarge):
+        return m.PACKET_TOO_LARGE
+    if isinstance(exc, NotFound):
+        return m.TOPIC_NAME_INVALID
+    if exc.code == 441 or exc.code == 440:  # Overloaded, TopicFull
+        return m.QUOTA_EXCEEDED
+    return m.IMPLEMENTATION_SPECIFIC
+
+
+class MqttListener:
+    """The MQTT port of a broker server."""
+
+    def __init__(self, server: BrokerServer) -> None:
+        self.server = server
+        self.connections: set[MqttConnection] = set()
+        self.by_client: dict[str, MqttConnection] = {}
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.address: tuple[str, int] | None = None
+        self._listener: asyncio.AbstractServer | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+        self._seq = 0
+        self._instance = secrets.token_hex(2)
+
+    async def start(self, host: str, port: int) -> tuple[str, int]:
+        loop = asyncio.get_running_loop()
+        self._listener = await loop.create_server(self._new, host, port, backlog=1024)
+        self.address = self._listener.sockets[0].getsockname()[:2]
+        self._sweeper = loop.create_task(self._sweep(), name="tidings-mqtt-keepalive")
+        return self.address
+
+    def _new(self) -> MqttConnection:
+        self._seq += 1
+        return MqttConnection(self, f"m{self._instance}-{self._seq}")
+
+    def take_over(self, conn: MqttConnection) -> None:
+        """A second connection with a client id ends the first (MQTT 3.1.4-3)."""
+        old = self.by_client.get(conn.client_id)
+        if old is not None and old is not conn and not old.closed:
+            log.info("mqtt client %r reconnected: closing its previous connection", conn.client_id)
+            if old.version == m.V5:
+                old.send(m.Disconnect(m.SESSION_TAKEN_OVER))
+            old.close()
+        self.by_client[conn.client_id] = conn
+
+    def forget(self, conn: MqttConnection) -> None:
+        self.connections.discard(conn)
+        if self.by_client.get(conn.client_id) is conn:
+            del self.by_client[conn.client_id]
+
+    async def _sweep(self) -> None:
+        timeout = self.server.config.handshake_timeout
+        while True:
+            await asyncio.sleep(SWEEP)
+            now = time.monotonic()
+            for conn in list(self.connections):
+                if not conn.connected and not conn.authenticating and now - conn.opened > timeout:
+                    log.warning(
+                        "mqtt %s (%s): no CONNECT within %.0fs: closing",
+                        conn.id,
+                        conn.peer,
+                        timeout,
+                    )
+                    conn.transport.abort() if conn.transport else None
+                elif (
+                    conn.keep_alive
+                    and now - conn.last_received > KEEP_ALIVE_FACTOR * conn.keep_alive
+                ):
+                    silent = now - conn.last_received
+                    log.info(
+                        "mqtt %s (%s): silent for %.1fs (keep-alive %ds): closing",
+                        conn.id, conn.peer, silent, conn.keep_alive,
+                    )  # fmt: skip
+                    conn.refuse(m.KEEP_ALIVE_TIMEOUT, "keep-alive timeout")
+
+    async def stop(self) -> None:
+        if self._listener is not None:
+            self._listener.close()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        for conn in list(self.connections):
+            if conn.connected and conn.version == m.V5:
+                conn.send(m.Disconnect(m.SERVER_SHUTTING_DOWN))
+            conn.will = None
+            conn.close()
+            conn.closed = True
+            conn.release()
+            self.forget(conn)
+        if self.tasks:
+            await asyncio.wait(list(self.tasks), timeout=2.0)
+
+
+async def start_mqtt(server: BrokerServer, address: str) -> MqttListener | None:
+    """Start the MQTT listener on ``host:port`` (``off``: none)."""
+    if address.strip().lower() == "off":
+        return None
+    host, _, port = address.rpartition(":")
+    listener = MqttListener(server)
+    bound = await listener.start(host.strip("[]") or "127.0.0.1", int(port))
+    log.info("MQTT 3.1.1 and 5.0 listening on mqtt://%s:%d", *bound)
+    return listener

@@ -1,0 +1,135 @@
+"""How MQTT topics, filters and properties map onto tidings topics, keys, groups and headers
+(docs/mqtt.md explains the choice).
+
+An MQTT topic name ``sensors/kitchen/temp`` is the tidings topic ``sensors`` (its first level)
+with the message key ``kitchen/temp`` (the other levels; no key for a one-level name) and the
+header ``mqtt-topic: sensors/kitchen/temp``. A filter's first level names the tidings topic
+its messages come from; the other levels are matched against each message's MQTT topic.
+``$share/GROUP/FILTER`` joins the tidings consumer group GROUP. v5 user properties are the
+message's headers both ways.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from ...errors import InvalidName
+from ...model import Delivery, Outgoing
+from ...names import is_reply_topic, validate_name
+from . import codec as m
+
+TOPIC_HEADER = "mqtt-topic"
+QOS_HEADER = "mqtt-qos"  # "0" on what an MQTT client published at QoS 0 (delivered at QoS 0)
+# headers the front-end sets itself: not passed back as user properties
+OWN_HEADERS = frozenset({TOPIC_HEADER, QOS_HEADER})
+
+
+def split_topic(topic: str) -> tuple[str, str | None]:
+    """(tidings topic, key) of an MQTT topic name; MalformedPacket 0x90 when its first level
+    is not a tidings topic name (``$`` topics, reply topics, other characters)."""
+    first, _, rest = topic.partition("/")
+    try:
+        validate_name("topic", first)
+    except InvalidName as exc:
+        raise m.MalformedPacket(
+            f"MQTT topic {topic!r}: its first level is the tidings topic, and {exc.message}",
+            m.TOPIC_NAME_INVALID,
+        ) from None
+    if is_reply_topic(first):
+        raise m.MalformedPacket(
+            f"MQTT topic {topic!r}: reply topics are not reachable over MQTT", m.TOPIC_NAME_INVALID
+        )
+    return first, rest or None
+
+
+def to_outgoing(packet: m.Publish) -> Outgoing:
+    """The tidings message of an MQTT PUBLISH (v5 user properties become headers)."""
+    headers = {name: value for name, value in packet.properties.get("user_property", ())}
+    headers[TOPIC_HEADER] = packet.topic
+    if packet.qos == 0:
+        headers[QOS_HEADER] = "0"
+    content_type = packet.properties.get("content_type")
+    if content_type is not None:
+        headers.setdefault("content-type", content_type)
+    expiry = packet.properties.get("message_expiry_interval")
+    _, key = split_topic(packet.topic)
+    return Outgoing(packet.payload, key, headers, None, float(expiry) if expiry else None)
+
+
+def mqtt_topic(delivery: Delivery) -> str:
+    """The MQTT topic name of a tidings message: its ``mqtt-topic`` header when an MQTT client
+    published it, else the tidings topic with the key as the further levels."""
+    topic = delivery.headers.get(TOPIC_HEADER)
+    if topic:
+        return topic
+    return f"{delivery.topic}/{delivery.key}" if delivery.key else delivery.topic
+
+
+def to_publish(delivery: Delivery, qos: int, packet_id: int | None, version: int) -> m.Publish:
+    props: m.Properties = {}
+    if version == m.V5:
+        pairs = [(k, v) for k, v in delivery.headers.items() if k not in OWN_HEADERS]
+        if pairs:
+            props["user_property"] = pairs
+        if "content-type" in delivery.headers:
+            props["content_type"] = delivery.headers["content-type"]
+    return m.Publish(mqtt_topic(delivery), delivery.body, qos, False, False, packet_id, props)
+
+
+def delivered_qos(delivery: Delivery, granted: int) -> int:
+    """The QoS of a delivery: the subscription's, or less when published at QoS 0."""
+    return 0 if delivery.headers.get(QOS_HEADER) == "0" else granted
+
+
+@dataclasses.dataclass(frozen=True)
+class Filter:
+    """A parsed SUBSCRIBE filter: the tidings topic, the levels to match after it, the
+    consumer group of ``$share/GROUP/...`` (None: a private subscription)."""
+
+    text: str  # as the client wrote it (the key of UNSUBSCRIBE)
+    topic: str
+    levels: tuple[str, ...]
+    share: str | None = None
+
+    def matches(self, mqtt_topic: str) -> bool:
+        have = mqtt_topic.split("/")[1:]
+        for i, level in enumerate(self.levels):
+            if level == "#":
+                return True
+            if i >= len(have) or (level != "+" and level != have[i]):
+                return False
+        return len(have) == len(self.levels)
+
+
+def parse_filter(text: str) -> Filter:
+    """MalformedPacket (0x8F, or 0xA2 for a first-level wildcard) for what is not served."""
+    share = None
+    body = text
+    if text.startswith("$share/"):
+        _, group, *rest = text.split("/", 2)
+        if not rest or not group or "+" in group or "#" in group:
+            raise m.MalformedPacket(
+                f"shared subscription {text!r}: write $share/GROUP/FILTER", m.TOPIC_FILTER_INVALID
+            )
+        try:
+            share = validate_name("group", group)
+        except InvalidName as exc:
+            raise m.MalformedPacket(exc.message, m.TOPIC_FILTER_INVALID) from None
+        body = rest[0]
+    m.check_topic_filter(body)
+    first, *levels = body.split("/")
+    if first in ("+", "#"):
+        raise m.MalformedPacket(
+            f"topic filter {text!r}: a wildcard in the first level (which names the tidings "
+            "topic) is not supported yet; name the topic, e.g. sensors/#",
+            m.WILDCARDS_NOT_SUPPORTED,
+        )
+    if first.startswith("$"):
+        raise m.MalformedPacket(
+            f"topic filter {text!r}: this broker serves no $ topics", m.TOPIC_FILTER_INVALID
+        )
+    try:
+        topic, _ = split_topic(first)
+    except m.MalformedPacket as exc:
+        raise m.MalformedPacket(str(exc), m.TOPIC_FILTER_INVALID) from None
+    return Filter(text, topic, tuple(levels), share)
