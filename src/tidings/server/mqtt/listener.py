@@ -99,6 +99,7 @@ class MqttConnection(asyncio.Protocol):
         self.tasks: set[asyncio.Task[None]] = set()
         self.held: list[m.Packet] = []  # packets after CONNECT, while the password is checked
         self.authenticating = False
+        self.closing = False  # DISCONNECT received: close once the publishes before it end
 
     @property
     def origin(self) -> str:
@@ -172,7 +173,10 @@ class MqttConnection(asyncio.Protocol):
         elif isinstance(packet, m.Disconnect):
             if packet.reason != 0x04:  # 0x04: disconnect with will message
                 self.will = None
-            self.close()
+            if self.publisher is None:
+                self.close()
+            else:  # the publishes before DISCONNECT are still answered
+                self.closing = True
         else:  # AUTH: no enhanced authentication methods
             raise m.MalformedPacket(
                 "enhanced authentication (AUTH) is not supported", m.PROTOCOL_ERROR
@@ -336,6 +340,8 @@ class MqttConnection(asyncio.Protocol):
             self.refuse(m.UNSPECIFIED, "internal error")
         finally:
             self.publisher = None
+            if self.closing:
+                self.close()
 
     async def _publish_run(self, topic: str, run: list[m.Publish]) -> None:
         try:
