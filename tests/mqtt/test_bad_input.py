@@ -30,8 +30,10 @@ def _read_all(sock: socket.socket, version: int = m.V5) -> list[m.Packet]:
         packets += decoder.feed(data)
 
 
-def _connect(sock: socket.socket, version: int = m.V5, **fields) -> m.Packet:
-    sock.sendall(m.encode(m.Connect("raw", version, **fields), version))
+def _connect(
+    sock: socket.socket, version: int = m.V5, client_id: str = "raw", **fields
+) -> m.Packet:
+    sock.sendall(m.encode(m.Connect(client_id, version, **fields), version))
     decoder = m.PacketDecoder(server=False)
     decoder.version = version
     packets: list[m.Packet] = []
@@ -130,3 +132,58 @@ def test_keep_alive_is_kept_by_pings(broker):
             sock.sendall(m.encode(m.Pingreq()))
         sock.settimeout(5)
         assert sock.recv(100).startswith(bytes([m.PINGRESP << 4, 0]))
+
+
+def _read_packet(sock: socket.socket, decoder: m.PacketDecoder) -> m.Packet:
+    sock.settimeout(10)
+    while True:
+        packets = decoder.feed(sock.recv(65536))
+        if packets:
+            return packets[0]
+
+
+def test_an_unacknowledged_qos1_delivery_goes_to_the_next_member_of_its_group(broker):
+    def member(name: str) -> tuple[socket.socket, m.PacketDecoder]:
+        sock = _open(broker.mqtt_port)
+        assert _connect(sock, client_id=name).reason == 0
+        sock.sendall(m.encode(m.Subscribe(1, [m.Subscription("$share/workers/jobs/#", 1)])))
+        decoder = m.PacketDecoder(server=False)
+        decoder.version = m.V5
+        assert _read_packet(sock, decoder) == m.Suback(1, [1])
+        return sock, decoder
+
+    first, first_decoder = member("first")
+    with _open(broker.mqtt_port) as pub:
+        assert _connect(pub, client_id="pub").reason == 0
+        pub.sendall(m.encode(m.Publish("jobs/1", b"work", 1, packet_id=5)))
+        ack = _read_packet(pub, m.PacketDecoder(server=False))
+        assert (ack.type, ack.packet_id) == (m.PUBACK, 5)
+    delivered = _read_packet(first, first_decoder)
+    assert (delivered.topic, delivered.payload, delivered.qos) == ("jobs/1", b"work", 1)
+    first.close()  # gone without PUBACK
+    second, second_decoder = member("second")
+    with second:
+        again = _read_packet(second, second_decoder)
+        assert (again.topic, again.payload) == ("jobs/1", b"work")
+        second.sendall(m.encode(m.Ack(m.PUBACK, again.packet_id)))
+
+
+def test_mqtt_option_is_validated():
+    from tidings.errors import BadRequest
+    from tidings.server.config import config_from
+
+    assert config_from(["--memory", "--mqtt", "127.0.0.1:1883"]).mqtt == "127.0.0.1:1883"
+    assert config_from(["--memory"], {"TIDINGS_MQTT": "0.0.0.0:1884"}).mqtt == "0.0.0.0:1884"
+    assert config_from(["--memory"], {}).mqtt == "off"
+    with pytest.raises(BadRequest, match="--mqtt expects host:port"):
+        config_from(["--memory", "--mqtt", "1883x"])
+
+
+def test_a_second_connection_with_the_client_id_takes_over(broker):
+    with _open(broker.mqtt_port) as old, _open(broker.mqtt_port) as new:
+        assert _connect(old, client_id="same").reason == 0
+        assert _connect(new, client_id="same").reason == 0
+        assert _read_all(old) == [m.Disconnect(m.SESSION_TAKEN_OVER)]
+        new.sendall(m.encode(m.Pingreq()))
+        new.settimeout(5)
+        assert new.recv(2) == bytes([m.PINGRESP << 4, 0])
