@@ -90,6 +90,7 @@ class Collector:
     def __init__(self, client: Any, topic: str) -> None:
         self.client, self.topic = client, topic
         self.arrived: dict[int, float] = {}
+        self.arrived_wall: dict[int, float] = {}  # time.time(), for the writer processes
         self.warm = 0  # warm-up messages seen
         self._task: asyncio.Task[None] | None = None
         self._sub: Any = None
@@ -104,11 +105,12 @@ class Collector:
     async def _run(self) -> None:
         while True:
             batch = await self._sub.next_batch(2000, timeout=1.0)
-            now = time.perf_counter()
+            now, wall = time.perf_counter(), time.time()
             for m in batch:
                 i = json.loads(m.body)["i"]
                 if i >= 0:
                     self.arrived.setdefault(i, now)
+                    self.arrived_wall.setdefault(i, wall)
                 else:
                     self.warm += 1
 
@@ -314,6 +316,88 @@ async def latency(
         await collector.close()
 
 
+async def latency_procs(
+    setup: Setup,
+    client: Any,
+    rate: float,
+    seconds: float,
+    timeout: float,
+    procs: int,
+    db_cpu: Any = lambda: 0.0,
+) -> dict[str, float]:
+    """The latency phase with ``procs`` writer processes (``outbox_writers``), each at
+    rate/procs on one fixed wall-clock schedule; latency from each commit's start (and, as
+    ``p99_sched_ms``, from the message's due time, which also counts a writer falling behind)."""
+    topic = f"bench.outbox.lat.{secrets.token_hex(4)}"
+    collector = Collector(client, topic)
+    await collector.start()
+    try:
+        await warm_up(setup, collector, topic)
+        count = max(1, int(rate * seconds))
+        t0 = time.time() + 1.0 + 0.3 * procs  # the processes import and connect before it
+        relay0, db0 = setup.relay_cpu(), db_cpu()
+        children = [
+            await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "tidings.benchmarking.outbox_writers",
+                "--db",
+                setup.db_url,
+                "--topic",
+                topic,
+                "--index",
+                str(k),
+                "--procs",
+                str(procs),
+                "--count",
+                str(count),
+                "--rate",
+                str(rate),
+                "--t0",
+                repr(t0),
+                stdout=asyncio.subprocess.PIPE,
+            )
+            for k in range(procs)
+        ]
+        try:
+            outs = await asyncio.wait_for(
+                asyncio.gather(*(c.communicate() for c in children)), timeout + seconds
+            )
+        finally:
+            for c in children:
+                if c.returncode is None:
+                    c.kill()
+                    await c.wait()
+        committed: dict[int, float] = {}
+        late = writers_cpu = 0.0
+        for c, (out, _) in zip(children, outs, strict=True):
+            if c.returncode != 0:
+                raise RuntimeError(f"a writer process exited with {c.returncode}")
+            res = json.loads(out.decode().strip().splitlines()[-1])
+            committed.update({int(i): t for i, t in res["committed"].items()})
+            late = max(late, res["late_max_s"])
+            writers_cpu += res["cpu_s"]
+        last_commit = max(committed.values())
+        await collector.wait(count, timeout)
+        relay_cpu, db_cpu_s = setup.relay_cpu() - relay0, db_cpu() - db0
+        arrived = collector.arrived_wall
+        lat = sorted(arrived[i] - committed[i] for i in range(count))
+        sched = sorted(arrived[i] - (t0 + i / rate) for i in range(count))
+        return {
+            "rate": count / (last_commit - t0) if last_commit > t0 else float(count),
+            "p50_ms": percentile(lat, 50) * 1e3,
+            "p99_ms": percentile(lat, 99) * 1e3,
+            "p99_sched_ms": percentile(sched, 99) * 1e3,
+            "writer_late_max_ms": late * 1e3,
+            "writer_procs": procs,
+            "lat_writers_cpu_s": writers_cpu,
+            "lat_relay_cpu_s": relay_cpu,
+            "lat_db_cpu_s": db_cpu_s,
+        }
+    finally:
+        await collector.close()
+
+
 def _wal_lsn(pg: Postgres) -> int:
     return int(pg.execute("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')")[0][0])
 
@@ -326,7 +410,15 @@ def _slot_retained(pg: Postgres, database: str) -> int:
     return int(rows[0][0]) if rows and rows[0][0] is not None else 0
 
 
-async def run_db(db: str, size: str, rate: float, broker: str, workdir: Path) -> dict[str, Any]:
+async def run_db(
+    db: str,
+    size: str,
+    rate: float,
+    broker: str,
+    workdir: Path,
+    procs: int = 0,
+    only: str | None = None,
+) -> dict[str, Any]:
     from .. import AsyncClient
 
     sz = SIZES[size]
@@ -336,6 +428,8 @@ async def run_db(db: str, size: str, rate: float, broker: str, workdir: Path) ->
     try:
         async with AsyncClient(broker) as client:
             for n, path in enumerate(paths(db, size)):
+                if only is not None and only not in path.label:
+                    continue
                 name = f"bench_{n}_{secrets.token_hex(2)}"
                 url = pg.create_database(name) if pg else f"sqlite:///{workdir / name}.db"
                 setup = Setup(url, path, broker, workdir)
@@ -347,16 +441,21 @@ async def run_db(db: str, size: str, rate: float, broker: str, workdir: Path) ->
                         row["db_cpu_s"] = tree_cpu(pg.pid) - cpu0
                         row["wal_bytes_per_row"] = (_wal_lsn(pg) - wal0) / sz["count"]
                         row["slot_retained_bytes"] = _slot_retained(pg, name)
-                    row.update(await latency(setup, client, rate, sz["seconds"], timeout))
+                    if procs and path.kind == "outbox":
+                        pg_cpu = (lambda: tree_cpu(pg.pid)) if pg else (lambda: 0.0)
+                        row.update(await latency_procs(setup, client, rate, sz["seconds"],
+                                                       timeout, procs, pg_cpu))  # fmt: skip
+                    else:
+                        row.update(await latency(setup, client, rate, sz["seconds"], timeout))
                     if path.kind == "outbox":
                         row.update(await drain(setup, client, 2 * sz["count"], timeout))
                 results[path.label] = row
     finally:
         if pg is not None:
             pg.stop()
-    base = results["publish"]["delivered_per_s"]
+    base = results["publish"]["delivered_per_s"] if "publish" in results else None
     for row in results.values():
-        row["vs_publish"] = row["delivered_per_s"] / base
+        row["vs_publish"] = row["delivered_per_s"] / base if base else float("nan")
     return results
 
 
@@ -369,7 +468,9 @@ def _broker(workdir: Path) -> tuple[ServerProcess, str]:
     return proc, f"tidings://127.0.0.1:{port}"
 
 
-async def run(size: str, rate: float | None, postgres: bool) -> dict[str, Any]:
+async def run(
+    size: str, rate: float | None, postgres: bool, procs: int = 0, only: str | None = None
+) -> dict[str, Any]:
     import sqlalchemy
 
     from .. import __version__
@@ -378,15 +479,17 @@ async def run(size: str, rate: float | None, postgres: bool) -> dict[str, Any]:
     out: dict[str, Any] = {
         "size": size,
         "rate": rate,
+        "writer_procs": procs,
         "versions": {"tidings": __version__, "sqlalchemy": sqlalchemy.__version__},
     }
     with tempfile.TemporaryDirectory(prefix="tidings-bench-outbox-") as tmp:
         workdir = Path(tmp)
         broker, url = _broker(workdir)
         try:
-            out["sqlite"] = await run_db("sqlite", size, rate, url, workdir)
-            if postgres:
-                out["postgresql"] = await run_db("postgresql", size, rate, url, workdir)
+            for db in ("sqlite", "postgresql") if postgres else ("sqlite",):
+                if db == "postgresql" or only is None or any(only in v.label for v in
+                                                             paths(db, size)):  # fmt: skip
+                    out[db] = await run_db(db, size, rate, url, workdir, procs, only)
         finally:
             broker.stop()
     return out
@@ -420,6 +523,13 @@ def report(res: dict[str, Any]) -> str:
                     f"{r['slot_retained_bytes']:,} |"
                 )
             lines.append(line)
+        for label, r in res[db].items():
+            if "p99_sched_ms" in r:
+                lines.append(
+                    f"\n{label}: {r['writer_procs']} writer processes offered "
+                    f"{r['rate']:,.0f} tx/s; p99 from the due time {r['p99_sched_ms']:.1f} ms, "
+                    f"a writer at most {r['writer_late_max_ms']:.1f} ms behind its schedule."
+                )
     return "\n".join(lines)
 
 
@@ -430,12 +540,18 @@ def main(argv: list[str] | None = None) -> int:
     size.add_argument("--smoke", action="store_true", help="tiny counts (the test suite)")
     p.add_argument("--rate", type=float, help="messages/s of the latency phase")
     p.add_argument("--no-postgres", action="store_true", help="SQLite only")
+    p.add_argument("--writer-procs", type=int, default=0, metavar="N",
+                   help="latency phase of the outbox paths: N writer processes (default: "
+                        "writer tasks in this process)")  # fmt: skip
+    p.add_argument("--only", metavar="TEXT", help="only the paths whose label contains TEXT")
     p.add_argument("--json", action="store_true", help="print JSON instead of Markdown")
     args = p.parse_args(argv)
     if not args.no_postgres and pg_bin_dir() is None:
         p.error("PostgreSQL is not installed (apt-get install -y postgresql); or --no-postgres")
     logging.getLogger("tidings").setLevel(logging.ERROR)
     size = "smoke" if args.smoke else "quick" if args.quick else "full"
-    res = asyncio.run(run(size, args.rate, not args.no_postgres))
+    if args.writer_procs < 0:
+        p.error("--writer-procs must be >= 0")
+    res = asyncio.run(run(size, args.rate, not args.no_postgres, args.writer_procs, args.only))
     print(json.dumps(res, indent=2) if args.json else report(res))
     return 0
