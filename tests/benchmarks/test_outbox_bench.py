@@ -28,3 +28,25 @@ def test_outbox_bench_smoke(capsys):
     tail = res["postgresql"]["outbox tail (batch 2000)"]
     assert tail["db_cpu_s"] > 0 and tail["wal_bytes_per_row"] > 0
     assert tail["slot_retained_bytes"] >= 0
+
+
+def test_outbox_bench_writer_processes(capsys):
+    """``--writer-procs 2``: the latency phase's outbox writers are two processes on one
+    wall-clock schedule; every message arrives and is timed from its own commit's start."""
+    argv = ["outbox", "--smoke", "--json", "--writer-procs", "2", "--only", "outbox tail"]
+    assert main(argv) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["writer_procs"] == 2 and "sqlite" not in res
+    assert set(res["postgresql"]) == {"outbox tail (batch 2000)"}
+    row = res["postgresql"]["outbox tail (batch 2000)"]
+    assert row["writer_procs"] == 2 and row["rate"] > 0
+    assert 0 < row["p50_ms"] <= row["p99_ms"]
+    assert row["p99_sched_ms"] > 0 and row["writer_late_max_ms"] >= 0
+    assert row["lat_writers_cpu_s"] > 0 and row["lat_db_cpu_s"] > 0
+
+
+def test_outbox_bench_rejects_negative_writer_procs(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["outbox", "--smoke", "--writer-procs", "-1"])
+    assert exc.value.code == 2
+    assert "--writer-procs must be >= 0" in capsys.readouterr().err
