@@ -22,8 +22,8 @@ by the slot.
 Options: ``--quick`` / ``--smoke`` (smaller counts), ``--rate N`` (latency phase),
 ``--writer-procs N`` (the outbox paths' latency phase from N writer processes,
 ``outbox_writers``: one process cannot offer 2,000 transactions/s), ``--only TEXT`` (the paths
-whose label contains TEXT), ``--no-postgres``, ``--json``. Bounded: every wait has a deadline; every server binds
-127.0.0.1 and is stopped by its PID.
+whose label contains TEXT), ``--no-postgres``, ``--json``. Bounded: every wait has a
+deadline; every server binds 127.0.0.1 and is stopped by its PID (writer processes by theirs).
 """
 
 from __future__ import annotations
