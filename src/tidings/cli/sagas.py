@@ -1,17 +1,22 @@
-"""``tidings sagas list|show``: saga instances as the orchestrators stored them.
+"""``tidings sagas list|show|retry|compensate|abort``: saga instances as the orchestrators
+stored them, and operator actions on them.
 
-They read the saga tables (``tidings_sagas``, ``tidings_saga_events``) in the orchestrator's
-database; no broker is needed.
+``list`` and ``show`` read the saga tables (``tidings_sagas``, ``tidings_saga_events``) in
+the orchestrator's database; no broker is needed. An action is a request written to the
+outbox table of that database (the orchestrator's relay publishes it to the saga's reply
+topic), so the instance's owner does the transition in order with its replies; the command
+waits for the outcome recorded in the history.
 """
 
 from __future__ import annotations
 
 import time
+import uuid
 from typing import Annotated, Any
 
 import typer
 
-from ..errors import TransportUnavailable
+from ..errors import SagaConflict, Timeout, TransportUnavailable
 from .output import JsonOpt, fail, show, state, table, user_errors
 
 app = typer.Typer(
@@ -172,6 +177,188 @@ def show_saga(
         return Group(head, state_table, steps, history)
 
     show(st, data, render)
+
+
+ACTION_HELP = {
+    "retry": """Send the current step's command again, as a new attempt.
+
+For a running saga whose participant was down (or lost the command), or a compensating or
+failed one (its current compensation is sent again). Recorded in the history with --by and
+--reason; waits for the orchestrator to do it.
+
+Example:
+
+\b
+    tidings sagas retry 3f1c... --db sqlite:///orders.db --reason "payments is back"
+""",
+    "compensate": """Stop going forward: compensate the completed steps, last first.
+
+Only for a running saga before its pivot (after the pivot a saga only moves forward: retry
+it, or abort it). The step in flight is compensated too (its command may still take effect).
+
+Example:
+
+\b
+    tidings sagas compensate 3f1c... --db sqlite:///orders.db --reason "customer cancelled"
+""",
+    "abort": """Mark a saga aborted, without compensations: nothing more is sent.
+
+For an operator who fixed things by hand. Needs --yes.
+
+Example:
+
+\b
+    tidings sagas abort 3f1c... --db sqlite:///orders.db --yes --reason "refunded by hand"
+""",
+}
+
+
+def _outcome(conn: Any, store: Any, saga_id: str, request: str) -> dict[str, Any] | None:
+    import sqlalchemy as sa
+
+    e = store.events
+    row = conn.execute(
+        sa.select(e.c.at, e.c.step, e.c.event, e.c.detail)
+        .where(e.c.saga_id == saga_id, e.c.detail.contains(f"({request})"))
+        .order_by(e.c.seq)
+    ).first()
+    return None if row is None else dict(row._mapping)
+
+
+def _act(
+    ctx: typer.Context,
+    action: str,
+    saga_id: str,
+    db: str,
+    reason: str | None,
+    by: str | None,
+    wait: float,
+    prefix: str,
+    outbox_table: str,
+    as_json: bool,
+) -> None:
+    import sqlalchemy as sa
+
+    from ..outbox import Outbox
+    from ..sagas import protocol as p
+    from ..sagas.machine import refusal
+    from ..sagas.orchestrator import _user
+
+    st = state(ctx, None, as_json)
+    with user_errors():
+        engine, store = _store(db, prefix)
+        if not sa.inspect(engine).has_table(outbox_table):
+            raise fail(
+                f"no outbox table {outbox_table} in {db}: an action is written there for the "
+                "orchestrator's relay (give --outbox-table if it has another name)"
+            )
+        outbox = Outbox(engine, outbox_table)
+        request = p.Action(saga_id, action, f"op-{uuid.uuid4().hex}", by or _user(), reason)
+        with engine.begin() as conn:
+            record = store.load(conn, saga_id)
+            if record is None:
+                from ..errors import SagaNotFound
+
+                raise SagaNotFound(
+                    f"no saga {saga_id!r} in this database: see `tidings sagas list`"
+                )
+            why = refusal(record, action)
+            if why is not None:
+                raise SagaConflict(why)
+            body, headers = p.action_message(request)
+            outbox.publish(conn, p.reply_topic(record.name), body, key=saga_id, headers=headers,
+                           msg_id=request.request, kind="command")  # fmt: skip
+        outcome = None
+        deadline = time.monotonic() + wait
+        while wait > 0:
+            with engine.connect() as conn:
+                outcome = _outcome(conn, store, saga_id, request.request)
+                if outcome is not None:
+                    record = store.load(conn, saga_id, lock=False)
+            if outcome is not None or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        engine.dispose()
+        if outcome is not None and outcome["event"] == "action-refused":
+            raise SagaConflict(outcome["detail"].split(": ", 1)[-1])
+        if outcome is None and wait > 0:
+            raise Timeout(
+                f"{action} of saga {saga_id} requested ({request.request}) but no orchestrator "
+                f"did it within {wait}s: are an orchestrator and its outbox relay running?"
+            )
+    data = {"id": saga_id, "action": action, "request": request.request,
+            "done": outcome is not None, "status": record.status}  # fmt: skip
+    done = f"-> {record.status}" if outcome is not None else "requested"
+    show(st, data, lambda: f"saga {saga_id}: {action} {done} ({request.request})")
+
+
+ReasonOpt = Annotated[
+    str | None,
+    typer.Option("--reason", help="Why (kept in the saga's history).", show_default=False),
+]
+ByOpt = Annotated[
+    str | None,
+    typer.Option("--by", help="Who (default: your user name).", show_default=False),
+]
+WaitOpt = Annotated[
+    float,
+    typer.Option("--wait", min=0, help="Seconds to wait for the orchestrator to do it (0: not)."),
+]
+OutboxOpt = Annotated[str, typer.Option("--outbox-table", help="The outbox table's name.")]
+IdArg = Annotated[str, typer.Argument(metavar="ID", help="The saga instance's id.")]
+
+
+@app.command("retry", help=ACTION_HELP["retry"])
+def retry_saga(
+    ctx: typer.Context,
+    saga_id: IdArg,
+    db: DbOpt,
+    reason: ReasonOpt = None,
+    by: ByOpt = None,
+    wait: WaitOpt = 30.0,
+    prefix: PrefixOpt = "tidings",
+    outbox_table: OutboxOpt = "tidings_outbox",
+    as_json: JsonOpt = False,
+) -> None:
+    _act(ctx, "retry", saga_id, db, reason, by, wait, prefix, outbox_table, as_json)
+
+
+@app.command("compensate", help=ACTION_HELP["compensate"])
+def compensate_saga(
+    ctx: typer.Context,
+    saga_id: IdArg,
+    db: DbOpt,
+    reason: ReasonOpt = None,
+    by: ByOpt = None,
+    wait: WaitOpt = 30.0,
+    prefix: PrefixOpt = "tidings",
+    outbox_table: OutboxOpt = "tidings_outbox",
+    as_json: JsonOpt = False,
+) -> None:
+    _act(ctx, "compensate", saga_id, db, reason, by, wait, prefix, outbox_table, as_json)
+
+
+@app.command("abort", help=ACTION_HELP["abort"])
+def abort_saga(
+    ctx: typer.Context,
+    saga_id: IdArg,
+    db: DbOpt,
+    yes: Annotated[
+        bool, typer.Option("--yes", help="Yes, abort it without compensations.")
+    ] = False,
+    reason: ReasonOpt = None,
+    by: ByOpt = None,
+    wait: WaitOpt = 30.0,
+    prefix: PrefixOpt = "tidings",
+    outbox_table: OutboxOpt = "tidings_outbox",
+    as_json: JsonOpt = False,
+) -> None:
+    if not yes:
+        raise fail(
+            f"abort stops saga {saga_id} without compensating anything: if you fixed things by "
+            "hand, run it again with --yes"
+        )
+    _act(ctx, "abort", saga_id, db, reason, by, wait, prefix, outbox_table, as_json)
 
 
 def register(root: typer.Typer) -> None:

@@ -55,7 +55,7 @@ def parse(data: bytes, source: str) -> list[PublicKey]:
         return _parse_jwks(text, source)
     if b"-----BEGIN" in text:
         return [_parse_pem(text, source)]
-    raise BadRequest(f"{source} is neither a JWKS document ({{\"keys\": [...]}}) nor PEM")
+    raise BadRequest(f'{source} is neither a JWKS document ({{"keys": [...]}}) nor PEM')
 
 
 def _parse_jwks(text: bytes, source: str) -> list[PublicKey]:

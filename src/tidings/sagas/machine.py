@@ -9,6 +9,13 @@
     compensating --no answer-->         the same compensation again, with backoff (forever)
     compensating --compensation failed-> failed (an operator must look)
 
+Operator actions (:meth:`Machine.act`), each recorded in the history with who and why:
+
+    running|compensating|failed --retry-->  the current command (step or compensation) sent
+                                            again as a new attempt
+    running (before the pivot) --compensate--> compensating (the step in flight included)
+    running|compensating|failed --abort-->  aborted, nothing sent (fixed by hand)
+
 A step after the pivot never gives up: it is tried again until it succeeds. A step that timed
 out is compensated too (its command may still take effect later; the participant helper
 turns a compensation that overtakes its command into a marker that makes the late command a
@@ -26,10 +33,41 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_core import to_jsonable_python
 
-from ..errors import StepFailed, Timeout
+from ..errors import SagaConflict, StepFailed, Timeout
 from . import protocol as p
 from .definition import AFTER_PIVOT_BACKOFF, COMPENSATION_BACKOFF, Saga, Step
-from .store import COMPENSATED, COMPENSATING, COMPLETED, FAILED, RUNNING, SagaRecord
+from .store import (
+    ABORTED,
+    COMPENSATED,
+    COMPENSATING,
+    COMPLETED,
+    FAILED,
+    RUNNING,
+    SagaRecord,
+)
+
+ALLOWED = {
+    p.RETRY: (RUNNING, COMPENSATING, FAILED),
+    "compensate": (RUNNING,),
+    p.ABORT: (RUNNING, COMPENSATING, FAILED),
+}
+WHAT = {
+    p.RETRY: "sends the current step's (or compensation's) command again",
+    "compensate": "undoes the completed steps of a running saga",
+    p.ABORT: "stops a running, compensating or failed saga",
+}
+
+
+def refusal(record: SagaRecord, action: str) -> str | None:
+    """Why ``action`` is refused for the instance as it is (status only); None if allowed."""
+    if record.status in ALLOWED[action]:
+        return None
+    hint = ""
+    if action == "compensate" and record.status == COMPENSATING:
+        hint = "; it is compensating already: retry resends the current compensation"
+    return (
+        f"saga {record.id} is {record.status}: cannot {action} it ({action} {WHAT[action]}){hint}"
+    )
 
 
 @dataclass(frozen=True)
@@ -98,6 +136,42 @@ class Machine:
         record.log(step.name, "compensated")
         return self._next_compensation(record, step.index, now)
 
+    # operators
+    def act(self, record: SagaRecord, action: p.Action, now: float | None = None) -> list[Send]:
+        """An operator's action: the commands it sends; SagaConflict (nothing changed) when
+        the instance's status, or the pivot, does not allow it."""
+        why = refusal(record, action.action)
+        if why is not None:
+            raise SagaConflict(why)
+        now = time.time() if now is None else now
+        step = self.saga.steps[record.step]
+        detail = f"by {action.by}" + (f": {action.reason}" if action.reason else "")
+        detail += f" ({action.request})"
+        if action.action == p.ABORT:
+            record.log(step.name, "operator-abort", detail)
+            record.status, record.token, record.deadline = ABORTED, None, None
+            record.error = record.error or f"aborted {detail}"
+            return []
+        if action.action == p.RETRY:
+            record.log(step.name, "operator-retry", detail)
+            if record.phase == p.FORWARD:
+                return [self._forward(record, step, record.attempt + 1, now)]
+            record.status = COMPENSATING  # a failed compensation is tried again
+            return [self._compensation(record, step, record.attempt + 1, now)]
+        pivot = self.saga.pivot_index
+        if pivot is not None and record.step >= pivot:
+            raise SagaConflict(
+                f"saga {record.id} is at step {step.name}, at or past the pivot "
+                f"{self.saga.steps[pivot].name}: it only moves forward; retry it, or abort it "
+                "once you have fixed things by hand"
+            )
+        record.log(step.name, "operator-compensate", detail)
+        # the step in flight may still take effect: it is compensated with the completed ones
+        record.steps[step.index].update(status="cancelled", finished_at=now)
+        record.status, record.failed_step = COMPENSATING, step.name
+        record.error = f"{step.name}: compensated {detail}"
+        return self._next_compensation(record, step.index + 1, now)
+
     # forward
     def _forward(
         self, record: SagaRecord, step: Step, attempt: int, now: float, delay: float = 0.0
@@ -158,7 +232,7 @@ class Machine:
         for index in range(below - 1, -1, -1):
             step = self.saga.steps[index]
             status = record.steps[index]["status"]
-            if step.compensate is not None and status in ("done", "timed-out"):
+            if step.compensate is not None and status in ("done", "timed-out", "cancelled"):
                 return [self._compensation(record, step, 1, now)]
         record.status, record.token, record.deadline = COMPENSATED, None, None
         record.log(None, "compensated")

@@ -19,11 +19,20 @@ is acknowledged and ignored; a participant that never answers is a timeout: each
 orchestrator looks for instances past their deadline every ``tick`` seconds and publishes a
 timeout message for them (its msg_id is derived from the awaited token, so the copies
 several orchestrators send are one message), which the owner handles like a failure reply.
+
+Operator actions (:meth:`Orchestrator.retry`, :meth:`~Orchestrator.compensate`,
+:meth:`~Orchestrator.abort`, and ``tidings sagas retry|compensate|abort``, which writes the
+same request to the outbox table of the orchestrator's database) are messages on the reply
+topic too: the owner handles them in order with the replies, as one transition (with the
+outbox rows of the commands it sends), recorded in the history with who and why; one the
+instance no longer allows when it arrives is recorded as ``action-refused``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
+import getpass
 import logging
 import time
 import uuid
@@ -31,7 +40,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .. import headers as h
-from ..errors import BadRequest, Timeout
+from ..errors import BadRequest, SagaConflict, SagaNotFound, Timeout
 from ..model import Message
 from ..names import validate_name
 from ..outbox import Outbox
@@ -167,6 +176,66 @@ class Orchestrator:
                 raise Timeout(f"saga {saga_id} did not end within {timeout}s (it is {status})")
             await asyncio.sleep(0.05)
 
+    # operator actions
+    async def retry(self, saga_id: str, *, reason: str | None = None, by: str | None = None) -> str:
+        """Send the current step's (or compensation's) command again, as a new attempt."""
+        return await self.act(saga_id, p.RETRY, reason=reason, by=by)
+
+    async def compensate(
+        self, saga_id: str, *, reason: str | None = None, by: str | None = None
+    ) -> str:
+        """Stop going forward and compensate the completed steps, last first (refused at or
+        after the pivot)."""
+        return await self.act(saga_id, "compensate", reason=reason, by=by)
+
+    async def abort(self, saga_id: str, *, reason: str | None = None, by: str | None = None) -> str:
+        """Mark the instance aborted without compensations (after fixing things by hand)."""
+        return await self.act(saga_id, p.ABORT, reason=reason, by=by)
+
+    async def act(
+        self, saga_id: str, action: str, *, reason: str | None = None, by: str | None = None
+    ) -> str:
+        """Request an operator action; its request id once the request is committed. Refused
+        (SagaConflict) when the instance as it is now does not allow it; the owner checks
+        again when it handles the request (``action-refused`` in the history)."""
+        if action not in p.ACTIONS:
+            raise BadRequest(f"action must be one of {', '.join(p.ACTIONS)}, got {action!r}")
+        record = await self.get(saga_id)
+        if record is None:
+            raise SagaNotFound(f"no saga {saga_id!r} in this database: see `tidings sagas list`")
+        machine = self._machine(record.name)
+        request = p.Action(saga_id, action, f"op-{uuid.uuid4().hex}", by or _user(), reason)
+        machine.act(copy.deepcopy(record), request)  # raises SagaConflict if refused
+        body, headers = p.action_message(request)
+        async with self.service.transaction() as tx:
+            await tx.send(p.reply_topic(record.name), body, key=saga_id, headers=headers,
+                          msg_id=request.request)  # fmt: skip
+        log.info("saga %s %s: %s requested by %s (%s)", record.name, saga_id, action,
+                 request.by, request.request)  # fmt: skip
+        return request.request
+
+    async def _act(self, machine: Machine, action: p.Action, ctx: Context) -> None:
+        name = machine.saga.name
+        conn, tx = ctx.transaction, ctx.outbox_transaction
+        assert conn is not None and tx is not None
+        lock_briefly(conn)
+        record = self.store.load(conn, action.saga_id)
+        if record is None or record.name != name:
+            log.warning("saga %s %s: %s for an unknown saga dead-lettered", name,
+                        action.saga_id, action.action)  # fmt: skip
+            raise Reject(f"no saga {action.saga_id} of {name}")
+        try:
+            sends = machine.act(record, action)
+        except SagaConflict as exc:
+            record.log(None, "action-refused", f"{action.action} ({action.request}): {exc}")
+            self.store.save(conn, record)
+            log.warning("saga %s %s: %s refused: %s", name, action.saga_id, action.action, exc)
+            return
+        await self._send(tx, sends)
+        self.store.save(conn, record)
+        log.info("saga %s %s: %s by %s -> %s%s", name, action.saga_id, action.action, action.by,
+                 record.status, f", sent {_commands(sends)}" if sends else "")  # fmt: skip
+
     # handling replies and timeouts
     def _handler(self, saga: Saga) -> Any:
         machine = self.machines[saga.name]
@@ -181,6 +250,9 @@ class Orchestrator:
         name = machine.saga.name
         saga_id = message.headers.get(p.SAGA_ID, "?")
         try:
+            action = p.parse_action(message.headers, message.body)
+            if action is not None:
+                return await self._act(machine, action, ctx)
             reply = p.parse_reply(message.headers, message.body)
         except p.MalformedReply as exc:
             log.warning("saga %s %s: malformed message %s dead-lettered: %s", name, saga_id,
@@ -248,6 +320,13 @@ class Orchestrator:
             cutoff = now - 10 * self.tick
             self._fired = {t: at for t, at in self._fired.items() if at >= cutoff}
         return fired
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no user name in this environment (a container without one)
+        return "unknown"
 
 
 def _commands(sends: list[Send]) -> str:

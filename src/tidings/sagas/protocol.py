@@ -17,6 +17,12 @@ A reply goes to ``reply-to`` keyed by the saga id, with the same ``correlation-i
 ``tidings-saga-timeout: 1`` and the token it is about. The msg_id of a command is
 ``<saga id>.<step index>.<f|c>.<attempt>``: a transition done twice (a crash before its
 commit) writes the same ids, and the broker's dedup absorbs a repeated send.
+
+An operator action (``tidings sagas retry|compensate|abort``, ``Orchestrator.retry`` ...) is
+a message on the reply topic too, keyed by the saga id, so the instance's owner handles it in
+order with the replies: header ``tidings-saga-action: retry|compensate|abort``,
+``correlation-id`` the request's id (``op-<hex>``, also its msg_id), body JSON
+``{"by": "...", "reason": "..."}``.
 """
 
 from __future__ import annotations
@@ -34,6 +40,11 @@ STEP = "tidings-saga-step"
 PHASE = "tidings-saga-phase"
 COMMAND = "tidings-saga-command"
 TIMEOUT = "tidings-saga-timeout"
+ACTION = "tidings-saga-action"
+
+RETRY = "retry"
+ABORT = "abort"
+ACTIONS = (RETRY, "compensate", ABORT)  # "compensate" is also the COMPENSATE phase's name
 
 FORWARD = "forward"
 COMPENSATE = "compensate"
@@ -116,3 +127,39 @@ def parse_reply(headers: dict[str, str], body: bytes) -> Reply:
     if data["ok"]:
         return Reply(saga_id, token, timeout=False, ok=True, result=data.get("result"))
     return Reply(saga_id, token, timeout=False, ok=False, error=str(data.get("error") or "failed"))
+
+
+@dataclass(frozen=True)
+class Action:
+    """An operator's request: retry, compensate or abort an instance."""
+
+    saga_id: str
+    action: str
+    request: str
+    by: str
+    reason: str | None = None
+
+
+def action_message(action: Action) -> tuple[bytes, dict[str, str]]:
+    body = msgspec.json.encode({"by": action.by, "reason": action.reason})
+    headers = {SAGA_ID: action.saga_id, ACTION: action.action, h.CORRELATION_ID: action.request}
+    return body, headers
+
+
+def parse_action(headers: dict[str, str], body: bytes) -> Action | None:
+    """The action a message on the reply topic asks for; None if it is not one."""
+    action = headers.get(ACTION)
+    if action is None:
+        return None
+    saga_id, request = headers.get(SAGA_ID), headers.get(h.CORRELATION_ID)
+    if action not in ACTIONS or not saga_id or not request:
+        raise MalformedReply(f"an action needs {ACTION} in {ACTIONS}, {SAGA_ID}, correlation-id")
+    try:
+        data = msgspec.json.decode(body)
+    except msgspec.DecodeError as exc:
+        raise MalformedReply(f"the action's body is not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise MalformedReply('the action\'s body is not {"by": ..., "reason": ...}')
+    reason = data.get("reason")
+    return Action(saga_id, action, request, str(data.get("by") or "?"),
+                  None if reason is None else str(reason))  # fmt: skip

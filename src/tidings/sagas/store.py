@@ -31,8 +31,9 @@ COMPENSATING = "compensating"
 COMPLETED = "completed"
 COMPENSATED = "compensated"
 FAILED = "failed"  # a compensation failed: an operator must look
+ABORTED = "aborted"  # an operator stopped it without compensations (they fixed things by hand)
 ACTIVE = (RUNNING, COMPENSATING)
-STATUSES = (RUNNING, COMPENSATING, COMPLETED, COMPENSATED, FAILED)
+STATUSES = (RUNNING, COMPENSATING, COMPLETED, COMPENSATED, FAILED, ABORTED)
 
 
 def tables(metadata: sa.MetaData, prefix: str = "tidings") -> tuple[sa.Table, sa.Table]:
