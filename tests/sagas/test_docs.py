@@ -18,7 +18,7 @@ pytestmark = pytest.mark.timeout(120)
 
 
 def test_the_page_has_its_samples():
-    assert len(PYTHON) == 2
+    assert len(PYTHON) == 3
     assert {lang for lang, _ in BLOCKS} <= {"python", "text"}
 
 
@@ -29,6 +29,8 @@ def test_python_block_runs(index, capsys):
     out = capsys.readouterr().out
     if index == 0:
         assert out == TEXT[0] * 2  # exactly what the page shows
+    elif index == 2:
+        assert out == TEXT[2] * 2  # the operator actions, as the page shows them
     else:
         assert out.count("started once: a saga with id 'welcome-ada' exists already") == 2
         assert out.count("running {'to': 'ada'}") == 2
