@@ -142,6 +142,46 @@ def saga_instance(url: str, cwd: Path, pg: str | None) -> dict[str, str]:
     return {"3f1c...": "3f1c-example"}
 
 
+CLEANUPS: list[Callable[[], None]] = []  # what a Step left running, stopped after the examples
+
+
+def running_saga(url: str, cwd: Path, pg: str | None) -> dict[str, str]:
+    """The shop of tests/sagas serving ./orders.db (orchestrator, relays, participants) with a
+    saga ``3f1c...`` stuck at its second step (its participant never answers), until the
+    examples have run: the operator actions need an orchestrator to act."""
+    import threading
+
+    from tests.sagas.shop import OrderState, running_shop
+
+    loop: asyncio.AbstractEventLoop | None = None
+    stop = asyncio.Event()
+    ready = threading.Event()
+
+    async def serve() -> None:
+        nonlocal loop
+        loop = asyncio.get_running_loop()
+        orders, shop = f"sqlite:///{cwd / 'orders.db'}", f"sqlite:///{cwd / 'shop.db'}"
+        async with running_shop("helpops", orders, shop, url, timeout=300.0) as running:
+            state = OrderState(order="o-1", hang="reserve")
+            saga_id = await running.orchestrator.start(running.saga, state, id="3f1c-example")
+            while (record := await running.orchestrator.get(saga_id)) and record.step != 1:
+                await asyncio.sleep(0.05)
+            ready.set()
+            await stop.wait()
+
+    thread = threading.Thread(target=asyncio.run, args=(serve(),), daemon=True)
+    thread.start()
+
+    def cleanup() -> None:
+        if loop is not None:
+            loop.call_soon_threadsafe(stop.set)
+        thread.join(30)
+
+    CLEANUPS.append(cleanup)
+    assert ready.wait(60), "the saga shop did not start"
+    return {"3f1c...": "3f1c-example"}
+
+
 def stopped_broker_data(url: str, cwd: Path, pg: str | None) -> None:
     with BrokerProcess(cwd / "tidings-data") as broker, tidings.connect_sync(broker.url) as c:
         c.create_topic("orders")
@@ -174,6 +214,9 @@ SETUP: dict[tuple[str, ...], list[str | Step]] = {
     ("trace",): [traced_message],
     ("sagas", "list"): [saga_instance],
     ("sagas", "show"): [saga_instance],
+    ("sagas", "retry"): [running_saga],
+    ("sagas", "compensate"): [running_saga],
+    ("sagas", "abort"): [running_saga],
     ("stats",): ["tidings topic create orders", "tidings topic create payments"],
     ("run",): [file("payment.py", SERVICE_MODULE)],
     ("asyncapi",): [
@@ -252,23 +295,27 @@ def test_help_examples_run(path, lines, tmp_path, request):
                 line = line.replace(placeholder, value)
             return PG_EXAMPLE.sub(pg, line) if pg else line
 
-        for step in SETUP.get(path, []):
-            if callable(step):
-                placeholders.update(step(broker.url, cwd, pg) or {})
-            else:
-                run(prepare(step), target, what="setup")
-        servers = []
-        for line in map(prepare, lines):
-            if line.endswith("&"):
-                servers.append((line, start(line.removesuffix("&"), target)))
-            elif "--follow" in line:  # "until Ctrl-C": SIGINT, and the exit code of Ctrl-C
-                stop(line, start(line, target), signal.SIGINT, codes={0, 130})
-            elif path in SERVES:
-                stop(line, start(line, target))
-            else:
-                run(line, target, what="example")
-        for line, proc in servers:
-            stop(line, proc)
+        try:
+            for step in SETUP.get(path, []):
+                if callable(step):
+                    placeholders.update(step(broker.url, cwd, pg) or {})
+                else:
+                    run(prepare(step), target, what="setup")
+            servers = []
+            for line in map(prepare, lines):
+                if line.endswith("&"):
+                    servers.append((line, start(line.removesuffix("&"), target)))
+                elif "--follow" in line:  # "until Ctrl-C": SIGINT, and the exit code of Ctrl-C
+                    stop(line, start(line, target), signal.SIGINT, codes={0, 130})
+                elif path in SERVES:
+                    stop(line, start(line, target))
+                else:
+                    run(line, target, what="example")
+            for line, proc in servers:
+                stop(line, proc)
+        finally:
+            while CLEANUPS:
+                CLEANUPS.pop()()
 
 
 def run(line: str, target: Target, what: str) -> None:
