@@ -242,7 +242,6 @@ def _act(
     from ..outbox import Outbox
     from ..sagas import protocol as p
     from ..sagas.machine import refusal
-    from ..sagas.orchestrator import _user
 
     st = state(ctx, None, as_json)
     with user_errors():
@@ -253,7 +252,7 @@ def _act(
                 "orchestrator's relay (give --outbox-table if it has another name)"
             )
         outbox = Outbox(engine, outbox_table)
-        request = p.Action(saga_id, action, f"op-{uuid.uuid4().hex}", by or _user(), reason)
+        request = p.Action(saga_id, action, f"op-{uuid.uuid4().hex}", by or p.whoami(), reason)
         with engine.begin() as conn:
             record = store.load(conn, saga_id)
             if record is None:

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import getpass
 import logging
 import time
 import uuid
@@ -204,7 +203,7 @@ class Orchestrator:
         if record is None:
             raise SagaNotFound(f"no saga {saga_id!r} in this database: see `tidings sagas list`")
         machine = self._machine(record.name)
-        request = p.Action(saga_id, action, f"op-{uuid.uuid4().hex}", by or _user(), reason)
+        request = p.Action(saga_id, action, f"op-{uuid.uuid4().hex}", by or p.whoami(), reason)
         machine.act(copy.deepcopy(record), request)  # raises SagaConflict if refused
         body, headers = p.action_message(request)
         async with self.service.transaction() as tx:
@@ -320,13 +319,6 @@ class Orchestrator:
             cutoff = now - 10 * self.tick
             self._fired = {t: at for t, at in self._fired.items() if at >= cutoff}
         return fired
-
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:  # no user name in this environment (a container without one)
-        return "unknown"
 
 
 def _commands(sends: list[Send]) -> str:

@@ -27,6 +27,7 @@ order with the replies: header ``tidings-saga-action: retry|compensate|abort``,
 
 from __future__ import annotations
 
+import getpass
 from dataclasses import dataclass
 from typing import Any
 
@@ -138,6 +139,14 @@ class Action:
     request: str
     by: str
     reason: str | None = None
+
+
+def whoami() -> str:
+    """Who acts, when the operator does not say (``by=``, ``--by``): the user name."""
+    try:
+        return getpass.getuser()
+    except Exception:  # no user name in this environment (a container without one)
+        return "unknown"
 
 
 def action_message(action: Action) -> tuple[bytes, dict[str, str]]:
