@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 REFUNDED = "order.refunded"  # event: the order service refunded an order
+REFUND = "order.refund"  # command: refund an order (POST /refunds through the gateway)
 STATUS = "payment.status"  # request/reply: what happened to a refund?
 
 

@@ -62,6 +62,14 @@ def render_summary(summary: dict[str, Any], console: Console | None = None) -> N
         "skipped by the idempotent consumers",
         soft_wrap=True,
     )
+    http = summary.get("http")
+    if http:
+        codes = ", ".join(f"{n:,} x {c}" for c, n in sorted(http["statuses"].items()))
+        console.print(
+            f"over HTTP: {http['posted']:,} refunds POSTed to {http['route']} through the gateway "
+            f"({codes}); the order service took {http['handled_by_order_service']:,} of them",
+            soft_wrap=True,
+        )
     if summary.get("elapsed_seconds") is not None:
         console.print(f"played in {summary['elapsed_seconds']:.1f}s")
     if summary["reconciled"]:

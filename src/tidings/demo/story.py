@@ -2,6 +2,8 @@
 
 1. An order service publishes ``order.refunded`` for a burst of orders, plus a few malformed
    events, and re-sends some events with the same message id at once (the broker drops them).
+   The last part of the burst comes in over HTTP: POSTed to ``/refunds`` on a gateway in front
+   of the order service (``tidings[gateway]``; without it the demo says so and publishes all).
 2. Inventory, payment (two workers) and notification each consume in their own group: every
    service gets every event without the order service knowing them, and each drains the burst
    at its own pace (peak shaving).
@@ -36,9 +38,10 @@ from ..client import AsyncClient
 from ..errors import BadRequest, NotFound, TidingsError, Timeout
 from ..service import Service
 from ..service.execution import Handled
+from . import http as gw
 from .broker import DemoBroker, child_env
 from .display import Display, GroupView
-from .models import REFUNDED, STATUS, OrderRefunded, RefundStatus, RefundStatusQuery
+from .models import REFUND, REFUNDED, STATUS, OrderRefunded, RefundStatus, RefundStatusQuery
 from .services import Pace, consumer, database, effects
 
 SERVICES = ("inventory", "payment", "notification")
@@ -78,6 +81,7 @@ class DemoOptions:
     dedup_window: float = 3.0  # short, so the demo can outwait it
     kill_at: float = 0.3  # freeze payment-2 when payment has settled this share of the burst
     deadline: float = 180.0  # give up (and fail) after this long
+    http: int = 300  # the burst's last refunds POSTed through the gateway (0: none)
     quiet: bool = False
     interactive: bool | None = None
 
@@ -112,6 +116,8 @@ class Story:
         self.monitor: AsyncClient | None = None
         self.facts: dict[str, Any] = {}
         self.orders = [_order(i) for i in range(opts.orders)]
+        self.gateway: gw.RefundGateway | None = None
+        self.via_http = 0  # refund commands the order service took from the gateway
 
     # setting the stage
     async def start(self) -> None:
@@ -130,7 +136,27 @@ class Story:
         await self.monitor.connect()
         self.order = Service("order", url, default_middleware=False)
         self.order.topic(self.topic, dedup_window=self.opts.dedup_window)
+        http_n = min(self.opts.http, max(0, len(self.orders) - self.opts.resend))
+        lacking = gw.missing()
+        if http_n and not lacking:
+            self._take_refunds_over_http()
         await self.order.start()
+        if http_n and not lacking:
+            self.gateway = gw.RefundGateway(url)
+            await self.gateway.start()
+            self.http_n = http_n
+            self.show.say(
+                f"started a gateway at {self.gateway.address}: {gw.ROUTE} goes to the order "
+                "service over the bus"
+            )
+        elif http_n:
+            self.http_n = 0
+            self.show.say(
+                f"no gateway ({', '.join(lacking)} not installed: pip install 'tidings[gateway]')"
+                ": every refund is published directly"
+            )
+        else:
+            self.http_n = 0
         self.dbs = {name: database(self.tmp, name) for name in SERVICES}
         lease = self.opts.lease
         for name in SERVICES:
@@ -148,6 +174,15 @@ class Story:
         )
         self.show.say(simulated_costs_line())
 
+    def _take_refunds_over_http(self) -> None:
+        """The order service's HTTP face: a refund command becomes the ``order.refunded``
+        event, with the message id of the order (a command handled twice refunds once)."""
+
+        @self.order.on(self.prefix + REFUND, http=gw.ROUTE, concurrency=64, name="order")
+        async def refund(cmd: OrderRefunded) -> None:
+            await self._publish(cmd)
+            self.via_http += 1
+
     def _start_worker2(self) -> None:
         p = PACES["payment"]
         cmd = [sys.executable, "-m", "tidings.demo.worker", self.url, self.dbs["payment"],
@@ -163,6 +198,8 @@ class Story:
             raise TidingsError("the second payment worker did not start")
 
     async def stop(self) -> None:
+        if self.gateway is not None:
+            await self.gateway.stop()
         for svc in self.services:
             with contextlib.suppress(Exception):
                 await svc.stop(grace=1.0)
@@ -205,19 +242,20 @@ class Story:
     async def _burst(self) -> None:
         n, bad = len(self.orders), self.opts.malformed
         self.show.say(f"order service: a burst of {n:,} refunds (+{bad} malformed events)")
-        spots = {(k + 1) * n // (bad + 1): k for k in range(bad)}
+        direct = n - self.http_n
+        spots = {(k + 1) * direct // (bad + 1): k for k in range(bad)}
         t0 = time.monotonic()
-        for start in range(0, n, 500):
-            chunk = self.orders[start : start + 500]
+        for start in range(0, direct, 500):
+            chunk = self.orders[start : min(start + 500, direct)]
             await asyncio.gather(*(self._publish(o) for o in chunk))
             for spot, k in spots.items():
-                if start <= spot < start + 500:
+                if start <= spot < start + len(chunk):
                     await self.order.publish(
                         self.topic, {"order_id": f"bad-{k + 1}", "amount": "lots"},
                         msg_id=f"malformed-{k + 1}",
                     )  # fmt: skip
         took = time.monotonic() - t0
-        self.show.say(f"published {n:,} refunds in {took:.1f}s ({n / took:,.0f}/s)")
+        self.show.say(f"published {direct:,} refunds in {took:.1f}s ({direct / took:,.0f}/s)")
         resent = self.orders[: self.opts.resend]
         receipts = await asyncio.gather(*(self._publish(o) for o in resent))
         dups = sum(r.duplicate for r in receipts)
@@ -226,7 +264,25 @@ class Story:
             f"order service re-sent {len(resent)} refunds with the same msg_id: the broker "
             f"detected {dups} duplicates and dropped them"
         )
+        # after the re-sends: posting takes longer than the dedup window on a loaded machine
+        if self.gateway is not None:
+            await self._post_refunds(self.orders[direct:])
         self._burst_done = time.monotonic()
+
+    async def _post_refunds(self, orders: list[OrderRefunded]) -> None:
+        assert self.gateway is not None
+        took = await self.gateway.post(orders)
+        await self._until(lambda: self.via_http >= len(orders))
+        codes = ", ".join(f"{n:,} x {c}" for c, n in sorted(self.gateway.statuses.items()))
+        self.facts["http"] = {
+            "route": gw.ROUTE, "gateway": self.gateway.address, "posted": len(orders),
+            "accepted": self.gateway.ok(), "statuses": dict(self.gateway.statuses),
+            "handled_by_order_service": self.via_http,
+        }  # fmt: skip
+        self.show.say(
+            f"HTTP: {len(orders):,} refunds POSTed to {gw.ROUTE} with an Idempotency-Key in "
+            f"{took:.1f}s ({codes}); the order service published them as {self.topic}"
+        )
 
     def _publish(self, o: OrderRefunded):
         return self.order.publish(self.topic, o, key=o.order_id, msg_id=f"refund-{o.order_id}")
@@ -347,6 +403,7 @@ class Story:
         late = self.facts.get("resent_after_window", 0)
         services: dict[str, Any] = {}
         info = await self.monitor.topic_info(self.topic)
+        http = self.facts.get("http")
         for name in SERVICES:
             rows, distinct, per_worker = await asyncio.to_thread(effects, self.dbs[name])
             tally = self.tallies[name]
@@ -368,8 +425,13 @@ class Story:
             "killed_worker": self.facts.get("killed_worker"),
             "request_reply": self.facts.get("request_reply"),
             "dead_letter_example": self.facts.get("dead_letter_example"),
+            "http": http,
             "elapsed_seconds": self.facts.get("elapsed"),
-            "reconciled": all(s["reconciled"] for s in services.values()),
+            "reconciled": all(s["reconciled"] for s in services.values())
+            and (
+                http is None
+                or http["accepted"] == http["handled_by_order_service"] == http["posted"]
+            ),
         }
 
 
