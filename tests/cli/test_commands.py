@@ -172,3 +172,8 @@ def test_demo_reconciles():
         assert s["duplicates_skipped"] >= summary["resent_after_window"] > 0
     assert set(summary["services"]["payment"]["by_worker"]) <= {"payment-1", "payment-2"}
     assert summary["request_reply"]["state"] == "refunded"
+    # the burst's last refunds came in over HTTP through the gateway, each accepted once
+    http = summary["http"]
+    assert http["route"] == "POST /refunds" and http["gateway"].startswith("http://127.0.0.1:")
+    assert http["posted"] == http["accepted"] == http["handled_by_order_service"] == 300
+    assert http["statuses"] == {"202": 300}

@@ -30,3 +30,17 @@ def test_the_demo_says_its_costs_are_simulated():
     line = simulated_costs_line()
     assert line.startswith("consumer costs are simulated")
     assert "payment 4 ms per event (8 at once per worker)" in line
+
+
+def test_the_demo_without_the_gateway_extra_says_so_and_publishes_every_refund(capsys, monkeypatch):
+    """`pip install -e .` has no starlette/uvicorn/httpx: the demo still plays and reconciles,
+    and says why no refund came in over HTTP."""
+    from tidings.demo import http as gw
+    from tidings.demo.run import DemoOptions, run_demo
+
+    monkeypatch.setattr(gw, "missing", lambda: ["starlette", "uvicorn"])
+    summary = run_demo(DemoOptions(orders=300, resend=20, quiet=False, interactive=False))
+    out = capsys.readouterr().out
+    assert "no gateway (starlette, uvicorn not installed: pip install 'tidings[gateway]')" in out
+    assert "published 300 refunds on the bus" in out
+    assert summary["http"] is None and summary["reconciled"] is True

@@ -255,7 +255,9 @@ class Story:
                         msg_id=f"malformed-{k + 1}",
                     )  # fmt: skip
         took = time.monotonic() - t0
-        self.show.say(f"published {direct:,} refunds in {took:.1f}s ({direct / took:,.0f}/s)")
+        self.show.say(
+            f"published {direct:,} refunds on the bus in {took:.1f}s ({direct / took:,.0f}/s)"
+        )
         resent = self.orders[: self.opts.resend]
         receipts = await asyncio.gather(*(self._publish(o) for o in resent))
         dups = sum(r.duplicate for r in receipts)
