@@ -242,3 +242,24 @@ def test_bearer_jwts_are_verified(split_gateway):
     assert "issuer" in post(_token(iss="someone-else")).json()["error"]
     forged = _token()[:-4] + "AAAA"
     assert "signature" in post(forged).json()["error"]
+
+
+def test_cors_preflights_are_answered_for_the_configured_origins_only(broker, procs):
+    gateway = GatewayProc(broker.url, "--cors-origin", "https://app.example")
+    procs.append(gateway)
+    ask = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type"}
+    ok = httpx.options(
+        f"{gateway.url}/v1/quotes", headers={"Origin": "https://app.example", **ask}, timeout=10
+    )
+    assert ok.status_code == 200, ok.text
+    assert ok.headers["access-control-allow-origin"] == "https://app.example"
+    assert "POST" in ok.headers["access-control-allow-methods"]
+    other = httpx.options(
+        f"{gateway.url}/v1/quotes", headers={"Origin": "https://evil.example", **ask}, timeout=10
+    )
+    assert other.status_code == 400
+    assert "access-control-allow-origin" not in other.headers
+    simple = httpx.get(
+        f"{gateway.url}/livez", headers={"Origin": "https://app.example"}, timeout=10
+    )
+    assert simple.headers["access-control-allow-origin"] == "https://app.example"
