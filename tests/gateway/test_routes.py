@@ -247,7 +247,10 @@ def test_bearer_jwts_are_verified(split_gateway):
 def test_cors_preflights_are_answered_for_the_configured_origins_only(broker, procs):
     gateway = GatewayProc(broker.url, "--cors-origin", "https://app.example")
     procs.append(gateway)
-    ask = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type"}
+    ask = {
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "content-type",
+    }
     ok = httpx.options(
         f"{gateway.url}/v1/quotes", headers={"Origin": "https://app.example", **ask}, timeout=10
     )
