@@ -5,7 +5,9 @@
 Runs ``tidings.outbox.Relay``; prints ``active <pid>`` once it leads. With a kill probability
 above 0 it SIGKILLs itself after a batch the broker confirmed and before the rows are marked
 (poll) or the slot's LSN confirmed (tail): the window where a crash makes the next relay send
-the batch again.
+the batch again. It dies at the latest after its third batch, so a test that needs a kill gets
+one whenever there are rows to relay (a probability alone sometimes never fired: a fast tail
+relay moved 3,000 rows in few large batches and lived).
 """
 
 from __future__ import annotations
@@ -28,9 +30,12 @@ async def main(db: str, broker: str, mode: str, kill: float, batch: int) -> None
     relay = Relay(Outbox(sa.create_engine(db)), broker, mode=mode, batch_size=batch,  # type: ignore[arg-type]
                   leader_retry=0.25, report_interval=0.5)  # fmt: skip
     rng = random.Random()
+    batches = 0
 
     def maybe_die(rows) -> None:
-        if kill and rng.random() < kill:
+        nonlocal batches
+        batches += 1
+        if kill and (rng.random() < kill or batches >= 3):
             print(f"killing after {len(rows)} rows", flush=True)
             os.kill(os.getpid(), signal.SIGKILL)
 
