@@ -81,6 +81,27 @@ async def test_a_user_removed_during_its_password_check_gets_no_welcome(reloadab
         await asyncio.sleep(0.2)
 
 
+async def test_a_password_check_longer_than_the_heartbeat_window_still_gets_its_welcome(tmp_path):
+    """A client sends no heartbeats before WELCOME: a slow scrypt check (~0.3-1 s) must not
+    count as silence. With a 0.05 s heartbeat (silent 0.15 s = dead) the broker used to drop
+    such a connection without a word while its check ran (a flaky CI failure of the test
+    above under load)."""
+    users = tmp_path / "users.toml"
+    users.write_text(VICTIM)
+    broker = BrokerProcess(
+        tmp_path / "data", args=["--heartbeat", "0.05"], env={"TIDINGS_USERS_FILE": str(users)}
+    ).start()
+    try:
+        raw = await RawClient.open(broker.url, handshake=False)
+        raw.send(c.HELLO, 1, hello("patient", user="leaving", token="slow-pw"))
+        frame = await raw.next_frame(timeout=30)
+        assert frame.type == c.WELCOME, c.frame_name(frame.type)
+        assert "silent for" not in broker.log()
+        raw.close()
+    finally:
+        broker.stop()
+
+
 async def _attempt_seconds(url: str, user: str | None, secret: str) -> float:
     raw = await RawClient.open(url, handshake=False)
     try:

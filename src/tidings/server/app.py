@@ -249,9 +249,11 @@ class BrokerServer:
                         f"longer than --write-deadline {self.config.write_deadline:g}s",
                         self.config.write_deadline,
                     )
-                elif not conn.paused and now - conn.last_received > dead_after:
+                elif conn.version and not conn.paused and now - conn.last_received > dead_after:
                     # (a paused connection is not read, so its heartbeats are not seen: the
-                    # write deadline above decides for it)
+                    # write deadline above decides for it; before WELCOME a client sends no
+                    # heartbeats and a password check may outlast dead_after: the handshake
+                    # timeout decides then)
                     log.warning(
                         "connection %s (%s) silent for %.1fs: closing it",
                         conn.id,
