@@ -19,7 +19,8 @@ VERSIONS = {"3.1.1": paho.MQTTv311, "5.0": paho.MQTTv5}
 
 
 def mqtt_port(broker: BrokerProcess) -> int:
-    for line in broker.output:
+    """The MQTT port the broker logged last (a restarted broker logs its new one)."""
+    for line in reversed(broker.output):
         found = MQTT_LISTENING.search(line)
         if found:
             return int(found.group(2))

@@ -54,7 +54,6 @@ GARBAGE = [
     (b"\x10\x02\x00\x00", m.PROTOCOL_ERROR),  # a second CONNECT
     (b"\x30\xff\xff\xff\xff\x01", m.MALFORMED),  # a 5-byte remaining length
     (b"\x30\xff\xff\xff\x7f", m.PACKET_TOO_LARGE),  # 256 MiB announced
-    (b"\x34\x06\x00\x01a\x00\x01\x00", m.QOS_NOT_SUPPORTED),  # QoS 2 (not built yet)
 ]
 
 

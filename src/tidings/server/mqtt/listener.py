@@ -8,33 +8,31 @@ tidings consumer group per subscription (see ``mapping``). Every protocol error 
 reason code the client is owed (CONNACK or DISCONNECT on 5.0, a close on 3.1.1); a bug in a
 handler is logged and closes that connection only.
 
-Not built yet: QoS 2 (granted as 1; a QoS 2 PUBLISH is refused), retained messages,
-persistent sessions (every session starts clean and ends at disconnect), topic aliases.
+Subscriptions and deliveries to the client live in its ``session``; QoS 2 from the client is
+stored once (``exactly_once``), answered with PUBREC after the commit.
+
+Not built yet: retained messages, persistent sessions (every session starts clean and ends
+at disconnect), topic aliases.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
 import time
 from collections import deque
 from typing import TYPE_CHECKING
 
-from ...errors import Forbidden, MessageTooLarge, NotFound, TidingsError, Unauthorized
-from ...model import Delivery, GroupSpec, TopicSpec
+import msgspec
+
+from ...errors import Forbidden, TidingsError, Unauthorized
+from ...model import Outgoing, TopicSpec
 from ..auth import require
 from . import codec as m
-from .mapping import (
-    Filter,
-    delivered_qos,
-    mqtt_topic,
-    parse_filter,
-    split_topic,
-    to_outgoing,
-    to_publish,
-)
+from .exactly_once import message_id
+from .mapping import reason_of, split_topic, to_outgoing
+from .session import RECEIVE_MAXIMUM, Session
 
 if TYPE_CHECKING:
     from ..app import BrokerServer
@@ -43,30 +41,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("tidings.server.mqtt")
 
 KEEP_ALIVE_FACTOR = 1.5  # a client silent 1.5x its keep-alive is gone (MQTT 3.1.2.10)
-RECEIVE_MAXIMUM = 100  # QoS 1 deliveries in flight per subscription (v5: or the client's less)
-SERVER_RECEIVE_MAXIMUM = 1000  # unacknowledged QoS 1 publishes a client may send
+SERVER_RECEIVE_MAXIMUM = 1000  # unacknowledged QoS 1/2 publishes a client may send
 PUBLISH_RUN = 500  # inbound messages to one topic published in one engine call at most
 SWEEP = 0.5  # seconds between keep-alive checks
-
-
-class Subscription:
-    __slots__ = ("conn", "filter", "group", "member_id", "private", "qos", "ready", "stash")
-
-    def __init__(self, conn: MqttConnection, flt: Filter, qos: int, group: str) -> None:
-        self.conn = conn
-        self.filter = flt
-        self.qos = qos
-        self.group = group
-        self.private = flt.share is None
-        self.member_id = ""
-        self.ready = False
-        self.stash: list[Delivery] = []
-
-    def deliver(self, deliveries: list[Delivery]) -> None:
-        if not self.ready:  # the engine dispatches inside join: SUBACK goes first
-            self.stash.extend(deliveries)
-            return
-        self.conn.send_deliveries(self, deliveries)
 
 
 class MqttConnection(asyncio.Protocol):
@@ -88,10 +65,7 @@ class MqttConnection(asyncio.Protocol):
         self.decoder = m.PacketDecoder(max_size)
         self.transport: asyncio.Transport | None = None
         self.client_max_packet = m.MAX_REMAINING + 5
-        self.receive_maximum = RECEIVE_MAXIMUM
-        self.subs: dict[str, Subscription] = {}
-        self.inflight: dict[int, tuple[Subscription, int, int]] = {}  # packet id -> delivery
-        self.next_pid = 0
+        self.session = Session(self, self.broker)
         self.inbound: deque[m.Publish] = deque()
         self.publisher: asyncio.Task[None] | None = None
         self.will: m.Will | None = None
@@ -153,7 +127,7 @@ class MqttConnection(asyncio.Protocol):
         if self.will is not None:  # gone without DISCONNECT: publish its will
             will, self.will = self.will, None
             self.spawn(self._publish_will(will))
-        self.release()
+        self.session.release()
 
     # -- packets -----------------------------------------------------------------------------
 
@@ -163,11 +137,11 @@ class MqttConnection(asyncio.Protocol):
         elif isinstance(packet, m.Publish):
             self.on_publish(packet)
         elif isinstance(packet, m.Ack):
-            self.on_ack(packet)
+            self.session.on_ack(packet)
         elif isinstance(packet, m.Subscribe):
-            self.on_subscribe(packet)
+            self.session.on_subscribe(packet)
         elif isinstance(packet, m.Unsubscribe):
-            self.on_unsubscribe(packet)
+            self.session.on_unsubscribe(packet)
         elif isinstance(packet, m.Pingreq):
             self.send(m.Pingresp())
         elif isinstance(packet, m.Disconnect):
@@ -187,7 +161,7 @@ class MqttConnection(asyncio.Protocol):
         self.keep_alive = packet.keep_alive
         props = packet.properties
         self.client_max_packet = props.get("maximum_packet_size", self.client_max_packet)
-        self.receive_maximum = min(props.get("receive_maximum", 65535), RECEIVE_MAXIMUM)
+        self.session.receive_maximum = min(props.get("receive_maximum", 65535), RECEIVE_MAXIMUM)
         assigned = None
         if not packet.client_id:
             if self.version == m.V311 and not packet.clean_start:
@@ -196,9 +170,6 @@ class MqttConnection(asyncio.Protocol):
             assigned = packet.client_id = "tidings-" + secrets.token_hex(8)
         self.client_id = packet.client_id
         if packet.will is not None:
-            if packet.will.qos == 2:
-                self.connack(m.V3_SERVER_UNAVAILABLE, m.QOS_NOT_SUPPORTED)
-                return
             if packet.will.retain:
                 self.connack(m.V3_SERVER_UNAVAILABLE, m.RETAIN_NOT_SUPPORTED)
                 return
@@ -263,7 +234,6 @@ class MqttConnection(asyncio.Protocol):
         if self.version == m.V5:
             props = {
                 "receive_maximum": SERVER_RECEIVE_MAXIMUM,
-                "maximum_qos": 1,
                 "retain_available": 0,
                 "maximum_packet_size": self.max_packet_size,
                 "topic_alias_maximum": 0,
@@ -298,10 +268,6 @@ class MqttConnection(asyncio.Protocol):
         self.close()
 
     def on_publish(self, packet: m.Publish) -> None:
-        if packet.qos == 2:
-            raise m.MalformedPacket(
-                "QoS 2 is not supported yet (maximum QoS 1)", m.QOS_NOT_SUPPORTED
-            )
         if packet.retain and self.version == m.V5:
             raise m.MalformedPacket(
                 "retained messages are not supported yet", m.RETAIN_NOT_SUPPORTED
@@ -311,7 +277,7 @@ class MqttConnection(asyncio.Protocol):
                 "topic aliases are not supported (maximum 0)", m.TOPIC_NAME_INVALID
             )
         if len(self.inbound) >= SERVER_RECEIVE_MAXIMUM:
-            raise m.MalformedPacket("more QoS 1 publishes in flight than the receive maximum",
+            raise m.MalformedPacket("more QoS 1/2 publishes in flight than the receive maximum",
                                     m.RECEIVE_MAXIMUM_EXCEEDED)  # fmt: skip
         self.inbound.append(packet)
         if self.publisher is None:
@@ -344,18 +310,44 @@ class MqttConnection(asyncio.Protocol):
                 self.close()
 
     async def _publish_run(self, topic: str, run: list[m.Publish]) -> None:
+        received = self.session.received
+        # QoS 2 with a packet id stored and not released yet: a resend, PUBREC only (§4.3.3)
+        fresh = [p for p in run if not (p.qos == 2 and p.packet_id in received)]
         try:
             self.admit(topic)
-            messages = [to_outgoing(p) for p in run]
-            await self.server.runtime.publish(topic, messages, self.origin)
+            messages = [self.outgoing(p) for p in fresh]
+            if messages:
+                receipts = await self.server.runtime.publish(topic, messages, self.origin)
+                # a first attempt (DUP 0) the broker took for an earlier identical message
+                # with the same packet id is new all the same: stored without a producer id
+                again = [
+                    msgspec.structs.replace(msg, msg_id=None)
+                    for p, msg, r in zip(fresh, messages, receipts, strict=True)
+                    if r.duplicate and not p.dup
+                ]
+                if again:
+                    await self.server.runtime.publish(topic, again, self.origin)
         except TidingsError as exc:
-            reason = _reason_of(exc)
+            reason = reason_of(exc)
             for packet in run:
                 self.publish_failed(packet, reason, exc.message)
             return
+        for packet, msg in zip(fresh, messages, strict=True):
+            if packet.qos == 2 and packet.packet_id is not None and msg.msg_id is not None:
+                received[packet.packet_id] = msg.msg_id
         for packet in run:
-            if packet.qos == 1 and packet.packet_id is not None:
+            if packet.packet_id is None:
+                continue
+            if packet.qos == 1:
                 self.send(m.Ack(m.PUBACK, packet.packet_id))
+            elif packet.qos == 2:
+                self.send(m.Ack(m.PUBREC, packet.packet_id))
+
+    def outgoing(self, packet: m.Publish) -> Outgoing:
+        msg = to_outgoing(packet)
+        if packet.qos == 2:
+            msg.msg_id = message_id(self.client_id, packet)
+        return msg
 
     def admit(self, topic: str) -> None:
         if topic not in self.may_publish:
@@ -374,131 +366,13 @@ class MqttConnection(asyncio.Protocol):
 
     def publish_failed(self, packet: m.Publish, reason: int, why: str) -> None:
         log.warning("mqtt %s: publish to %r refused: %s", self.id, packet.topic, why)
-        if self.version == m.V5 and packet.qos == 1 and packet.packet_id is not None:
-            self.send(m.Ack(m.PUBACK, packet.packet_id, reason, {"reason_string": why[:200]}))
+        if self.version == m.V5 and packet.qos and packet.packet_id is not None:
+            ack = m.PUBACK if packet.qos == 1 else m.PUBREC
+            self.send(m.Ack(ack, packet.packet_id, reason, {"reason_string": why[:200]}))
         elif self.version == m.V5:
             self.refuse(reason, why)  # QoS 0 has no answer: say it with DISCONNECT
         else:
             self.close()  # MQTT 3.1.1 has no negative PUBACK: closing is the answer
-
-    def on_ack(self, packet: m.Ack) -> None:
-        if packet.type != m.PUBACK:  # PUBREC/PUBREL/PUBCOMP: we never send QoS 2
-            raise m.MalformedPacket(f"{m.NAMES[packet.type]} without a QoS 2 exchange",
-                                    m.PROTOCOL_ERROR)  # fmt: skip
-        entry = self.inflight.pop(packet.packet_id, None)
-        if entry is None:
-            return  # a PUBACK for a delivery of a subscription that ended: moot
-        sub, partition, offset = entry
-        with contextlib.suppress(TidingsError):
-            self.broker.ack(sub.member_id, partition, offset)
-
-    def on_subscribe(self, packet: m.Subscribe) -> None:
-        reasons = []
-        joined = []
-        for wanted in packet.subscriptions:
-            try:
-                sub = self.subscribe(wanted)
-            except m.MalformedPacket as exc:
-                log.info("mqtt %s: subscription %r refused: %s", self.id, wanted.filter, exc)
-                reasons.append(exc.reason if self.version == m.V5 else m.V3_SUBACK_FAILURE)
-            except TidingsError as exc:
-                log.info("mqtt %s: subscription %r refused: %s", self.id, wanted.filter, exc)
-                reasons.append(_reason_of(exc) if self.version == m.V5 else m.V3_SUBACK_FAILURE)
-            else:
-                reasons.append(sub.qos)
-                joined.append(sub)
-        self.send(m.Suback(packet.packet_id, reasons))
-        for sub in joined:  # now the deliveries the engine gave at join may follow
-            sub.ready = True
-            stash, sub.stash = sub.stash, []
-            if stash:
-                self.send_deliveries(sub, stash)
-
-    def subscribe(self, wanted: m.Subscription) -> Subscription:
-        flt = parse_filter(wanted.filter)
-        require(self.user, "subscribe", flt.topic, self.who())
-        old = self.subs.pop(wanted.filter, None)
-        if old is not None:  # the same filter again replaces the subscription
-            self.end(old)
-        qos = min(wanted.qos, 1)
-        self.ensure_topic(flt.topic)
-        if flt.share is None:
-            group = f"mqtt.{secrets.token_hex(6)}"
-            spec = GroupSpec(topic=flt.topic, name=group, start="latest", auto_ack=qos == 0)
-        else:
-            group = flt.share
-            spec = GroupSpec(topic=flt.topic, name=group)
-        sub = Subscription(self, flt, qos, group)
-        prefetch = self.receive_maximum
-        sub.member_id = self.broker.join(spec, prefetch=prefetch, deliver=sub.deliver)
-        self.subs[wanted.filter] = sub
-        return sub
-
-    def on_unsubscribe(self, packet: m.Unsubscribe) -> None:
-        reasons = []
-        for text in packet.filters:
-            sub = self.subs.pop(text, None)
-            if sub is None:
-                reasons.append(m.NO_SUBSCRIPTION_EXISTED)
-            else:
-                self.end(sub)
-                reasons.append(m.SUCCESS)
-        self.send(m.Unsuback(packet.packet_id, reasons))
-
-    def end(self, sub: Subscription) -> None:
-        """Leave the subscription's group (un-acked deliveries return to it); a private
-        group is deleted with it."""
-        for pid, (owner, _, _) in list(self.inflight.items()):
-            if owner is sub:
-                del self.inflight[pid]
-        with contextlib.suppress(TidingsError):
-            self.broker.leave(sub.member_id)
-        if sub.private:
-            with contextlib.suppress(TidingsError):
-                self.broker.delete_group(sub.filter.topic, sub.group)
-
-    # -- deliveries --------------------------------------------------------------------------
-
-    def send_deliveries(self, sub: Subscription, deliveries: list[Delivery]) -> None:
-        if self.closed:
-            return
-        settle_now: list[tuple[int, int]] = []
-        sent = 0
-        for d in deliveries:
-            if not sub.filter.matches(mqtt_topic(d)):
-                settle_now.append((d.partition, d.offset))
-                continue
-            qos = delivered_qos(d, sub.qos)
-            pid = self.packet_id() if qos else None
-            data = m.encode(to_publish(d, qos, pid, self.version), self.version)
-            if len(data) > self.client_max_packet:  # the client cannot take it: dropped
-                settle_now.append((d.partition, d.offset))
-                continue
-            if pid is not None:
-                self.inflight[pid] = (sub, d.partition, d.offset)
-            elif not sub.private or d.lease_until is not None:
-                settle_now.append((d.partition, d.offset))
-            self.write(data)
-            sent += 1
-        broker = self.broker
-        if settle_now and not (sub.private and sub.qos == 0):
-            broker.ack_many(sub.member_id, settle_now)
-        if sub.private and sub.qos == 0:  # auto-ack: credit back for what was written
-            self.loop_call(broker.add_credit, sub.member_id, len(deliveries))
-
-    def packet_id(self) -> int:
-        for _ in range(65535):
-            self.next_pid = self.next_pid % 65535 + 1
-            if self.next_pid not in self.inflight:
-                return self.next_pid
-        raise m.MalformedPacket("no free packet identifier", m.QUOTA_EXCEEDED)
-
-    def loop_call(self, fn: object, *args: object) -> None:
-        def call() -> None:
-            with contextlib.suppress(TidingsError):
-                fn(*args)  # type: ignore[operator]
-
-        asyncio.get_running_loop().call_soon(call)
 
     # -- writing, closing --------------------------------------------------------------------
 
@@ -521,12 +395,6 @@ class MqttConnection(asyncio.Protocol):
         self.listener.tasks.add(task)
         task.add_done_callback(self.listener.tasks.discard)
 
-    def release(self) -> None:
-        subs, self.subs = self.subs, {}
-        for sub in subs.values():
-            self.end(sub)
-        self.inflight.clear()
-
     async def _publish_will(self, will: m.Will) -> None:
         try:
             topic, _ = split_topic(will.topic)
@@ -536,18 +404,6 @@ class MqttConnection(asyncio.Protocol):
             await self.server.runtime.publish(topic, [message], self.origin)
         except TidingsError as exc:
             log.warning("mqtt %s: the will to %r was not published: %s", self.id, will.topic, exc)
-
-
-def _reason_of(exc: TidingsError) -> int:
-    if isinstance(exc, Forbidden | Unauthorized):
-        return m.NOT_AUTHORIZED
-    if isinstance(exc, MessageTooLarge):
-        return m.PACKET_TOO_LARGE
-    if isinstance(exc, NotFound):
-        return m.TOPIC_NAME_INVALID
-    if exc.code == 441 or exc.code == 440:  # Overloaded, TopicFull
-        return m.QUOTA_EXCEEDED
-    return m.IMPLEMENTATION_SPECIFIC
 
 
 class MqttListener:
@@ -626,7 +482,7 @@ class MqttListener:
             conn.will = None
             conn.close()
             conn.closed = True
-            conn.release()
+            conn.session.release()
             self.forget(conn)
         if self.tasks:
             await asyncio.wait(list(self.tasks), timeout=2.0)

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import dataclasses
 
-from ...errors import InvalidName
+from ...errors import Forbidden, InvalidName, MessageTooLarge, NotFound, TidingsError, Unauthorized
 from ...model import Delivery, Outgoing
 from ...names import is_reply_topic, validate_name
 from . import codec as m
 
 TOPIC_HEADER = "mqtt-topic"
-QOS_HEADER = "mqtt-qos"  # "0" on what an MQTT client published at QoS 0 (delivered at QoS 0)
+QOS_HEADER = "mqtt-qos"  # the QoS an MQTT client published at: delivered at that QoS at most
 # headers the front-end sets itself: not passed back as user properties
 OWN_HEADERS = frozenset({TOPIC_HEADER, QOS_HEADER})
 
@@ -46,8 +46,7 @@ def to_outgoing(packet: m.Publish) -> Outgoing:
     """The tidings message of an MQTT PUBLISH (v5 user properties become headers)."""
     headers = {name: value for name, value in packet.properties.get("user_property", ())}
     headers[TOPIC_HEADER] = packet.topic
-    if packet.qos == 0:
-        headers[QOS_HEADER] = "0"
+    headers[QOS_HEADER] = str(packet.qos)
     content_type = packet.properties.get("content_type")
     if content_type is not None:
         headers.setdefault("content-type", content_type)
@@ -77,8 +76,12 @@ def to_publish(delivery: Delivery, qos: int, packet_id: int | None, version: int
 
 
 def delivered_qos(delivery: Delivery, granted: int) -> int:
-    """The QoS of a delivery: the subscription's, or less when published at QoS 0."""
-    return 0 if delivery.headers.get(QOS_HEADER) == "0" else granted
+    """The QoS of a delivery: the subscription's, or the publisher's if less (MQTT 5.0
+    §3.8.4; a message of a tidings service has no QoS of its own)."""
+    published = delivery.headers.get(QOS_HEADER)
+    if published in ("0", "1"):
+        return min(int(published), granted)
+    return granted
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,3 +136,16 @@ def parse_filter(text: str) -> Filter:
     except m.MalformedPacket as exc:
         raise m.MalformedPacket(str(exc), m.TOPIC_FILTER_INVALID) from None
     return Filter(text, topic, tuple(levels), share)
+
+
+def reason_of(exc: TidingsError) -> int:
+    """The MQTT 5 reason code of a tidings error."""
+    if isinstance(exc, Forbidden | Unauthorized):
+        return m.NOT_AUTHORIZED
+    if isinstance(exc, MessageTooLarge):
+        return m.PACKET_TOO_LARGE
+    if isinstance(exc, NotFound):
+        return m.TOPIC_NAME_INVALID
+    if exc.code == 441 or exc.code == 440:  # Overloaded, TopicFull
+        return m.QUOTA_EXCEEDED
+    return m.IMPLEMENTATION_SPECIFIC
