@@ -16,6 +16,7 @@ from nats.nuid import NUID
 from ...errors import BadRequest
 from ...headers import REDRIVE_GROUP
 from ...model import Delivery, Outgoing
+from ..rules import timing
 from .naming import (
     H_DELAY,
     H_ID,
@@ -55,12 +56,12 @@ def wire_headers(message: Outgoing, msg_id_dedup: bool) -> tuple[str, dict[str, 
         headers[H_KEY] = escape_value(message.key)
     if message.msg_id is not None:
         headers[NATS_MSG_ID if msg_id_dedup else H_MSG_ID] = escape_value(message.msg_id)
-    if message.ttl is not None:
-        if message.ttl <= 0:
-            raise BadRequest("ttl must be > 0 seconds")
-        headers[H_TTL] = repr(float(message.ttl))
-    if message.delay is not None and message.delay > 0:
-        headers[H_DELAY] = repr(float(message.delay))
+    ttl = timing.ttl_text(message.ttl)
+    if ttl is not None:
+        headers[H_TTL] = ttl
+    delay = timing.delay_text(message.delay)
+    if delay is not None:
+        headers[H_DELAY] = delay
     return mid, headers
 
 
@@ -99,10 +100,9 @@ class Incoming:
         self.key = None if key is None else unescape_value(key)
         mid = raw.get(NATS_MSG_ID) or raw.get(H_MSG_ID)
         self.msg_id = None if mid is None else unescape_value(mid)
-        ttl = _float(raw.get(H_TTL))
-        delay = _float(raw.get(H_DELAY))
-        self.expires_at = None if ttl is None else self.ack.timestamp + ttl
-        self.deliver_at = None if delay is None else self.ack.timestamp + delay
+        stored = self.ack.timestamp
+        self.expires_at = timing.expires_at(stored, timing.seconds(raw.get(H_TTL)))
+        self.deliver_at = timing.deliver_at(stored, timing.seconds(raw.get(H_DELAY)))
 
     @property
     def offset(self) -> int:
@@ -123,12 +123,3 @@ class Incoming:
             msg_id=self.msg_id,
             lease_until=lease_until,
         )
-
-
-def _float(value: str | None) -> float | None:
-    if value is None:
-        return None
-    try:
-        return float(value)
-    except ValueError:
-        return None

@@ -9,8 +9,8 @@ the session timeout plus one interval. A member that cannot heartbeat for a whol
 timeout considers itself gone and gives up its partitions (self-fencing). The same notice
 subject carries "reset": drop what was pulled from the group before a reset.
 
-Partition ``p`` belongs to ``sorted(live)[p % len(live)]``: every member computes the same
-assignment from the same list.
+Who is live and who owns which partition are the shared rules of
+:mod:`tidings.transports.rules.assignment`.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable
 
 from nats.aio.client import Client
 
+from ..rules.assignment import live_members
 from .codec import new_id
 from .naming import notify_subject
 from .state import StateStore
@@ -31,14 +32,6 @@ log = logging.getLogger("tidings.transports.nats")
 
 RESET = b"reset"  # notice: the group was reset, drop what was pulled before
 OnChange = Callable[[list[str]], Awaitable[None]]
-
-
-def assign(partitions: int, live: list[str], member: str) -> set[int]:
-    """The partitions ``member`` owns when ``live`` are the group's live members."""
-    if member not in live:
-        return set()
-    ordered = sorted(live)
-    return {p for p in range(partitions) if ordered[p % len(ordered)] == member}
 
 
 class Membership:
@@ -130,11 +123,7 @@ class Membership:
 
     async def _refresh(self) -> None:
         entries = await self._state.members(self._topic, self._group)
-        mine = [e.time for e in entries if e.member == self.member]
-        now = mine[0] if mine else max((e.time for e in entries), default=0.0)
-        live = {e.member for e in entries if not e.left and now - e.time < self._timeout}
-        live.add(self.member)
-        await self._set_live(sorted(live))
+        await self._set_live(live_members(entries, self.member, self._timeout))
 
     async def _set_live(self, live: list[str]) -> None:
         if live != self.live:

@@ -28,8 +28,9 @@ import asyncio
 import contextlib
 import logging
 
+from ..rules.assignment import assign
 from .codec import Incoming
-from .membership import Membership, assign
+from .membership import Membership
 from .naming import consumer_name, stream_name
 from .puller import PULL_EXPIRES
 from .subscription import NatsSubscription

@@ -17,6 +17,7 @@ import nats.js.errors
 from nats.aio.client import Client
 from nats.js import JetStreamContext, api
 
+from ..rules.assignment import Heartbeat
 from .errors import translated
 from .naming import (
     STATE_STREAM,
@@ -27,15 +28,6 @@ from .naming import (
 
 STATE_MAX_AGE = 7 * 24 * 3600.0
 H_LEFT = "tidings-left"
-
-
-class MemberEntry:
-    __slots__ = ("left", "member", "time")
-
-    def __init__(self, member: str, time: float, left: bool) -> None:
-        self.member = member
-        self.time = time  # server time of the member's last heartbeat
-        self.left = left
 
 
 class StateStore:
@@ -101,7 +93,7 @@ class StateStore:
         with translated("group heartbeat"):
             await self._js.publish(members_subject(topic, group, member), b"", headers=headers)
 
-    async def members(self, topic: str, group: str) -> list[MemberEntry]:
+    async def members(self, topic: str, group: str) -> list[Heartbeat]:
         """Every member entry of the group (alive or not; the caller judges by time)."""
         pattern = members_subject(topic, group)
         with translated("read group members"):
@@ -110,14 +102,14 @@ class StateStore:
             entries = await asyncio.gather(*(self._member(subj) for subj in subjects))
         return [e for e in entries if e is not None]
 
-    async def _member(self, subj: str) -> MemberEntry | None:
+    async def _member(self, subj: str) -> Heartbeat | None:
         try:
             raw = await self._js.get_msg(STATE_STREAM, subject=subj)
         except nats.js.errors.NotFoundError:
             return None
         left = bool(raw.headers and raw.headers.get(H_LEFT))
         when = raw.time.timestamp() if raw.time else 0.0
-        return MemberEntry(subj.rsplit(".", 1)[1], when, left)
+        return Heartbeat(subj.rsplit(".", 1)[1], when, left)
 
     async def forget_group(self, topic: str, group: str) -> None:
         with translated("drop group members"):

@@ -30,11 +30,12 @@ import nats.errors
 import nats.js.errors
 from nats.aio.msg import Msg
 
-from ... import headers as H
 from ...errors import BadRequest, Closed, LeaseLost, NotFound, TidingsError
 from ...model import GroupSpec, Message, TopicSpec
 from ..base import SubscribeOptions, TransportSubscription
 from ..leasing import LeaseRenewer
+from ..rules.admission import admit, past_last_lease
+from ..rules.settling import on_nack, on_reject
 from . import deadletter
 from .codec import Incoming
 from .errors import translate, translated
@@ -151,13 +152,11 @@ class NatsSubscription(TransportSubscription):
         except (ValueError, IndexError):
             log.warning("ignoring a malformed JetStream delivery on %s", msg.subject)
             return
-        limit = self.spec.max_deliveries
-        if limit and inc.deliver_at is None and inc.ack.num_delivered > limit:
+        count = inc.ack.num_delivered
+        if inc.deliver_at is None and past_last_lease(count, self.spec.max_deliveries):
             # Its last lease expired: dead-letter it now, as the built-in broker's timer does,
             # not when the application next asks for a message (it may never ask).
-            task = asyncio.create_task(
-                self._dead_letter(inc, "max-deliveries", inc.ack.num_delivered - 1, None)
-            )
+            task = asyncio.create_task(self._dead_letter(inc, "max-deliveries", count - 1, None))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
             return
@@ -247,26 +246,24 @@ class NatsSubscription(TransportSubscription):
             state = await self._t.state.get_msg_state(a.stream, a.consumer, a.stream_seq)
         skips = int(state.get("skips", 0))
         count = a.num_delivered - skips
-        if spec.max_deliveries and count > spec.max_deliveries:
-            await self._dead_letter(inc, "max-deliveries", count - 1, None)
-            leases.release(inc)
-            return None
-        if H.redrive_skips(spec.name, inc.redrive_group):  # redriven for another group
-            await self._finish(inc, ACK)
-            leases.release(inc)
-            return None
         wall = time.time()
-        if inc.expires_at is not None and wall >= inc.expires_at:
-            if spec.dead_letter_expired:
-                await self._dead_letter(inc, "expired", count - 1, None)
-            else:
+        verdict = admit(
+            spec,
+            count,
+            now=wall,
+            expires_at=inc.expires_at,
+            deliver_at=inc.deliver_at,
+            redrive_group=inc.redrive_group,
+        )
+        if verdict.action != "deliver":
+            if verdict.action == "dead-letter":
+                await self._dead_letter(inc, verdict.reason, verdict.deliveries, None)
+            elif verdict.action == "drop":
                 await self._finish(inc, ACK)
-            leases.release(inc)
-            return None
-        if inc.deliver_at is not None and wall < inc.deliver_at:
-            state["skips"] = skips + 1
-            await self._t.state.put_msg_state(a.stream, a.consumer, a.stream_seq, state)
-            await self._settle(inc.reply, nak_payload(inc.deliver_at - wall))
+            else:  # defer: an early delivery, not counted (the skips say how many)
+                state["skips"] = skips + 1
+                await self._t.state.put_msg_state(a.stream, a.consumer, a.stream_seq, state)
+                await self._settle(inc.reply, nak_payload(verdict.delay))
             leases.release(inc)
             return None
         kept = leases.deadline(inc)
@@ -331,16 +328,17 @@ class NatsSubscription(TransportSubscription):
 
     async def nack(self, message: Message, delay: float = 0.0, error: str | None = None) -> None:
         held = self._take(message)
-        inc, spec = held.inc, self.spec
-        if spec.max_deliveries and held.count >= spec.max_deliveries:
-            await self._dead_letter(inc, "max-deliveries", held.count, error)
+        inc = held.inc
+        verdict = on_nack(self.spec, held.count, delay)
+        if verdict.action == "dead-letter":
+            await self._dead_letter(inc, verdict.reason, verdict.deliveries, error)
             return
         if error is not None:
             a = inc.ack
             await self._t.state.put_msg_state(
                 a.stream, a.consumer, a.stream_seq, {"skips": held.skips, "error": error}
             )
-        await self._settle(inc.reply, nak_payload(max(0.0, delay)))
+        await self._settle(inc.reply, nak_payload(verdict.delay))
 
     async def extend(self, message: Message, seconds: float) -> None:
         held = self._take(message, keep=True)
@@ -352,7 +350,8 @@ class NatsSubscription(TransportSubscription):
         held = self._take(message)
         # As on the built-in broker: the reason header says "rejected"; the consumer's own
         # words are the error text.
-        await self._dead_letter(held.inc, "rejected", held.count, reason)
+        verdict = on_reject(held.count)
+        await self._dead_letter(held.inc, verdict.reason, verdict.deliveries, reason)
 
     async def _dead_letter(
         self, inc: Incoming, reason: str, deliveries: int, error: str | None
