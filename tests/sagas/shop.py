@@ -5,9 +5,10 @@
 
 The state says where a participant fails (``fail``: StepFailed), where it never answers
 (``hang``: its handler keeps raising) and how often a step fails before it succeeds
-(``flaky``). Each participant writes its effects into ``effects(saga_id, step, kind)`` (kind
-``do`` or ``undo``) through ``ctx.transaction``, so the tests count them in the participant's
-table. ``python -m tests.sagas.shop ROLE DB BROKER PREFIX`` runs one side as a process.
+(``flaky``), and which step replies with a result that does not fit (``bad``). Each participant
+writes its effects into ``effects(saga_id, step, kind)`` (kind ``do`` or ``undo``) through
+``ctx.transaction``, so the tests count them in the participant's table.
+``python -m tests.sagas.shop ROLE DB BROKER PREFIX`` runs one side as a process.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class OrderState(BaseModel):
     flaky: dict[str, int] = {}
     charge_id: str | None = None
     slow: float = 0.0
+    bad: str | None = None
 
 
 class StepCommand(BaseModel):
@@ -46,6 +48,7 @@ class StepCommand(BaseModel):
     hang: bool = False
     flaky: int = 0
     slow: float = 0.0
+    bad: bool = False
 
 
 class Charged(BaseModel):
@@ -81,6 +84,7 @@ def make_saga(prefix: str, *, timeout: float = 30.0, pivot: str | None = None) -
                 hang=state.hang == name,
                 flaky=state.flaky.get(name, 0),
                 slow=state.slow,
+                bad=state.bad == name,
             )
 
         build.__name__ = name
@@ -140,6 +144,8 @@ def make_shop(prefix: str, db: str, broker: str, **options) -> tidings.Service:
             n = attempts[(cmd.order, cmd.step)] = attempts.get((cmd.order, cmd.step), 0) + 1
             if cmd.fail or n <= cmd.flaky:
                 raise tidings.StepFailed(f"{cmd.step} refused for {cmd.order} (attempt {n})")
+            if cmd.bad:  # a reply that does not fit the step's reply type
+                return {"charge": 42}  # type: ignore[return-value]
             return Charged(charge_id=f"ch-{cmd.order}") if cmd.step == "charge" else None
 
         @participant.compensation(compensate, concurrency=8, lease=5.0)

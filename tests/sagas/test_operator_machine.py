@@ -68,3 +68,23 @@ def test_compensate_is_refused_at_and_after_the_pivot():
     with pytest.raises(SagaConflict, match="at or past the pivot b: it only moves forward"):
         m.act(record, action("compensate"))
     assert (record.status, record.token, list(record.events)) == version  # unchanged
+
+
+def test_a_malformed_reply_fails_the_awaited_command_and_a_late_one_is_still_ignored():
+    m = machine()
+    record, _ = m.begin("s-1", {})
+    ok(m, record, record.token)  # a done, b in flight
+    late = p.Reply("s-1", "s-1.0.f.1", timeout=False, malformed="the body is not JSON")
+    assert m.on_reply(record, late) is None  # for a command no longer awaited: dead-lettered
+    stray = p.Reply("s-1", "s-1.0.x.1", timeout=False, ok=True)  # no such command
+    [send] = m.on_reply(record, stray)
+    assert record.status == "compensating" and record.failed_step == "b"
+    assert send.topic == "b.undo"  # b may have taken effect: compensated too
+    assert record.steps[1]["status"] == "compensating"
+    assert record.events[-2][:2] == ("b", "step-malformed-reply")
+    assert "unknown step" in (record.events[-2][2] or "")
+    # a malformed answer to a compensation: an operator must look
+    broken = p.Reply("s-1", record.token, timeout=False, malformed="the body is not JSON")
+    assert m.on_reply(record, broken) == []
+    assert record.status == "failed"
+    assert record.error == "compensation of b failed: malformed reply: the body is not JSON"

@@ -209,3 +209,64 @@ async def test_start_in_the_callers_transaction_and_ids(prefix, dbs, broker):
         with pytest.raises(tidings.errors.AlreadyExists):
             await shop.orchestrator.start(shop.saga, OrderState(order="o-8"), id="o-8")
         assert (await shop.orchestrator.wait("o-8", timeout=30)).status == "completed"
+
+
+async def test_a_reply_that_does_not_fit_fails_the_step_at_once(prefix, dbs, broker):
+    # the step's timeout is 30 s: the saga must not wait for it (it used to: the reply was
+    # dead-lettered and the step timed out, three times over with the retry policy)
+    async with running_shop(prefix, *dbs, broker.url) as shop:
+        saga_id = await shop.orchestrator.start(shop.saga, OrderState(order="o-9", bad="charge"))
+        record = await shop.orchestrator.wait(saga_id, timeout=20)
+        assert record.status == "compensated"
+        assert record.failed_step == "charge"
+        assert (record.error or "").startswith("charge: malformed reply: it does not fit")
+        assert record.steps[0]["status"] == "compensated" and record.steps[0]["attempts"] == 3
+        history = [(s, e) for s, e in events(shop, saga_id)]
+        assert history.count(("charge", "step-malformed-reply")) == 3  # retry policy, then...
+        # ...the step is compensated: its participant did the work (and answered badly)
+        assert ("charge", "compensated") in history
+        assert shop.effects(saga_id) == [("charge", "do"), ("charge", "undo")]
+
+
+async def test_garbage_and_replies_for_unknown_steps_fail_the_awaited_step(prefix, dbs, broker):
+    async with running_shop(prefix, *dbs, broker.url) as shop:  # step timeout 30 s
+        saga_id = await shop.orchestrator.start(shop.saga, OrderState(order="o-10", hang="book"))
+        topic = p.reply_topic(shop.saga.name)
+        bad = [
+            (b"not json", None, None),
+            (p.encode_reply(True), f"{saga_id}.9.f.1", None),  # no step 9
+            (p.encode_reply(True), None, "nope"),  # the awaited command, for step "nope"?
+        ]
+        async with AsyncClient(broker.url) as client:
+            loop = asyncio.get_running_loop()
+            for body, token, step in bad:
+                deadline = loop.time() + 20
+                while True:  # until book's next attempt is awaited
+                    record = await shop.orchestrator.get(saga_id)
+                    assert record is not None and loop.time() < deadline, record
+                    if record.step == 2 and record.token not in (None, token):
+                        break
+                    await asyncio.sleep(0.05)
+                headers = {p.SAGA_ID: saga_id, "correlation-id": token or record.token}
+                if step:
+                    headers[p.STEP] = step
+                await client.publish(topic, body, key=saga_id, headers=headers)
+                while (await shop.orchestrator.get(saga_id)).token == record.token:  # type: ignore[union-attr]
+                    assert loop.time() < deadline
+                    await asyncio.sleep(0.05)
+        record = await shop.orchestrator.wait(saga_id, timeout=20)
+        assert record.status == "compensated" and record.failed_step == "book"
+        details = [d for _, e, d in _history(shop, saga_id) if e == "step-malformed-reply"]
+        assert len(details) == 3
+        assert details[0].startswith("malformed reply: the body is not JSON")
+        assert "unknown step: its correlation id" in details[1] and ".9.f.1" in details[1]
+        assert "it says it is for step 'nope'" in details[2]
+        # book (which may have taken effect) is compensated with the completed steps
+        sent = [s for s, e in events(shop, saga_id) if e == "compensation-sent"]
+        assert list(dict.fromkeys(sent)) == ["book", "reserve", "charge"]
+
+
+def _history(shop, saga_id: str) -> list[tuple[str | None, str, str | None]]:
+    with shop.orchestrator._engine().connect() as conn:
+        _, rows = shop.orchestrator.store.show(conn, saga_id)
+    return [(r["step"], r["event"], r["detail"]) for r in rows]

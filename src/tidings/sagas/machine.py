@@ -2,8 +2,8 @@
 
     running  --reply ok, more steps-->  running (next step's command sent)
     running  --reply ok, last step-->   completed
-    running  --failure or timeout-->    running (same step again, if its retry policy says so)
-                                        compensating (the completed steps' compensations, one
+    running  --failure, timeout or      running (same step again, if its retry policy says so)
+               malformed reply-->       compensating (the completed steps' compensations, one
                                         at a time, last first) -> compensated
     compensating --compensation ok-->   the next lower compensation, or compensated
     compensating --no answer-->         the same compensation again, with backoff (forever)
@@ -17,10 +17,14 @@ Operator actions (:meth:`Machine.act`), each recorded in the history with who an
     running|compensating|failed --abort-->  aborted, nothing sent (fixed by hand)
 
 A step after the pivot never gives up: it is tried again until it succeeds. A step that timed
-out is compensated too (its command may still take effect later; the participant helper
-turns a compensation that overtakes its command into a marker that makes the late command a
-no-op). A failure reply means the participant rolled its work back: that step is not
-compensated. Each transition mutates the :class:`~.store.SagaRecord` and returns the
+out is compensated too (its command may still take effect later; the participant helper turns a
+compensation that overtakes its command into a marker that makes the late command a no-op); so
+is a step answered with a malformed reply (not JSON, a result that does not validate, a step
+name that is not the awaited one), which fails at once, as a ``StepFailed("malformed reply:
+...")``, rather than at its timeout; a reply of the instance for a step it does not have counts
+as a malformed reply to the awaited command. A failure reply means the participant rolled its
+work back: that step is not compensated. A malformed reply to a compensation fails the saga (an
+operator must look). Each transition mutates the :class:`~.store.SagaRecord` and returns the
 commands to send; the orchestrator commits both in one transaction.
 """
 
@@ -46,6 +50,8 @@ from .store import (
     SagaRecord,
 )
 
+MAY_HAVE_TAKEN_EFFECT = ("done", "timed-out", "malformed", "cancelled")
+"""The step statuses that are compensated (a failure reply means the step left nothing)."""
 ALLOWED = {
     p.RETRY: (RUNNING, COMPENSATING, FAILED),
     "compensate": (RUNNING,),
@@ -108,33 +114,70 @@ class Machine:
         self, record: SagaRecord, reply: p.Reply, now: float | None = None
     ) -> list[Send] | None:
         """The commands a reply (or timeout) leads to; None when it is stale (a duplicate, or
-        for a step no longer awaited): nothing changes."""
-        if record.status not in (RUNNING, COMPENSATING) or reply.token != record.token:
+        for a step no longer awaited): nothing changes. A malformed reply for the awaited
+        command, or a reply of this instance for a step it does not have, fails the awaited
+        command at once (the history says why)."""
+        if record.status not in (RUNNING, COMPENSATING):
             return None
+        if reply.token != record.token:
+            unknown = None if reply.timeout else self.unknown_step(record, reply)
+            if unknown is None:
+                return None
+            reply = p.Reply(record.id, reply.token, False, malformed=unknown)
+        elif reply.step is not None and reply.step != self.saga.steps[record.step].name:
+            reply = p.Reply(record.id, reply.token, False, malformed=(
+                f"it says it is for step {reply.step!r}, but its correlation id is the "
+                f"command of step {self.saga.steps[record.step].name!r}"))  # fmt: skip
         now = time.time() if now is None else now
         step = self.saga.steps[record.step]
         if record.phase == p.FORWARD:
             if reply.timeout:
                 error = Timeout(f"no reply from {step.command} within {step.timeout}s")
-                return self._failed(record, step, error, now, timed_out=True)
-            if not reply.ok:
-                return self._failed(record, step, StepFailed(reply.error), now, timed_out=False)
-            return self._done(record, step, reply.result, now)
+                return self._failed(record, step, error, now, outcome="timed-out")
+            if reply.malformed is None and reply.ok:
+                try:
+                    return self._done(record, step, reply.result, now)
+                except p.MalformedReply as exc:
+                    reply = p.Reply(record.id, reply.token, False, malformed=str(exc))
+            if reply.malformed is not None:
+                error = StepFailed(f"malformed reply: {reply.malformed}")
+                return self._failed(record, step, error, now, outcome="malformed")
+            return self._failed(record, step, StepFailed(reply.error), now, outcome="failed")
         entry = record.steps[step.index]
         if reply.timeout:
             attempt = record.attempt + 1
             delay = COMPENSATION_BACKOFF.delay(record.attempt)
             record.log(step.name, "compensation-timed-out", f"attempt {record.attempt}")
             return [self._compensation(record, step, attempt, now, delay)]
-        if not reply.ok:
-            entry.update(status="compensation-failed", error=reply.error, finished_at=now)
+        if reply.malformed is not None or not reply.ok:
+            error = reply.error or "failed"
+            if reply.malformed is not None:
+                error = f"malformed reply: {reply.malformed}"
+            entry.update(status="compensation-failed", error=error, finished_at=now)
             record.status, record.token, record.deadline = FAILED, None, None
-            record.error = f"compensation of {step.name} failed: {reply.error}"
-            record.log(step.name, "compensation-failed", reply.error)
+            record.error = f"compensation of {step.name} failed: {error}"
+            record.log(step.name, "compensation-failed", error)
             return []
         entry.update(status="compensated", finished_at=now)
         record.log(step.name, "compensated")
         return self._next_compensation(record, step.index, now)
+
+    def unknown_step(self, record: SagaRecord, reply: p.Reply) -> str | None:
+        """Why a reply of this instance that is not for the awaited command is for no command
+        the instance could have sent (None: it is a duplicate or a late one, to ignore)."""
+        parsed = p.parse_token(reply.token)
+        steps = self.saga.steps
+        if parsed is None or parsed[0] != record.id or parsed[1] >= len(steps):
+            return (
+                f"a reply for an unknown step: its correlation id {reply.token!r} is no command "
+                f"of saga {record.id} (steps {', '.join(s.name for s in steps)})"
+            )
+        if reply.step is not None and reply.step != steps[parsed[1]].name:
+            return (
+                f"a reply for an unknown step: it says it is for step {reply.step!r}, but its "
+                f"correlation id {reply.token!r} is the command of step {steps[parsed[1]].name!r}"
+            )
+        return None
 
     # operators
     def act(self, record: SagaRecord, action: p.Action, now: float | None = None) -> list[Send]:
@@ -207,32 +250,40 @@ class Machine:
         return []
 
     def _failed(
-        self, record: SagaRecord, step: Step, error: Exception, now: float, *, timed_out: bool
+        self, record: SagaRecord, step: Step, error: Exception, now: float, *, outcome: str
     ) -> list[Send]:
+        """The awaited command failed (``outcome``: failed, timed-out or malformed): retried
+        if the policy says so, else the saga compensates."""
         entry = record.steps[step.index]
         entry["error"] = str(error)
         attempt = record.attempt
         retry = step.retry
+        event = {"timed-out": "step-timed-out", "malformed": "step-malformed-reply"}.get(
+            outcome, "step-failed"
+        )
         if self.saga.after_pivot(step):  # past the pivot: only forward
             backoff = retry.backoff if retry is not None else AFTER_PIVOT_BACKOFF
-            record.log(step.name, "step-timed-out" if timed_out else "step-failed", str(error))
+            record.log(step.name, event, str(error))
             return [self._forward(record, step, attempt + 1, now, backoff.delay(attempt))]
         if retry is not None and attempt < retry.max_attempts and retry.should_retry(error):
-            record.log(step.name, "step-timed-out" if timed_out else "step-failed", str(error))
+            record.log(step.name, event, str(error))
             return [self._forward(record, step, attempt + 1, now, retry.backoff.delay(attempt))]
-        entry.update(status="timed-out" if timed_out else "failed", finished_at=now)
+        entry.update(status=outcome, finished_at=now)
         record.status, record.failed_step = COMPENSATING, step.name
         record.error = f"{step.name}: {error}"
-        record.log(step.name, "step-timed-out" if timed_out else "step-failed", str(error))
-        # a timed-out command may still take effect: it is compensated with the completed ones
-        return self._next_compensation(record, step.index + 1 if timed_out else step.index, now)
+        record.log(step.name, event, str(error))
+        # a timed-out command, or one answered with a malformed reply, may have taken effect:
+        # it is compensated with the completed ones (a failure reply means it left nothing)
+        return self._next_compensation(
+            record, step.index if outcome == "failed" else step.index + 1, now
+        )
 
     # backward
     def _next_compensation(self, record: SagaRecord, below: int, now: float) -> list[Send]:
         for index in range(below - 1, -1, -1):
             step = self.saga.steps[index]
             status = record.steps[index]["status"]
-            if step.compensate is not None and status in ("done", "timed-out", "cancelled"):
+            if step.compensate is not None and status in MAY_HAVE_TAKEN_EFFECT:
                 return [self._compensation(record, step, 1, now)]
         record.status, record.token, record.deadline = COMPENSATED, None, None
         record.log(None, "compensated")

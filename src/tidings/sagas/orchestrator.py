@@ -12,13 +12,16 @@ database: the saga row (locked and version-checked), its history, the outbox row
 commands the transition sends and the reply's processed-id record commit together or not at
 all, so a crash anywhere resumes the instance where it was and sends nothing twice.
 
-Bad input is handled the same way every time, and logged with the saga id:
-a reply for an unknown saga and a malformed reply are dead-lettered (``Reject``) to
-``saga.<name>.replies.<group>.dlq``; a duplicate reply, or one for a step no longer awaited,
-is acknowledged and ignored; a participant that never answers is a timeout: each
+Bad input is handled the same way every time, and logged with the saga id: a reply for an
+unknown saga, a message with no saga id or correlation id, and a malformed reply the instance
+is not waiting for are dead-lettered (``Reject``) to ``saga.<name>.replies.<group>.dlq``; a
+malformed reply to the awaited command (not JSON, a result that does not validate) or a reply
+of the instance for a step it does not have fails that command at once (retry policy, then
+compensation; the reason in the history); a duplicate reply, or one for a step no longer
+awaited, is acknowledged and ignored; a participant that never answers is a timeout: each
 orchestrator looks for instances past their deadline every ``tick`` seconds and publishes a
-timeout message for them (its msg_id is derived from the awaited token, so the copies
-several orchestrators send are one message), which the owner handles like a failure reply.
+timeout message for them (its msg_id is derived from the awaited token, so the copies several
+orchestrators send are one message), which the owner handles like a failure reply.
 
 Operator actions (:meth:`Orchestrator.retry`, :meth:`~Orchestrator.compensate`,
 :meth:`~Orchestrator.abort`, and ``tidings sagas retry|compensate|abort``, which writes the
@@ -267,12 +270,19 @@ class Orchestrator:
                         reply.saga_id, message.id)  # fmt: skip
             raise Reject(f"no saga {reply.saga_id} of {name}")
         what = "timeout" if reply.timeout else ("reply ok" if reply.ok else "failure reply")
-        try:
-            sends = machine.on_reply(record, reply)
-        except p.MalformedReply as exc:
-            log.warning("saga %s %s: malformed reply %s dead-lettered: %s", name, reply.saga_id,
-                        message.id, exc)  # fmt: skip
-            raise Reject(f"malformed saga reply: {exc}") from None
+        if reply.malformed is not None:
+            what = "malformed reply"
+        sends = machine.on_reply(record, reply)
+        if sends is None and reply.malformed is not None:
+            log.warning("saga %s %s: malformed reply %s for %s dead-lettered (the saga is %s, "
+                        "waiting for %s): %s", name, reply.saga_id, message.id, reply.token,
+                        record.status, record.token, reply.malformed)  # fmt: skip
+            raise Reject(f"malformed saga reply: {reply.malformed}")
+        bad = [d for _, e, d in record.events if (d or "").startswith("malformed reply")]
+        if bad:  # events not saved yet: this transition's
+            what = "malformed reply"
+            log.warning("saga %s %s: reply %s fails the awaited command at once: %s", name,
+                        reply.saga_id, message.id, bad[0])  # fmt: skip
         if sends is None:
             log.info("saga %s %s: %s for %s ignored (duplicate or stale; the saga is %s, "
                      "waiting for %s)", name, reply.saga_id, what, reply.token, record.status,

@@ -14,7 +14,9 @@ with these headers, keyed by the saga id::
 A reply goes to ``reply-to`` keyed by the saga id, with the same ``correlation-id`` and
 ``tidings-saga-id``; its body is JSON ``{"ok": true, "result": ...}`` or
 ``{"ok": false, "error": "..."}``. A timeout is a message on the reply topic with the header
-``tidings-saga-timeout: 1`` and the token it is about. The msg_id of a command is
+``tidings-saga-timeout: 1`` and the token it is about. A reply whose body is not such JSON
+is still a reply (:attr:`Reply.malformed` says what is wrong): the orchestrator fails the
+step it was for at once rather than waiting for the timeout. The msg_id of a command is
 ``<saga id>.<step index>.<f|c>.<attempt>``: a transition done twice (a crash before its
 commit) writes the same ids, and the broker's dedup absorbs a repeated send.
 
@@ -106,6 +108,21 @@ class Reply:
     ok: bool = False
     result: Any = None
     error: str | None = None
+    step: str | None = None
+    """The step the reply says it is for (the ``tidings-saga-step`` header), if it says."""
+    malformed: str | None = None
+    """What is wrong with the body, when it is not ``{"ok": true|false, ...}``."""
+
+
+def parse_token(token: str) -> tuple[str, int, str, int] | None:
+    """(saga id, step index, phase letter, attempt) of a command's msg_id; None if it is not
+    one (the inverse of :func:`command_id`)."""
+    parts = token.rsplit(".", 3)
+    if len(parts) != 4 or not parts[1].isdigit() or parts[2] not in ("f", "c"):
+        return None
+    if not parts[3].isdigit() or int(parts[3]) < 1:
+        return None
+    return parts[0], int(parts[1]), parts[2], int(parts[3])
 
 
 class MalformedReply(ValueError):
@@ -113,21 +130,26 @@ class MalformedReply(ValueError):
 
 
 def parse_reply(headers: dict[str, str], body: bytes) -> Reply:
+    """The reply a message carries; MalformedReply when it names no saga or no command (it
+    cannot be matched to anything). A body that is not a reply gives ``malformed``."""
     saga_id = headers.get(SAGA_ID)
     token = headers.get(h.CORRELATION_ID)
     if not saga_id or not token:
         raise MalformedReply(f"no {SAGA_ID} or {h.CORRELATION_ID} header")
     if headers.get(TIMEOUT):
         return Reply(saga_id, token, timeout=True)
+    step = headers.get(STEP) or None
     try:
         data = msgspec.json.decode(body)
     except msgspec.DecodeError as exc:
-        raise MalformedReply(f"the body is not JSON: {exc}") from None
+        return Reply(saga_id, token, False, step=step, malformed=f"the body is not JSON: {exc}")
     if not isinstance(data, dict) or not isinstance(data.get("ok"), bool):
-        raise MalformedReply('the body is not {"ok": true|false, ...}')
+        why = 'the body is not {"ok": true|false, ...}'
+        return Reply(saga_id, token, False, step=step, malformed=why)
     if data["ok"]:
-        return Reply(saga_id, token, timeout=False, ok=True, result=data.get("result"))
-    return Reply(saga_id, token, timeout=False, ok=False, error=str(data.get("error") or "failed"))
+        return Reply(saga_id, token, False, ok=True, result=data.get("result"), step=step)
+    error = str(data.get("error") or "failed")
+    return Reply(saga_id, token, timeout=False, ok=False, error=error, step=step)
 
 
 @dataclass(frozen=True)
