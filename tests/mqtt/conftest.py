@@ -64,11 +64,18 @@ def secured(tmp_path, users_file):
 class Client:
     """A paho client on its own network thread; what it receives goes to ``messages``."""
 
-    def __init__(self, port: int, version: str, client_id: str = "", **login: str) -> None:
+    def __init__(
+        self, port: int, version: str, client_id: str = "", transport: str = "tcp", **login: str
+    ) -> None:
         self.version = version
         self.c = paho.Client(
-            CallbackAPIVersion.VERSION2, client_id=client_id, protocol=VERSIONS[version]
+            CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            protocol=VERSIONS[version],
+            transport=transport,  # type: ignore[arg-type]
         )
+        if transport == "websockets":
+            self.c.ws_set_options(path="/mqtt")
         if login:
             self.c.username_pw_set(login["user"], login["password"])
         self.messages: queue.Queue[paho.MQTTMessage] = queue.Queue()
@@ -76,15 +83,19 @@ class Client:
         self.subacks: queue.Queue[list[object]] = queue.Queue()
         self.disconnects: queue.Queue[object] = queue.Queue()
         self.c.on_message = lambda c, u, msg: self.messages.put(msg)
-        self.c.on_connect = lambda c, u, flags, rc, props: self.connack.put(rc)
+        self.connack_props: object = None
+        self.c.on_connect = lambda c, u, flags, rc, props: self.on_connack(rc, props)
         self.c.on_subscribe = lambda c, u, mid, rcs, props: self.subacks.put(rcs)
         self.c.on_disconnect = lambda c, u, flags, rc, props: self.disconnects.put(rc)
         self.port = port
         self.lock = threading.Lock()
 
-    def connect(self, keepalive: int = 30) -> object:
-        props = None
-        self.c.connect("127.0.0.1", self.port, keepalive=keepalive, properties=props)
+    def on_connack(self, rc: object, props: object) -> None:
+        self.connack_props = props
+        self.connack.put(rc)
+
+    def connect(self, keepalive: int = 30, properties: object = None) -> object:
+        self.c.connect("127.0.0.1", self.port, keepalive=keepalive, properties=properties)
         self.c.loop_start()
         return self.connack.get(timeout=10)
 
@@ -111,8 +122,10 @@ class Client:
 def clients():
     made: list[Client] = []
 
-    def make(port: int, version: str, client_id: str = "", **login: str) -> Client:
-        client = Client(port, version, client_id, **login)
+    def make(
+        port: int, version: str, client_id: str = "", transport: str = "tcp", **login: str
+    ) -> Client:
+        client = Client(port, version, client_id, transport, **login)
         made.append(client)
         return client
 

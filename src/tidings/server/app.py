@@ -14,6 +14,7 @@ import logging
 import os
 import secrets
 import time
+from typing import TYPE_CHECKING
 
 from ..broker import BrokerRuntime
 from ..broker.latency import LatencyHistogram
@@ -27,6 +28,9 @@ from .limits import CHECK_INTERVAL, Alarms
 from .stores import open_store
 from .tls import server_context
 from .tracing import configure, make_tracer, parse_patterns
+
+if TYPE_CHECKING:
+    from .mqtt.listener import MqttListener
 
 log = logging.getLogger("tidings.server")
 
@@ -88,6 +92,7 @@ class BrokerServer:
         self.server_version = f"tidings/{self.version}"
         self.capabilities = CAPABILITIES
         self.connections: set[ClientConnection] = set()
+        self.mqtt: MqttListener | None = None  # the MQTT ports (set by mqtt.start_mqtt)
         self.paused = 0
         self.max_buffered = 0
         # for the metrics: seconds from a publish run's append to its confirm, per frame;

@@ -55,6 +55,13 @@ class ServerConfig:
     http: str = "127.0.0.1:7421"
     # MQTT 3.1.1 and 5.0 clients (docs/mqtt.md): host:port, or off
     mqtt: str = "off"
+    # MQTT over TLS (the --tls-cert/--tls-key/--tls-client-ca settings): host:port, or off
+    mqtt_tls: str = "off"
+    # MQTT over WebSocket on this path of the HTTP port (subprotocol mqtt), or off
+    mqtt_websocket: str = "/mqtt"
+    mqtt_max_connections: int = 10_000  # MQTT sessions at once (all MQTT listeners together)
+    # largest MQTT packet a client may send; 0: --max-message-size plus 64 KiB
+    mqtt_max_packet_size: int = 0
     # message tracing (docs/tracing.md): topic patterns (comma-separated, '>' all) or off
     trace: str = "off"
     trace_size: int = 100_000  # events the trace ring keeps (the oldest fall off)
@@ -90,6 +97,7 @@ class ServerConfig:
             raise BadRequest(
                 f"--mqtt expects host:port (e.g. 127.0.0.1:1883) or off, got {self.mqtt!r}"
             )
+        self._validate_mqtt()
         parse_patterns(self.trace)
         check_sample(self.trace_sample)
         if self.trace_size < 1:
@@ -99,6 +107,33 @@ class ServerConfig:
         if not self.memory:
             check_data_dir(self.data_dir)
         return self
+
+
+    def _validate_mqtt(self) -> None:
+        tls = self.mqtt_tls.strip().lower()
+        if tls != "off" and not self.mqtt_tls.rpartition(":")[2].isdigit():
+            raise BadRequest(
+                f"--mqtt-tls expects host:port (e.g. 127.0.0.1:8883) or off, got {self.mqtt_tls!r}"
+            )
+        if tls != "off" and not self.tls_cert:
+            raise BadRequest("--mqtt-tls needs --tls-cert (and --tls-key unless it is inside)")
+        ws = self.mqtt_websocket.strip()
+        if ws.lower() != "off" and not ws.startswith("/"):
+            raise BadRequest(f"--mqtt-websocket expects a path like /mqtt or off, got {ws!r}")
+        if self.mqtt_max_connections < 1:
+            raise BadRequest(
+                f"--mqtt-max-connections must be at least 1, got {self.mqtt_max_connections}"
+            )
+        size = self.mqtt_max_packet_size
+        if size and not 1024 <= size <= self.max_message_size + 64 * 1024:
+            raise BadRequest(
+                f"--mqtt-max-packet-size must be from 1024 to --max-message-size plus 64 KiB "
+                f"({self.max_message_size + 64 * 1024}), or 0 for that, got {size}"
+            )
+
+    def mqtt_enabled(self) -> bool:
+        """True when any MQTT listener is on (the WebSocket path serves only then)."""
+        return self.mqtt.strip().lower() != "off" or self.mqtt_tls.strip().lower() != "off"
 
 
 def check_data_dir(path: str) -> None:
@@ -179,6 +214,30 @@ OPTIONS: dict[str, tuple[str, type, str]] = {
         "TIDINGS_MQTT",
         str,
         "serve MQTT 3.1.1 and 5.0 clients on host:port (e.g. 127.0.0.1:1883; default off)",
+    ),
+    "mqtt_tls": (
+        "TIDINGS_MQTT_TLS",
+        str,
+        "serve MQTT over TLS on host:port (e.g. 127.0.0.1:8883; default off) with the "
+        "--tls-cert, --tls-key and --tls-client-ca of the native port",
+    ),
+    "mqtt_websocket": (
+        "TIDINGS_MQTT_WEBSOCKET",
+        str,
+        "MQTT over WebSocket on this path of the --http port while MQTT is on "
+        "(default /mqtt; subprotocol mqtt) or off",
+    ),
+    "mqtt_max_connections": (
+        "TIDINGS_MQTT_MAX_CONNECTIONS",
+        int,
+        "MQTT sessions at once, all MQTT listeners together (default 10000); one more gets "
+        "CONNACK 0x97 quota exceeded (3.1.1: 3 server unavailable)",
+    ),
+    "mqtt_max_packet_size": (
+        "TIDINGS_MQTT_MAX_PACKET_SIZE",
+        int,
+        "largest MQTT packet a client may send, bytes (default 0: --max-message-size plus "
+        "64 KiB); larger gets DISCONNECT 0x95",
     ),
     "trace": (
         "TIDINGS_TRACE",

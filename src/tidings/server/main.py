@@ -27,8 +27,8 @@ async def serve(config: ServerConfig, *, ready: asyncio.Event | None = None) -> 
     """Run a broker until SIGTERM or SIGINT (or cancellation), then shut down gracefully."""
     server = BrokerServer(config)
     host, port = await server.start()
+    mqtt = await start_mqtt(server)  # before HTTP, whose WebSocket path serves MQTT too
     http = await start_http(server, config.http)
-    mqtt = await start_mqtt(server, config.mqtt)
     log.info("security: %s", server.describe_security())
     log.info("tidings broker %s listening on tidings://%s:%d", server.version, host, port)
     if host in ("127.0.0.1", "::1", "localhost"):

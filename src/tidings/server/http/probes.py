@@ -1,6 +1,7 @@
 """``GET /livez`` (the event loop answers) and ``GET /readyz`` (the store is open and
 recovered, and no memory or disk alarm is raised), shaped for Kubernetes probes: 200 or 503
-with a JSON body that says why."""
+with a JSON body that says why. The app also carries MQTT over WebSocket (``/mqtt``) while an
+MQTT port is on."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ from typing import TYPE_CHECKING, Any
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route, WebSocketRoute
+from starlette.websockets import WebSocket
 
 from ..management.routes import management_routes, unmatched  # /metrics and /api/v1
+from ..mqtt.websocket import serve_websocket  # MQTT over WebSocket on --mqtt-websocket
 
 if TYPE_CHECKING:
     from ..app import BrokerServer
@@ -37,5 +40,12 @@ def build_app(server: BrokerServer) -> Starlette:
         return JSONResponse(body, status_code=200 if ok else 503)
 
     probes = [Route("/livez", livez), Route("/readyz", readyz)]
-    routes = [*probes, *management_routes(server)]
+    routes: list[BaseRoute] = [*probes, *management_routes(server)]
+    path = server.config.mqtt_websocket.strip()
+    if server.config.mqtt_enabled() and path.lower() != "off":
+
+        async def mqtt_over_websocket(websocket: WebSocket) -> None:
+            await serve_websocket(server.mqtt, websocket)
+
+        routes.append(WebSocketRoute(path, mqtt_over_websocket))
     return Starlette(routes=routes, exception_handlers={404: unmatched})

@@ -97,4 +97,7 @@ async def start_http(broker: BrokerServer, address: str) -> HttpServer | None:
     http = HttpServer(server, task)
     host, port = http.address
     log.info("http on http://%s:%d (/livez, /readyz, /metrics, /api/v1)", host, port)
+    path = broker.config.mqtt_websocket.strip()
+    if broker.mqtt is not None and path.lower() != "off":
+        log.info("MQTT over WebSocket on ws://%s:%d%s (subprotocol mqtt)", host, port, path)
     return http

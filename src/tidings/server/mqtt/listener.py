@@ -1,6 +1,9 @@
 """The MQTT listener: MQTT 3.1.1 and 5.0 clients on the broker's engine, in its event loop.
 
-``MqttListener(server).start(host, port)`` serves connections of :class:`MqttConnection`.
+``MqttListener(server).start(host, port, ssl)`` serves connections of :class:`MqttConnection`
+(once per port: plain TCP, TLS; ``websocket`` feeds it WebSocket connections). The listener
+holds what the ports share: client ids for takeover, the session limit
+(``--mqtt-max-connections``) and the keep-alive sweep.
 A connection authenticates CONNECT against the broker's users (same rights as the native
 port, checked on the tidings topic of each MQTT topic), publishes inbound messages in
 arrival order (QoS 1: PUBACK once the broker's commit made them durable), and joins one
@@ -29,12 +32,15 @@ import msgspec
 from ...errors import Forbidden, TidingsError, Unauthorized
 from ...model import Outgoing, TopicSpec
 from ..auth import require
+from ..tls import peer_subject
 from . import codec as m
 from .exactly_once import message_id
 from .mapping import reason_of, split_topic, to_outgoing
 from .session import RECEIVE_MAXIMUM, Session
 
 if TYPE_CHECKING:
+    from ssl import SSLContext
+
     from ..app import BrokerServer
     from ..auth import User
 
@@ -57,10 +63,12 @@ class MqttConnection(asyncio.Protocol):
         self.version = 0
         self.user: User | None = None
         self.connected = False
+        self.counted = False  # holds one of the listener's sessions (--mqtt-max-connections)
         self.closed = False
         self.keep_alive = 0
         self.last_received = self.opened = time.monotonic()
-        max_size = self.server.config.max_message_size + 64 * 1024
+        config = self.server.config
+        max_size = config.mqtt_max_packet_size or config.max_message_size + 64 * 1024
         self.max_packet_size = max_size
         self.decoder = m.PacketDecoder(max_size)
         self.transport: asyncio.Transport | None = None
@@ -86,6 +94,9 @@ class MqttConnection(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
         peer = transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        subject = peer_subject(transport)
+        if subject is not None:  # mutual TLS: the client certificate's name, for the logs
+            self.peer += f" cert {subject}"
         self.listener.connections.add(self)
 
     def data_received(self, data: bytes) -> None:
@@ -220,6 +231,13 @@ class MqttConnection(asyncio.Protocol):
 
     def accept(self, packet: m.Connect, user: User | None, assigned: str | None) -> None:
         self.user = user
+        if not self.listener.admit_session(self):
+            log.warning(
+                "mqtt %s (%s): refused, %d MQTT sessions already (--mqtt-max-connections)",
+                self.id, self.peer, self.listener.sessions,
+            )  # fmt: skip
+            self.connack(m.V3_SERVER_UNAVAILABLE, m.QUOTA_EXCEEDED)
+            return
         if packet.will is not None:
             topic, _ = split_topic(packet.will.topic)
             try:
@@ -414,18 +432,43 @@ class MqttListener:
         self.connections: set[MqttConnection] = set()
         self.by_client: dict[str, MqttConnection] = {}
         self.tasks: set[asyncio.Task[None]] = set()
-        self.address: tuple[str, int] | None = None
-        self._listener: asyncio.AbstractServer | None = None
+        self.address: tuple[str, int] | None = None  # of the first port started
+        self.addresses: list[tuple[str, int]] = []
+        self.sessions = 0  # connections past CONNECT (the --mqtt-max-connections count)
+        self.max_sessions = server.config.mqtt_max_connections
+        self._listeners: list[asyncio.AbstractServer] = []
         self._sweeper: asyncio.Task[None] | None = None
         self._seq = 0
         self._instance = secrets.token_hex(2)
 
-    async def start(self, host: str, port: int) -> tuple[str, int]:
+    async def start(self, host: str, port: int, ssl: SSLContext | None = None) -> tuple[str, int]:
+        """Listen on one more port (``ssl``: TLS); the address it is bound to."""
         loop = asyncio.get_running_loop()
-        self._listener = await loop.create_server(self._new, host, port, backlog=1024)
-        self.address = self._listener.sockets[0].getsockname()[:2]
-        self._sweeper = loop.create_task(self._sweep(), name="tidings-mqtt-keepalive")
-        return self.address
+        listener = await loop.create_server(self._new, host, port, backlog=1024, ssl=ssl)
+        self._listeners.append(listener)
+        address = listener.sockets[0].getsockname()[:2]
+        self.addresses.append(address)
+        if self.address is None:
+            self.address = address
+        if self._sweeper is None:
+            self._sweeper = loop.create_task(self._sweep(), name="tidings-mqtt-keepalive")
+        return address
+
+    def admit_session(self, conn: MqttConnection) -> bool:
+        """Count ``conn`` as a session, or False when the limit is reached. A client id
+        that is connected already is taking its session over: it is let in."""
+        if conn.counted:
+            return True
+        old = self.by_client.get(conn.client_id)
+        if self.sessions >= self.max_sessions and (old is None or old.closed):
+            return False
+        conn.counted = True
+        self.sessions += 1
+        return True
+
+    def new_connection(self) -> MqttConnection:
+        """A connection for a transport that is not one of the listener's ports (WebSocket)."""
+        return self._new()
 
     def _new(self) -> MqttConnection:
         self._seq += 1
@@ -443,6 +486,9 @@ class MqttListener:
 
     def forget(self, conn: MqttConnection) -> None:
         self.connections.discard(conn)
+        if conn.counted:
+            conn.counted = False
+            self.sessions -= 1
         if self.by_client.get(conn.client_id) is conn:
             del self.by_client[conn.client_id]
 
@@ -472,8 +518,8 @@ class MqttListener:
                     conn.refuse(m.KEEP_ALIVE_TIMEOUT, "keep-alive timeout")
 
     async def stop(self) -> None:
-        if self._listener is not None:
-            self._listener.close()
+        for listener in self._listeners:
+            listener.close()
         if self._sweeper is not None:
             self._sweeper.cancel()
         for conn in list(self.connections):
@@ -488,12 +534,30 @@ class MqttListener:
             await asyncio.wait(list(self.tasks), timeout=2.0)
 
 
-async def start_mqtt(server: BrokerServer, address: str) -> MqttListener | None:
-    """Start the MQTT listener on ``host:port`` (``off``: none)."""
+def _host_port(address: str) -> tuple[str, int] | None:
     if address.strip().lower() == "off":
         return None
     host, _, port = address.rpartition(":")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+async def start_mqtt(server: BrokerServer) -> MqttListener | None:
+    """Start the MQTT ports of the server's config (``--mqtt``, ``--mqtt-tls``; None when
+    both are off). The listener is also ``server.mqtt``, for the HTTP app's WebSocket path."""
+    config = server.config
+    plain, tls = _host_port(config.mqtt), _host_port(config.mqtt_tls)
+    if plain is None and tls is None:
+        return None
     listener = MqttListener(server)
-    bound = await listener.start(host.strip("[]") or "127.0.0.1", int(port))
-    log.info("MQTT 3.1.1 and 5.0 listening on mqtt://%s:%d", *bound)
+    try:
+        if plain is not None:
+            bound = await listener.start(*plain)
+            log.info("MQTT 3.1.1 and 5.0 listening on mqtt://%s:%d", *bound)
+        if tls is not None:
+            bound = await listener.start(*tls, ssl=server.ssl)
+            log.info("MQTT 3.1.1 and 5.0 listening on mqtts://%s:%d", *bound)
+    except BaseException:
+        await listener.stop()
+        raise
+    server.mqtt = listener
     return listener

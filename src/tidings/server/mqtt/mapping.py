@@ -67,7 +67,12 @@ def mqtt_topic(delivery: Delivery) -> str:
 def to_publish(delivery: Delivery, qos: int, packet_id: int | None, version: int) -> m.Publish:
     props: m.Properties = {}
     if version == m.V5:
-        pairs = [(k, v) for k, v in delivery.headers.items() if k not in OWN_HEADERS]
+        # content-type is the v5 content type property, not a user property as well
+        pairs = [
+            (k, v)
+            for k, v in delivery.headers.items()
+            if k not in OWN_HEADERS and k != "content-type"
+        ]
         if pairs:
             props["user_property"] = pairs
         if "content-type" in delivery.headers:
