@@ -50,3 +50,18 @@ def test_outbox_bench_rejects_negative_writer_procs(capsys):
         main(["outbox", "--smoke", "--writer-procs", "-1"])
     assert exc.value.code == 2
     assert "--writer-procs must be >= 0" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("procs", ["0", "2"])
+def test_outbox_bench_several_messages_per_transaction(capsys, procs):
+    """``--rows-per-tx 4``: each latency-phase transaction carries 4 messages (in this process
+    or in writer processes); every one of them arrives (the phase waits for all) and the rate
+    stays in messages/s."""
+    argv = ["outbox", "--smoke", "--json", "--rows-per-tx", "4", "--writer-procs", procs,
+            "--only", "outbox tail"]  # fmt: skip
+    assert main(argv) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["rows_per_tx"] == 4
+    row = res["postgresql"]["outbox tail (batch 2000)"]
+    assert row["rows_per_tx"] == 4 and row["rate"] > 0
+    assert 0 < row["p50_ms"] <= row["p99_ms"]

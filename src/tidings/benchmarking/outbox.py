@@ -15,11 +15,14 @@ on SQLite (a file) and on PostgreSQL (a cluster the run starts: fsync on, ``wal_
 Two phases per path: **throughput**, 8 writer tasks with one message per transaction (rows/s
 committed, and rows/s until the consumer had the last one); **latency**, one transaction every
 1/rate s, timed from the commit's start (for the publish paths: from the moment the row
-committed, or the publish was called) until the consumer has the message; p50/p99. Also the
+committed, or the publish was called) until the consumer has the message; p50/p99. With
+``--rows-per-tx K`` each transaction of the latency phase carries K messages (an order row and
+its K events, a common shape), the offered rate staying in messages/s. Also the
 relay's CPU time, PostgreSQL's (server and backends), and the WAL written per row and retained
 by the slot.
 
-Options: ``--quick`` / ``--smoke`` (smaller counts), ``--rate N`` (latency phase),
+Options: ``--quick`` / ``--smoke`` (smaller counts), ``--rate N`` (latency phase, messages/s),
+``--rows-per-tx K`` (messages per transaction in the latency phase),
 ``--writer-procs N`` (the outbox paths' latency phase from N writer processes,
 ``outbox_writers``: one process cannot offer 2,000 transactions/s), ``--only TEXT`` (the paths
 whose label contains TEXT), ``--no-postgres``, ``--json``. Bounded: every wait has a
@@ -178,26 +181,37 @@ class Setup:
     def relay_cpu(self) -> float:
         return tree_cpu(self.relay.pid) if self.relay is not None and self.relay.running() else 0.0
 
-    async def write(self, topic: str, i: int) -> float:
-        """Write message ``i``; the time it counts from (its commit, or the publish call)."""
+    async def write(self, topic: str, i: int, k: int = 1) -> float:
+        """Write messages ``i .. i + k - 1`` (one business row, one transaction); the time
+        they count from (the commit, or the publish call)."""
         row = self.next_id = self.next_id + 1
+        payloads = [{"i": n} for n in range(i, i + k)]
         if self.path.kind == "publish":
             t = time.perf_counter()
-            await self.svc.publish(topic, {"i": i})
+            await self._publish(topic, payloads)
             return t
         if self.path.kind == "row+publish":
             async with self.turn:
                 await asyncio.to_thread(self._commit_row, row)
             t = time.perf_counter()
-            await self.svc.publish(topic, {"i": i})
+            await self._publish(topic, payloads)
             return t
         async with self.svc.transaction() as tx:
             tx.execute(self.insert, {"i": row})
-            await tx.publish(topic, {"i": i})
+            if k == 1:
+                await tx.publish(topic, payloads[0])
+            else:
+                await tx.publish_many(topic, payloads)
             t = time.perf_counter()  # the commit starts as the block ends
         # not after the block: a tail relay can deliver the row before this task is resumed
         # from the commit, which made latencies negative
         return t
+
+    async def _publish(self, topic: str, payloads: list[dict[str, int]]) -> None:
+        if len(payloads) == 1:
+            await self.svc.publish(topic, payloads[0])
+        else:
+            await self.svc.publish_many(topic, payloads)
 
     def _commit_row(self, row: int) -> None:
         with self.engine.begin() as conn:
@@ -283,24 +297,25 @@ async def drain(setup: Setup, client: Any, count: int, timeout: float) -> dict[s
 
 
 async def latency(
-    setup: Setup, client: Any, rate: float, seconds: float, timeout: float
+    setup: Setup, client: Any, rate: float, seconds: float, timeout: float, k: int = 1
 ) -> dict[str, float]:
     topic = f"bench.outbox.lat.{secrets.token_hex(4)}"
     collector = Collector(client, topic)
     await collector.start()
     try:
         await warm_up(setup, collector, topic)
-        count = max(1, int(rate * seconds))
+        count = max(k, int(rate * seconds) // k * k)
         committed: dict[int, float] = {}
         gate = asyncio.Semaphore(IN_FLIGHT)
 
         async def one(i: int) -> None:
             async with gate:
-                committed[i] = await setup.write(topic, i)
+                t = await setup.write(topic, i, k)
+            committed.update(dict.fromkeys(range(i, i + k), t))
 
         tasks = []
         t0 = time.perf_counter()
-        for i in range(count):
+        for i in range(0, count, k):
             delay = t0 + i / rate - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
@@ -311,6 +326,7 @@ async def latency(
         lat = sorted(collector.arrived[i] - committed[i] for i in range(count))
         return {
             "rate": count / sent,
+            "rows_per_tx": k,
             "p50_ms": percentile(lat, 50) * 1e3,
             "p99_ms": percentile(lat, 99) * 1e3,
         }
@@ -326,6 +342,7 @@ async def latency_procs(
     timeout: float,
     procs: int,
     db_cpu: Any = lambda: 0.0,
+    rows_per_tx: int = 1,
 ) -> dict[str, float]:
     """The latency phase with ``procs`` writer processes (``outbox_writers``), each at
     rate/procs on one fixed wall-clock schedule; latency from each commit's start (and, as
@@ -335,7 +352,8 @@ async def latency_procs(
     await collector.start()
     try:
         await warm_up(setup, collector, topic)
-        count = max(1, int(rate * seconds))
+        k = rows_per_tx
+        count = max(k, int(rate * seconds) // k * k)
         t0 = time.time() + 1.0 + 0.3 * procs  # the processes import and connect before it
         relay0, db0 = setup.relay_cpu(), db_cpu()
         children = [
@@ -348,7 +366,7 @@ async def latency_procs(
                 "--topic",
                 topic,
                 "--index",
-                str(k),
+                str(index),
                 "--procs",
                 str(procs),
                 "--count",
@@ -357,9 +375,11 @@ async def latency_procs(
                 str(rate),
                 "--t0",
                 repr(t0),
+                "--rows-per-tx",
+                str(k),
                 stdout=asyncio.subprocess.PIPE,
             )
-            for k in range(procs)
+            for index in range(procs)
         ]
         try:
             outs = await asyncio.wait_for(
@@ -387,6 +407,7 @@ async def latency_procs(
         sched = sorted(arrived[i] - (t0 + i / rate) for i in range(count))
         return {
             "rate": count / (last_commit - t0) if last_commit > t0 else float(count),
+            "rows_per_tx": k,
             "p50_ms": percentile(lat, 50) * 1e3,
             "p99_ms": percentile(lat, 99) * 1e3,
             "p99_sched_ms": percentile(sched, 99) * 1e3,
@@ -420,6 +441,7 @@ async def run_db(
     workdir: Path,
     procs: int = 0,
     only: str | None = None,
+    k: int = 1,
 ) -> dict[str, Any]:
     from .. import AsyncClient
 
@@ -446,9 +468,9 @@ async def run_db(
                     if procs and path.kind == "outbox":
                         pg_cpu = (lambda: tree_cpu(pg.pid)) if pg else (lambda: 0.0)
                         row.update(await latency_procs(setup, client, rate, sz["seconds"],
-                                                       timeout, procs, pg_cpu))  # fmt: skip
+                                                       timeout, procs, pg_cpu, k))  # fmt: skip
                     else:
-                        row.update(await latency(setup, client, rate, sz["seconds"], timeout))
+                        row.update(await latency(setup, client, rate, sz["seconds"], timeout, k))
                     if path.kind == "outbox":
                         row.update(await drain(setup, client, 2 * sz["count"], timeout))
                 results[path.label] = row
@@ -471,7 +493,12 @@ def _broker(workdir: Path) -> tuple[ServerProcess, str]:
 
 
 async def run(
-    size: str, rate: float | None, postgres: bool, procs: int = 0, only: str | None = None
+    size: str,
+    rate: float | None,
+    postgres: bool,
+    procs: int = 0,
+    only: str | None = None,
+    k: int = 1,
 ) -> dict[str, Any]:
     import sqlalchemy
 
@@ -482,6 +509,7 @@ async def run(
         "size": size,
         "rate": rate,
         "writer_procs": procs,
+        "rows_per_tx": k,
         "versions": {"tidings": __version__, "sqlalchemy": sqlalchemy.__version__},
     }
     with tempfile.TemporaryDirectory(prefix="tidings-bench-outbox-") as tmp:
@@ -491,14 +519,18 @@ async def run(
             for db in ("sqlite", "postgresql") if postgres else ("sqlite",):
                 if db == "postgresql" or only is None or any(only in v.label for v in
                                                              paths(db, size)):  # fmt: skip
-                    out[db] = await run_db(db, size, rate, url, workdir, procs, only)
+                    out[db] = await run_db(db, size, rate, url, workdir, procs, only, k)
         finally:
             broker.stop()
     return out
 
 
 def report(res: dict[str, Any]) -> str:
-    lines = [f"## Outbox vs plain publish ({res['size']}; latency at {res['rate']:.0f} msg/s)"]
+    k = res.get("rows_per_tx", 1)
+    per_tx = f", {k} messages per transaction" if k > 1 else ""
+    lines = [
+        f"## Outbox vs plain publish ({res['size']}; latency at {res['rate']:.0f} msg/s{per_tx})"
+    ]
     for db in ("sqlite", "postgresql"):
         if db not in res:
             continue
@@ -529,7 +561,8 @@ def report(res: dict[str, Any]) -> str:
             if "p99_sched_ms" in r:
                 lines.append(
                     f"\n{label}: {r['writer_procs']} writer processes offered "
-                    f"{r['rate']:,.0f} tx/s; p99 from the due time {r['p99_sched_ms']:.1f} ms, "
+                    f"{r['rate']:,.0f} msg/s ({r['rate'] / k:,.0f} tx/s); "
+                    f"p99 from the due time {r['p99_sched_ms']:.1f} ms, "
                     f"a writer at most {r['writer_late_max_ms']:.1f} ms behind its schedule."
                 )
     return "\n".join(lines)
@@ -541,6 +574,8 @@ def main(argv: list[str] | None = None) -> int:
     size.add_argument("--quick", action="store_true", help="smaller counts (a few minutes)")
     size.add_argument("--smoke", action="store_true", help="tiny counts (the test suite)")
     p.add_argument("--rate", type=float, help="messages/s of the latency phase")
+    p.add_argument("--rows-per-tx", type=int, default=1, metavar="K",
+                   help="messages per transaction in the latency phase (default 1)")  # fmt: skip
     p.add_argument("--no-postgres", action="store_true", help="SQLite only")
     p.add_argument("--writer-procs", type=int, default=0, metavar="N",
                    help="latency phase of the outbox paths: N writer processes (default: "
@@ -554,6 +589,9 @@ def main(argv: list[str] | None = None) -> int:
     size = "smoke" if args.smoke else "quick" if args.quick else "full"
     if args.writer_procs < 0:
         p.error("--writer-procs must be >= 0")
-    res = asyncio.run(run(size, args.rate, not args.no_postgres, args.writer_procs, args.only))
+    if args.rows_per_tx < 1:
+        p.error("--rows-per-tx must be >= 1")
+    res = asyncio.run(run(size, args.rate, not args.no_postgres, args.writer_procs, args.only,
+                          args.rows_per_tx))  # fmt: skip
     print(json.dumps(res, indent=2) if args.json else report(res))
     return 0

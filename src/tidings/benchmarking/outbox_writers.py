@@ -11,7 +11,8 @@ end the process prints one JSON line on stdout: ``{"committed": {i: t}, "late_ma
 "cpu_s": ...}``.
 
 Run as ``python -m tidings.benchmarking.outbox_writers --db URL --topic T --index k
---procs N --count C --rate R --t0 T0``.
+--procs N --count C --rate R --t0 T0 [--rows-per-tx K]``; with K > 1 the processes write
+transactions of K messages (transaction ``j`` carries messages ``jK .. jK + K - 1``).
 """
 
 from __future__ import annotations
@@ -41,22 +42,27 @@ def write(args: argparse.Namespace) -> dict[str, object]:
     committed: dict[int, float] = {}
     lock = threading.Lock()
 
+    k = args.rows_per_tx
+
     def one(i: int) -> None:
         with engine.connect() as conn:
             conn.begin()
             conn.execute(insert, {"i": ROW_BASE + i})
-            outbox.publish(conn, args.topic, {"i": i})
+            if k == 1:
+                outbox.publish(conn, args.topic, {"i": i})
+            else:
+                outbox.publish_many(conn, args.topic, [{"i": n} for n in range(i, i + k)])
             t = time.time()
             conn.commit()
         with lock:
-            committed[i] = t
+            committed.update(dict.fromkeys(range(i, i + k), t))
 
     late = 0.0
     with engine.connect():  # open a connection before the schedule starts
         pass
     with ThreadPoolExecutor(THREADS) as pool:
         futures = []
-        for i in range(args.index, args.count, args.procs):
+        for i in range(args.index * k, args.count, args.procs * k):
             due = args.t0 + i / args.rate
             delay = due - time.time()
             if delay > 0:
@@ -79,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--count", type=int, required=True)
     p.add_argument("--rate", type=float, required=True)
     p.add_argument("--t0", type=float, required=True)
+    p.add_argument("--rows-per-tx", type=int, default=1)
     args = p.parse_args(argv)
     print(json.dumps(write(args)))
     sys.stdout.flush()
