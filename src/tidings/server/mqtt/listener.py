@@ -14,8 +14,8 @@ handler is logged and closes that connection only.
 Subscriptions and deliveries to the client live in its ``session``; QoS 2 from the client is
 stored once (``exactly_once``), answered with PUBREC after the commit.
 
-Not built yet: retained messages, persistent sessions (every session starts clean and ends
-at disconnect), topic aliases.
+Retained messages are kept in ``retained``. Not built yet: persistent sessions (every session
+starts clean and ends at disconnect), topic aliases.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from ..tls import peer_subject
 from . import codec as m
 from .exactly_once import message_id
 from .mapping import reason_of, split_topic, to_outgoing
+from .retained import RetainedStore
 from .session import RECEIVE_MAXIMUM, Session
 
 if TYPE_CHECKING:
@@ -181,9 +182,6 @@ class MqttConnection(asyncio.Protocol):
             assigned = packet.client_id = "tidings-" + secrets.token_hex(8)
         self.client_id = packet.client_id
         if packet.will is not None:
-            if packet.will.retain:
-                self.connack(m.V3_SERVER_UNAVAILABLE, m.RETAIN_NOT_SUPPORTED)
-                return
             try:
                 split_topic(packet.will.topic)
             except m.MalformedPacket:
@@ -252,7 +250,6 @@ class MqttConnection(asyncio.Protocol):
         if self.version == m.V5:
             props = {
                 "receive_maximum": SERVER_RECEIVE_MAXIMUM,
-                "retain_available": 0,
                 "maximum_packet_size": self.max_packet_size,
                 "topic_alias_maximum": 0,
                 "wildcard_subscription_available": 1,
@@ -286,10 +283,6 @@ class MqttConnection(asyncio.Protocol):
         self.close()
 
     def on_publish(self, packet: m.Publish) -> None:
-        if packet.retain and self.version == m.V5:
-            raise m.MalformedPacket(
-                "retained messages are not supported yet", m.RETAIN_NOT_SUPPORTED
-            )
         if "topic_alias" in packet.properties:
             raise m.MalformedPacket(
                 "topic aliases are not supported (maximum 0)", m.TOPIC_NAME_INVALID
@@ -345,6 +338,9 @@ class MqttConnection(asyncio.Protocol):
                 ]
                 if again:
                     await self.server.runtime.publish(topic, again, self.origin)
+            retain = [p for p in run if p.retain]  # resends too: storing it again is harmless
+            if retain:
+                await self.listener.retained.put(retain, self.origin)
         except TidingsError as exc:
             reason = reason_of(exc)
             for packet in run:
@@ -417,9 +413,11 @@ class MqttConnection(asyncio.Protocol):
         try:
             topic, _ = split_topic(will.topic)
             self.admit(topic)
-            message = to_outgoing(m.Publish(will.topic, will.payload, will.qos, False, False, None,
-                                            will.properties))  # fmt: skip
-            await self.server.runtime.publish(topic, [message], self.origin)
+            packet = m.Publish(will.topic, will.payload, will.qos, will.retain, False, None,
+                               will.properties)  # fmt: skip
+            await self.server.runtime.publish(topic, [to_outgoing(packet)], self.origin)
+            if will.retain:
+                await self.listener.retained.put([packet], self.origin)
         except TidingsError as exc:
             log.warning("mqtt %s: the will to %r was not published: %s", self.id, will.topic, exc)
 
@@ -440,10 +438,15 @@ class MqttListener:
         self._sweeper: asyncio.Task[None] | None = None
         self._seq = 0
         self._instance = secrets.token_hex(2)
+        self.retained = RetainedStore(server)
 
     async def start(self, host: str, port: int, ssl: SSLContext | None = None) -> tuple[str, int]:
         """Listen on one more port (``ssl``: TLS); the address it is bound to."""
         loop = asyncio.get_running_loop()
+        if not self._listeners:  # the first port: the retained messages are read first
+            held = self.retained.load()
+            if held:
+                log.info("mqtt: %d retained messages", held)
         listener = await loop.create_server(self._new, host, port, backlog=1024, ssl=ssl)
         self._listeners.append(listener)
         address = listener.sockets[0].getsockname()[:2]

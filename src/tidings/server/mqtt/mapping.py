@@ -20,8 +20,10 @@ from . import codec as m
 
 TOPIC_HEADER = "mqtt-topic"
 QOS_HEADER = "mqtt-qos"  # the QoS an MQTT client published at: delivered at that QoS at most
+RETAIN_HEADER = "mqtt-retain"  # "1": published with RETAIN (v5 Retain As Published shows it)
 # headers the front-end sets itself: not passed back as user properties
-OWN_HEADERS = frozenset({TOPIC_HEADER, QOS_HEADER})
+OWN_HEADERS = frozenset({TOPIC_HEADER, QOS_HEADER, RETAIN_HEADER})
+INTERNAL_PREFIX = "_mqtt."  # the front-end's own topics (retained messages): not MQTT topics
 
 
 def split_topic(topic: str) -> tuple[str, str | None]:
@@ -35,9 +37,11 @@ def split_topic(topic: str) -> tuple[str, str | None]:
             f"MQTT topic {topic!r}: its first level is the tidings topic, and {exc.message}",
             m.TOPIC_NAME_INVALID,
         ) from None
-    if is_reply_topic(first):
+    if is_reply_topic(first) or first.startswith(INTERNAL_PREFIX):
         raise m.MalformedPacket(
-            f"MQTT topic {topic!r}: reply topics are not reachable over MQTT", m.TOPIC_NAME_INVALID
+            f"MQTT topic {topic!r}: reply topics and the MQTT front-end's own {INTERNAL_PREFIX}* "
+            "topics are not reachable over MQTT",
+            m.TOPIC_NAME_INVALID,
         )
     return first, rest or None
 
@@ -47,6 +51,8 @@ def to_outgoing(packet: m.Publish) -> Outgoing:
     headers = {name: value for name, value in packet.properties.get("user_property", ())}
     headers[TOPIC_HEADER] = packet.topic
     headers[QOS_HEADER] = str(packet.qos)
+    if packet.retain:
+        headers[RETAIN_HEADER] = "1"
     content_type = packet.properties.get("content_type")
     if content_type is not None:
         headers.setdefault("content-type", content_type)
@@ -64,7 +70,9 @@ def mqtt_topic(delivery: Delivery) -> str:
     return f"{delivery.topic}/{delivery.key}" if delivery.key else delivery.topic
 
 
-def to_publish(delivery: Delivery, qos: int, packet_id: int | None, version: int) -> m.Publish:
+def to_publish(
+    delivery: Delivery, qos: int, packet_id: int | None, version: int, retain: bool = False
+) -> m.Publish:
     props: m.Properties = {}
     if version == m.V5:
         # content-type is the v5 content type property, not a user property as well
@@ -77,7 +85,11 @@ def to_publish(delivery: Delivery, qos: int, packet_id: int | None, version: int
             props["user_property"] = pairs
         if "content-type" in delivery.headers:
             props["content_type"] = delivery.headers["content-type"]
-    return m.Publish(mqtt_topic(delivery), delivery.body, qos, False, False, packet_id, props)
+    return m.Publish(mqtt_topic(delivery), delivery.body, qos, retain, False, packet_id, props)
+
+
+def was_retained(delivery: Delivery) -> bool:
+    return delivery.headers.get(RETAIN_HEADER) == "1"
 
 
 def delivered_qos(delivery: Delivery, granted: int) -> int:

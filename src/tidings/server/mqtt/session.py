@@ -26,7 +26,15 @@ from ...errors import TidingsError
 from ...model import Delivery, GroupSpec
 from ..auth import require
 from . import codec as m
-from .mapping import Filter, delivered_qos, mqtt_topic, parse_filter, reason_of, to_publish
+from .mapping import (
+    Filter,
+    delivered_qos,
+    mqtt_topic,
+    parse_filter,
+    reason_of,
+    to_publish,
+    was_retained,
+)
 
 if TYPE_CHECKING:
     from ...broker import Broker
@@ -39,11 +47,16 @@ MAX_QOS = 2
 
 
 class Subscription:
-    __slots__ = ("filter", "group", "member_id", "private", "qos", "ready", "session", "stash")
+    __slots__ = (
+        "filter", "group", "member_id", "options", "private", "qos", "ready", "session", "stash",
+    )  # fmt: skip
 
-    def __init__(self, session: Session, flt: Filter, qos: int, group: str) -> None:
+    def __init__(
+        self, session: Session, flt: Filter, options: m.Subscription, qos: int, group: str
+    ) -> None:
         self.session = session
         self.filter = flt
+        self.options = options  # as subscribed (v5: no local, retain as published, handling)
         self.qos = qos
         self.group = group
         self.private = flt.share is None
@@ -119,6 +132,8 @@ class Session:
             del self.inflight[pid]
 
     def settle(self, entry: Outbound) -> None:
+        if entry.partition < 0:  # a retained message: sent from the retained store
+            return
         with contextlib.suppress(TidingsError):
             self.broker.ack(entry.sub.member_id, entry.partition, entry.offset)
 
@@ -129,6 +144,7 @@ class Session:
         reasons = []
         joined = []
         for wanted in packet.subscriptions:
+            existed = wanted.filter in self.subs
             try:
                 sub = self.subscribe(wanted)
             except m.MalformedPacket as exc:
@@ -139,9 +155,16 @@ class Session:
                 reasons.append(reason_of(exc) if self.version == m.V5 else m.V3_SUBACK_FAILURE)
             else:
                 reasons.append(sub.qos)
-                joined.append(sub)
+                joined.append((sub, existed))
         conn.send(m.Suback(packet.packet_id, reasons))
-        for sub in joined:  # now the deliveries the engine gave at join may follow
+        retained = conn.listener.retained
+        for sub, existed in joined:
+            # retained messages first (§3.3.1.3; 5.0 §3.8.3.1 Retain Handling: 0 always, 1 for
+            # a new subscription only, 2 never; none for a shared subscription, §4.8.2)
+            handling = sub.options.retain_handling if self.version == m.V5 else 0
+            if sub.private and (handling == 0 or (handling == 1 and not existed)):
+                self.send_retained(sub, retained.matching(sub.filter))
+            # now the deliveries the engine gave at join may follow
             sub.ready = True
             stash, sub.stash = sub.stash, []
             if stash:
@@ -162,7 +185,7 @@ class Session:
         else:
             group = flt.share
             spec = GroupSpec(topic=flt.topic, name=group)
-        sub = Subscription(self, flt, qos, group)
+        sub = Subscription(self, flt, wanted, qos, group)
         sub.member_id = self.broker.join(spec, prefetch=self.receive_maximum, deliver=sub.deliver)
         self.subs[wanted.filter] = sub
         return sub
@@ -200,19 +223,34 @@ class Session:
 
     # -- deliveries ----------------------------------------------------------------------------
 
+    def send_retained(self, sub: Subscription, deliveries: list[Delivery]) -> None:
+        """Retained messages to a new subscription, with RETAIN set (§3.3.1.3)."""
+        conn = self.conn
+        for d in deliveries:
+            qos = delivered_qos(d, sub.qos)
+            pid = self.packet_id() if qos else None
+            data = m.encode(to_publish(d, qos, pid, self.version, retain=True), self.version)
+            if len(data) > conn.client_max_packet:
+                continue
+            if pid is not None:
+                self.inflight[pid] = Outbound(sub, -1, -1, qos)
+            conn.write(data)
+
     def send_deliveries(self, sub: Subscription, deliveries: list[Delivery]) -> None:
         conn = self.conn
         if conn.closed:
             return
         settle_now: list[tuple[int, int]] = []
         version = self.version
+        # 5.0 §3.3.1.3: RETAIN as published with Retain As Published, else 0 (3.1.1 too)
+        keep_retain = version == m.V5 and sub.options.retain_as_published
         for d in deliveries:
             if not sub.filter.matches(mqtt_topic(d)):
                 settle_now.append((d.partition, d.offset))
                 continue
             qos = delivered_qos(d, sub.qos)
             pid = self.packet_id() if qos else None
-            publish = to_publish(d, qos, pid, version)
+            publish = to_publish(d, qos, pid, version, keep_retain and was_retained(d))
             publish.dup = d.delivery_count > 1 and qos > 0  # §3.3.1.1: a redelivery
             data = m.encode(publish, version)
             if len(data) > conn.client_max_packet:  # the client cannot take it: dropped
