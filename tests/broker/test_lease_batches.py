@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import gc
 
-from tidings.broker.entries import Entry
+from tidings.broker.group.entries import Entry
 from tidings.model import GroupSpec, TopicSpec
 
 from .conftest import Env, bodies, drain, join, msgs

@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING
 from ..errors import LeaseLost, NotFound, TidingsError
 from ..headers import REDRIVE_GROUP, dead_letter_topic
 from ..model import DEFAULT_MAX_MESSAGE_SIZE, Delivery, Record, TopicSpec
-from .deadletter import dead_letter_message
-from .entries import Entry, LeaseBatch
-from .groups import GroupState
-from .members import Member
+from .group.deadletter import dead_letter_message
+from .group.entries import Entry, LeaseBatch
+from .group.member import Member
+from .group.queues import GroupState
 from .redrive import redriven_headers
 
 if TYPE_CHECKING:
@@ -305,7 +305,7 @@ class DeliveryMixin:
             g.topic.trace.settled("lease-expired", g, entry, self.clock.now())
         if member is not None:
             # its credit stays used until it settles something; the first expiry since it
-            # last settled starts the stuck clock (see MembershipMixin._stuck_too_long)
+            # last settled starts the stuck clock (see MemberSessionsMixin._stuck_too_long)
             now = self.clock.now()
             if member.lease_expired(now) and self.stuck_member_leases:
                 when = now + self.stuck_member_leases * g.spec.lease

@@ -3,8 +3,9 @@
 Synchronous and single-threaded by design: every call runs on the event loop's thread, never
 blocks on fsync (that is :class:`tidings.broker.runtime.BrokerRuntime`'s job) and never awaits.
 :class:`Broker` is assembled from mixins, one module per concern: ``delivery`` (dispatch,
-leases, settling, dead-letter), ``consumer_groups`` (group catalogue and positions),
-``membership`` (members, sessions, rebalancing), ``retention`` and ``stats``. This module holds
+leases, settling, dead-letter), ``group_catalogue`` (group catalogue and positions),
+``sessions`` (members by id, their sessions, rebalancing), ``redrive``, ``retention`` and
+``stats``; a group's own state lives in the ``group`` package. This module holds
 the lifecycle, the topic catalogue, the publish path and visibility. The contract for drivers
 is written down in docs/design/engine-api.md.
 """
@@ -32,17 +33,17 @@ from ..model import (
 from ..partitioning import partition_for
 from ..storage.base import RecoveryReport, Store
 from ..storage.cursor import GroupCursor
-from .consumer_groups import GroupsMixin
 from .dedup import PARTITION_BITS, PARTITION_MASK
 from .delivery import DeliveryMixin
-from .entries import Entry
-from .groups import GroupState
-from .members import Member
-from .membership import DEFAULT_STUCK_MEMBER_LEASES, MembershipMixin
+from .group.entries import Entry
+from .group.member import Member
+from .group.queues import GroupState
+from .group_catalogue import GroupCatalogueMixin
 from .msgids import MessageIds
 from .redeclaration import check_redeclaration, given_settings
 from .redrive import RedriveMixin
 from .retention import RetentionMixin
+from .sessions import DEFAULT_STUCK_MEMBER_LEASES, MemberSessionsMixin
 from .stats import StatsMixin
 from .timers import Timers
 from .topics import TopicState
@@ -55,7 +56,14 @@ HOUSEKEEPING_INTERVAL = 1.0
 CommitPoint = list[tuple[TopicState, int, int]]
 
 
-class Broker(DeliveryMixin, GroupsMixin, MembershipMixin, RedriveMixin, RetentionMixin, StatsMixin):
+class Broker(
+    DeliveryMixin,
+    GroupCatalogueMixin,
+    MemberSessionsMixin,
+    RedriveMixin,
+    RetentionMixin,
+    StatsMixin,
+):
     def __init__(
         self,
         store: Store,

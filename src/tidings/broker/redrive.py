@@ -22,7 +22,7 @@ from ..headers import dead_letter_topic
 from ..model import DeadLetter, GroupSpec, Outgoing, Record
 
 if TYPE_CHECKING:
-    from .groups import GroupState
+    from .group.queues import GroupState
 
 REDRIVE_GROUP = "tidings-redrive"  # the broker's cursor of redriven dead letters
 MAX_REDRIVE = 10_000  # dead letters per call at most

@@ -13,7 +13,7 @@ from .dedup import DedupIndex
 from .rates import RateMeter
 
 if TYPE_CHECKING:
-    from .groups import GroupState
+    from .group.queues import GroupState
     from .tracing import Tracer
 
 

@@ -31,9 +31,9 @@ from ..trace import TraceEvent
 
 if TYPE_CHECKING:
     from ..model import Record
-    from .entries import Entry
-    from .groups import GroupState
-    from .members import Member
+    from .group.entries import Entry
+    from .group.member import Member
+    from .group.queues import GroupState
 
 DEFAULT_SIZE = 100_000
 MAX_RESULTS = 10_000

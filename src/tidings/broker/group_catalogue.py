@@ -8,17 +8,17 @@ from typing import TYPE_CHECKING
 from ..errors import AlreadyExists, BadRequest, NotFound
 from ..model import GroupSpec
 from ..storage.cursor import GroupCursor
-from .groups import GroupState
+from .group.queues import GroupState
 
 if TYPE_CHECKING:
     from ..clock import Clock
     from ..storage.base import Store
-    from .members import Member
+    from .group.member import Member
     from .timers import Timers
     from .topics import TopicState
 
 
-class GroupsMixin:
+class GroupCatalogueMixin:
     store: Store
     clock: Clock
     _timers: Timers

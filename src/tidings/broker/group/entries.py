@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..model import Record
+from ...model import Record
 
 if TYPE_CHECKING:
-    from .members import Member
+    from .member import Member
 
 
 class LeaseBatch:

@@ -10,12 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from ..errors import TidingsError
-from ..model import Delivery
+from ...errors import TidingsError
+from ...model import Delivery
 from .entries import Entry
 
 if TYPE_CHECKING:
-    from .groups import GroupState
+    from .queues import GroupState
 
 
 class Member:

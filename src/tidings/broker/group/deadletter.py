@@ -3,8 +3,8 @@ say why, how often it was delivered, where it came from and the consumer's last 
 
 from __future__ import annotations
 
-from .. import headers as H
-from ..model import Outgoing, Record
+from ... import headers as H
+from ...model import Outgoing, Record
 
 
 def dead_letter_message(

@@ -1,5 +1,5 @@
-"""Group members: joining, leaving, heartbeats and session timeouts, credit, and the
-rebalancing (with fenced handover) of ordered groups' partitions. A mixin of
+"""Members by id, as the drivers hold them: joining, leaving, heartbeats and session timeouts,
+credit, and the rebalancing (with fenced handover) of ordered groups' partitions. A mixin of
 :class:`tidings.broker.engine.Broker`."""
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING
 
 from ..errors import BadRequest, MemberStuck, NotFound, TidingsError
 from ..model import Delivery, GroupSpec
-from .assignment import assign
-from .groups import GroupState
-from .members import Member
+from .group.assignment import assign
+from .group.member import Member
+from .group.queues import GroupState
 
 if TYPE_CHECKING:
     import itertools
@@ -29,7 +29,7 @@ log = logging.getLogger("tidings.broker")
 DEFAULT_STUCK_MEMBER_LEASES = 3
 
 
-class MembershipMixin:
+class MemberSessionsMixin:
     clock: Clock
     _timers: Timers
     _members: dict[str, Member]

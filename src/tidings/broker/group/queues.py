@@ -13,13 +13,13 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 
-from ..model import GroupSpec
-from ..storage.base import Store
-from ..storage.cursor import GroupCursor
+from ...model import GroupSpec
+from ...storage.base import Store
+from ...storage.cursor import GroupCursor
+from ..rates import RateMeter
+from ..topics import TopicState
 from .entries import Entry
-from .members import Member
-from .rates import RateMeter
-from .topics import TopicState
+from .member import Member
 
 LOAD_BATCH = 256
 SHARED_WINDOW = 1024  # loaded, not yet delivered entries a shared group keeps ready
