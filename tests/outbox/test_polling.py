@@ -205,3 +205,29 @@ async def test_the_listen_connection_never_returns_to_the_pool(pg_url: str, topi
         for conn in conns:
             conn.close()
         engine.dispose()
+
+
+async def test_an_idle_relay_on_postgresql_waits_for_notify_without_errors(
+    pg_url: str, topic: str, broker, caplog
+):
+    """Idle, the relay waits on its LISTEN session: no error, and a commit wakes it well
+    before the safety-net poll (max_interval 30 s). The wait once failed at every idle moment
+    (a detached pool proxy has no driver_connection): the relay logged a warning, slept
+    0.1-0.2 s and started over, so every row waited that long (~130 ms a saga step)."""
+    caplog.set_level("INFO", logger="tidings.outbox")
+    engine = sa.create_engine(pg_url)
+    outbox = Outbox(engine)
+    outbox.create_table()
+    relay = Relay(outbox, broker.url, max_interval=30.0)
+    async with relay.running():
+        await wait_for(lambda: relay.role == "active", what="the relay active")
+        for n in range(5):
+            await asyncio.sleep(0.3)  # idle: the relay waits for a NOTIFY
+            with engine.begin() as conn:
+                outbox.publish(conn, topic, {"n": n})
+            await wait_for(lambda: unpublished(engine) == 0, timeout=10, what="the row published")
+        assert relay.last_error is None
+    assert relay.published == 5
+    assert "outbox relay: " not in "".join(r.getMessage() for r in caplog.records
+                                           if r.levelname == "WARNING")  # fmt: skip
+    engine.dispose()

@@ -17,7 +17,10 @@ The LISTEN connection is the relay's own: detached from the engine's pool (it is
 and subscribed to the channel, so it must never serve the application's transactions), and
 closed only after the thread waiting on it has returned (woken through a pipe). Before, it went
 back to the pool while that thread could still call ``poll()`` on it, and the thread then read
-the next user's query result off the socket, leaving that user blocked in libpq forever.
+the next user's query result off the socket, leaving that user blocked in libpq forever. The
+relay keeps the psycopg2 connection itself: a detached pool proxy's ``driver_connection`` is
+None, and waiting through it once failed at every idle moment (the relay then retried after
+0.1-0.2 s, so each row waited that long: ~130 ms per saga step on PostgreSQL).
 """
 
 from __future__ import annotations
@@ -113,7 +116,9 @@ class PollSource:
         with driver.cursor() as cur:
             cur.execute(f'LISTEN "{self.outbox.name}"')
         self._wake = os.pipe()
-        self._listener = raw
+        # the psycopg2 connection itself: a detached pool proxy has no driver_connection
+        # (None), so waiting through it failed at every idle moment
+        self._listener = driver
 
     async def next_batch(self) -> list[Row]:
         """The next unpublished rows in id order, waiting until there are some."""
@@ -139,7 +144,7 @@ class PollSource:
     @staticmethod
     def _wait_notify(listener: Any, wake: tuple[int, int], timeout: float) -> None:
         # given its connection and pipe, not reading them from self: close() clears those
-        driver = listener.driver_connection
+        driver = listener
         driver.poll()
         if not driver.notifies:
             ready, _, _ = select.select([driver, wake[0]], [], [], timeout)
