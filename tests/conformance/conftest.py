@@ -1,5 +1,6 @@
 """The conformance suite's transports: every scenario runs on `memory://`, on `tidings://` (a
-real broker process) and on `nats://` (a real nats-server with JetStream). The scenario code
+real broker process), on `nats://` (a real nats-server with JetStream) and on `redis://` (a real
+redis-server with AOF). The scenario code
 is the same for all; what a transport cannot do is a declared capability, checked in
 ``scenarios`` as a documented difference, never skipped silently."""
 
@@ -11,11 +12,17 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from tests.helpers.broker_process import BrokerProcess
 from tests.helpers.nats_server import nats_server  # noqa: F401 - fixture
+from tests.helpers.redis_server import redis_server  # noqa: F401 - fixture
 
 import tidings
 from tidings.transports.memory import stop_memory_broker
 
-TRANSPORTS = ["memory", "tidings", "nats"]
+TRANSPORTS = [
+    "memory",
+    "tidings",
+    "nats",
+    "redis",
+]
 
 
 @pytest.fixture(scope="session")
@@ -31,6 +38,8 @@ def url(request: pytest.FixtureRequest) -> str:
         return f"memory://conformance-{secrets.token_hex(4)}"
     if kind == "tidings":
         return request.getfixturevalue("tidings_broker").url
+    if kind == "redis":
+        return request.getfixturevalue("redis_server").url
     return request.getfixturevalue("nats_server").url
 
 

@@ -1,4 +1,4 @@
-"""Choosing a transport by URL scheme: `memory://`, `tidings://`, `nats://`."""
+"""Choosing a transport by URL scheme: `memory://`, `tidings://`, `nats://`, `redis://`."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ _SCHEMES: dict[str, tuple[str, str, str | None]] = {
     "tidings": ("tidings.transports.tidings", "NativeTransport", None),
     "tidings+tls": ("tidings.transports.tidings", "NativeTransport", None),
     "nats": ("tidings.transports.nats", "NatsTransport", "nats"),
+    "redis": ("tidings.transports.redis", "RedisTransport", "redis"),
+    "rediss": ("tidings.transports.redis", "RedisTransport", "redis"),
 }
 
 

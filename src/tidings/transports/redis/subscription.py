@@ -1,0 +1,453 @@
+"""A member of a shared group on redis://: reading, claiming expired leases, settling.
+
+Each member is a consumer (named by a random member id) of the group's consumer group on every
+partition stream. Its reader task loops:
+
+- new messages: ``XREADGROUP ... >`` for its free credit (``prefetch`` minus what it buffers
+  or holds; credit comes back on settlement, not on expiry, so a stuck member stops
+  receiving), blocking a short while;
+- expired leases: the ``CLAIM`` script (:mod:`.scripts`) takes entries idle for a lease or more
+  from whichever member had them; a claim is a redelivery (the count goes up). A claimed
+  message whose last allowed lease expired is dead-lettered at once (the shared rule
+  :func:`~tidings.transports.rules.admission.past_last_lease`), not when the application next
+  asks;
+- a heartbeat (for ``group_info.members``) every third of the session timeout.
+
+Before a message is handed to the application the shared receipt rules
+(:func:`~tidings.transports.rules.admission.admit`) decide: a buffered message whose lease ran
+out is dropped (another member claims it), a redrive for another group and an expired TTL are
+acknowledged (or dead-lettered), an early delayed message is deferred for the rest of its delay
+and the early delivery is not counted.
+
+Settling is the ``SETTLE`` script, which acts only on entries this member still owns:
+ack = ``XACK``; nack(delay) and extend(seconds) = ``XCLAIM`` to itself with an idle time that
+makes the entry claimable exactly after that many seconds (the hold set beyond one lease);
+reject and the last nack = the ``DEAD_LETTER`` script.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Coroutine, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from ...errors import BadRequest, Closed, LeaseLost, NotFound, TidingsError
+from ...model import GroupSpec, Message, TopicSpec
+from ..base import SubscribeOptions, TransportSubscription
+from ..leasing import LeaseRenewer
+from ..rules import deadletter as dl
+from ..rules.admission import admit, past_last_lease
+from ..rules.settling import on_nack, on_reject
+from .codec import Entry, fields_of, new_id
+from .errors import translate, translated
+from .naming import TopicKeys
+
+if TYPE_CHECKING:
+    from .transport import RedisTransport
+
+log = logging.getLogger("tidings.transports.redis")
+
+CLAIM_INTERVAL = 0.25  # seconds between two looks for expired leases (at most)
+
+
+class _Held:
+    __slots__ = ("deadline", "entry", "message")
+
+    def __init__(self, entry: Entry, message: Message, deadline: float) -> None:
+        self.entry = entry
+        self.message = message
+        self.deadline = deadline  # time.monotonic() when the lease runs out
+
+
+class RedisSubscription(TransportSubscription):
+    def __init__(
+        self,
+        transport: RedisTransport,
+        spec: GroupSpec,
+        topic: TopicSpec,
+        keys: TopicKeys,
+        prefetch: int,
+        options: SubscribeOptions | None = None,
+    ) -> None:
+        if prefetch < 1:
+            raise BadRequest("prefetch must be >= 1")
+        options = options or SubscribeOptions()
+        self.spec = spec
+        self.topic = topic
+        self.keys = keys
+        self.prefetch = prefetch
+        self.confirm_acks = options.confirm_acks
+        self.member = new_id()
+        self.leases: LeaseRenewer[Entry] = LeaseRenewer(
+            spec.lease,
+            self._extend_many,
+            max_extension=0.0 if spec.auto_ack else options.max_lease_extension,
+        )
+        self._t = transport
+        self._r = transport.r
+        self._lease_ms = max(1, int(spec.lease * 1000))
+        self._claim_every = min(CLAIM_INTERVAL, spec.lease / 4)
+        self._beat_every = min(max(spec.session_timeout / 3, 0.1), 5.0)
+        self._buffer: deque[Entry] = deque()
+        self._held: dict[tuple[int, str], _Held] = {}
+        self._arrived = asyncio.Event()
+        self._poke = asyncio.Event()  # credit came back, or something became claimable
+        self._closed = False
+        self._failure: TidingsError | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._rotation = 0
+
+    # ---------------------------------------------------------------- reading
+    def free(self) -> int:
+        return self.prefetch - len(self._buffer) - len(self._held)
+
+    async def start(self) -> None:
+        with translated(f"join group {self.spec.name!r} of topic {self.spec.topic!r}"):
+            await self._t.heartbeat(self.keys, self.spec, self.member)
+        self._task = asyncio.create_task(self._run(), name=f"tidings-redis-{self.spec.name}")
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_claim = 0.0
+        next_beat = loop.time() + self._beat_every
+        parts = list(range(self.topic.partitions))
+        while not self._closed:
+            try:
+                now = loop.time()
+                if now >= next_beat:
+                    await self._t.heartbeat(self.keys, self.spec, self.member)
+                    next_beat = now + self._beat_every
+                if self.free() > 0 and (now >= next_claim or self._poke.is_set()):
+                    self._poke.clear()
+                    await self._claim(parts)
+                    next_claim = loop.time() + self._claim_every
+                free = self.free()
+                wait = max(0.001, min(next_claim, next_beat) - loop.time())
+                if free > 0:
+                    await self._read(parts, free, wait)
+                else:  # no credit: wait until a settlement gives some back
+                    self._poke.clear()
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(wait):
+                            await self._poke.wait()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                error = translate(exc, f"read group {self.spec.name!r}")
+                if "NOGROUP" in str(exc):
+                    self._fail(
+                        NotFound(
+                            f"group {self.spec.name!r} of topic {self.spec.topic!r} was deleted"
+                        )
+                    )
+                    return
+                log.warning("redis: %s; retrying", error)
+                await asyncio.sleep(0.5)
+
+    async def _read(self, parts: list[int], free: int, wait: float) -> None:
+        # COUNT applies per stream: read from at most `free` partitions, so that the total
+        # never exceeds the member's credit
+        n = len(parts)
+        if free < n:
+            start = self._rotation % n
+            self._rotation += free
+            parts = [parts[(start + i) % n] for i in range(free)]
+        streams = {self.keys.stream(p): ">" for p in parts}
+        reply = await self._r.xreadgroup(
+            self.spec.name,
+            self.member,
+            streams,  # type: ignore[arg-type]
+            count=max(1, free // len(parts)),
+            block=max(1, int(wait * 1000)),
+        )
+        arrived = time.monotonic()
+        for stream, entries in reply or []:
+            p = int(stream.rsplit(b":", 1)[1])
+            for entry_id, fields in entries:
+                if fields is None:
+                    continue  # deleted meanwhile (trimmed)
+                self._sink(Entry(p, entry_id.decode(), fields, 1, 0, arrived))
+
+    async def _claim(self, parts: Iterable[int]) -> None:
+        for p in parts:
+            free = self.free()
+            if free <= 0:
+                return
+            claimed = await self._t.scripts.claim(
+                keys=[
+                    self.keys.stream(p),
+                    self.keys.hold(self.spec.name, p),
+                    self.keys.skips(self.spec.name, p),
+                ],
+                args=[self.spec.name, self.member, self._lease_ms, free],
+            )
+            arrived = time.monotonic()
+            for entry_id, flat, count, skips in claimed or []:
+                fields = dict(zip(flat[::2], flat[1::2], strict=True))
+                self._sink(Entry(p, entry_id.decode(), fields, int(count), int(skips), arrived))
+
+    def _sink(self, entry: Entry) -> None:
+        if past_last_lease(entry.count, self.spec.max_deliveries):
+            # its last lease expired: dead-letter it now, as the built-in broker's timer does
+            self._background(self._dead_letter(entry, "max-deliveries", entry.count - 1, None))
+            return
+        if self.leases.enabled:
+            self.leases.track(entry, entry.arrived)
+        self._buffer.append(entry)
+        self._arrived.set()
+
+    def _background(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("redis: %s", task.exception())
+
+    def _fail(self, error: TidingsError) -> None:
+        self._failure = error
+        self._arrived.set()
+
+    def flush(self) -> None:
+        """The group was reset: what was read before belongs to the old position."""
+        self._buffer.clear()
+        self._held.clear()
+        self.leases.clear()
+        self._poke.set()
+
+    # ---------------------------------------------------------------- receiving
+    async def next(self, timeout: float | None = None) -> Message | None:
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        while True:
+            if self._closed:
+                raise Closed(f"subscription to group {self.spec.name!r} is closed")
+            if self._failure is not None:
+                raise self._failure
+            while self._buffer:
+                entry = self._buffer.popleft()
+                self._poke.set()
+                message = await self._admit(entry)
+                if message is not None:
+                    return message
+            self._arrived.clear()
+            remaining = None if deadline is None else deadline - loop.time()
+            if remaining is not None and remaining <= 0:
+                return None
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(remaining):
+                    await self._arrived.wait()
+
+    async def next_batch(self, max_count: int, timeout: float | None = None) -> list[Message]:
+        first = await self.next(timeout)
+        if first is None:
+            return []
+        out = [first]
+        while len(out) < max_count and self._buffer:
+            message = await self.next(0)
+            if message is None:
+                break
+            out.append(message)
+        return out
+
+    async def _admit(self, entry: Entry) -> Message | None:
+        spec = self.spec
+        now = time.monotonic()
+        leases = self.leases
+        if not spec.auto_ack:
+            kept = leases.deadline(entry)
+            if (kept is None and now - entry.arrived >= spec.lease) or not leases.alive(entry):
+                leases.release(entry)
+                return None  # its lease ran out in the buffer: another member claims it
+        wall = time.time()
+        verdict = admit(
+            spec,
+            entry.count,
+            now=wall,
+            expires_at=entry.expires_at,
+            deliver_at=entry.deliver_at,
+            redrive_group=entry.redrive_group,
+        )
+        if verdict.action != "deliver":
+            leases.release(entry)
+            if verdict.action == "dead-letter":
+                await self._dead_letter(entry, verdict.reason, verdict.deliveries, None)
+            elif verdict.action == "drop":
+                await self._settle("ack", [entry])
+            else:  # an early delivery of a delayed message: back for the rest, uncounted
+                await self._settle("defer", [entry], verdict.delay)
+            return None
+        kept = leases.deadline(entry)
+        lease_end = entry.arrived + spec.lease if kept is None else kept
+        lease_until = None if spec.auto_ack else wall + (lease_end - now)
+        message = Message(
+            entry.delivery(spec.topic, spec.name, lease_until), None if spec.auto_ack else self
+        )
+        if spec.auto_ack:
+            await self._settle("ack", [entry])
+        else:
+            self._held[(entry.partition, entry.entry)] = _Held(entry, message, lease_end)
+            leases.handed(entry)
+        return message
+
+    # ---------------------------------------------------------------- settling
+    def _take(self, message: Message, keep: bool = False) -> _Held:
+        key = (message.partition, f"0-{message.offset + 1}")
+        held = self._held.get(key)
+        if held is not None and held.message is message:
+            kept = self.leases.deadline(held.entry)
+            if kept is not None:
+                held.deadline = max(held.deadline, kept)
+        if held is None or held.message is not message or time.monotonic() >= held.deadline:
+            if held is not None and held.message is message:
+                del self._held[key]
+                self.leases.release(held.entry)
+                self._poke.set()
+            raise LeaseLost()
+        if not keep:
+            del self._held[key]
+            self.leases.release(held.entry)
+            self._poke.set()
+        return held
+
+    async def _settle(
+        self, op: str, entries: list[Entry], seconds: float = 0.0, error: str | None = None
+    ) -> set[Entry]:
+        """Run ``op`` on ``entries`` (one script call per partition); the entries whose lease
+        this member no longer has."""
+        by_partition: dict[int, list[Entry]] = {}
+        for e in entries:
+            by_partition.setdefault(e.partition, []).append(e)
+        lost: set[Entry] = set()
+        g = self.spec.name
+        with translated(f"{op} in group {g!r}"):
+            for p, group in by_partition.items():
+                k = self.keys
+                refused = await self._t.scripts.settle(
+                    keys=[k.stream(p), k.hold(g, p), k.skips(g, p), k.errors(g, p)],
+                    args=[
+                        g,
+                        self.member,
+                        op,
+                        self._lease_ms,
+                        int(seconds * 1000),
+                        error or "",
+                        *(e.entry for e in group),
+                    ],
+                )
+                gone = {r.decode() for r in refused or []}
+                lost.update(e for e in group if e.entry in gone)
+        if op in ("nack", "release", "defer"):
+            self._poke.set()  # claimable now, perhaps by this member
+        return lost
+
+    async def _extend_many(self, entries: list[Entry]) -> list[Entry]:
+        return list(await self._settle("extend", entries, self.spec.lease))
+
+    async def ack(self, message: Message) -> None:
+        held = self._take(message)
+        lost = await self._settle("ack", [held.entry])
+        if lost and self.confirm_acks:
+            raise LeaseLost()
+
+    async def ack_many(self, messages: Sequence[Message]) -> None:
+        entries, late = [], False
+        for m in messages:
+            if m._settler is self and not m.settled:
+                m.settled = True
+                try:
+                    entries.append(self._take(m).entry)
+                except LeaseLost:
+                    late = True
+        lost = await self._settle("ack", entries) if entries else set()
+        if late or (lost and self.confirm_acks):
+            raise LeaseLost()
+
+    async def nack(self, message: Message, delay: float = 0.0, error: str | None = None) -> None:
+        held = self._take(message)
+        verdict = on_nack(self.spec, held.entry.count, delay)
+        if verdict.action == "dead-letter":
+            await self._dead_letter(held.entry, verdict.reason, verdict.deliveries, error)
+            return
+        if await self._settle("nack", [held.entry], verdict.delay, error):
+            raise LeaseLost()
+
+    async def extend(self, message: Message, seconds: float) -> None:
+        held = self._take(message, keep=True)
+        seconds = max(seconds, 0.001)
+        if await self._settle("extend", [held.entry], seconds):
+            raise LeaseLost()
+        held.deadline = time.monotonic() + seconds
+
+    async def reject(self, message: Message, reason: str = "rejected") -> None:
+        held = self._take(message)
+        verdict = on_reject(held.entry.count)
+        await self._dead_letter(held.entry, verdict.reason, verdict.deliveries, reason)
+
+    async def _dead_letter(
+        self, entry: Entry, reason: str, deliveries: int, error: str | None
+    ) -> None:
+        spec, k, p = self.spec, self.keys, entry.partition
+        with translated(f"dead-letter a message of group {spec.name!r}"):
+            if error is None and entry.raw_count > 1:
+                raw = await self._r.hget(k.errors(spec.name, p), entry.entry)
+                error = None if raw is None else raw.decode()
+            name = dl.topic_of(spec)
+            dkeys = await self._t.ensure_dead_letter_topic(self.topic, k, name)
+            copy = dl.copy(
+                spec,
+                body=entry.body,
+                key=entry.key,
+                headers=entry.headers,
+                partition=p,
+                offset=entry.offset,
+                message_id=entry.id,
+                msg_id=entry.msg_id,
+                reason=reason,
+                deliveries=deliveries,
+                error=error,
+            )
+            fields = fields_of(copy)
+            moved = await self._t.scripts.dead_letter(
+                keys=[
+                    k.stream(p),
+                    dkeys.meta,
+                    dkeys.stream(0),
+                    k.hold(spec.name, p),
+                    k.skips(spec.name, p),
+                    k.errors(spec.name, p),
+                ],
+                args=[spec.name, self.member, entry.entry, len(fields), *fields],
+            )
+        if not moved:
+            log.debug("dead-letter of %s skipped: its lease was lost", entry.id)
+
+    # ---------------------------------------------------------------- closing
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._arrived.set()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+        entries = list(self._buffer) + [h.entry for h in self._held.values()]
+        self._buffer.clear()
+        self._held.clear()
+        await self.leases.close()
+        with contextlib.suppress(Exception):
+            if entries:
+                await self._settle("release", entries)  # claimable by the others at once
+            await self._t.heartbeat(self.keys, self.spec, self.member, left=True)
+        for task in list(self._tasks):
+            with contextlib.suppress(Exception):
+                await task
+        self._t.forget(self)
