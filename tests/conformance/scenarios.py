@@ -75,3 +75,22 @@ async def dead_letters(
 
     assert await eventually(exists, timeout), f"dead-letter topic {name} never appeared"
     return await client.subscribe(name, "inspect")
+
+
+async def ordered_is_refused(url: str, topic: str) -> bool:
+    """True when the transport at ``url`` lacks ordered groups, after checking the declared
+    difference: a service with an ordered handler refuses to start with Unsupported naming
+    the capability (the caller then returns: nothing else to check)."""
+    async with tidings.connect(url) as client:
+        if not lacks(client, "ordered"):
+            return False
+        await client.create_topic(topic)
+    svc = tidings.Service("ordered-refused", url=url)
+
+    @svc.on(topic, mode="ordered")
+    async def handle(payload: bytes) -> None: ...
+
+    with pytest.raises(Unsupported, match="mode='ordered' is not supported"):
+        await svc.start()
+    await svc.stop()
+    return True

@@ -9,7 +9,7 @@ from collections import defaultdict
 import pytest
 
 import tidings
-from tidings.transports.base import CAP_KEY_ORDERED
+from tidings.transports.base import CAP_KEY_ORDERED, CAP_ORDERED
 
 from .scenarios import expect_unsupported, lacks
 
@@ -33,6 +33,9 @@ async def test_ordered_group_keeps_key_order_and_rebalances(
     client: tidings.AsyncClient, topic: str
 ) -> None:
     await client.create_topic(topic, partitions=4)
+    if lacks(client, CAP_ORDERED):  # redis:// (see docs/transports.md)
+        await expect_unsupported(client.subscribe(topic, "ordered", mode="ordered"))
+        return
     a = await client.subscribe(topic, "ordered", mode="ordered", prefetch=10, lease=5)
     b = await client.subscribe(topic, "ordered", mode="ordered", prefetch=10, lease=5)
     await client.publish_many(topic, keyed_batch(0, 60))
@@ -103,6 +106,9 @@ async def test_ordered_window_keeps_order(
     client: tidings.AsyncClient, topic: str, window: int
 ) -> None:
     await client.create_topic(topic, partitions=2)
+    if lacks(client, CAP_ORDERED):
+        await expect_unsupported(client.subscribe(topic, "w", mode="ordered"))
+        return
     sub = await client.subscribe(
         topic, "w", mode="ordered", in_flight_per_partition=window, prefetch=50
     )
