@@ -93,9 +93,7 @@ async def test_what_survives_a_server_crash_with_aof(fresh_redis_server: RedisSe
         receipts = await client.publish_many(
             topic, [tidings.Outgoing(b"%d" % i, key=f"k{i}", msg_id=f"m{i}") for i in range(20)]
         )
-        sub = await client.subscribe(
-            topic, "billing", lease=1.0, prefetch=5, confirm_acks=True
-        )
+        sub = await client.subscribe(topic, "billing", lease=1.0, prefetch=5, confirm_acks=True)
         acked = set()
         for _ in range(5):
             msg = await sub.next(timeout=5)

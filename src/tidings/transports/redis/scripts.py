@@ -16,6 +16,8 @@ the time from the server (``TIME``), so clients' clocks never matter.
   it from being claimed before then.
 - ``DEAD_LETTER``: ``XADD`` of the copy to the dead-letter stream and ``XACK`` of the original
   in one step (if the caller still owns it).
+- ``MEMBERSHIP`` and ``ORDERED_READ``: an ordered group's heartbeats, and the fenced read of a
+  partition by its owner (see :mod:`.ordered`).
 """
 
 from __future__ import annotations
@@ -214,5 +216,63 @@ for i = 1, #all, 2 do
   if now - tonumber(all[i + 1]) < tonumber(ARGV[1]) then live = live + 1 end
 end
 return live
+"""
+)
+
+# Ordered groups. KEYS: members hash; ARGV: member -> {now, member, time, member, time, ...}
+# (the caller's heartbeat written first; the caller judges who is live with the shared rule)
+MEMBERSHIP = (
+    NOW
+    + """
+redis.call('HSET', KEYS[1], ARGV[1], now)
+local out = {now}
+local all = redis.call('HGETALL', KEYS[1])
+for i = 1, #all do out[#out + 1] = all[i] end
+return out
+"""
+)
+
+# KEYS: stream, hold, skips; ARGV: group, consumer, lease_ms, window, credit
+# One partition of an ordered group, as its owner: nothing while another member holds a
+# message of it whose lease runs (the fence); else the expired ones first (XCLAIM, in stream
+# order), then new ones (XREADGROUP) while the partition's in-flight window has room.
+# Returns {id, fields, count, skips} rows in stream order.
+ORDERED_READ = (
+    NOW
+    + """
+local group, me = ARGV[1], ARGV[2]
+local lease, window, credit = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local pending = redis.call('XPENDING', KEYS[1], group, '-', '+', window + 1000)
+local expired = {}
+local counts = {}
+for _, e in ipairs(pending) do
+  local due = redis.call('ZSCORE', KEYS[2], e[1])
+  local runs = tonumber(e[3]) < lease or (due and tonumber(due) > now)
+  if runs then
+    if e[2] ~= me then return {} end
+  else
+    expired[#expired + 1] = e[1]
+    counts[e[1]] = e[4] + 1
+  end
+end
+local out = {}
+local taken = {}
+for i = 1, math.min(#expired, credit) do taken[#taken + 1] = expired[i] end
+if #taken > 0 then
+  redis.call('ZREM', KEYS[2], unpack(taken))
+  local claimed = redis.call('XCLAIM', KEYS[1], group, me, 0, unpack(taken))
+  for _, e in ipairs(claimed) do
+    local skips = tonumber(redis.call('HGET', KEYS[3], e[1]) or '0')
+    out[#out + 1] = {e[1], e[2], counts[e[1]], skips}
+  end
+end
+local room = math.min(window - #pending, credit - #taken)
+if room > 0 then
+  local read = redis.call('XREADGROUP', 'GROUP', group, me, 'COUNT', room, 'STREAMS', KEYS[1], '>')
+  if read then
+    for _, e in ipairs(read[1][2]) do out[#out + 1] = {e[1], e[2], 1, 0} end
+  end
+end
+return out
 """
 )

@@ -29,7 +29,6 @@ from ...partitioning import RoundRobin, partition_for
 from ..base import (
     ALL_CAPABILITIES,
     CAP_KEY_ORDERED,
-    CAP_ORDERED,
     CAP_PREFETCH_BYTES,
     CAP_WORK_QUEUE,
     SubscribeOptions,
@@ -42,6 +41,7 @@ from . import positions, redrive, scripts, stats
 from .codec import fields_of
 from .errors import connect_error, translated
 from .naming import REGISTRY, TopicKeys, offset_of
+from .ordered import OrderedSubscription
 from .subscription import RedisSubscription
 
 log = logging.getLogger("tidings.transports.redis")
@@ -61,12 +61,13 @@ class Scripts:
         self.dead_letter = r.register_script(scripts.DEAD_LETTER)
         self.heartbeat = r.register_script(scripts.HEARTBEAT)
         self.members = r.register_script(scripts.MEMBERS)
+        self.membership = r.register_script(scripts.MEMBERSHIP)
+        self.ordered_read = r.register_script(scripts.ORDERED_READ)
 
 
 class RedisTransport(Transport):
     scheme = "redis"
     capabilities = ALL_CAPABILITIES - {
-        CAP_ORDERED,
         CAP_KEY_ORDERED,
         CAP_PREFETCH_BYTES,
         CAP_WORK_QUEUE,
@@ -139,6 +140,7 @@ class RedisTransport(Transport):
         except rx.ResponseError:  # CONFIG disabled (managed services): nothing to check
             log.debug("redis: CONFIG GET is not allowed; persistence not checked")
             return
+
         def text(name: str) -> str:
             value = config.get(name, config.get(name.encode(), ""))
             return (value.decode() if isinstance(value, bytes) else str(value)).strip()
@@ -355,7 +357,8 @@ class RedisTransport(Transport):
             await self.r.hsetnx(keys.groups, spec.name, msgspec.json.encode(spec))
             stored = msgspec.json.decode(await self.r.hget(keys.groups, spec.name), type=GroupSpec)
             await positions.create_groups(self, topic, keys, stored)
-        sub = RedisSubscription(self, stored, topic, keys, prefetch, options)
+        cls = OrderedSubscription if stored.mode == "ordered" else RedisSubscription
+        sub = cls(self, stored, topic, keys, prefetch, options)
         await sub.start()
         self._subs.add(sub)
         return sub
