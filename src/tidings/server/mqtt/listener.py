@@ -14,8 +14,8 @@ handler is logged and closes that connection only.
 Subscriptions and deliveries to the client live in its ``session``; QoS 2 from the client is
 stored once (``exactly_once``), answered with PUBREC after the commit.
 
-Retained messages are kept in ``retained``. Not built yet: persistent sessions (every session
-starts clean and ends at disconnect), topic aliases.
+Retained messages are kept in ``retained``, persistent sessions in ``kept`` (``sessions``).
+Not built yet: topic aliases.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import logging
 import secrets
 import time
 from collections import deque
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING
 
 import msgspec
@@ -38,6 +39,7 @@ from .exactly_once import message_id
 from .mapping import reason_of, split_topic, to_outgoing
 from .retained import RetainedStore
 from .session import RECEIVE_MAXIMUM, Session
+from .sessions import Sessions
 
 if TYPE_CHECKING:
     from ssl import SSLContext
@@ -114,8 +116,11 @@ class MqttConnection(asyncio.Protocol):
         self.handle_all(packets)
 
     def handle_all(self, packets: list[m.Packet]) -> None:
-        for packet in packets:
+        for i, packet in enumerate(packets):
             if self.closed:
+                return
+            if self.authenticating:  # held again (the session record is being written)
+                self.held += packets[i:]
                 return
             try:
                 self.handle(packet)
@@ -128,7 +133,7 @@ class MqttConnection(asyncio.Protocol):
                 self.refuse(m.UNSPECIFIED, "internal error")
                 return
             if self.authenticating:  # the rest waits for the password check
-                self.held += packets[packets.index(packet) + 1 :]
+                self.held += packets[i + 1 :]
                 return
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -139,7 +144,7 @@ class MqttConnection(asyncio.Protocol):
         if self.will is not None:  # gone without DISCONNECT: publish its will
             will, self.will = self.will, None
             self.spawn(self._publish_will(will))
-        self.session.release()
+        self.listener.kept.closed(self)
 
     # -- packets -----------------------------------------------------------------------------
 
@@ -159,6 +164,7 @@ class MqttConnection(asyncio.Protocol):
         elif isinstance(packet, m.Disconnect):
             if packet.reason != 0x04:  # 0x04: disconnect with will message
                 self.will = None
+            self.listener.kept.on_disconnect(self, packet)
             if self.publisher is None:
                 self.close()
             else:  # the publishes before DISCONNECT are still answered
@@ -256,11 +262,34 @@ class MqttConnection(asyncio.Protocol):
                 "subscription_identifier_available": 0,
                 "shared_subscription_available": 1,
             }
-            if packet.properties.get("session_expiry_interval"):
-                props["session_expiry_interval"] = 0  # sessions end with the connection
             if assigned is not None:
                 props["assigned_client_identifier"] = assigned
-        self.send(m.Connack(m.SUCCESS, False, props))
+        self.session, present, saving = self.listener.kept.open(self, packet)
+        if saving is None:
+            self.welcome(present, props)
+            return
+        self.authenticating = True  # CONNACK (and what follows) once the session is stored
+        if self.transport is not None:
+            self.transport.pause_reading()
+        self.spawn(self._welcome_when_saved(saving, present, props))
+
+    async def _welcome_when_saved(
+        self, saving: Awaitable[None], present: bool, props: m.Properties
+    ) -> None:
+        await saving
+        if self.closed:
+            return
+        self.authenticating = False
+        self.welcome(present, props)
+        if self.transport is not None and not self.closed:
+            self.transport.resume_reading()
+        held, self.held = self.held, []
+        self.handle_all(held)
+
+    def welcome(self, present: bool, props: m.Properties) -> None:
+        self.send(m.Connack(m.SUCCESS, present, props))
+        if present:
+            self.session.attach(self)
         log.debug("mqtt %s from %s: client %r, MQTT %s", self.id, self.peer, self.client_id,
                   "5.0" if self.version == m.V5 else "3.1.1")  # fmt: skip
 
@@ -439,6 +468,7 @@ class MqttListener:
         self._seq = 0
         self._instance = secrets.token_hex(2)
         self.retained = RetainedStore(server)
+        self.kept = Sessions(server)
 
     async def start(self, host: str, port: int, ssl: SSLContext | None = None) -> tuple[str, int]:
         """Listen on one more port (``ssl``: TLS); the address it is bound to."""
@@ -447,6 +477,9 @@ class MqttListener:
             held = self.retained.load()
             if held:
                 log.info("mqtt: %d retained messages", held)
+            kept = self.kept.load()
+            if kept:
+                log.info("mqtt: %d persistent sessions", kept)
         listener = await loop.create_server(self._new, host, port, backlog=1024, ssl=ssl)
         self._listeners.append(listener)
         address = listener.sockets[0].getsockname()[:2]
@@ -531,8 +564,8 @@ class MqttListener:
             conn.will = None
             conn.close()
             conn.closed = True
-            conn.session.release()
             self.forget(conn)
+        self.kept.stop()
         if self.tasks:
             await asyncio.wait(list(self.tasks), timeout=2.0)
 

@@ -5,7 +5,11 @@ A :class:`Session` holds the client's subscriptions (one tidings consumer group 
 see ``mapping``), the deliveries it has not completed (packet id -> :class:`Outbound`), the
 QoS 2 packet ids it received and has not released yet (packet id -> the producer message id
 it was stored under, see ``exactly_once``) and the packet-id counter. It writes through its
-connection (``conn``). Deliveries to the client (MQTT 5.0 §4.3):
+connection (``conn``); a persistent session (``expiry`` > 0) outlives it: ``detach`` leaves
+the groups (un-acknowledged deliveries return to them, the packet ids they had are kept) and
+``attach`` joins them again for the next connection, which gets those deliveries again with
+DUP set and their packet ids, and the PUBRELs still owed (§4.4). ``sessions`` keeps them.
+Deliveries to the client (MQTT 5.0 §4.3):
 
 - QoS 0: written and settled (an auto-ack group for a QoS 0 subscription);
 - QoS 1: leased in its group until the client's PUBACK;
@@ -44,11 +48,14 @@ log = logging.getLogger("tidings.server.mqtt")
 
 RECEIVE_MAXIMUM = 100  # QoS 1/2 deliveries in flight per subscription (v5: or the client's less)
 MAX_QOS = 2
+PRIVATE_GROUP = "mqtt."  # the prefix of a plain subscription's group
+_NONE: set[int] = set()
 
 
 class Subscription:
     __slots__ = (
-        "filter", "group", "member_id", "options", "private", "qos", "ready", "session", "stash",
+        "filter", "group", "member_id", "options", "private", "qos", "ready", "session", "spec",
+        "stash",
     )  # fmt: skip
 
     def __init__(
@@ -59,6 +66,10 @@ class Subscription:
         self.options = options  # as subscribed (v5: no local, retain as published, handling)
         self.qos = qos
         self.group = group
+        if flt.share is None:
+            self.spec = GroupSpec(topic=flt.topic, name=group, start="latest", auto_ack=qos == 0)
+        else:
+            self.spec = GroupSpec(topic=flt.topic, name=group)
         self.private = flt.share is None
         self.member_id = ""
         self.ready = False
@@ -86,18 +97,70 @@ class Outbound:
 
 
 class Session:
-    def __init__(self, conn: MqttConnection, broker: Broker) -> None:
-        self.conn = conn
+    def __init__(self, conn: MqttConnection | None, broker: Broker, client_id: str = "") -> None:
+        self.conn: MqttConnection = conn  # type: ignore[assignment]  # None: loaded, offline
         self.broker = broker
+        self.client_id = client_id
+        self.version = conn.version if conn is not None else m.V5
+        self.expiry = 0  # seconds after the connection ends; 0: ends with it (NEVER: never)
+        self.offline_since: float | None = None  # wall clock, while no connection has it
+        self.stored = False  # a record of it is in the broker's store (see ``sessions``)
         self.receive_maximum = RECEIVE_MAXIMUM
         self.subs: dict[str, Subscription] = {}
         self.inflight: dict[int, Outbound] = {}
         self.received: dict[int, str] = {}  # inbound QoS 2: packet id -> producer message id
+        self.resend: dict[tuple[str, int, int], int] = {}  # (group, partition, offset) -> pid
         self.next_pid = 0
 
     @property
-    def version(self) -> int:
-        return self.conn.version
+    def persistent(self) -> bool:
+        return self.expiry > 0
+
+    def detach(self) -> None:
+        """The connection ended, the session stays: leave the groups (their un-acknowledged
+        deliveries return to them), remembering the packet ids those had."""
+        for pid, entry in list(self.inflight.items()):
+            if not entry.released:
+                del self.inflight[pid]
+                if entry.partition >= 0:
+                    self.resend[(entry.sub.group, entry.partition, entry.offset)] = pid
+        for sub in self.subs.values():
+            if sub.member_id:
+                with contextlib.suppress(TidingsError):
+                    self.broker.leave(sub.member_id)
+            sub.member_id = ""
+            sub.ready = False
+            sub.stash = []
+
+    def attach(self, conn: MqttConnection) -> None:
+        """A connection resumes the session (after its CONNACK): the PUBRELs owed first, then
+        the groups joined again (§4.4: unacknowledged PUBLISHes again, DUP set)."""
+        self.conn = conn
+        self.version = conn.version
+        self.offline_since = None
+        for pid, entry in self.inflight.items():
+            if entry.released:
+                conn.send(m.Ack(m.PUBREL, pid))
+        for sub in self.subs.values():
+            try:
+                self.join(sub)
+            except TidingsError as exc:  # its topic was deleted meanwhile, say
+                log.warning("mqtt %s: subscription %r not resumed: %s", conn.id,
+                            sub.filter.text, exc)  # fmt: skip
+                continue
+        for sub in self.subs.values():
+            self.ready(sub)
+
+    def join(self, sub: Subscription) -> None:
+        sub.member_id = self.broker.join(
+            sub.spec, prefetch=self.receive_maximum, deliver=sub.deliver
+        )
+
+    def ready(self, sub: Subscription) -> None:
+        sub.ready = True
+        stash, sub.stash = sub.stash, []
+        if stash:
+            self.send_deliveries(sub, stash)
 
     # -- acknowledgements from the client ------------------------------------------------------
 
@@ -156,7 +219,22 @@ class Session:
             else:
                 reasons.append(sub.qos)
                 joined.append((sub, existed))
-        conn.send(m.Suback(packet.packet_id, reasons))
+        if self.persistent:  # SUBACK once the subscription is durable
+            conn.spawn(self._suback_when_saved(m.Suback(packet.packet_id, reasons), joined))
+        else:
+            self.suback(m.Suback(packet.packet_id, reasons), joined)
+
+    async def _suback_when_saved(
+        self, suback: m.Suback, joined: list[tuple[Subscription, bool]]
+    ) -> None:
+        await self.conn.listener.kept.save(self)
+        if self.conn.closed:
+            return
+        self.suback(suback, joined)
+
+    def suback(self, suback: m.Suback, joined: list[tuple[Subscription, bool]]) -> None:
+        conn = self.conn
+        conn.send(suback)
         retained = conn.listener.retained
         for sub, existed in joined:
             # retained messages first (§3.3.1.3; 5.0 §3.8.3.1 Retain Handling: 0 always, 1 for
@@ -164,11 +242,7 @@ class Session:
             handling = sub.options.retain_handling if self.version == m.V5 else 0
             if sub.private and (handling == 0 or (handling == 1 and not existed)):
                 self.send_retained(sub, retained.matching(sub.filter))
-            # now the deliveries the engine gave at join may follow
-            sub.ready = True
-            stash, sub.stash = sub.stash, []
-            if stash:
-                self.send_deliveries(sub, stash)
+            self.ready(sub)  # now the deliveries the engine gave at join may follow
 
     def subscribe(self, wanted: m.Subscription) -> Subscription:
         conn = self.conn
@@ -179,14 +253,9 @@ class Session:
             self.end(old)
         qos = min(wanted.qos, MAX_QOS)
         conn.ensure_topic(flt.topic)
-        if flt.share is None:
-            group = f"mqtt.{secrets.token_hex(6)}"
-            spec = GroupSpec(topic=flt.topic, name=group, start="latest", auto_ack=qos == 0)
-        else:
-            group = flt.share
-            spec = GroupSpec(topic=flt.topic, name=group)
+        group = f"{PRIVATE_GROUP}{secrets.token_hex(6)}" if flt.share is None else flt.share
         sub = Subscription(self, flt, wanted, qos, group)
-        sub.member_id = self.broker.join(spec, prefetch=self.receive_maximum, deliver=sub.deliver)
+        self.join(sub)
         self.subs[wanted.filter] = sub
         return sub
 
@@ -200,6 +269,8 @@ class Session:
                 self.end(sub)
                 reasons.append(m.SUCCESS)
         self.conn.send(m.Unsuback(packet.packet_id, reasons))
+        if self.persistent:
+            self.conn.spawn(self.conn.listener.kept.save(self))
 
     def end(self, sub: Subscription) -> None:
         """Leave the subscription's group (un-acked deliveries return to it); a private
@@ -207,8 +278,9 @@ class Session:
         for pid, entry in list(self.inflight.items()):
             if entry.sub is sub and not entry.released:
                 del self.inflight[pid]
-        with contextlib.suppress(TidingsError):
-            self.broker.leave(sub.member_id)
+        if sub.member_id:
+            with contextlib.suppress(TidingsError):
+                self.broker.leave(sub.member_id)
         if sub.private:
             with contextlib.suppress(TidingsError):
                 self.broker.delete_group(sub.filter.topic, sub.group)
@@ -220,6 +292,7 @@ class Session:
             self.end(sub)
         self.inflight.clear()
         self.received.clear()
+        self.resend.clear()
 
     # -- deliveries ----------------------------------------------------------------------------
 
@@ -238,7 +311,7 @@ class Session:
 
     def send_deliveries(self, sub: Subscription, deliveries: list[Delivery]) -> None:
         conn = self.conn
-        if conn.closed:
+        if conn is None or conn.closed:
             return
         settle_now: list[tuple[int, int]] = []
         version = self.version
@@ -249,9 +322,12 @@ class Session:
                 settle_now.append((d.partition, d.offset))
                 continue
             qos = delivered_qos(d, sub.qos)
-            pid = self.packet_id() if qos else None
+            pid = self.resend.pop((sub.group, d.partition, d.offset), None) if qos else None
+            dup = pid is not None or d.delivery_count > 1
+            if qos and pid is None:
+                pid = self.packet_id()
             publish = to_publish(d, qos, pid, version, keep_retain and was_retained(d))
-            publish.dup = d.delivery_count > 1 and qos > 0  # §3.3.1.1: a redelivery
+            publish.dup = dup and qos > 0  # §3.3.1.1: a redelivery (§4.4: its packet id)
             data = m.encode(publish, version)
             if len(data) > conn.client_max_packet:  # the client cannot take it: dropped
                 settle_now.append((d.partition, d.offset))
@@ -267,10 +343,14 @@ class Session:
         if sub.private and sub.qos == 0:  # auto-ack: credit back for what was written
             _call_soon(broker.add_credit, sub.member_id, len(deliveries))
 
+    @property
+    def resend_pids(self) -> set[int]:
+        return set(self.resend.values()) if self.resend else _NONE
+
     def packet_id(self) -> int:
         for _ in range(65535):
             self.next_pid = self.next_pid % 65535 + 1
-            if self.next_pid not in self.inflight:
+            if self.next_pid not in self.inflight and self.next_pid not in self.resend_pids:
                 return self.next_pid
         raise m.MalformedPacket("no free packet identifier", m.QUOTA_EXCEEDED)
 
