@@ -51,3 +51,25 @@ async def test_a_topics_keys_and_its_dead_letters_share_one_hash_tag(redis_serve
         assert (await client.group_info(topic, "g")).dead_lettered == 1
         [letter] = await client.dead_letters(topic, "g")
         assert (letter.reason, letter.error, letter.body) == ("rejected", "bad", b"poison")
+
+
+async def test_members_leave_no_consumer_behind(redis_server) -> None:
+    topic = f"prune.{secrets.token_hex(4)}"
+    async with tidings.connect(redis_server.url) as client:
+        await client.create_topic(topic, partitions=2)
+        await client.publish_many(topic, [tidings.Outgoing(b"%d" % i) for i in range(4)])
+        for _ in range(3):  # members come and go, leaving what they buffered behind
+            sub = await client.subscribe(topic, "g", prefetch=1)
+            msg = await sub.next(timeout=5)
+            assert msg is not None
+            await msg.ack()
+            await sub.close()
+        last = await client.subscribe(topic, "g", prefetch=10)
+        while (msg := await last.next(timeout=1.0)) is not None:
+            await msg.ack()
+        await last.close()
+        r = client.transport.r
+        for p in range(2):
+            assert await r.xinfo_consumers(f"tidings:{{{topic}}}:{topic}:p:{p}", "g") == []
+        info = await client.group_info(topic, "g")
+        assert (info.members, info.ready, info.in_flight) == (0, 0, 0)

@@ -44,6 +44,7 @@ class OrderedSubscription(RedisSubscription):
     async def start(self) -> None:
         self.owned = set()
         self.live = []
+        await self.prune()
         await self._refresh()
         self._task = asyncio.create_task(self._run(), name=f"tidings-redis-{self.spec.name}")
 

@@ -276,3 +276,28 @@ end
 return out
 """
 )
+
+# KEYS: stream, members hash; ARGV: group, consumer, session_timeout_ms
+# Consumers of the group with nothing pending that are the caller (leaving) or no live member
+# (left, or silent for a session timeout; the others claimed what they had).
+PRUNE = (
+    NOW
+    + """
+local ok, consumers = pcall(redis.call, 'XINFO', 'CONSUMERS', KEYS[1], ARGV[1])
+if not ok then return 0 end
+local gone = 0
+for _, c in ipairs(consumers) do
+  local info = {}
+  for i = 1, #c, 2 do info[c[i]] = c[i + 1] end
+  local name = info['name']
+  if tonumber(info['pending']) == 0 then
+    local beat = redis.call('HGET', KEYS[2], name)
+    if name == ARGV[2] or (not beat) or now - tonumber(beat) > tonumber(ARGV[3]) then
+      redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], name)
+      gone = gone + 1
+    end
+  end
+end
+return gone
+"""
+)

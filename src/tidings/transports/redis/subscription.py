@@ -35,6 +35,8 @@ from collections import deque
 from collections.abc import Coroutine, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from redis.asyncio import Redis
+
 from ...errors import BadRequest, Closed, LeaseLost, NotFound, TidingsError
 from ...model import GroupSpec, Message, TopicSpec
 from ..base import SubscribeOptions, TransportSubscription
@@ -101,6 +103,8 @@ class RedisSubscription(TransportSubscription):
         self._task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._rotation = 0
+        self._reader: Redis | None = None
+        self._reader_id = 0
 
     # ---------------------------------------------------------------- reading
     def free(self) -> int:
@@ -109,6 +113,10 @@ class RedisSubscription(TransportSubscription):
     async def start(self) -> None:
         with translated(f"join group {self.spec.name!r} of topic {self.spec.topic!r}"):
             await self._t.heartbeat(self.keys, self.spec, self.member)
+            await self.prune()
+            # blocking reads on a connection of their own, which close() unblocks
+            self._reader = self._r.client()
+            self._reader_id = int(await self._reader.client_id())
         self._task = asyncio.create_task(self._run(), name=f"tidings-redis-{self.spec.name}")
 
     async def _run(self) -> None:
@@ -158,7 +166,8 @@ class RedisSubscription(TransportSubscription):
             self._rotation += free
             parts = [parts[(start + i) % n] for i in range(free)]
         streams = {self.keys.stream(p): ">" for p in parts}
-        reply = await self._r.xreadgroup(
+        assert self._reader is not None
+        reply = await self._reader.xreadgroup(
             self.spec.name,
             self.member,
             streams,  # type: ignore[arg-type]
@@ -430,15 +439,33 @@ class RedisSubscription(TransportSubscription):
             log.debug("dead-letter of %s skipped: its lease was lost", entry.id)
 
     # ---------------------------------------------------------------- closing
+    async def prune(self) -> None:
+        """Drop the group's consumers that have nothing pending and belong to this member
+        (leaving) or to no live member (their work was claimed by the others)."""
+        for p in range(self.topic.partitions):
+            await self._t.scripts.prune(
+                keys=[self.keys.stream(p), self.keys.members(self.spec.name)],
+                args=[self.spec.name, self.member, int(self.spec.session_timeout * 1000)],
+            )
+
     async def close(self) -> None:
         if self._closed:
             return
         self._closed = True
         self._arrived.set()
+        self._poke.set()
         if self._task is not None:
+            if self._reader is not None:  # end a blocked XREADGROUP now, not at its timeout
+                with contextlib.suppress(Exception):
+                    await self._r.client_unblock(self._reader_id)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._task), 2.0)
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
+        if self._reader is not None:
+            with contextlib.suppress(Exception):
+                await self._reader.aclose()
         entries = list(self._buffer) + [h.entry for h in self._held.values()]
         self._buffer.clear()
         self._held.clear()
@@ -447,6 +474,7 @@ class RedisSubscription(TransportSubscription):
             if entries:
                 await self._settle("release", entries)  # claimable by the others at once
             await self._t.heartbeat(self.keys, self.spec, self.member, left=True)
+            await self.prune()
         for task in list(self._tasks):
             with contextlib.suppress(Exception):
                 await task

@@ -63,6 +63,7 @@ class Scripts:
         self.members = r.register_script(scripts.MEMBERS)
         self.membership = r.register_script(scripts.MEMBERSHIP)
         self.ordered_read = r.register_script(scripts.ORDERED_READ)
+        self.prune = r.register_script(scripts.PRUNE)
 
 
 class RedisTransport(Transport):
