@@ -8,7 +8,7 @@ The state says where a participant fails (``fail``: StepFailed), where it never 
 (``flaky``), and which step replies with a result that does not fit (``bad``). Each participant
 writes its effects into ``effects(saga_id, step, kind)`` (kind ``do`` or ``undo``) through
 ``ctx.transaction``, so the tests count them in the participant's table.
-``python -m tests.sagas.shop ROLE DB BROKER PREFIX`` runs one side as a process.
+``python -m tests.sagas.shop ROLE DB BROKER PREFIX [STEPS]`` runs one side as a process.
 """
 
 from __future__ import annotations
@@ -29,6 +29,11 @@ from tidings.outbox import Outbox, Relay
 from tidings.resilience import Retry
 
 STEPS = ("charge", "reserve", "book")
+
+
+def step_names(n: int = 3) -> tuple[str, ...]:
+    """The saga's steps: the three of the story, then ``step3`` ... (the crash test's 10)."""
+    return STEPS[:n] + tuple(f"step{i}" for i in range(3, n))
 
 
 class OrderState(BaseModel):
@@ -55,24 +60,27 @@ class Charged(BaseModel):
     charge_id: str
 
 
-def topics(prefix: str) -> dict[str, tuple[str, str]]:
-    return {
+def topics(prefix: str, steps: int = 3) -> dict[str, tuple[str, str]]:
+    known = {
         "charge": (f"{prefix}.pay.charge", f"{prefix}.pay.refund"),
         "reserve": (f"{prefix}.stock.reserve", f"{prefix}.stock.release"),
         "book": (f"{prefix}.ship.book", f"{prefix}.ship.cancel"),
     }
+    return {n: known.get(n, (f"{prefix}.{n}.do", f"{prefix}.{n}.undo")) for n in step_names(steps)}
 
 
-def make_saga(prefix: str, *, timeout: float = 30.0, pivot: str | None = None) -> tidings.Saga:
+def make_saga(
+    prefix: str, *, timeout: float = 30.0, pivot: str | None = None, steps: int = 3
+) -> tidings.Saga:
     saga = tidings.Saga(f"{prefix}-order", state=OrderState, timeout=timeout)
-    names = topics(prefix)
+    names = topics(prefix, steps)
     retry = Retry(
         max_attempts=3,
         retry_on=tidings.StepFailed,
         backoff=tidings.Backoff(initial=0.05, jitter=0.0),
     )
     passed_pivot = False
-    for name in STEPS:
+    for name in names:
         command, compensate = names[name]
         is_pivot = name == pivot
 
@@ -112,7 +120,7 @@ def create_effects(engine: sa.Engine) -> None:
         )
 
 
-def make_shop(prefix: str, db: str, broker: str, **options) -> tidings.Service:
+def make_shop(prefix: str, db: str, broker: str, steps: int = 3, **options) -> tidings.Service:
     engine = sa.create_engine(db)
     create_effects(engine)
     svc = tidings.Service(
@@ -132,7 +140,7 @@ def make_shop(prefix: str, db: str, broker: str, **options) -> tidings.Service:
             {"s": ctx.headers["tidings-saga-id"], "step": cmd.step, "k": kind, "pid": os.getpid()},
         )
 
-    for command, compensate in topics(prefix).values():
+    for command, compensate in topics(prefix, steps).values():
 
         @participant.command(command, concurrency=8, lease=5.0)
         async def do(cmd: StepCommand, ctx: tidings.Context) -> Charged | None:
@@ -156,7 +164,7 @@ def make_shop(prefix: str, db: str, broker: str, **options) -> tidings.Service:
 
 
 def make_orders(
-    prefix: str, db: str, broker: str, *, tick: float = 0.2, **saga_options
+    prefix: str, db: str, broker: str, *, tick: float = 0.2, partitions: int = 4, **saga_options
 ) -> tuple[tidings.Service, tidings.Orchestrator, tidings.Saga]:
     saga = make_saga(prefix, **saga_options)
     svc = tidings.Service(
@@ -166,7 +174,9 @@ def make_orders(
         register=False,
         backoff=tidings.Backoff(initial=0.05, max_delay=0.5),
     )
-    orchestrator = tidings.Orchestrator(svc, [saga], partitions=4, tick=tick, lease=5.0)
+    orchestrator = tidings.Orchestrator(
+        svc, [saga], partitions=partitions, tick=tick, lease=5.0, concurrency=max(16, partitions)
+    )
     return svc, orchestrator, saga
 
 
@@ -202,13 +212,16 @@ async def running_shop(
         yield Shop(svc, orchestrator, saga, shop, orders_db, shop_db)
 
 
-def main(role: str, db: str, broker: str, prefix: str) -> None:
+def main(
+    role: str, db: str, broker: str, prefix: str, steps: str = "3", partitions: str = "4"
+) -> None:
     """A process of one side: ``orders`` (orchestrator and its relay) or ``shop``."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if role == "orders":
-        svc, _, _ = make_orders(prefix, db, broker, timeout=20.0, tick=0.5)
+        svc, _, _ = make_orders(prefix, db, broker, timeout=20.0, tick=0.5, steps=int(steps),
+                                partitions=int(partitions))  # fmt: skip
     else:
-        svc = make_shop(prefix, db, broker)
+        svc = make_shop(prefix, db, broker, steps=int(steps))
     svc.grace_period = 1.0
     relay = Relay(svc.outbox, broker, max_interval=0.05)  # type: ignore[arg-type]
 
@@ -220,4 +233,4 @@ def main(role: str, db: str, broker: str, prefix: str) -> None:
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:5])
+    main(*sys.argv[1:7])

@@ -1,6 +1,18 @@
-"""Several orchestrator processes on PostgreSQL, SIGKILLed while many sagas run: every saga
-ends completed or compensated, and every participant effect happened exactly once (counted
-in the participant's own table), however often commands and replies came again."""
+"""Orchestrator and participant processes on PostgreSQL, SIGKILLed again and again while
+1,000 sagas run (the issue's scale: 1,000 concurrent sagas, 10+ kills): every saga ends
+completed or compensated, and every participant effect happened exactly once (counted in the
+participant's own table), however often commands and replies came again.
+
+Two orchestrators and two participant processes; ten kills at fixed points of progress
+(every 85 ended sagas from the 60th), so each kill happens on every run, mid-flight. The two
+databases commit with ``synchronous_commit = off``: the processes killed are the
+application's, not PostgreSQL, whose commits are durable against those kills either way; the
+flushes only add waiting on the shared disk. Measured: 99 s for the test at load average 12
+on the 2-core machine (122 s with twelve kills and synchronous commits, load 13.7).
+``SAGA_CRASH_STEPS`` (default 3) sets the saga's length: 10 runs the same test with 10,000
+steps (about 15 ms of CPU a step across the processes and PostgreSQL: over the CI budget on
+the 2-core machine, so not the default).
+"""
 
 from __future__ import annotations
 
@@ -16,13 +28,16 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from .shop import STEPS, OrderState, make_orders
+from .shop import OrderState, make_orders, step_names
 
-pytestmark = [pytest.mark.timeout(400), pytest.mark.slow]
+pytestmark = [pytest.mark.timeout(900), pytest.mark.slow]
 WAIT = float(os.environ.get("SAGA_CRASH_WAIT", "180"))
+STEP_COUNT = int(os.environ.get("SAGA_CRASH_STEPS", "3"))
 
 ROOT = Path(__file__).resolve().parents[2]
-SAGAS = 200
+SAGAS = 1000
+VICTIMS = ("a", "shop1", "b", "shop2") * 3
+KILLS = [(victim, 60 + 85 * i) for i, victim in enumerate(VICTIMS[:10])]  # up to 825 ended
 
 
 def spawn(role: str, db: str, broker: str, prefix: str, logs: Path) -> subprocess.Popen:
@@ -30,7 +45,8 @@ def spawn(role: str, db: str, broker: str, prefix: str, logs: Path) -> subproces
     log = logs / f"{role}-{len(list(logs.iterdir()))}.log"
     with log.open("w") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "tests.sagas.shop", role, db, broker, prefix],
+            [sys.executable, "-m", "tests.sagas.shop", role, db, broker, prefix,
+             str(STEP_COUNT), "16"],
             stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT,
         )  # fmt: skip
 
@@ -63,26 +79,35 @@ async def test_sigkilled_orchestrators_lose_no_saga_and_double_no_effect(
 ):
     prefix = f"k{secrets.token_hex(3)}"
     orders_db, shop_db = postgres_server.create_database(), postgres_server.create_database()
+    for db in (orders_db, shop_db):
+        name = sa.make_url(db).database
+        postgres_server.execute(f'ALTER DATABASE "{name}" SET synchronous_commit = off')
+    steps = step_names(STEP_COUNT)
     # the starter: an orchestrator that is never run, only used to start instances
-    _, starter, saga = make_orders(prefix, orders_db, broker.url)
-    fails = {i: STEPS[i % 3] for i in range(SAGAS) if i % 4 == 0}  # a quarter fail somewhere
+    _, starter, saga = make_orders(prefix, orders_db, broker.url, steps=STEP_COUNT, partitions=16)
+    fails = {i: steps[i % len(steps)] for i in range(SAGAS) if i % 4 == 0}  # a quarter fail
     procs = {
         "a": spawn("orders", orders_db, broker.url, prefix, tmp_path),
         "b": spawn("orders", orders_db, broker.url, prefix, tmp_path),
-        "shop": spawn("shop", shop_db, broker.url, prefix, tmp_path),
+        "shop1": spawn("shop", shop_db, broker.url, prefix, tmp_path),
+        "shop2": spawn("shop", shop_db, broker.url, prefix, tmp_path),
     }
     ended = "SELECT count(*) FROM tidings_sagas WHERE status IN ('completed', 'compensated')"
+    kills = 0
     try:
-        for i in range(SAGAS):
-            state = OrderState(order=f"o{i}", fail=fails.get(i), slow=0.01)
-            await starter.start(saga, state, id=f"s{i}")
-        # kill the orchestrators (and once the shop) at points spread over the run
-        for victim, at in (("a", 30), ("b", 70), ("shop", 100), ("a", 130)):
+        for first in range(0, SAGAS, 100):  # all started at once, 100 to a transaction
+            async with starter.service.transaction() as tx:
+                for i in range(first, first + 100):
+                    state = OrderState(order=f"o{i}", fail=fails.get(i), slow=0.01)
+                    await starter.start(saga, state, id=f"s{i}", tx=tx)
+        # kill orchestrators and participants in turn, at points spread over the run
+        for victim, at in KILLS:
             await wait_for(lambda n=at: scalar(orders_db, ended) >= n, f"{at} sagas ended")
             kill(procs[victim])
-            role, db = ("shop", shop_db) if victim == "shop" else ("orders", orders_db)
+            kills += 1
+            role, db = ("shop", shop_db) if victim.startswith("shop") else ("orders", orders_db)
             procs[victim] = spawn(role, db, broker.url, prefix, tmp_path)
-        await wait_for(lambda: scalar(orders_db, ended) >= SAGAS, "every saga ended", 240)
+        await wait_for(lambda: scalar(orders_db, ended) >= SAGAS, "every saga ended", 400)
         await asyncio.sleep(1.0)  # late duplicates would show now
     finally:
         for proc in procs.values():
@@ -102,18 +127,19 @@ async def test_sigkilled_orchestrators_lose_no_saga_and_double_no_effect(
         rows = conn.exec_driver_sql("SELECT saga_id, step, kind, pid FROM effects").all()
     engine.dispose()
     effects = collections.Counter((r[0], r[1], r[2]) for r in rows)
+    assert kills == len(KILLS) >= 10
     assert len(status) == SAGAS
     assert set(status.values()) <= {"completed", "compensated"}
     assert {i for i in range(SAGAS) if status[f"s{i}"] == "compensated"} >= set(fails)
     assert [k for k, n in effects.items() if n != 1] == []  # nothing happened twice
     for i in range(SAGAS):
         saga_id = f"s{i}"
-        done = {s for s in STEPS if effects[(saga_id, s, "do")]}
-        undone = {s for s in STEPS if effects[(saga_id, s, "undo")]}
+        done = {s for s in steps if effects[(saga_id, s, "do")]}
+        undone = {s for s in steps if effects[(saga_id, s, "undo")]}
         if status[saga_id] == "completed":
-            assert (done, undone) == (set(STEPS), set()), saga_id
+            assert (done, undone) == (set(steps), set()), saga_id
         else:  # every effect that happened was undone once, and the failing step left none
             assert done == undone, saga_id
             if i in fails:
                 assert fails[i] not in done, saga_id
-    assert len({r[3] for r in rows}) >= 2  # the shop was killed and restarted mid-run
+    assert len({r[3] for r in rows}) >= 4  # participants were killed and restarted mid-run
