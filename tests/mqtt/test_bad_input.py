@@ -133,12 +133,17 @@ def test_keep_alive_is_kept_by_pings(broker):
         assert sock.recv(100).startswith(bytes([m.PINGRESP << 4, 0]))
 
 
+_unread: dict[m.PacketDecoder, list[m.Packet]] = {}  # packets that came in the same recv
+
+
 def _read_packet(sock: socket.socket, decoder: m.PacketDecoder) -> m.Packet:
+    """The next packet; one recv may carry several (SUBACK and a PUBLISH right after it):
+    the rest wait for the next call instead of being dropped."""
+    backlog = _unread.setdefault(decoder, [])
     sock.settimeout(10)
-    while True:
-        packets = decoder.feed(sock.recv(65536))
-        if packets:
-            return packets[0]
+    while not backlog:
+        backlog.extend(decoder.feed(sock.recv(65536)))
+    return backlog.pop(0)
 
 
 def test_an_unacknowledged_qos1_delivery_goes_to_the_next_member_of_its_group(broker):
