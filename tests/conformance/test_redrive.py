@@ -1,16 +1,20 @@
 """Conformance: a group's dead letters are listed and redriven back to that group only, under
 their original message id, producer id and headers, as a fresh delivery; other groups do not
 see them again, a redriven one is not listed nor redriven twice, a discarded one is gone.
-The same code on memory://, tidings:// and nats://."""
+The same code on memory://, tidings:// and nats://; amqp:// lists no dead letters (RabbitMQ
+cannot read a queue without taking its messages): it refuses the three calls with
+Unsupported, and the dead letter waits in the dead-letter topic, as the error says."""
 
 from __future__ import annotations
 
 import pytest
 
 import tidings
+from tidings import headers as H
 from tidings.errors import BadRequest, NotFound
+from tidings.transports.base import CAP_REDRIVE
 
-from .scenarios import collect, eventually, quiet
+from .scenarios import collect, dead_letters, eventually, expect_unsupported, lacks, quiet
 
 
 async def _dead_letter_in_billing(client: tidings.AsyncClient, topic: str) -> tidings.Receipt:
@@ -30,10 +34,24 @@ async def _dead_letter_in_billing(client: tidings.AsyncClient, topic: str) -> ti
     return receipt
 
 
+async def _refused(client: tidings.AsyncClient, topic: str, receipt: tidings.Receipt) -> None:
+    """The declared difference: the calls are refused, the dead letter is in the DLQ topic."""
+    await expect_unsupported(client.dead_letters(topic, "billing"))
+    await expect_unsupported(client.redrive(topic, "billing"))
+    await expect_unsupported(client.discard_dead_letters(topic, "billing"))
+    dlq = await dead_letters(client, topic, "billing")
+    [dead] = await collect(dlq, 1)
+    assert dead.headers[H.DLQ_ID] == receipt.id and dead.headers[H.DLQ_REASON] == "rejected"
+    await dlq.close()
+
+
 async def test_redrive_reaches_its_group_only_under_the_original_id(
     client: tidings.AsyncClient, topic: str
 ) -> None:
     receipt = await _dead_letter_in_billing(client, topic)
+    if lacks(client, CAP_REDRIVE):
+        await _refused(client, topic, receipt)
+        return
 
     async def listed():
         return await client.dead_letters(topic, "billing")
@@ -65,7 +83,10 @@ async def test_redrive_reaches_its_group_only_under_the_original_id(
 
 
 async def test_discard_drops_dead_letters(client: tidings.AsyncClient, topic: str) -> None:
-    await _dead_letter_in_billing(client, topic)
+    receipt = await _dead_letter_in_billing(client, topic)
+    if lacks(client, CAP_REDRIVE):
+        await _refused(client, topic, receipt)
+        return
 
     async def listed():
         return await client.dead_letters(topic, "billing")
@@ -82,6 +103,10 @@ async def test_no_dead_letters_yet_and_bad_arguments(
     await client.create_topic(topic)
     sub = await client.subscribe(topic, "billing")
     await sub.close()
+    if lacks(client, CAP_REDRIVE):
+        await expect_unsupported(client.dead_letters(topic, "billing"))
+        await expect_unsupported(client.redrive(topic, "billing"))
+        return
     assert await client.dead_letters(topic, "billing") == []  # the DLQ does not exist yet
     assert await client.redrive(topic, "billing") == 0
     with pytest.raises(NotFound, match=r"group 'nobody'.*does not exist"):

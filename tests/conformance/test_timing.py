@@ -6,8 +6,9 @@ import asyncio
 import time
 
 import tidings
+from tidings.transports.base import CAP_DELAY
 
-from .scenarios import collect, quiet
+from .scenarios import collect, expect_unsupported, lacks, quiet
 
 
 async def test_expired_message_is_never_delivered(client: tidings.AsyncClient, topic: str):
@@ -24,6 +25,9 @@ async def test_expired_message_is_never_delivered(client: tidings.AsyncClient, t
 
 async def test_delayed_message_waits(client: tidings.AsyncClient, topic: str) -> None:
     await client.create_topic(topic)
+    if lacks(client, CAP_DELAY):  # amqp://: stock RabbitMQ has no delayed delivery
+        await expect_unsupported(client.publish(topic, b"later", delay=1.5))
+        return
     sub = await client.subscribe(topic, "g")
     published = time.monotonic()
     await client.publish(topic, b"later", delay=1.5)

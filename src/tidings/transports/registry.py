@@ -1,4 +1,5 @@
-"""Choosing a transport by URL scheme: `memory://`, `tidings://`, `nats://`, `redis://`."""
+"""Choosing a transport by URL scheme: `memory://`, `tidings://`, `nats://`, `redis://`,
+`amqp://`."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ _SCHEMES: dict[str, tuple[str, str, str | None]] = {
     "nats": ("tidings.transports.nats", "NatsTransport", "nats"),
     "redis": ("tidings.transports.redis", "RedisTransport", "redis"),
     "rediss": ("tidings.transports.redis", "RedisTransport", "redis"),
+    "amqp": ("tidings.transports.amqp", "AmqpTransport", "rabbitmq"),
+    "amqps": ("tidings.transports.amqp", "AmqpTransport", "rabbitmq"),
 }
 
 

@@ -1,0 +1,5 @@
+"""`amqp://`: tidings on RabbitMQ (see :mod:`.transport`)."""
+
+from .transport import AmqpTransport
+
+__all__ = ["AmqpTransport"]

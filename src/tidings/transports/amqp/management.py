@@ -1,0 +1,88 @@
+"""What AMQP 0-9-1 cannot tell, read from RabbitMQ's management HTTP API.
+
+AMQP has no way to read an exchange's arguments (where a topic's settings live) or a queue's
+un-acknowledged count (a group's in-flight messages), so ``amqp://`` asks the management
+plugin (``rabbitmq-plugins enable rabbitmq_management``), by default at
+``http://<amqp host>:15672`` with the AMQP credentials, or at the URL's ``?management=``.
+Its figures are as fresh as the server's ``collect_statistics_interval`` (5 s by default).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from ...errors import NotFound, TransportUnavailable, Unauthorized
+
+TIMEOUT = 10.0
+
+
+class Management:
+    def __init__(self, base: str, vhost: str, user: str, password: str) -> None:
+        self.base = base.rstrip("/")
+        self.vhost = vhost
+        self._auth = (user, password)
+        self._http: httpx.AsyncClient | None = None
+
+    async def start(self) -> None:
+        self._http = httpx.AsyncClient(auth=self._auth, timeout=TIMEOUT)
+        await self.get("/api/whoami")
+
+    async def close(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+
+    def _v(self) -> str:
+        return quote(self.vhost, safe="")
+
+    async def get(self, path: str, params: dict[str, str] | None = None) -> Any:
+        assert self._http is not None, "Management.start() first"
+        try:
+            resp = await self._http.get(self.base + path, params=params)
+        except httpx.HTTPError as exc:
+            raise TransportUnavailable(
+                f"the RabbitMQ management API at {self.base} did not answer ({exc}): amqp:// "
+                "reads topic settings and stats through it; enable the plugin "
+                "(rabbitmq-plugins enable rabbitmq_management) or name it with "
+                "?management=http://host:15672 in the URL"
+            ) from exc
+        if resp.status_code == 404:
+            raise NotFound(f"not found in RabbitMQ: {path}")
+        if resp.status_code in (401, 403):
+            raise Unauthorized(
+                f"the RabbitMQ management API refused the credentials ({resp.status_code}): "
+                "the user needs the 'monitoring' (or 'management') tag"
+            )
+        if resp.status_code >= 400:
+            raise TransportUnavailable(
+                f"the RabbitMQ management API answered {resp.status_code}: {resp.text[:200]}"
+            )
+        return resp.json()
+
+    async def exchange(self, name: str) -> dict[str, Any]:
+        return await self.get(f"/api/exchanges/{self._v()}/{quote(name, safe='')}")
+
+    async def exchanges(self) -> list[dict[str, Any]]:
+        return await self.get(f"/api/exchanges/{self._v()}", {"columns": "name,arguments"})
+
+    async def queues(self, prefix: str) -> list[dict[str, Any]]:
+        """The vhost's queues whose name starts with ``prefix`` (with their stats)."""
+        rows = await self.get(
+            f"/api/queues/{self._v()}",
+            {
+                "columns": "name,arguments,messages_ready,messages_unacknowledged,consumers,"
+                "message_stats,message_bytes",
+                "name": "^" + _regex(prefix),
+                "use_regex": "true",
+            },
+        )
+        if isinstance(rows, dict):  # paginated form
+            rows = rows.get("items", [])
+        return [r for r in rows if str(r.get("name", "")).startswith(prefix)]
+
+
+def _regex(text: str) -> str:
+    return "".join("\\" + c if c in r".^$*+?()[]{}|\/" else c for c in text)

@@ -1,0 +1,402 @@
+"""A member of a group on amqp://: consuming its quorum queue(s), leases, settling.
+
+RabbitMQ keeps an un-acknowledged message with the channel it was delivered on until the
+member acks or nacks it, or the channel closes (then it returns to the queue, and the quorum
+queue counts the return in ``x-delivery-count``). It has no visibility timeout, so the lease
+is kept here, by the member's transport:
+
+- a message's lease ends ``lease`` seconds after it arrived, later when extended (``extend``,
+  or the client's automatic extension of what it buffers and holds, :mod:`..leasing`); an
+  extension is local and always granted;
+- when a lease runs out, the transport takes the message back: it is requeued (RabbitMQ
+  redelivers it, to any member, with the count + 1) or, on its last allowed delivery,
+  dead-lettered; a later ack of it raises LeaseLost;
+- a member whose lease ran out while the application was not waiting for a message is
+  *stuck*: it stops consuming (basic.cancel) until the application takes or settles a
+  message again, so its messages go to the other members and are not fed back to it (credit
+  comes back on settlement, not on expiry);
+- a process that dies loses its connection: RabbitMQ returns everything it held at once.
+
+``nack(delay)`` keeps the message with this member, un-acknowledged and invisible to the others,
+for ``delay`` seconds, then requeues it (stock RabbitMQ has no delayed requeue): the delay
+holds a prefetch slot, and if the process dies meanwhile the message comes back at once.
+
+Admission before a message reaches the application follows the rules shared with the other
+transports: past ``max_deliveries`` it is dead-lettered, an expired TTL drops it (or
+dead-letters it with ``dead_letter_expired``), a redrive for another group is skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import OrderedDict, deque
+from typing import TYPE_CHECKING, Any
+
+import aio_pika
+
+from ... import headers as H
+from ...errors import BadRequest, Closed, LeaseLost, TidingsError
+from ...model import GroupSpec, Message, TopicSpec
+from ..base import SubscribeOptions, TransportSubscription
+from ..leasing import LeaseRenewer
+from .codec import Incoming
+from .errors import translated
+
+if TYPE_CHECKING:
+    from .transport import AmqpTransport
+
+log = logging.getLogger("tidings.transports.amqp")
+
+MAX_ERRORS = 10_000  # last nack error texts kept for a later dead-letter (this member only)
+
+
+class _Held:
+    """A message the application holds: its lease and what settling it needs."""
+
+    __slots__ = ("count", "deadline", "extended", "inc")
+
+    def __init__(self, inc: Incoming, deadline: float, count: int) -> None:
+        self.inc = inc
+        self.deadline = deadline  # time.monotonic() when the lease runs out
+        self.extended = 0.0  # an explicit extend() up to this time
+        self.count = count
+
+
+class AmqpSubscription(TransportSubscription):
+    def __init__(
+        self,
+        transport: AmqpTransport,
+        spec: GroupSpec,
+        topic: TopicSpec,
+        queues: list[str],
+        prefetch: int,
+        options: SubscribeOptions | None = None,
+    ) -> None:
+        if prefetch < 1:
+            raise BadRequest("prefetch must be >= 1")
+        options = options or SubscribeOptions()
+        self.spec = spec
+        self.topic = topic
+        self.prefetch = prefetch
+        self.confirm_acks = options.confirm_acks
+        self._t = transport
+        self._queue_names = queues
+        self.leases: LeaseRenewer[Incoming] = LeaseRenewer(
+            spec.lease,
+            self._extend_many,
+            max_extension=0.0 if spec.auto_ack else options.max_lease_extension,
+        )
+        self._channel: aio_pika.abc.AbstractChannel | None = None
+        self._queues: list[aio_pika.abc.AbstractQueue] = []
+        self._tags: list[tuple[aio_pika.abc.AbstractQueue, str]] = []
+        self._buffer: deque[Incoming] = deque()
+        self._held: dict[Message, _Held] = {}
+        self._delayed: dict[Incoming, asyncio.TimerHandle] = {}
+        self._errors: OrderedDict[str, str] = OrderedDict()
+        self._arrived = asyncio.Event()
+        self._waiting = 0  # next() calls waiting right now
+        self._paused = False
+        self._closed = False
+        self._failure: TidingsError | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._sweeper: asyncio.Task[None] | None = None
+
+    # ---------------------------------------------------------------- starting
+    async def start(self) -> None:
+        spec = self.spec
+        with translated(f"join group {spec.name!r} of topic {spec.topic!r}"):
+            self._channel = await self._t.connection.channel()
+            self._channel.close_callbacks.add(self._on_channel_closed)
+            # ordered: RabbitMQ's prefetch is per consumer, one consumer per partition queue
+            per_consumer = self.prefetch
+            if spec.mode == "ordered":
+                per_consumer = min(self.prefetch, spec.in_flight_per_partition)
+            await self._channel.set_qos(prefetch_count=per_consumer)
+            for name in self._queue_names:
+                self._queues.append(await self._channel.get_queue(name, ensure=False))
+            await self._consume()
+        self._sweeper = asyncio.create_task(self._sweep_loop(), name=f"tidings-amqp-{spec.name}")
+
+    async def _consume(self) -> None:
+        for queue in self._queues:
+            tag = await queue.consume(self._on_message, no_ack=False)
+            self._tags.append((queue, tag))
+        self._paused = False
+
+    async def _pause(self) -> None:
+        """Stop receiving (a stuck member): messages already here stay until settled."""
+        if self._paused or self._closed:
+            return
+        self._paused = True
+        tags, self._tags = self._tags, []
+        with contextlib.suppress(Exception):
+            for queue, tag in tags:
+                await queue.cancel(tag)
+
+    def _resume_soon(self) -> None:
+        if self._paused and not self._closed:
+            self._spawn(self._resume())
+
+    async def _resume(self) -> None:
+        if self._paused and not self._closed:
+            self._paused = False
+            try:
+                await self._consume()
+            except Exception as exc:
+                self._fail(TidingsError(f"could not resume consuming: {exc}"))
+
+    def _on_channel_closed(self, _sender: Any, exc: BaseException | None = None) -> None:
+        if not self._closed:
+            self._fail(Closed(f"the AMQP channel of group {self.spec.name!r} was closed ({exc})"))
+
+    def _fail(self, error: TidingsError) -> None:
+        self._failure = error
+        self._arrived.set()
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # ---------------------------------------------------------------- receiving
+    async def _on_message(self, raw: aio_pika.abc.AbstractIncomingMessage) -> None:
+        inc = Incoming(raw, time.monotonic())
+        if self._closed:
+            return  # the channel's close returns it
+        limit = self.spec.max_deliveries
+        if limit and inc.count > limit:
+            # the member that held its last delivery went away: dead-letter it now, as the
+            # built-in broker's lease timer would, not when the application next asks
+            self._spawn(self._dead_letter(inc, "max-deliveries", inc.count - 1, None))
+            return
+        if self._paused:
+            await self._requeue(inc)
+            return
+        if self.leases.enabled:
+            self.leases.track(inc, inc.arrived)
+        self._buffer.append(inc)
+        self._arrived.set()
+
+    async def next(self, timeout: float | None = None) -> Message | None:
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        self._resume_soon()  # the application takes messages again
+        while True:
+            if self._closed:
+                raise Closed(f"subscription to group {self.spec.name!r} is closed")
+            if self._failure is not None:
+                raise self._failure
+            while self._buffer:
+                message = await self._admit(self._buffer.popleft())
+                if message is not None:
+                    return message
+            self._arrived.clear()
+            remaining = None if deadline is None else deadline - loop.time()
+            if remaining is not None and remaining <= 0:
+                return None
+            self._waiting += 1
+            try:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(remaining):
+                        await self._arrived.wait()
+            finally:
+                self._waiting -= 1
+
+    async def next_batch(self, max_count: int, timeout: float | None = None) -> list[Message]:
+        first = await self.next(timeout)
+        if first is None:
+            return []
+        out = [first]
+        while len(out) < max_count and self._buffer:
+            message = await self.next(0)
+            if message is None:
+                break
+            out.append(message)
+        return out
+
+    def _lease_end(self, inc: Incoming) -> float:
+        kept = self.leases.deadline(inc)
+        return inc.arrived + self.spec.lease if kept is None else kept
+
+    async def _admit(self, inc: Incoming) -> Message | None:
+        spec = self.spec
+        now = time.monotonic()
+        if not spec.auto_ack and (self._lease_end(inc) <= now or not self.leases.alive(inc)):
+            await self._expire(inc, inc.count)  # its lease ran out in the buffer
+            return None
+        if H.redrive_skips(spec.name, inc.redrive_group):
+            await self._finish(inc)
+            return None
+        wall = time.time()
+        if inc.expires_at is not None and wall >= inc.expires_at:
+            if spec.dead_letter_expired:
+                await self._dead_letter(inc, "expired", inc.count - 1, None)
+            else:
+                await self._finish(inc)
+            return None
+        lease_end = self._lease_end(inc)
+        lease_until = None if spec.auto_ack else wall + (lease_end - now)
+        message = Message(
+            inc.delivery(spec.topic, spec.name, inc.count, lease_until),
+            None if spec.auto_ack else self,
+        )
+        if spec.auto_ack:
+            await self._finish(inc)
+        else:
+            self._held[message] = _Held(inc, lease_end, inc.count)
+            self.leases.handed(inc)
+        return message
+
+    # ---------------------------------------------------------------- leases
+    async def _extend_many(self, incs: list[Incoming]) -> list[Incoming]:
+        """Extensions are local: the member keeps the message until it settles it."""
+        return [inc for inc in incs if inc.raw.processed]
+
+    def _deadline(self, held: _Held) -> float:
+        kept = self.leases.deadline(held.inc)
+        return max(held.deadline if kept is None else kept, held.extended)
+
+    async def _sweep_loop(self) -> None:
+        tick = max(0.05, min(0.25, self.spec.lease / 4))
+        while not self._closed:
+            await asyncio.sleep(tick)
+            try:
+                await self._sweep()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("amqp: lease sweep of group %s failed: %s", self.spec.name, exc)
+
+    async def _sweep(self) -> None:
+        if self.spec.auto_ack:
+            return
+        now = time.monotonic()
+        expired: list[tuple[Incoming, int]] = []
+        for message, held in list(self._held.items()):
+            if self._deadline(held) <= now:
+                del self._held[message]
+                expired.append((held.inc, held.count))
+        if self._buffer:
+            keep: deque[Incoming] = deque()
+            for inc in self._buffer:
+                if self._lease_end(inc) <= now:
+                    expired.append((inc, inc.count))
+                else:
+                    keep.append(inc)
+            self._buffer = keep
+        if not expired:
+            return
+        if not self._waiting:
+            await self._pause()  # first: nothing taken back may come to this member again
+        for inc, count in expired:
+            await self._expire(inc, count)
+
+    async def _expire(self, inc: Incoming, count: int) -> None:
+        """Its lease ran out: dead-letter on the last allowed delivery, else requeue."""
+        limit = self.spec.max_deliveries
+        if limit and count >= limit:
+            await self._dead_letter(inc, "max-deliveries", count, self._errors.pop(inc.id, None))
+        else:
+            await self._requeue(inc)
+
+    async def _requeue(self, inc: Incoming) -> None:
+        self.leases.release(inc)
+        with translated("return a message to its group"):
+            if not inc.raw.processed:
+                await inc.raw.nack(requeue=True)
+
+    async def _finish(self, inc: Incoming) -> None:
+        self.leases.release(inc)
+        with translated("acknowledge a message"):
+            if not inc.raw.processed:
+                await inc.raw.ack()
+
+    # ---------------------------------------------------------------- settling
+    def _take(self, message: Message) -> _Held:
+        held = self._held.pop(message, None)
+        if held is None:
+            raise LeaseLost(
+                "the message's lease ran out before it was settled: it went back to the group "
+                "(or to the dead-letter topic); extend() keeps long work leased"
+            )
+        self._resume_soon()
+        return held
+
+    async def ack(self, message: Message) -> None:
+        """Written to the channel at once (AMQP 0-9-1 acks are not confirmed by the server: a
+        lost connection before it arrives means a redelivery)."""
+        held = self._take(message)
+        self._errors.pop(held.inc.id, None)
+        await self._finish(held.inc)
+
+    async def nack(self, message: Message, delay: float = 0.0, error: str | None = None) -> None:
+        held = self._take(message)
+        inc, spec = held.inc, self.spec
+        if spec.max_deliveries and held.count >= spec.max_deliveries:
+            self._errors.pop(inc.id, None)
+            await self._dead_letter(inc, "max-deliveries", held.count, error)
+            return
+        if error is not None:
+            self._errors[inc.id] = error
+            self._errors.move_to_end(inc.id)
+            while len(self._errors) > MAX_ERRORS:
+                self._errors.popitem(last=False)
+        if delay > 0:
+            self.leases.release(inc)
+            loop = asyncio.get_running_loop()
+            self._delayed[inc] = loop.call_later(delay, self._delay_over, inc)
+            return
+        await self._requeue(inc)
+
+    def _delay_over(self, inc: Incoming) -> None:
+        if self._delayed.pop(inc, None) is not None and not self._closed:
+            self._spawn(self._requeue(inc))
+
+    async def extend(self, message: Message, seconds: float) -> None:
+        held = self._held.get(message)
+        if held is None:
+            raise LeaseLost("the message's lease ran out before extend(): it went back")
+        held.extended = time.monotonic() + max(seconds, 0.001)
+
+    async def reject(self, message: Message, reason: str = "rejected") -> None:
+        held = self._take(message)
+        self._errors.pop(held.inc.id, None)
+        # as on the built-in broker: the reason header says "rejected"; the consumer's own
+        # words are the error text
+        await self._dead_letter(held.inc, "rejected", held.count, reason)
+
+    async def _dead_letter(
+        self, inc: Incoming, reason: str, deliveries: int, error: str | None
+    ) -> None:
+        if error is None:
+            error = self._errors.pop(inc.id, None)
+        await self._t.dead_letter(self.topic, self.spec, inc, reason, deliveries, error)
+        await self._finish(inc)
+
+    # ---------------------------------------------------------------- closing
+    async def close(self) -> None:
+        """Leave the group: RabbitMQ returns what this member held when its channel closes."""
+        if self._closed:
+            return
+        self._closed = True
+        self._arrived.set()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._sweeper
+        for handle in self._delayed.values():
+            handle.cancel()
+        self._delayed.clear()
+        for task in list(self._tasks):
+            with contextlib.suppress(Exception):
+                await task
+        await self.leases.close()
+        self._buffer.clear()
+        self._held.clear()
+        if self._channel is not None and not self._channel.is_closed:
+            with contextlib.suppress(Exception):
+                await self._channel.close()
+        self._t.forget(self)
