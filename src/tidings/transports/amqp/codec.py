@@ -6,10 +6,12 @@ RabbitMQ has no offsets: a message's offset is a Snowflake id made by the publis
 transport (time-ordered, unique across publishers, increasing for one publisher), so offsets
 order one producer's messages but are not contiguous positions.
 
-The TTL is carried as the absolute expiry time and checked when a message is received (the
-rule every transport without native TTL applies); RabbitMQ's own per-message expiration is not
-used, because a group queue's dead-letter exchange would then receive every expired message,
-also for groups that did not ask for expired messages to be dead-lettered.
+The TTL is carried in seconds from the publish time and checked when a message is received
+(:mod:`..rules.timing`, as on every transport without native TTL; stock RabbitMQ stamps no
+time on stored messages, so the publisher's clock counts). RabbitMQ's own per-message
+expiration is not used: it drops a message silently (or into one dead-letter exchange per
+queue, for every reason alike), while a group with ``dead_letter_expired`` must receive the
+expired message in its dead-letter topic with reason ``expired``.
 """
 
 from __future__ import annotations
@@ -23,16 +25,18 @@ from ... import headers as H
 from ...errors import BadRequest
 from ...ids import Snowflake
 from ...model import Delivery, Outgoing
+from ..rules.timing import expires_at, seconds, ttl_text
 from .naming import (
     DELIVERY_COUNT,
-    H_EXPIRES,
     H_ID,
     H_KEY,
     H_MSG_ID,
     H_OFFSET,
     H_PARTITION,
     H_TIME,
+    H_TTL,
     INTERNAL_HEADERS,
+    RABBITMQ_HEADERS,
     X_DEATH,
 )
 
@@ -48,10 +52,10 @@ def encode(
 ) -> aio_pika.Message:
     headers: dict[str, Any] = {}
     for name, value in message.headers.items():
-        if name in INTERNAL_HEADERS or name.startswith("x-"):
+        if name in INTERNAL_HEADERS or name.startswith(RABBITMQ_HEADERS):
             raise BadRequest(
-                f"header name {name!r} is reserved on amqp:// (tidings-* internals and RabbitMQ's "
-                "x-* headers): choose another name"
+                f"header name {name!r} is reserved on amqp:// (a tidings-* internal, or set by "
+                "RabbitMQ itself): choose another name"
             )
         headers[name] = value
     headers[H_ID] = mid
@@ -63,9 +67,7 @@ def encode(
     if message.msg_id is not None:
         headers[H_MSG_ID] = message.msg_id
     if message.ttl is not None:
-        if message.ttl <= 0:
-            raise BadRequest("ttl must be > 0 seconds")
-        headers[H_EXPIRES] = repr(now + float(message.ttl))
+        headers[H_TTL] = ttl_text(message.ttl)
     return aio_pika.Message(
         message.body,
         headers=headers,
@@ -133,7 +135,7 @@ class Incoming:
         self.partition = _int(wire.get(H_PARTITION))
         self.offset = _int(wire.get(H_OFFSET))
         self.timestamp = _float(wire.get(H_TIME)) or time.time()
-        self.expires_at = _float(wire.get(H_EXPIRES))
+        self.expires_at = expires_at(self.timestamp, seconds(_text(wire.get(H_TTL, ""))))
         # quorum queues count the earlier returns (requeues and members that went away)
         self.count = _int(wire.get(DELIVERY_COUNT)) + 1
         # why RabbitMQ dead-lettered it (x-death), when it did

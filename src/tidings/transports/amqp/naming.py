@@ -9,6 +9,8 @@
 - shared group ``G``: one quorum queue ``tidings.q/T/G`` bound with every partition's key.
 - ordered group ``G``: one quorum queue per partition, ``tidings.q/T/G/<p>``, with
   single-active-consumer: RabbitMQ hands each partition to one live member at a time.
+- a member of an ordered group: an exclusive queue ``tidings.m/T/G/<member>`` that RabbitMQ
+  deletes with the member's connection, so the list of such queues is the live membership.
 - a message's id, key, partition, offset, publish time, producer id and TTL travel as
   ``tidings-*`` headers (offsets are producer-assigned Snowflake ids, see codec).
 
@@ -24,6 +26,7 @@ GROUP_ARG = "x-tidings-group"
 EXCHANGE_PREFIX = "tidings.t/"
 UNCLAIMED_PREFIX = "tidings.u/"
 QUEUE_PREFIX = "tidings.q/"
+MEMBER_PREFIX = "tidings.m/"
 
 H_ID = "tidings-id"
 H_KEY = "tidings-key"
@@ -31,11 +34,20 @@ H_PARTITION = "tidings-partition"
 H_OFFSET = "tidings-offset"
 H_TIME = "tidings-time"
 H_MSG_ID = "tidings-msg-id"
-H_EXPIRES = "tidings-expires-at"
+H_TTL = "tidings-ttl"
 DELIVERY_COUNT = "x-delivery-count"  # set by quorum queues: earlier returns of the message
 X_DEATH = "x-death"
 INTERNAL_HEADERS = frozenset(
-    {H_ID, H_KEY, H_PARTITION, H_OFFSET, H_TIME, H_MSG_ID, H_EXPIRES, DELIVERY_COUNT, X_DEATH}
+    {H_ID, H_KEY, H_PARTITION, H_OFFSET, H_TIME, H_MSG_ID, H_TTL, DELIVERY_COUNT, X_DEATH}
+)
+
+# headers RabbitMQ sets itself: an application header of that name would be overwritten
+RABBITMQ_HEADERS = (
+    "x-death",
+    "x-first-death-",
+    "x-last-death-",
+    "x-delivery-count",
+    "x-received-from",
 )
 
 MAX_NAME = 255  # bytes, AMQP 0-9-1 short strings
@@ -63,6 +75,10 @@ def shared_queue(topic: str, group: str) -> str:
 
 def partition_queue(topic: str, group: str, partition: int) -> str:
     return _fit(f"{QUEUE_PREFIX}{topic}/{group}/{partition}")
+
+
+def member_prefix(topic: str, group: str) -> str:
+    return f"{MEMBER_PREFIX}{topic}/{group}/"
 
 
 def queue_prefix(topic: str) -> str:

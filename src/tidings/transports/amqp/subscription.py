@@ -21,9 +21,9 @@ is kept here, by the member's transport:
 for ``delay`` seconds, then requeues it (stock RabbitMQ has no delayed requeue): the delay
 holds a prefetch slot, and if the process dies meanwhile the message comes back at once.
 
-Admission before a message reaches the application follows the rules shared with the other
-transports: past ``max_deliveries`` it is dead-lettered, an expired TTL drops it (or
-dead-letters it with ``dead_letter_expired``), a redrive for another group is skipped.
+Admission, nack and reject follow the engine-neutral rules of :mod:`..rules` shared with the
+other transports: past ``max_deliveries`` a message is dead-lettered, an expired TTL drops it
+(or dead-letters it with ``dead_letter_expired``), a redrive for another group is skipped.
 """
 
 from __future__ import annotations
@@ -37,11 +37,12 @@ from typing import TYPE_CHECKING, Any
 
 import aio_pika
 
-from ... import headers as H
 from ...errors import BadRequest, Closed, LeaseLost, TidingsError
 from ...model import GroupSpec, Message, TopicSpec
 from ..base import SubscribeOptions, TransportSubscription
 from ..leasing import LeaseRenewer
+from ..rules.admission import admit, past_last_lease
+from ..rules.settling import on_nack, on_reject
 from .codec import Incoming
 from .errors import translated
 
@@ -91,7 +92,7 @@ class AmqpSubscription(TransportSubscription):
         )
         self._channel: aio_pika.abc.AbstractChannel | None = None
         self._queues: list[aio_pika.abc.AbstractQueue] = []
-        self._tags: list[tuple[aio_pika.abc.AbstractQueue, str]] = []
+        self._tags: dict[int, str] = {}  # queue index (an ordered group's partition) -> tag
         self._buffer: deque[Incoming] = deque()
         self._held: dict[Message, _Held] = {}
         self._delayed: dict[Incoming, asyncio.TimerHandle] = {}
@@ -117,24 +118,35 @@ class AmqpSubscription(TransportSubscription):
             await self._channel.set_qos(prefetch_count=per_consumer)
             for name in self._queue_names:
                 self._queues.append(await self._channel.get_queue(name, ensure=False))
+            await self._joined()
             await self._consume()
         self._sweeper = asyncio.create_task(self._sweep_loop(), name=f"tidings-amqp-{spec.name}")
 
+    async def _joined(self) -> None:
+        """Before consuming (an ordered member registers itself)."""
+
+    def _wanted(self) -> set[int]:
+        """The queues to consume now (every one; an ordered member: the partitions it owns)."""
+        return set(range(len(self._queues)))
+
     async def _consume(self) -> None:
-        for queue in self._queues:
-            tag = await queue.consume(self._on_message, no_ack=False)
-            self._tags.append((queue, tag))
         self._paused = False
+        for index in sorted(self._wanted() - set(self._tags)):
+            self._tags[index] = await self._queues[index].consume(self._on_message, no_ack=False)
+
+    async def _cancel(self, index: int) -> None:
+        tag = self._tags.pop(index, None)
+        if tag is not None:
+            with contextlib.suppress(Exception):
+                await self._queues[index].cancel(tag)
 
     async def _pause(self) -> None:
         """Stop receiving (a stuck member): messages already here stay until settled."""
         if self._paused or self._closed:
             return
         self._paused = True
-        tags, self._tags = self._tags, []
-        with contextlib.suppress(Exception):
-            for queue, tag in tags:
-                await queue.cancel(tag)
+        for index in list(self._tags):
+            await self._cancel(index)
 
     def _resume_soon(self) -> None:
         if self._paused and not self._closed:
@@ -142,7 +154,6 @@ class AmqpSubscription(TransportSubscription):
 
     async def _resume(self) -> None:
         if self._paused and not self._closed:
-            self._paused = False
             try:
                 await self._consume()
             except Exception as exc:
@@ -163,11 +174,12 @@ class AmqpSubscription(TransportSubscription):
 
     # ---------------------------------------------------------------- receiving
     async def _on_message(self, raw: aio_pika.abc.AbstractIncomingMessage) -> None:
-        inc = Incoming(raw, time.monotonic())
+        await self._take_in(Incoming(raw, time.monotonic()))
+
+    async def _take_in(self, inc: Incoming) -> None:
         if self._closed:
             return  # the channel's close returns it
-        limit = self.spec.max_deliveries
-        if limit and inc.count > limit:
+        if past_last_lease(inc.count, self.spec.max_deliveries):
             # the member that held its last delivery went away: dead-letter it now, as the
             # built-in broker's lease timer would, not when the application next asks
             self._spawn(self._dead_letter(inc, "max-deliveries", inc.count - 1, None))
@@ -227,15 +239,15 @@ class AmqpSubscription(TransportSubscription):
         if not spec.auto_ack and (self._lease_end(inc) <= now or not self.leases.alive(inc)):
             await self._expire(inc, inc.count)  # its lease ran out in the buffer
             return None
-        if H.redrive_skips(spec.name, inc.redrive_group):
-            await self._finish(inc)
-            return None
         wall = time.time()
-        if inc.expires_at is not None and wall >= inc.expires_at:
-            if spec.dead_letter_expired:
-                await self._dead_letter(inc, "expired", inc.count - 1, None)
-            else:
-                await self._finish(inc)
+        verdict = admit(
+            spec, inc.count, now=wall, expires_at=inc.expires_at, redrive_group=inc.redrive_group
+        )
+        if verdict.action == "dead-letter":
+            await self._dead_letter(inc, verdict.reason, verdict.deliveries, None)
+            return None
+        if verdict.action != "deliver":  # dropped (amqp:// has no delays to defer)
+            await self._finish(inc)
             return None
         lease_end = self._lease_end(inc)
         lease_until = None if spec.auto_ack else wall + (lease_end - now)
@@ -295,9 +307,9 @@ class AmqpSubscription(TransportSubscription):
             await self._expire(inc, count)
 
     async def _expire(self, inc: Incoming, count: int) -> None:
-        """Its lease ran out: dead-letter on the last allowed delivery, else requeue."""
-        limit = self.spec.max_deliveries
-        if limit and count >= limit:
+        """Its lease ran out: dead-letter on the last allowed delivery (the next delivery
+        would be past it), else requeue."""
+        if past_last_lease(count + 1, self.spec.max_deliveries):
             await self._dead_letter(inc, "max-deliveries", count, self._errors.pop(inc.id, None))
         else:
             await self._requeue(inc)
@@ -334,20 +346,21 @@ class AmqpSubscription(TransportSubscription):
 
     async def nack(self, message: Message, delay: float = 0.0, error: str | None = None) -> None:
         held = self._take(message)
-        inc, spec = held.inc, self.spec
-        if spec.max_deliveries and held.count >= spec.max_deliveries:
+        inc = held.inc
+        verdict = on_nack(self.spec, held.count, delay)
+        if verdict.action == "dead-letter":
             self._errors.pop(inc.id, None)
-            await self._dead_letter(inc, "max-deliveries", held.count, error)
+            await self._dead_letter(inc, verdict.reason, verdict.deliveries, error)
             return
         if error is not None:
             self._errors[inc.id] = error
             self._errors.move_to_end(inc.id)
             while len(self._errors) > MAX_ERRORS:
                 self._errors.popitem(last=False)
-        if delay > 0:
+        if verdict.delay > 0:
             self.leases.release(inc)
             loop = asyncio.get_running_loop()
-            self._delayed[inc] = loop.call_later(delay, self._delay_over, inc)
+            self._delayed[inc] = loop.call_later(verdict.delay, self._delay_over, inc)
             return
         await self._requeue(inc)
 
@@ -366,7 +379,8 @@ class AmqpSubscription(TransportSubscription):
         self._errors.pop(held.inc.id, None)
         # as on the built-in broker: the reason header says "rejected"; the consumer's own
         # words are the error text
-        await self._dead_letter(held.inc, "rejected", held.count, reason)
+        verdict = on_reject(held.count)
+        await self._dead_letter(held.inc, verdict.reason, verdict.deliveries, reason)
 
     async def _dead_letter(
         self, inc: Incoming, reason: str, deliveries: int, error: str | None
@@ -377,6 +391,9 @@ class AmqpSubscription(TransportSubscription):
         await self._finish(inc)
 
     # ---------------------------------------------------------------- closing
+    async def _leaving(self) -> None:
+        """Before the channel closes (an ordered member says goodbye)."""
+
     async def close(self) -> None:
         """Leave the group: RabbitMQ returns what this member held when its channel closes."""
         if self._closed:
@@ -396,6 +413,7 @@ class AmqpSubscription(TransportSubscription):
         await self.leases.close()
         self._buffer.clear()
         self._held.clear()
+        await self._leaving()
         if self._channel is not None and not self._channel.is_closed:
             with contextlib.suppress(Exception):
                 await self._channel.close()

@@ -23,7 +23,6 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 import aio_pika
 import msgspec
 
-from ... import headers as H
 from ...errors import (
     AlreadyExists,
     BadRequest,
@@ -48,6 +47,7 @@ from ..base import (
     TransportSubscription,
 )
 from ..capabilities import require_group, require_topic
+from ..rules import deadletter
 from .codec import Incoming, encode, new_offset
 from .errors import translated
 from .management import Management
@@ -62,6 +62,7 @@ from .naming import (
     topic_of_exchange,
     unclaimed_name,
 )
+from .ordered import OrderedSubscription
 from .subscription import AmqpSubscription
 
 log = logging.getLogger("tidings.transports.amqp")
@@ -405,7 +406,8 @@ class AmqpTransport(Transport):
                 f"group {spec.name!r} of topic {spec.topic!r} exists with mode={stored.mode!r}: "
                 "a group's mode cannot change; delete the group or use another name"
             )
-        sub = AmqpSubscription(self, spec, topic, self._queues_of(topic, spec), prefetch, options)
+        cls = OrderedSubscription if spec.mode == "ordered" else AmqpSubscription
+        sub = cls(self, spec, topic, self._queues_of(topic, spec), prefetch, options)
         await sub.start()
         self._subs.add(sub)
         return sub
@@ -533,7 +535,7 @@ class AmqpTransport(Transport):
             raise NotFound(f"group {group!r} of topic {topic!r} does not exist")
         gspec, rows = groups[group]
         info = await self._group_info(spec, gspec, rows)
-        dlq = gspec.dead_letter_topic or H.dead_letter_topic(topic, group)
+        dlq = deadletter.topic_of(gspec)
         with contextlib.suppress(NotFound):
             info.dead_lettered = (await self.topic_info(dlq)).messages
         return info
@@ -561,21 +563,22 @@ class AmqpTransport(Transport):
         """Publish ``inc`` to the group's dead-letter topic (created on demand) with the
         ``tidings-dlq-*`` headers; the caller then acks the original (a crash in between
         leaves a duplicate dead letter, never a loss)."""
-        name = spec.dead_letter_topic or H.dead_letter_topic(spec.topic, spec.name)
-        await self.ensure_topic(TopicSpec(name=name))
-        headers = H.dead_letter_headers(
-            inc.headers,
-            reason=reason,
-            deliveries=deliveries,
-            topic=spec.topic,
-            group=spec.name,
+        name = deadletter.topic_of(spec)
+        await self.ensure_topic(deadletter.topic_spec(source, name))
+        copy = deadletter.copy(
+            spec,
+            body=inc.body,
+            key=inc.key,
+            headers=inc.headers,
             partition=inc.partition,
             offset=inc.offset,
             message_id=inc.id,
             msg_id=inc.msg_id,
+            reason=reason,
+            deliveries=deliveries,
             error=error,
         )
-        await self.publish(name, [Outgoing(inc.body, key=inc.key, headers=headers)])
+        await self.publish(name, [copy])
 
     # ------------------------------------------------------------------ request/reply
     async def create_reply_topic(self) -> str:
