@@ -103,6 +103,9 @@ class RedisSubscription(TransportSubscription):
         self._task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._rotation = 0
+        self._claimable = False  # something was given back: look for it before the next tick
+        self._acks: list[Entry] = []  # unconfirmed acks not sent yet (confirm_acks=False)
+        self._flusher: asyncio.Task[None] | None = None
         self._reader: Redis | None = None
         self._reader_id = 0
 
@@ -130,8 +133,8 @@ class RedisSubscription(TransportSubscription):
                 if now >= next_beat:
                     await self._t.heartbeat(self.keys, self.spec, self.member)
                     next_beat = now + self._beat_every
-                if self.free() > 0 and (now >= next_claim or self._poke.is_set()):
-                    self._poke.clear()
+                if self.free() > 0 and (now >= next_claim or self._claimable):
+                    self._claimable = False
                     await self._claim(parts)
                     next_claim = loop.time() + self._claim_every
                 free = self.free()
@@ -354,17 +357,44 @@ class RedisSubscription(TransportSubscription):
                 gone = {r.decode() for r in refused or []}
                 lost.update(e for e in group if e.entry in gone)
         if op in ("nack", "release", "defer"):
-            self._poke.set()  # claimable now, perhaps by this member
+            self._claimable = True  # claimable now, perhaps by this member
+            self._poke.set()
         return lost
 
     async def _extend_many(self, entries: list[Entry]) -> list[Entry]:
         return list(await self._settle("extend", entries, self.spec.lease))
 
     async def ack(self, message: Message) -> None:
+        """Confirmed (``confirm_acks``): one script call, LeaseLost if the lease was lost.
+        Else queued and sent with the other acks of this loop turn in one call per partition
+        (a lost ack means a redelivery, as with any at-least-once broker); stats and close
+        wait for them."""
         held = self._take(message)
-        lost = await self._settle("ack", [held.entry])
-        if lost and self.confirm_acks:
+        if not self.confirm_acks:
+            self._acks.append(held.entry)
+            if self._flusher is None or self._flusher.done():
+                self._flusher = asyncio.create_task(self._flush_acks())
+            return
+        if await self._settle("ack", [held.entry]):
             raise LeaseLost()
+
+    async def _flush_acks(self) -> None:
+        await asyncio.sleep(0)  # let the application's loop turn queue more
+        while self._acks:
+            batch, self._acks = self._acks, []
+            try:
+                await self._settle("ack", batch)
+            except Exception as exc:
+                log.warning(
+                    "redis: %d acks were not applied (redelivered later): %s", len(batch), exc
+                )
+
+    async def acks_applied(self) -> None:
+        """Wait until the queued acks reached the server."""
+        flusher = self._flusher
+        if flusher is not None and not flusher.done():
+            with contextlib.suppress(Exception):
+                await asyncio.shield(flusher)
 
     async def ack_many(self, messages: Sequence[Message]) -> None:
         entries, late = [], False
@@ -466,6 +496,7 @@ class RedisSubscription(TransportSubscription):
         if self._reader is not None:
             with contextlib.suppress(Exception):
                 await self._reader.aclose()
+        await self.acks_applied()
         entries = list(self._buffer) + [h.entry for h in self._held.values()]
         self._buffer.clear()
         self._held.clear()

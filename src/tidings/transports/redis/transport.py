@@ -266,7 +266,12 @@ class RedisTransport(Transport):
                 out.append((await self._lookup(name, fresh=True))[0])
         return out
 
+    async def _acks_applied(self) -> None:
+        """Let this connection's queued acknowledgements land before reading stats."""
+        await asyncio.gather(*(sub.acks_applied() for sub in self._subs))
+
     async def topic_info(self, name: str) -> TopicInfo:
+        await self._acks_applied()
         spec, keys = await self._lookup(name, fresh=True)
         info = await stats.topic_info(self, spec, keys)
         info.groups = [await self.group_info(name, g.name) for g in await self._group_specs(keys)]
@@ -373,6 +378,7 @@ class RedisTransport(Transport):
         )
 
     async def group_info(self, topic: str, group: str) -> GroupInfo:
+        await self._acks_applied()
         spec, keys, gspec = await self._group(topic, group)
         return await stats.group_info(self, spec, keys, gspec)
 
@@ -400,6 +406,7 @@ class RedisTransport(Transport):
     async def dead_letters(self, topic: str, group: str, limit: int = 100) -> list[DeadLetter]:
         if limit < 1:
             raise BadRequest("limit must be >= 1")
+        await self._acks_applied()
         return [d for _, d in await redrive.waiting(self, topic, group, limit)]
 
     async def redrive(
