@@ -120,3 +120,92 @@ async def test_from_a_handler_and_argument_errors():
             await svc.publish_many("lines", [{"sku": "x"}], keys=["k1", "k2"])
         assert await svc.publish_many("lines", []) == []
     assert sorted(got) == ["a", "b", "c"]
+
+
+async def test_middleware_that_waits_on_its_way_and_context_per_message():
+    """Calls are stepped without a Task each: one that awaits something else (before and after
+    the batch) goes on in a Task; each call sees its own context, as in a Task of its own."""
+    import asyncio
+    import contextvars
+
+    current: contextvars.ContextVar[int | None] = contextvars.ContextVar("n", default=None)
+    leaked: list[int | None] = []
+
+    class Slow(Middleware):
+        async def publish(self, call, call_next):
+            leaked.append(current.get())  # another call's value would show here
+            n = call.payload["n"]
+            current.set(n)
+            if n % 2:
+                await asyncio.sleep(0.01)  # I/O on its way in
+            result = await call_next(call)
+            if n % 3 == 0:
+                await asyncio.sleep(0.01)  # and on its way out
+            assert current.get() == n
+            return (n, result)
+
+    svc = tidings.Service("slowpoke", middleware=[Slow()])
+
+    @svc.on("jobs")
+    async def job(payload: dict) -> None: ...
+
+    async with ServiceKit(svc) as kit:
+        counter = CountingClient(svc)
+        results = await svc.publish_many("jobs", [{"n": i} for i in range(10)])
+        await kit.handled("jobs", count=10)
+    assert counter.calls == [10]  # still one round trip
+    assert [n for n, _ in results] == list(range(10))  # in call order
+    assert len({(r.partition, r.offset) for _, r in results}) == 10
+    assert leaked == [None] * 10
+
+
+async def test_a_middleware_raising_after_it_waited_stops_the_batch_and_cancel_is_clean():
+    import asyncio
+
+    class LateNo(Middleware):
+        async def publish(self, call, call_next):
+            await asyncio.sleep(0.01)
+            if call.payload["n"] == 3:
+                raise BadRequest("no 3")
+            return await call_next(call)
+
+    svc = tidings.Service("lateno", middleware=[LateNo()])
+
+    @svc.on("jobs")
+    async def job(payload: dict) -> None: ...
+
+    async with ServiceKit(svc):
+        counter = CountingClient(svc)
+        with pytest.raises(BadRequest, match="no 3"):
+            await svc.publish_many("jobs", [{"n": i} for i in range(5)])
+        assert counter.calls == []
+
+        ended: list[str] = []
+
+        class Hold(Middleware):
+            async def publish(self, call, call_next):
+                try:
+                    return await call_next(call)
+                finally:
+                    ended.append("ended")
+
+        gate = asyncio.Event()
+        svc.middleware.append(Hold())
+        client = svc.client
+        assert client is not None
+        real = client.publish_many
+
+        async def stuck(topic, messages, **kw):
+            if topic.startswith("_"):
+                return await real(topic, messages, **kw)
+            gate.set()
+            await asyncio.sleep(30)
+
+        client.publish_many = stuck  # type: ignore[method-assign]
+        task = asyncio.ensure_future(svc.publish_many("jobs", [{"n": 0}, {"n": 1}]))
+        await asyncio.wait_for(gate.wait(), 5)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert ended == ["ended", "ended"]  # each waiting call was cancelled, its finally ran
+        client.publish_many = real  # type: ignore[method-assign]

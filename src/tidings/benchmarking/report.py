@@ -20,6 +20,9 @@ METRICS: dict[str, tuple[str, str, bool]] = {
     ),
     "consume": ("consume + ack, 1 consumer (tidings: the plain loop)", "msg/s", True),
     "consume.batch": ("consume + ack: tidings `next_batch` + gathered acks", "msg/s", True),
+    "publish.single.cpu": ("client CPU per message: publish, single", "us", False),
+    "publish.batch.cpu": ("client CPU per message: publish, batched", "us", False),
+    "consume.cpu": ("client CPU per message: consume + ack", "us", False),
     "mpmc.4x4": ("4 producers + 4 consumers", "msg/s", True),
     "fanout.4groups": ("fan-out to 4 groups", "deliveries/s", True),
     "latency.2000.p50": ("latency @2k/s p50", "ms", False),
@@ -68,7 +71,7 @@ def _order(metric: str) -> tuple[str, int, int]:
 def fmt(value: float | None, unit: str) -> str:
     if value is None or math.isnan(value):
         return "-"
-    if unit == "ms" or unit == "s":
+    if unit in ("ms", "s", "us"):
         return f"{value:.2f}"
     if unit == "count":
         return f"{value:.0f}"

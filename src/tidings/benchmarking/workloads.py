@@ -47,6 +47,13 @@ def _topic(kind: str) -> str:
     return f"bench-{kind}-{next(_topics)}-{int(time.time() * 1000) % 1_000_000}"
 
 
+def _cpu_us(since: float, n: int) -> float:
+    """The harness process's CPU time per message since ``since`` (``time.process_time()``),
+    in microseconds: the client library's cost, which a loaded machine changes less than the
+    throughput (the broker runs in its own process and is not counted)."""
+    return (time.process_time() - since) / n * 1e6
+
+
 async def _pipelined(send: Callable[[int], Awaitable[None]], n: int, window: int) -> None:
     """``n`` single sends, ``window`` of them in flight at any time."""
     counter = itertools.count()
@@ -131,14 +138,20 @@ async def publish(ctx: Context) -> dict[str, float]:
         # Bodies are made before the clock starts: the figures are the engine's and its
         # client's, not the harness's (making one costs about as much as publishing it).
         made = [body(i) for i in range(p.publish_n)]
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         await _pipelined(lambda i: client.publish_one(topic, made[i]), p.publish_n, client.window)
         single = p.publish_n / (time.perf_counter() - t0)
-        t0 = time.perf_counter()
+        single_cpu = _cpu_us(c0, p.publish_n)
+        t0, c0 = time.perf_counter(), time.process_time()
         await _fill(client, topic, p.publish_n, p.batch, SIZE, made)
         batched = p.publish_n / (time.perf_counter() - t0)
         ctx.backlog[topic] = 2 * p.publish_n
-        out = {"publish.single": single, "publish.batch": batched}
+        out = {
+            "publish.single": single,
+            "publish.batch": batched,
+            "publish.single.cpu": single_cpu,
+            "publish.batch.cpu": _cpu_us(c0, p.publish_n),
+        }
         futures = getattr(client, "publish_futures", None)
         if futures is not None:  # an engine's publish-without-waiting API (publish_async)
             topic = _topic("pub-async")
@@ -179,9 +192,9 @@ async def consume(ctx: Context) -> dict[str, float]:
     client = await _client(ctx.engine)
     try:
         counter = Counter(n)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         await _consume_until([client], topic, ["g"], counter)
-        out = {"consume": n / (counter.finished_at - t0)}
+        out = {"consume": n / (counter.finished_at - t0), "consume.cpu": _cpu_us(c0, n)}
         for mode in client.extra_consume_modes:  # the engine's other consume idioms
             topic, n = _topic(f"con-{mode}"), p.publish_n
             await client.declare(topic, ["g"])

@@ -32,7 +32,7 @@ from collections.abc import Coroutine, Generator
 from typing import TYPE_CHECKING, Any
 
 from ..client import Subscription
-from ..errors import Closed, MemberStuck
+from ..errors import Closed, MemberStuck, TidingsError
 from ..model import Message
 from .execution import Handled, error_text, execute, nack_on_shutdown, retry_delay, settle
 from .keylanes import KeyLanes
@@ -216,7 +216,15 @@ class Consumer:
                 message.delivery_count,
                 self._watchdog,
             )
-            await settle(self.service, self.handler, message, handled)
+            if handled.error is None and not handled.ctx.state and not self.handler.responder:
+                try:  # settle()'s common case inlined: a coroutine less per message
+                    await message.ack()
+                except TidingsError as exc:
+                    log.warning("could not ack %s on %s: %s", message.id, message.topic, exc)
+                finally:
+                    self.service.notify(handled)
+            else:
+                await settle(self.service, self.handler, message, handled)
         except asyncio.CancelledError:
             if not self._left:
                 await asyncio.shield(nack_on_shutdown(message))

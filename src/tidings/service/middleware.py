@@ -35,13 +35,14 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from logging import WARNING
 from typing import TYPE_CHECKING, Any
 
 from .. import headers as h
 from ..errors import BadRequest, InvalidPayload
 from ..model import Outgoing
 from .outcomes import Reject, Retry
-from .tracing import TraceContext, current_trace
+from .tracing import TraceContext, current_trace, outgoing_traceparent
 
 if TYPE_CHECKING:
     from .context import Context
@@ -76,12 +77,21 @@ class Middleware:
     async def handle(self, ctx: Context, call_next: HandleNext) -> Any:
         return await call_next(ctx)
 
+    # How the chains call this middleware (built once per chain): a step that calls
+    # ``publish``/``handle``. A built-in middleware returns a cheaper step that does the same
+    # thing without a coroutine of its own, only when its hook is not overridden.
+    def _publish_step(self, nxt: PublishNext) -> PublishNext:
+        return _PublishStep(self.publish, nxt)
+
+    def _handle_step(self, nxt: HandleNext) -> HandleNext:
+        return _HandleStep(self.handle, nxt)
+
 
 def publish_chain(middlewares: Sequence[Middleware], endpoint: PublishNext) -> PublishNext:
     call = endpoint
     for mw in reversed(middlewares):
         if type(mw).publish is not Middleware.publish:  # a pass-through adds nothing
-            call = _bind_publish(mw, call)
+            call = mw._publish_step(call)
     return call
 
 
@@ -95,20 +105,28 @@ def handle_chain(middlewares: Sequence[Middleware], endpoint: HandleNext) -> Han
     call = endpoint
     for mw in reversed(middlewares):
         if type(mw).handle is not Middleware.handle:  # a pass-through adds nothing
-            call = _HandleStep(mw.handle, call)
+            call = mw._handle_step(call)
     return call
 
 
-def _bind_publish(mw: Middleware, nxt: PublishNext) -> PublishNext:
-    async def step(call: PublishCall) -> Any:
-        return await mw.publish(call, nxt)
+class _PublishStep:
+    """``call -> publish(call, nxt)``: returns the middleware's coroutine itself, where an
+    ``async def`` step would add a coroutine per middleware and message."""
 
-    return step
+    __slots__ = ("nxt", "publish")
+
+    def __init__(
+        self, publish: Callable[[PublishCall, PublishNext], Awaitable[Any]], nxt: PublishNext
+    ):
+        self.publish = publish
+        self.nxt = nxt
+
+    def __call__(self, call: PublishCall) -> Awaitable[Any]:
+        return self.publish(call, self.nxt)
 
 
 class _HandleStep:
-    """``ctx -> handle(ctx, nxt)``: returns the middleware's coroutine itself, where an
-    ``async def`` step would add a coroutine per middleware and message."""
+    """``ctx -> handle(ctx, nxt)``, as :class:`_PublishStep`."""
 
     __slots__ = ("handle", "nxt")
 
@@ -139,13 +157,24 @@ class TracingMiddleware(Middleware):
 
     async def publish(self, call: PublishCall, call_next: PublishNext) -> Any:
         if h.TRACEPARENT not in call.message.headers:
-            parent = current_trace.get()
-            span = parent.child() if parent is not None else TraceContext.new()
-            call.message.headers[h.TRACEPARENT] = span.traceparent
+            call.message.headers[h.TRACEPARENT] = outgoing_traceparent()
         return await call_next(call)
 
+    def _publish_step(self, nxt: PublishNext) -> PublishNext:
+        if type(self).publish is not TracingMiddleware.publish:
+            return super()._publish_step(nxt)
+        traceparent = h.TRACEPARENT
+
+        def stamp(call: PublishCall) -> Awaitable[Any]:  # publish() without its coroutine
+            headers = call.message.headers
+            if traceparent not in headers:
+                headers[traceparent] = outgoing_traceparent()
+            return nxt(call)
+
+        return stamp
+
     async def handle(self, ctx: Context, call_next: HandleNext) -> Any:
-        parent = TraceContext.parse(ctx.headers.get(h.TRACEPARENT))
+        parent = TraceContext.parse(ctx.message.headers.get(h.TRACEPARENT))
         span = parent.child() if parent is not None else TraceContext.new()
         ctx.trace = span
         token = current_trace.set(span)
@@ -187,31 +216,58 @@ class LoggingMiddleware(Middleware):
         )
         return result
 
+    def _publish_step(self, nxt: PublishNext) -> PublishNext:
+        if type(self).publish is not LoggingMiddleware.publish:
+            return super()._publish_step(nxt)
+        publish, enabled = self.publish, self.log.isEnabledFor
+
+        def step(call: PublishCall) -> Awaitable[Any]:  # no coroutine unless it logs
+            return publish(call, nxt) if enabled(logging.DEBUG) else nxt(call)
+
+        return step
+
     async def handle(self, ctx: Context, call_next: HandleNext) -> Any:
         started = time.perf_counter()
-        error: BaseException | None = None
         try:
-            return await call_next(ctx)
+            result = await call_next(ctx)
         except Exception as exc:
-            error = exc
+            self._handled(ctx, exc, started)
             raise
-        finally:
-            outcome = "duplicate" if ctx.duplicate else outcome_of(error)
-            level = self.level if outcome in ("ok", "duplicate") else logging.WARNING
-            if self.log.isEnabledFor(level):
-                self.log.log(
-                    level,
-                    "%s %s/%s id=%s msg_id=%s correlation_id=%s delivery=%d %.1fms%s",
-                    outcome,
-                    ctx.topic,
-                    ctx.group,
-                    ctx.message.id,
-                    ctx.message.msg_id or "-",
-                    ctx.correlation_id or "-",
-                    ctx.delivery_count,
-                    (time.perf_counter() - started) * 1000,
-                    f": {type(error).__name__}: {error}" if error is not None else "",
-                )
+        except BaseException:  # a cancellation: logged as it ended (no error of its own)
+            self._handled(ctx, None, started)
+            raise
+        if self.log.isEnabledFor(self.level):  # ok or duplicate: logged at ``level``
+            self._handled(ctx, None, started)
+        return result
+
+    def _handle_step(self, nxt: HandleNext) -> HandleNext:
+        if type(self).handle is not LoggingMiddleware.handle:
+            return super()._handle_step(nxt)
+        # it logs at ``level`` or WARNING: nothing at all if the higher of them is dropped
+        handle, enabled, highest = self.handle, self.log.isEnabledFor, max(self.level, WARNING)
+
+        def step(ctx: Context) -> Awaitable[Any]:  # nothing to log at all: no coroutine
+            return handle(ctx, nxt) if enabled(highest) else nxt(ctx)
+
+        return step
+
+    def _handled(self, ctx: Context, error: BaseException | None, started: float) -> None:
+        outcome = "duplicate" if ctx.duplicate else outcome_of(error)
+        level = self.level if outcome in ("ok", "duplicate") else WARNING
+        if self.log.isEnabledFor(level):
+            self.log.log(
+                level,
+                "%s %s/%s id=%s msg_id=%s correlation_id=%s delivery=%d %.1fms%s",
+                outcome,
+                ctx.topic,
+                ctx.group,
+                ctx.message.id,
+                ctx.message.msg_id or "-",
+                ctx.correlation_id or "-",
+                ctx.delivery_count,
+                (time.perf_counter() - started) * 1000,
+                f": {type(error).__name__}: {error}" if error is not None else "",
+            )
 
 
 class MetricsMiddleware(Middleware):

@@ -10,7 +10,7 @@ The chain is built once per middleware list, not per publish (see :mod:`.middlew
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from .. import headers as h
@@ -65,13 +65,14 @@ class Publishing:
             return policy
         return self._call_policies.get(topic)
 
-    async def _publish_through_chain(self, call: PublishCall, endpoint: Any) -> Any:
+    def _publish_through_chain(self, call: PublishCall, endpoint: Any) -> Awaitable[Any]:
+        """The chain's awaitable for ``call`` ending at ``endpoint`` (await it)."""
         built = self._publish_chain
         middleware = tuple(self.middleware)
         if built is None or built[0] != middleware:
             built = self._publish_chain = (middleware, publish_chain(middleware, call_endpoint))
         call.endpoint = endpoint
-        return await built[1](call)
+        return built[1](call)
 
     def _outgoing(
         self,
@@ -101,24 +102,27 @@ class Publishing:
     ) -> Receipt:
         """Publish an event (``kind`` to say otherwise). The payload is encoded with the
         service's codec; ``msg_id`` defaults to a Snowflake id so retries deduplicate."""
-        client = await self._connect()
+        if self.client is None:
+            await self._connect()
         call = PublishCall(
             topic, self._outgoing(payload, kind, key, headers, msg_id, ttl, delay), kind, payload
         )
-
-        async def endpoint(c: PublishCall) -> Receipt:
-            m = c.message  # concurrent publishes to one topic travel in one batch
-            try:
-                return await client.publish_async(
-                    c.topic, m.body, key=m.key, headers=m.headers, msg_id=m.msg_id, ttl=m.ttl,
-                    delay=m.delay,
-                )  # fmt: skip
-            except NotFound:  # the first message on a topic: create it, then publish
-                await client.create_topic(c.topic, exist_ok=True)
-                return (await client.publish_many(c.topic, [m]))[0]
-
-        receipt: Receipt = await self._publish_through_chain(call, endpoint)
+        receipt: Receipt = await self._publish_through_chain(call, self._publish_endpoint)
         return receipt
+
+    async def _publish_endpoint(self, c: PublishCall) -> Receipt:
+        client = self.client
+        if client is None:
+            raise Closed("the service is stopped")
+        m = c.message  # concurrent publishes to one topic travel in one batch
+        try:
+            return await client.publish_async(
+                c.topic, m.body, key=m.key, headers=m.headers, msg_id=m.msg_id, ttl=m.ttl,
+                delay=m.delay,
+            )  # fmt: skip
+        except NotFound:  # the first message on a topic: create it, then publish
+            await client.create_topic(c.topic, exist_ok=True)
+            return (await client.publish_many(c.topic, [m]))[0]
 
     async def publish_many(
         self,
@@ -137,10 +141,13 @@ class Publishing:
         if not payloads:
             return []
         client = await self._connect()
+        ids = self.ids.next_strs(len(payloads))  # one lock and clock read for the batch
         calls = [
             PublishCall(
                 topic,
-                self._outgoing(payload, kind, keys[i] if keys else None, headers, None, None, None),
+                self._outgoing(
+                    payload, kind, keys[i] if keys else None, headers, ids[i], None, None
+                ),
                 kind,
                 payload,
                 {BATCH_SIZE: len(payloads)},
