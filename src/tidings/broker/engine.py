@@ -2,10 +2,14 @@
 
 Synchronous and single-threaded by design: every call runs on the event loop's thread, never
 blocks on fsync (that is :class:`tidings.broker.runtime.BrokerRuntime`'s job) and never awaits.
-:class:`Broker` is assembled from mixins, one module per concern: ``delivery`` (dispatch,
-leases, settling, dead-letter), ``group_catalogue`` (group catalogue and positions),
-``sessions`` (members by id, their sessions, rebalancing), ``redrive``, ``retention`` and
-``stats``; a group's own state lives in the ``group`` package. This module holds
+:class:`Broker` keeps the topics and the members by id, and hands each consumer group's work
+to the group itself: a :class:`~tidings.broker.group.consumer_group.ConsumerGroup` owns its
+delivery (members, credit, leases, timers, dead-lettering, fenced handover) and sees the broker
+only through :class:`~tidings.broker.group.host.GroupHost`, which this class implements. Its
+other concerns are mixins, one module each: ``group_catalogue`` (creating, redeclaring,
+deleting and resetting groups), ``sessions`` (members by id: join, leave, heartbeats, credit,
+and the settle calls, passed on to the member's group), ``redrive``, ``retention`` and
+``stats``. This module holds
 the lifecycle, the topic catalogue, the publish path and visibility. The contract for drivers
 is written down in docs/design/engine-api.md.
 """
@@ -25,6 +29,8 @@ from ..errors import (
     TopicFull,
 )
 from ..model import (
+    DEFAULT_MAX_MESSAGE_SIZE,
+    GroupSpec,
     Outgoing,
     Receipt,
     Record,
@@ -34,10 +40,8 @@ from ..partitioning import partition_for
 from ..storage.base import RecoveryReport, Store
 from ..storage.cursor import GroupCursor
 from .dedup import PARTITION_BITS, PARTITION_MASK
-from .delivery import DeliveryMixin
-from .group.entries import Entry
+from .group.consumer_group import ConsumerGroup
 from .group.member import Member
-from .group.queues import GroupState
 from .group_catalogue import GroupCatalogueMixin
 from .msgids import MessageIds
 from .redeclaration import check_redeclaration, given_settings
@@ -57,7 +61,6 @@ CommitPoint = list[tuple[TopicState, int, int]]
 
 
 class Broker(
-    DeliveryMixin,
     GroupCatalogueMixin,
     MemberSessionsMixin,
     RedriveMixin,
@@ -95,7 +98,7 @@ class Broker(
         self._member_seq = itertools.count(1)
         self._ids = MessageIds()
         self._dirty: dict[tuple[str, int], tuple[TopicState, int]] = {}
-        self._pending_acks: dict[tuple[str, str, int], list[int]] = {}
+        self._acks_due: dict[int, ConsumerGroup] = {}  # groups with acks for the next commit
         self.on_dirty: Callable[[], None] | None = None  # the runtime's commit wake-up
         # Topics or groups changed since the last commit: even fsync=never must sync then,
         # or a kill would forget them.
@@ -103,8 +106,7 @@ class Broker(
         # Set by a runtime to run settle-triggered dispatches once per loop turn
         # (e.g. loop.call_soon); None dispatches at once.
         self.defer_dispatch: Callable[[Callable[[], None]], object] | None = None
-        self._deferred: dict[int, GroupState] = {}
-        self._leased: list[Entry] = []
+        self._deferred: dict[int, ConsumerGroup] = {}
         self.tracer: Tracer | None = None  # message tracing (set_tracer); None: off
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -124,7 +126,7 @@ class Broker(
                         self._ids.observe(last[-1].id)
             for gspec in self.store.groups(spec.name):
                 cursors = self._recovered_cursors(t, gspec.name, report)
-                t.groups[gspec.name] = GroupState(gspec, t, cursors)
+                t.groups[gspec.name] = self._new_group(gspec, t, cursors)
             self._rebuild_dedup(t, now)
         for line in report.truncated:
             log.warning("recovery truncated a damaged tail: %s", line)
@@ -240,7 +242,7 @@ class Broker(
             self._drop_group_members(g)
         del self._topics[name]
         self._dirty = {k: v for k, v in self._dirty.items() if v[0] is not t}
-        self._pending_acks = {k: v for k, v in self._pending_acks.items() if k[0] != name}
+        self._acks_due = {k: g for k, g in self._acks_due.items() if g.topic is not t}
         self.store.drop_topic(name)
         self._catalogue_changed()
 
@@ -423,19 +425,21 @@ class Broker(
                 t.parts[p].visible = t.parts[p].next
             self._enforce_limits(t)
             for g in list(t.groups.values()):
-                self._dispatch_soon(g)  # once per loop turn under a runtime, not per publish
+                self.dispatch_soon(g)  # once per loop turn under a runtime, not per publish
 
     # -- group commit ------------------------------------------------------------------------
 
     def flush_acks(self) -> None:
-        """Hand buffered acks to the store (the next sync makes them durable)."""
-        pending, self._pending_acks = self._pending_acks, {}
-        for (topic, group, p), offsets in pending.items():
-            if topic in self._topics and group in self._topics[topic].groups:
-                self.store.save_acks(topic, group, p, offsets)
+        """Hand the groups' buffered acks to the store (the next sync makes them durable)."""
+        due, self._acks_due = self._acks_due, {}
+        for g in due.values():
+            pending, g.pending_acks = g.pending_acks, {}
+            if g.is_live() and self._topics.get(g.topic.name) is g.topic:
+                for p, offsets in pending.items():
+                    self.store.save_acks(g.topic.name, g.name, p, offsets)
 
     def has_pending(self) -> bool:
-        return bool(self._dirty or self._pending_acks)
+        return bool(self._dirty or self._acks_due)
 
     def commit_point(self) -> CommitPoint:
         """Snapshot what must become durable; call ``store.sync()`` then ``make_visible``."""
@@ -456,10 +460,53 @@ class Broker(
         for t in touched.values():
             self._enforce_limits(t)
             for g in list(t.groups.values()):
-                self._dispatch(g)
+                g.dispatch()
 
     def sync(self) -> None:
         """Commit synchronously (tests and tools; the runtime does this off the loop)."""
         point = self.commit_point()
         self.store.sync()
         self.make_visible(point)
+
+    # -- what the consumer groups ask of the broker (group.host.GroupHost) -------------------
+
+    def _new_group(
+        self, spec: GroupSpec, t: TopicState, cursors: dict[int, GroupCursor]
+    ) -> ConsumerGroup:
+        return ConsumerGroup(
+            spec, t, cursors, self, reader=self.store, clock=self.clock, timers=self._timers
+        )
+
+    def dispatch_soon(self, g: ConsumerGroup) -> None:
+        """Dispatch after a settle: at once, or (under a runtime) once per event-loop turn, so
+        a burst of acks costs one dispatch instead of one each."""
+        if self.defer_dispatch is None:
+            g.dispatch()
+            return
+        if not self._deferred:
+            self.defer_dispatch(self.dispatch_deferred)
+        self._deferred[id(g)] = g
+
+    def dispatch_deferred(self) -> None:
+        groups, self._deferred = self._deferred, {}
+        for g in groups.values():
+            if g.is_live():
+                g.dispatch()
+
+    def acks_pending(self, g: ConsumerGroup) -> None:
+        if not self._acks_due and self.on_dirty is not None:
+            self.on_dirty()  # acks need a commit too, even when no publish follows
+        self._acks_due[id(g)] = g
+
+    def dead_letter(self, g: ConsumerGroup, topic: str, message: Outgoing) -> Receipt:
+        if topic not in self._topics:
+            # on demand; it must take whatever its origin topic took
+            size = max(g.topic.spec.max_message_size, DEFAULT_MAX_MESSAGE_SIZE)
+            self.create_topic(TopicSpec(name=topic, max_message_size=size), exist_ok=True)
+        if self.tracer is not None:
+            self.tracer.origin = "broker (dead letter)"
+        (copy,) = self.publish(topic, [message])
+        return copy
+
+    def forget_member(self, member: Member) -> None:
+        self._members.pop(member.id, None)

@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING
 from ..errors import AlreadyExists, BadRequest, NotFound
 from ..model import GroupSpec
 from ..storage.cursor import GroupCursor
-from .group.queues import GroupState
 
 if TYPE_CHECKING:
     from ..clock import Clock
     from ..storage.base import Store
+    from .group.consumer_group import ConsumerGroup
     from .group.member import Member
     from .timers import Timers
     from .topics import TopicState
@@ -23,11 +23,11 @@ class GroupCatalogueMixin:
     clock: Clock
     _timers: Timers
     _members: dict[str, Member]
-    _pending_acks: dict[tuple[str, str, int], list[int]]
+    _acks_due: dict[int, ConsumerGroup]
 
     # -- groups ------------------------------------------------------------------------------
 
-    def _group(self, topic: str, group: str) -> GroupState:
+    def _group(self, topic: str, group: str) -> ConsumerGroup:
         g = self._topic(topic).groups.get(group)
         if g is None:
             raise NotFound(f"group {group!r} does not exist on topic {topic!r}")
@@ -57,11 +57,11 @@ class GroupCatalogueMixin:
             floor = self._start_floor(t, p, spec.start, spec.start_value)
             self.store.save_floor(t.name, spec.name, p, floor)
             cursors[p] = GroupCursor(floor)
-        t.groups[spec.name] = GroupState(spec, t, cursors)
+        t.groups[spec.name] = self._new_group(spec, t, cursors)  # type: ignore[attr-defined]
         self._catalogue_changed()
         return spec
 
-    def _redeclare(self, g: GroupState, spec: GroupSpec) -> GroupSpec:
+    def _redeclare(self, g: ConsumerGroup, spec: GroupSpec) -> GroupSpec:
         old = g.spec
         if (spec.mode, spec.key_ordered, spec.auto_ack) != (
             old.mode,
@@ -91,21 +91,13 @@ class GroupCatalogueMixin:
         g = self._group(topic, group)
         self._drop_group_members(g)
         del g.topic.groups[group]
-        self._pending_acks = {
-            k: v for k, v in self._pending_acks.items() if (k[0], k[1]) != (topic, group)
-        }
+        self._acks_due.pop(id(g), None)
         self.store.drop_group(topic, group)
         self._catalogue_changed()
 
-    def _drop_group_members(self, g: GroupState) -> None:
-        # Disarm the group's pending lease and delay timers: they would otherwise settle (and
-        # journal acks for) offsets of a new group or topic created under the same name.
-        for entry in list(g.inflight.values()):
-            self._release(g, entry)
-        g.delayed.clear()
-        for m in list(g.members):
+    def _drop_group_members(self, g: ConsumerGroup) -> None:
+        for m in g.close():
             self._members.pop(m.id, None)
-        g.members.clear()
 
     def list_groups(self, topic: str) -> list[GroupSpec]:
         return [g.spec for g in self._topic(topic).groups.values()]
@@ -122,10 +114,7 @@ class GroupCatalogueMixin:
                 "start_value": start_value,
             }
         ).validate()
-        members = list(g.members)
-        for m in members:
-            for entry in list(m.inflight.values()):
-                self._release(g, entry)
+        members = g.take_back_leases()
         t = g.topic
         self.store.drop_group(topic, group)
         self.store.put_group(g.spec)
@@ -134,17 +123,9 @@ class GroupCatalogueMixin:
             floor = self._start_floor(t, p, spec.start, spec.start_value)
             self.store.save_floor(topic, group, p, floor)
             cursors[p] = GroupCursor(floor)
-        self._pending_acks = {
-            k: v for k, v in self._pending_acks.items() if (k[0], k[1]) != (topic, group)
-        }
-        fresh = GroupState(g.spec, t, cursors)
-        fresh.members = members
-        fresh.dead_lettered = g.dead_lettered
-        for m in members:
-            m.group = fresh
-            m.partitions.clear()
+        self._acks_due.pop(id(g), None)
+        fresh: ConsumerGroup = self._new_group(g.spec, t, cursors)  # type: ignore[attr-defined]
+        fresh.adopt(members, g.dead_lettered)
         t.groups[group] = fresh
         self._catalogue_changed()
-        if fresh.ordered:
-            self._rebalance(fresh)
-        self._dispatch(fresh)
+        fresh.resume()

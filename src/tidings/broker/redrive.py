@@ -3,12 +3,12 @@
 A redrive appends the dead letter's original body, key and headers to the origin topic under
 its **original** message id and producer id, with the header ``tidings-redrive-group``
 naming the group; every other group of the topic settles such a record without delivering
-it (see ``redriven_headers``), so only the group it died in sees it again, as a fresh delivery (its
-delivery count starts over). Which dead letters were redriven is kept by the broker's own
-group ``tidings-redrive`` on the dead-letter topic: a redriven dead letter is acknowledged
-there, in the same commit as the republish, so it is listed and redriven once. Discarding
-(the purge) acknowledges them there without a republish. A mixin of
-:class:`tidings.broker.engine.Broker`.
+it (see ``tidings.broker.group.deadletter.redriven_headers``), so only the group it died in
+sees it again, as a fresh delivery (its delivery count starts over). Which dead letters were
+redriven is kept by the broker's own group ``tidings-redrive`` on the dead-letter topic: a
+redriven dead letter is acknowledged there, in the same commit as the republish, so it is
+listed and redriven once. Discarding (the purge) acknowledges them there without a
+republish. A mixin of :class:`tidings.broker.engine.Broker`.
 """
 
 from __future__ import annotations
@@ -18,23 +18,15 @@ from typing import TYPE_CHECKING
 
 from .. import headers as H
 from ..errors import BadRequest, NotFound
-from ..headers import dead_letter_topic
 from ..model import DeadLetter, GroupSpec, Outgoing, Record
+from .group.deadletter import redriven_headers
 
 if TYPE_CHECKING:
-    from .group.queues import GroupState
+    from .group.consumer_group import ConsumerGroup
 
 REDRIVE_GROUP = "tidings-redrive"  # the broker's cursor of redriven dead letters
 MAX_REDRIVE = 10_000  # dead letters per call at most
 _READ_CHUNK = 256
-
-
-def redriven_headers(group: str, headers: dict[str, str]) -> dict[str, str] | None:
-    """For a redriven record's ``headers``: None when ``group`` must skip it (a redrive for
-    another group), else the headers the application sees (without the redrive header)."""
-    if H.redrive_skips(group, headers.get(H.REDRIVE_GROUP)):
-        return None
-    return {k: v for k, v in headers.items() if k != H.REDRIVE_GROUP}
 
 
 def _as_dead_letter(record: Record) -> DeadLetter:
@@ -66,11 +58,10 @@ class RedriveMixin:
     # provided by Broker
     store: object
     _topics: dict
-    _pending_acks: dict[tuple[str, str, int], list[int]]
 
     def dead_letter_topic_of(self, topic: str, group: str) -> str:
-        g: GroupState = self._group(topic, group)  # type: ignore[attr-defined]
-        return g.spec.dead_letter_topic or dead_letter_topic(topic, group)
+        g: ConsumerGroup = self._group(topic, group)  # type: ignore[attr-defined]
+        return g.dead_letter_topic
 
     def _waiting(self, topic: str, group: str, limit: int) -> list[tuple[int, Record]]:
         """Up to ``limit`` (partition, dead-letter record) of ``group`` not yet redriven."""
@@ -185,9 +176,7 @@ class RedriveMixin:
         g = t.groups[REDRIVE_GROUP]
         for p, record in done:
             if g.cursors[p].ack(record.offset):
-                if not self._pending_acks and self.on_dirty is not None:  # type: ignore[attr-defined]
-                    self.on_dirty()  # type: ignore[attr-defined]
-                self._pending_acks.setdefault((dlq, REDRIVE_GROUP, p), []).append(record.offset)
+                g.journal_ack(p, record.offset)
 
 
 __all__ = ["REDRIVE_GROUP", "RedriveMixin", "redriven_headers"]

@@ -1,6 +1,7 @@
 """Members by id, as the drivers hold them: joining, leaving, heartbeats and session timeouts,
-credit, and the rebalancing (with fenced handover) of ordered groups' partitions. A mixin of
-:class:`tidings.broker.engine.Broker`."""
+and every call a driver makes for a member (credit, pause, ack, nack, extend, reject), passed
+on to the member's :class:`~tidings.broker.group.consumer_group.ConsumerGroup`, which owns the
+rules. A mixin of :class:`tidings.broker.engine.Broker`."""
 
 from __future__ import annotations
 
@@ -9,11 +10,9 @@ import secrets
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from ..errors import BadRequest, MemberStuck, NotFound, TidingsError
+from ..errors import BadRequest, NotFound, TidingsError
 from ..model import Delivery, GroupSpec
-from .group.assignment import assign
 from .group.member import Member
-from .group.queues import GroupState
 
 if TYPE_CHECKING:
     import itertools
@@ -74,13 +73,10 @@ class MemberSessionsMixin:
             closed,
             prefetch_bytes,
         )
-        g.members.append(m)
         self._members[member_id] = m
         if session_timeout:
             self._timers.at(now + session_timeout, self._check_session, m)
-        if g.ordered:
-            self._rebalance(g)
-        self._dispatch(g)
+        g.add(m)
         return member_id
 
     def leave(self, member_id: str) -> None:
@@ -88,15 +84,7 @@ class MemberSessionsMixin:
         m = self._members.pop(member_id, None)
         if m is None:
             raise NotFound(f"unknown member {member_id!r}")
-        g = m.group
-        if m in g.members:
-            g.members.remove(m)
-        for entry in sorted(m.inflight.values(), key=lambda e: e.offset, reverse=True):
-            self._release(g, entry)
-            self._requeue(g, entry)
-        if g.ordered:
-            self._rebalance(g)
-        self._dispatch(g)
+        m.group.remove(m)
 
     def heartbeat(self, member_id: str) -> None:
         m = self._members.get(member_id)
@@ -108,25 +96,14 @@ class MemberSessionsMixin:
         m = self._members.get(member_id)
         if m is None:
             raise NotFound(f"unknown member {member_id!r}")
-        if m.group.spec.auto_ack:
-            m.credit = min(m.credit + max(n, 0), m.prefetch)
-        else:
-            # the client dropped ``n`` messages whose lease ran out in its buffer: the consumer
-            # is taking messages again, so the credit those leases held comes back
-            m.lost = max(m.lost - max(n, 0), 0)
-            m.expiries = 0
-            m.stuck_since = None
-        self._dispatch(m.group)
+        m.group.add_credit(m, n)
 
     def pause_member(self, member_id: str, paused: bool) -> None:
         """Stop (or resume) dispatching to a member whose consumer cannot take more now (its
         connection's write buffer is over its high-water mark); nothing else changes."""
         m = self._members.get(member_id)
-        if m is None or m.paused == paused:
-            return
-        m.paused = paused
-        if not paused:
-            self._dispatch(m.group)
+        if m is not None:
+            m.group.pause(m, paused)
 
     def member_group(self, member_id: str) -> GroupSpec:
         m = self._members.get(member_id)
@@ -144,49 +121,46 @@ class MemberSessionsMixin:
         else:
             self._timers.at(deadline, self._check_session, m)
 
-    def _stuck_too_long(self, m: Member, since: float) -> None:
-        """``stuck_member_leases`` lease periods after a member's first expired lease: if it
-        has settled nothing since (no ack, nack, reject, nor a client dropping an expired
-        message from its buffer), it is stuck for good. Close it, so its messages (and, in an
-        ordered group, its partitions) go to the other members. Counted in lease periods, not
-        in messages: a whole prefetch that expires at once is one stall, and a member whose
-        credit is spent on expired leases gets nothing more that could expire."""
-        if self._members.get(m.id) is not m or m.stuck_since != since:
-            return
-        topic, group = m.group.topic.name, m.group.name
-        error = MemberStuck(
-            f"the broker closed this subscription to {topic}/{group}: its leases kept expiring "
-            f"({m.expiries} in a row) with no ack, nack or reject for "
-            f"{self.stuck_member_leases} lease periods (a consumer that stopped taking "
-            "messages); its messages went to other members. Settle or extend within the "
-            "lease, and subscribe again"
-        )
-        log.warning(
-            "member %s of %s/%s is stuck (%d leases expired, nothing settled for %d lease "
-            "periods): closing it",
-            m.id,
-            topic,
-            group,
-            m.expiries,
-            self.stuck_member_leases,
-        )
-        self.leave(m.id)
-        if m.on_closed is not None:
-            m.on_closed(error)
+    # -- settling, by member id ----------------------------------------------------------
 
-    def _rebalance(self, g: GroupState) -> None:
-        """Move partitions to balance the group. A moved partition is fenced, not revoked:
-        its previous owner keeps the leases it holds (it may still be processing them) and
-        settles them as usual; the new owner gets the partition only once none of them is in
-        flight any more (settled, expired, or returned when that member left), so two members
-        never process one partition at once."""
-        members = sorted(g.members, key=lambda m: m.seq)
-        owners = assign(len(g.owners), members, g.owners)
-        for p, (old, new) in enumerate(zip(g.owners, owners, strict=True)):
-            if old is new:
-                continue
-            if old is not None:
-                old.partitions.discard(p)
-            if new is not None:
-                new.partitions.add(p)
-        g.owners = owners
+    def _held_by(self, member_id: str) -> Member:
+        m = self._members.get(member_id)
+        if m is None:
+            raise NotFound(f"unknown member {member_id!r}: it left or timed out; subscribe again")
+        return m
+
+    def ack(self, member_id: str, partition: int, offset: int) -> None:
+        m = self._held_by(member_id)
+        m.group.ack(m, partition, offset)
+
+    def ack_many(self, member_id: str, refs: list[tuple[int, int]]) -> list[Exception | None]:
+        """Ack several deliveries, dispatching once; one result (None or the error) each."""
+        m = self._members.get(member_id)
+        if m is None:
+            results: list[Exception | None] = []
+            for _ in refs:
+                try:
+                    self._held_by(member_id)
+                except NotFound as exc:
+                    results.append(exc)
+            return results
+        return m.group.ack_many(m, refs)
+
+    def nack(
+        self,
+        member_id: str,
+        partition: int,
+        offset: int,
+        delay: float = 0.0,
+        error: str | None = None,
+    ) -> None:
+        m = self._held_by(member_id)
+        m.group.nack(m, partition, offset, delay, error)
+
+    def extend(self, member_id: str, partition: int, offset: int, seconds: float) -> None:
+        m = self._held_by(member_id)
+        m.group.extend(m, partition, offset, seconds)
+
+    def reject(self, member_id: str, partition: int, offset: int, reason: str = "rejected") -> None:
+        m = self._held_by(member_id)
+        m.group.reject(m, partition, offset, reason)

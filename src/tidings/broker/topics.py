@@ -13,7 +13,7 @@ from .dedup import DedupIndex
 from .rates import RateMeter
 
 if TYPE_CHECKING:
-    from .group.queues import GroupState
+    from .group.consumer_group import ConsumerGroup
     from .tracing import Tracer
 
 
@@ -72,7 +72,7 @@ class TopicState:
         self.name = spec.name
         self.parts = [PartState(first, nxt) for first, nxt in bounds]
         self.dedup = DedupIndex(spec.dedup_window)
-        self.groups: dict[str, GroupState] = {}
+        self.groups: dict[str, ConsumerGroup] = {}
         self.rr = RoundRobin()
         self.publish_meter = RateMeter()
         self.owner = owner  # set for temporary topics (reply topics)

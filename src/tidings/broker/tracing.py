@@ -31,9 +31,9 @@ from ..trace import TraceEvent
 
 if TYPE_CHECKING:
     from ..model import Record
+    from .group.consumer_group import ConsumerGroup
     from .group.entries import Entry
     from .group.member import Member
-    from .group.queues import GroupState
 
 DEFAULT_SIZE = 100_000
 MAX_RESULTS = 10_000
@@ -153,7 +153,7 @@ class Tracer:
         self.seq = seq
 
     def delivered(
-        self, g: GroupState, member: Member, entry: Entry, record: Record, now: float
+        self, g: ConsumerGroup, member: Member, entry: Entry, record: Record, now: float
     ) -> None:
         if not (self._all or self.sampled(record.id)):
             return
@@ -168,7 +168,7 @@ class Tracer:
     def settled(
         self,
         event: str,
-        g: GroupState,
+        g: ConsumerGroup,
         entry: Entry,
         now: float,
         *,

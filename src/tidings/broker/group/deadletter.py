@@ -1,5 +1,7 @@
 """Building the dead-letter copy of a message: body, key and headers kept, plus headers that
-say why, how often it was delivered, where it came from and the consumer's last error."""
+say why, how often it was delivered, where it came from and the consumer's last error; and
+how a group sees a dead letter redriven to the topic (``redriven_headers``: only the group it
+died in delivers it, see tidings.broker.redrive)."""
 
 from __future__ import annotations
 
@@ -31,3 +33,11 @@ def dead_letter_message(
     )
     # The copy keeps the key but not the TTL or delay: a dead letter waits for a human.
     return Outgoing(record.body, key=record.key, headers=headers)
+
+
+def redriven_headers(group: str, headers: dict[str, str]) -> dict[str, str] | None:
+    """For a redriven record's ``headers``: None when ``group`` must skip it (a redrive for
+    another group), else the headers the application sees (without the redrive header)."""
+    if H.redrive_skips(group, headers.get(H.REDRIVE_GROUP)):
+        return None
+    return {k: v for k, v in headers.items() if k != H.REDRIVE_GROUP}

@@ -15,7 +15,7 @@ from ...model import Delivery
 from .entries import Entry
 
 if TYPE_CHECKING:
-    from .queues import GroupState
+    from .consumer_group import ConsumerGroup
 
 
 class Member:
@@ -43,7 +43,7 @@ class Member:
         self,
         member_id: str,
         seq: int,
-        group: GroupState,
+        group: ConsumerGroup,
         prefetch: int,
         deliver: Callable[[list[Delivery]], None],
         session_timeout: float | None,

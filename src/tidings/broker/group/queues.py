@@ -1,4 +1,5 @@
-"""A consumer group's in-memory state and its queues.
+"""A consumer group's in-memory state and its queues (the base of
+:class:`~tidings.broker.group.consumer_group.ConsumerGroup`, which delivers from them).
 
 Shared groups keep one ``ready`` queue over all partitions (plus, when ``key_ordered``, a
 per-key waiting line so one key has at most one active message). Ordered groups keep one queue
@@ -12,14 +13,17 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from ...model import GroupSpec
-from ...storage.base import Store
 from ...storage.cursor import GroupCursor
 from ..rates import RateMeter
 from ..topics import TopicState
 from .entries import Entry
 from .member import Member
+
+if TYPE_CHECKING:
+    from .host import LogReader
 
 LOAD_BATCH = 256
 SHARED_WINDOW = 1024  # loaded, not yet delivered entries a shared group keeps ready
@@ -27,7 +31,7 @@ KEYED_WINDOW = 8192  # the same for key_ordered groups, whose waiting lines also
 ORDERED_WINDOW = 256  # per partition
 
 
-class GroupState:
+class GroupQueues:
     def __init__(self, spec: GroupSpec, topic: TopicState, cursors: dict[int, GroupCursor]):
         self.spec = spec
         self.name = spec.name
@@ -64,7 +68,7 @@ class GroupState:
 
     # -- loading -----------------------------------------------------------------------------
 
-    def load_shared(self, store: Store, admit: Callable[[Entry], None]) -> bool:
+    def load_shared(self, store: LogReader, admit: Callable[[Entry], None]) -> bool:
         """Load more of the backlog into the shared queues; False when nothing was left."""
         window = KEYED_WINDOW if self.spec.key_ordered else SHARED_WINDOW
         parts = self.topic.parts
@@ -79,13 +83,13 @@ class GroupState:
         self.load_rr = (self.load_rr + 1) % n
         return loaded
 
-    def load_ordered(self, store: Store, p: int, admit: Callable[[Entry], None]) -> bool:
+    def load_ordered(self, store: LogReader, p: int, admit: Callable[[Entry], None]) -> bool:
         if len(self.pqueues[p]) >= ORDERED_WINDOW:
             return False
         return self._load_partition(store, p, ORDERED_WINDOW, admit)
 
     def _load_partition(
-        self, store: Store, p: int, count: int, admit: Callable[[Entry], None]
+        self, store: LogReader, p: int, count: int, admit: Callable[[Entry], None]
     ) -> bool:
         part = self.topic.parts[p]
         pos = max(self.read_pos[p], part.first)
