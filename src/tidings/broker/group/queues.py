@@ -52,7 +52,8 @@ class GroupQueues:
         self.owners: list[Member | None] = [None] * n
         self.pinflight = [0] * n
         # ordered: the member holding a partition's in-flight entries. After a handover it is
-        # the previous owner until they are settled or expired (the fence, see _rebalance).
+        # the previous owner until they are settled or expired (the fence, see
+        # ConsumerGroup.rebalance).
         self.pholder: list[Member | None] = [None] * n
         self.wake_at = [0.0] * n  # ordered: when a waiting partition head is due
         self.members: list[Member] = []
