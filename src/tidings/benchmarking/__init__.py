@@ -3,7 +3,8 @@
 ``tidings bench [--quick|--smoke] [--engines ...] [--workloads ...] [--repeat N] [--json]``
 calls :func:`main`; ``tidings bench resilience [--quick]`` runs :mod:`.resilience`,
 ``tidings bench outbox [--quick]`` :mod:`.outbox`, ``tidings bench gateway [--quick]``
-:mod:`.gateway`, ``tidings bench saga [--quick] [--postgres]`` :mod:`.saga`. See
+:mod:`.gateway`, ``tidings bench saga [--quick] [--postgres]`` :mod:`.saga`,
+``tidings bench mqtt [--quick] [--repeat N]`` :mod:`.mqtt` (against Debian's mosquitto). See
 docs/performance.md for the method and the latest figures.
 """
 
@@ -19,6 +20,7 @@ SUITES = {
     "outbox": "tidings.benchmarking.outbox",
     "gateway": "tidings.benchmarking.gateway",
     "saga": "tidings.benchmarking.saga",
+    "mqtt": "tidings.benchmarking.mqtt",
 }
 
 

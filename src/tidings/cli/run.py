@@ -45,6 +45,7 @@ Example:
     tidings bench discovery --quick
     tidings bench outbox --quick
     tidings bench gateway --quick
+    tidings bench mqtt --quick --repeat 3
 """
 
 
