@@ -219,3 +219,33 @@ def test_the_packet_size_limits_of_both_sides(tmp_path, clients):
         old.c.publish("sensors/huge", b"z" * 3000, qos=1)
         old.disconnects.get(timeout=10)  # 3.1.1: the connection is closed
         assert sub.nothing_more()
+
+
+def test_the_receive_maximum_counts_unanswered_qos_1_and_2_only(broker):
+    """CONNACK's receive maximum (1000): QoS 0 publishes do not count, however many arrive at
+    once; QoS 2 ones count until PUBREL (the Eclipse suite's test_flow_control2)."""
+    from .test_bad_input import _connect, _open, _read_all
+
+    burst = b"".join(m.encode(m.Publish("sensors/q0", b"x"), m.V5) for _ in range(1500))
+    with _open(broker.mqtt_port) as sock:
+        assert _connect(sock, client_id="q0").reason == m.SUCCESS
+        sock.sendall(burst + m.encode(m.Pingreq(), m.V5))  # one read: all queued at once
+        sock.settimeout(10)
+        assert sock.recv(2) == bytes([m.PINGRESP << 4, 0])  # still connected
+    with _open(broker.mqtt_port) as sock:
+        connack = _connect(sock, client_id="q2")
+        assert connack.properties["receive_maximum"] == 1000
+        qos2 = [m.Publish("sensors/q2", b"y", qos=2, packet_id=i) for i in range(1, 1002)]
+        sock.sendall(b"".join(m.encode(p, m.V5) for p in qos2[:1000]))  # and never a PUBREL
+        decoder = m.PacketDecoder(server=False)
+        decoder.version = m.V5
+        recs: list[m.Packet] = []
+        while len(recs) < 1000:  # each answered with PUBREC, held until its PUBREL
+            data = sock.recv(65536)
+            assert data, "closed before the 1000 PUBRECs"
+            recs += decoder.feed(data)
+        assert all(isinstance(p, m.Ack) and p.type == m.PUBREC for p in recs)
+        sock.sendall(m.encode(qos2[1000], m.V5))  # the 1001st unreleased QoS 2 publish
+        got = _read_all(sock)
+    assert len(got) == 1 and isinstance(got[0], m.Disconnect)
+    assert got[0].reason == m.RECEIVE_MAXIMUM_EXCEEDED

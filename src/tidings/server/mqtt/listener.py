@@ -78,6 +78,7 @@ class MqttConnection(asyncio.Protocol):
         self.client_max_packet = m.MAX_REMAINING + 5
         self.session = Session(self, self.broker)
         self.inbound: deque[m.Publish] = deque()
+        self.unacked_in = 0  # QoS 1/2 publishes received and not answered yet
         self.publisher: asyncio.Task[None] | None = None
         self.will: m.Will | None = None
         self.may_publish: set[str] = set()
@@ -316,9 +317,15 @@ class MqttConnection(asyncio.Protocol):
             raise m.MalformedPacket(
                 "topic aliases are not supported (maximum 0)", m.TOPIC_NAME_INVALID
             )
-        if len(self.inbound) >= SERVER_RECEIVE_MAXIMUM:
-            raise m.MalformedPacket("more QoS 1/2 publishes in flight than the receive maximum",
-                                    m.RECEIVE_MAXIMUM_EXCEEDED)  # fmt: skip
+        if packet.qos:  # the receive maximum counts QoS 1 until PUBACK, QoS 2 until PUBCOMP
+            received = self.session.received
+            resend = packet.qos == 2 and packet.packet_id in received
+            if not resend and self.unacked_in + len(received) >= SERVER_RECEIVE_MAXIMUM:
+                raise m.MalformedPacket(
+                    "more QoS 1/2 publishes in flight than the receive maximum",
+                    m.RECEIVE_MAXIMUM_EXCEEDED,
+                )
+            self.unacked_in += 1
         self.inbound.append(packet)
         if self.publisher is None:
             self.publisher = asyncio.get_running_loop().create_task(self._publish_inbound())
@@ -333,6 +340,7 @@ class MqttConnection(asyncio.Protocol):
                 try:
                     topic, _ = split_topic(first.topic)
                 except m.MalformedPacket as exc:
+                    self.unacked_in -= first.qos > 0
                     self.publish_failed(first, exc.reason, str(exc))
                     continue
                 while self.inbound and len(run) < PUBLISH_RUN:
@@ -340,7 +348,10 @@ class MqttConnection(asyncio.Protocol):
                     if nxt.topic.partition("/")[0] != topic:
                         break
                     run.append(self.inbound.popleft())
-                await self._publish_run(topic, run)
+                try:
+                    await self._publish_run(topic, run)
+                finally:  # answered (PUBACK, PUBREC, or refused)
+                    self.unacked_in -= sum(p.qos > 0 for p in run)
         except Exception:
             log.exception("mqtt %s: publishing failed", self.id)
             self.refuse(m.UNSPECIFIED, "internal error")
