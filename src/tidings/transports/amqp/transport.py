@@ -445,7 +445,8 @@ class AmqpTransport(Transport):
                 )
                 for p in range(topic.partitions):
                     await queue.bind(exchange, routing_key(p))
-            await self._claim(topic)
+            if spec.start != "latest":  # 'latest': only what is published from now on
+                await self._claim(topic)
         return spec
 
     async def _claim(self, topic: TopicSpec) -> None:
