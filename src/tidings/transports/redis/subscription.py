@@ -151,6 +151,9 @@ class RedisSubscription(TransportSubscription):
             except Exception as exc:
                 error = translate(exc, f"read group {self.spec.name!r}")
                 if "NOGROUP" in str(exc):
+                    if await self._group_exists():
+                        await asyncio.sleep(0.05)
+                        continue  # a reset_group recreated it meanwhile
                     self._fail(
                         NotFound(
                             f"group {self.spec.name!r} of topic {self.spec.topic!r} was deleted"
@@ -159,6 +162,18 @@ class RedisSubscription(TransportSubscription):
                     return
                 log.warning("redis: %s; retrying", error)
                 await asyncio.sleep(0.5)
+
+    async def _group_exists(self) -> bool:
+        """False once the group is deleted (not while a reset recreates it)."""
+        for _ in range(10):
+            with contextlib.suppress(Exception):
+                if not await self._r.hexists(self.keys.groups, self.spec.name):
+                    return False
+                groups = await self._r.xinfo_groups(self.keys.stream(0))
+                if any(g.get("name") == self.spec.name.encode() for g in groups):
+                    return True
+            await asyncio.sleep(0.1)
+        return True
 
     async def _read(self, parts: list[int], free: int, wait: float) -> None:
         # COUNT applies per stream: read from at most `free` partitions, so that the total
