@@ -1,4 +1,5 @@
-"""The service framework on a real broker process (`tidings://`), not only on memory://:
+"""The service framework on a real broker process (`tidings://`) and on a real RabbitMQ
+(`amqp://`), not only on memory://:
 validation failures dead-letter, failures retry with backoff then dead-letter with the
 exception text, long handlers keep their lease, ordered handlers keep per-key order under
 concurrency, request/reply with remote errors and timeouts, scatter-gather, and idempotent
@@ -14,6 +15,7 @@ from collections.abc import Iterator
 import pytest
 from pydantic import BaseModel
 from tests.helpers.broker_process import BrokerProcess
+from tests.helpers.rabbitmq_server import rabbitmq_server  # noqa: F401 - fixture
 
 import tidings
 from tidings import headers as H
@@ -36,8 +38,14 @@ class Status(BaseModel):
     state: str
 
 
-@pytest.fixture(scope="module")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerProcess]:
+@pytest.fixture(scope="module", params=["tidings", "amqp"])
+def broker(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[BrokerProcess]:
+    """The engine the services run on (anything with a ``url``)."""
+    if request.param == "amqp":
+        yield request.getfixturevalue("rabbitmq_server")
+        return
     with BrokerProcess(tmp_path_factory.mktemp("svc-broker")) as b:
         yield b
 
