@@ -150,3 +150,28 @@ async def test_a_refused_connection_says_where(url: str) -> None:
 
     with pytest.raises(TransportUnavailable, match=r"cannot connect to redis://127.0.0.1:1"):
         await RedisTransport(url).connect()
+
+
+async def test_a_member_carries_on_after_the_server_restarts(fresh_redis_server) -> None:
+    server = fresh_redis_server
+    async with tidings.connect(server.url) as client:
+        await client.create_topic("jobs")
+        sub = await client.subscribe("jobs", "workers", confirm_acks=True)
+        await client.publish("jobs", b"before")
+        msg = await sub.next(timeout=5)
+        assert msg is not None and msg.body == b"before"
+        await msg.ack()
+        server.restart()  # same port, same AOF
+        deadline = time.monotonic() + 20
+        while True:  # the first commands after the restart may fail: the client retries
+            try:
+                await client.publish("jobs", b"after")
+                break
+            except tidings.TidingsError:
+                assert time.monotonic() < deadline, "publishing never worked again"
+                await asyncio.sleep(0.2)
+        again = await sub.next(timeout=15)
+        assert again is not None and again.body == b"after" and again.delivery_count == 1
+        await again.ack()
+        assert await sub.next(timeout=1.0) is None  # 'before' stayed acked
+        await sub.close()
