@@ -131,9 +131,9 @@ async def test_a_chain_in_the_timeline_and_the_services_graph(traced, tmp_path):
             "els => els.map(e => e.textContent)"
         )
         assert f"orders-{tag} event to {placed}" in " ".join(edges)
-        assert f"billing-{tag} handles {placed}" in edges
+        assert f"billing-{tag} handles {placed} as billing-{tag}" in " ".join(edges)
         assert f"billing-{tag} event to {invoiced}" in " ".join(edges)
-        assert f"orders-{tag} handles {invoiced}" in edges
+        assert f"orders-{tag} handles {invoiced}" in " ".join(edges)
         row = page.locator("#services tr", has_text=f"billing-{tag}")
         assert placed in await row.inner_text() and invoiced in await row.inner_text()
         await page.screenshot(path=str(tmp_path / "services.png"), full_page=True)
@@ -141,3 +141,61 @@ async def test_a_chain_in_the_timeline_and_the_services_graph(traced, tmp_path):
         await page.wait_for_url(f"**/topics/{placed}")
         await browser.close()
     assert (tmp_path / "services.png").stat().st_size > 0
+
+
+def _rate(text: str) -> float:
+    """'12.5/s' or '1,204/s' -> messages/s."""
+    return float(text.rsplit(" ", 1)[-1].removesuffix("/s").replace(",", ""))
+
+
+async def test_the_services_graph_shows_live_rates_on_its_edges(traced, tmp_path):
+    """Rates on each edge (publisher -> topic from the publisher's heartbeat; topic -> consumer
+    from the broker's ack rate of the consumer's group), updated while the page stays open."""
+    tag = secrets.token_hex(3)
+    topic = f"browser.rated.{tag}"
+    shop = tidings.Service(f"shop-{tag}", url=traced.url, heartbeat=0.5)
+    ledger = tidings.Service(f"ledger-{tag}", url=traced.url, heartbeat=0.5)
+    handled = 0
+
+    @ledger.on(topic)
+    async def book(order: dict) -> None:
+        nonlocal handled
+        handled += 1
+
+    async with shop.running(), ledger.running(), async_playwright() as pw:
+        await shop.publish(topic, {"n": 0})  # the flow shows in the next heartbeat
+        browser = await _browser(pw)
+        page = await browser.new_page(viewport={"width": 1280, "height": 900})
+        await page.goto(f"{traced.base}/services")
+        out_edge = f"#service-map text.rate[data-edge='shop-{tag}>{topic}']"
+        in_edge = f"#service-map text.rate[data-edge='{topic}>ledger-{tag}']"
+        await page.wait_for_selector(in_edge, timeout=60_000)  # live: the services appear
+        await page.wait_for_selector(out_edge, timeout=60_000)
+        group = f"#service-map text.group[data-edge='{topic}>ledger-{tag}']"
+        assert await page.locator(group).text_content() == f"ledger-{tag}"
+        await page.evaluate("() => { window.stayed = true; }")  # gone if the page reloads
+
+        async def steady() -> None:  # about 40 messages/s until the rates show
+            n = 0
+            while True:
+                n += 1
+                await shop.publish(topic, {"n": n})
+                await asyncio.sleep(0.025)
+
+        feeder = asyncio.create_task(steady())
+        try:
+            await page.wait_for_function(
+                "([a, b]) => [a, b].every(s => { const el = document.querySelector(s); return "
+                "el && parseFloat(el.textContent.split(' ').pop().replace(/,/g, '')) > 0; })",
+                arg=[out_edge, in_edge],
+                timeout=60_000,
+            )
+        finally:
+            feeder.cancel()
+            await asyncio.gather(feeder, return_exceptions=True)
+        assert await page.evaluate("() => window.stayed === true")  # updated in place
+        assert _rate(await page.locator(out_edge).text_content() or "") > 0
+        assert _rate(await page.locator(in_edge).text_content() or "") > 0
+        assert handled > 0
+        await page.screenshot(path=str(tmp_path / "services-rates.png"), full_page=True)
+        await browser.close()

@@ -91,6 +91,23 @@ class ServerProcess:
         """Resident memory of the process and its descendants (Linux /proc)."""
         return tree_rss(self.pid) if self.running() else 0
 
+    def cpu_seconds(self) -> float:
+        """CPU time of the process, all its threads (the event loop and the fsync and
+        writer threads), in nanoseconds from /proc/PID/task/*/schedstat (Linux; 0.0
+        elsewhere). A thread that ended before the call is not counted."""
+        total = 0
+        try:
+            tasks = os.listdir(f"/proc/{self.pid}/task")
+        except (OSError, AssertionError):
+            return 0.0
+        for task in tasks:
+            try:
+                with open(f"/proc/{self.pid}/task/{task}/schedstat") as f:
+                    total += int(f.read().split()[0])
+            except (OSError, IndexError, ValueError):
+                continue  # the thread ended meanwhile
+        return total / 1e9
+
     def log_tail(self, lines: int = 30) -> str:
         try:
             text = self.log_path.read_text(errors="replace")

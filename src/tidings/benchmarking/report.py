@@ -18,7 +18,17 @@ METRICS: dict[str, tuple[str, str, bool]] = {
         "msg/s",
         True,
     ),
+    "publish.single.broker_us": (
+        "publish, single: the broker's CPU time per message (tidings only)",
+        "us",
+        False,
+    ),
     "consume": ("consume + ack, 1 consumer (tidings: the plain loop)", "msg/s", True),
+    "consume.broker_us": (
+        "consume + ack: the broker's CPU time per message (tidings only)",
+        "us",
+        False,
+    ),
     "consume.batch": ("consume + ack: tidings `next_batch` + gathered acks", "msg/s", True),
     "publish.single.cpu": ("client CPU per message: publish, single", "us", False),
     "publish.batch.cpu": ("client CPU per message: publish, batched", "us", False),

@@ -138,10 +138,12 @@ async def publish(ctx: Context) -> dict[str, float]:
         # Bodies are made before the clock starts: the figures are the engine's and its
         # client's, not the harness's (making one costs about as much as publishing it).
         made = [body(i) for i in range(p.publish_n)]
+        cpu0 = ctx.engine.cpu_seconds()
         t0, c0 = time.perf_counter(), time.process_time()
         await _pipelined(lambda i: client.publish_one(topic, made[i]), p.publish_n, client.window)
         single = p.publish_n / (time.perf_counter() - t0)
         single_cpu = _cpu_us(c0, p.publish_n)
+        cpu1 = ctx.engine.cpu_seconds()
         t0, c0 = time.perf_counter(), time.process_time()
         await _fill(client, topic, p.publish_n, p.batch, SIZE, made)
         batched = p.publish_n / (time.perf_counter() - t0)
@@ -152,6 +154,8 @@ async def publish(ctx: Context) -> dict[str, float]:
             "publish.single.cpu": single_cpu,
             "publish.batch.cpu": _cpu_us(c0, p.publish_n),
         }
+        if cpu0 is not None and cpu1 is not None:  # the broker's own CPU: steadier than msg/s
+            out["publish.single.broker_us"] = (cpu1 - cpu0) / p.publish_n * 1e6
         futures = getattr(client, "publish_futures", None)
         if futures is not None:  # an engine's publish-without-waiting API (publish_async)
             topic = _topic("pub-async")
@@ -192,9 +196,13 @@ async def consume(ctx: Context) -> dict[str, float]:
     client = await _client(ctx.engine)
     try:
         counter = Counter(n)
+        cpu0 = ctx.engine.cpu_seconds()
         t0, c0 = time.perf_counter(), time.process_time()
         await _consume_until([client], topic, ["g"], counter)
+        cpu1 = ctx.engine.cpu_seconds()
         out = {"consume": n / (counter.finished_at - t0), "consume.cpu": _cpu_us(c0, n)}
+        if cpu0 is not None and cpu1 is not None:
+            out["consume.broker_us"] = (cpu1 - cpu0) / n * 1e6
         for mode in client.extra_consume_modes:  # the engine's other consume idioms
             topic, n = _topic(f"con-{mode}"), p.publish_n
             await client.declare(topic, ["g"])

@@ -21,9 +21,11 @@ events after a sequence number (``--follow``).
 
 from __future__ import annotations
 
+import bisect
+import itertools
+import operator
 import zlib
-from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from .. import headers as H
@@ -54,16 +56,51 @@ def trace_ids(traceparent: str | None) -> tuple[str | None, str | None]:
     return parts[1].lower(), parts[2].lower()
 
 
-# A ring entry: (seq, time, event, topic, partition, offset, id, group, member, deliveries,
-# x1, x2, x3, x4) where the x are, for published/redriven: origin, msg_id, key, headers; for
-# the others: reason, delay, target, target_id.
+# A flat event: (seq, time, event, topic, partition, offset, id, group, member, deliveries,
+# x1, x2, x3, x4, 1) where the x are, for published/redriven: origin, msg_id, key, headers;
+# for the others: reason, delay, target, target_id. The last item of every row is how many
+# events it holds (1 here), so that dropping the oldest rows is a C loop.
 Row = tuple
 _SEQ, _EVENT, _TOPIC, _ID, _MSG_ID, _HEADERS = 0, 2, 3, 6, 11, 13
 _PUBLISHED = frozenset({"published", "redriven"})
 
+# The ring keeps one row per event, except for a published (or redriven) batch: one row per
+# partition batch, its per-message fields as lists made by C loops, expanded into flat events
+# only when read: (first seq, time, event, topic, partition, first offset or the offsets,
+# ids, msg_ids, keys, headers, origin, count).
+_BATCH_LEN = 12
+_last = operator.itemgetter(-1)
+_get_id = operator.attrgetter("id")
+_get_msg_id = operator.attrgetter("msg_id")
+_get_key = operator.attrgetter("key")
+_get_headers = operator.attrgetter("headers")
+_get_offset = operator.attrgetter("offset")
+
+
+def row_events(row: Row) -> int:
+    """How many events a ring row holds."""
+    return row[-1]
+
+
+def row_member(row: Row) -> str | None:
+    """The member id a ring row names (None for a published batch)."""
+    return None if len(row) == _BATCH_LEN else row[8]
+
+
+def _expand(row: Row) -> list[Row]:
+    """The flat events of a published batch row."""
+    seq, at, kind, topic, p, offsets, ids, msg_ids, keys, headers, origin, n = row
+    if isinstance(offsets, int):
+        offsets = range(offsets, offsets + n)
+    return [
+        (seq + i, at, kind, topic, p, offsets[i], ids[i], None, None, None, origin, msg_ids[i],
+         keys[i], headers[i], 1)
+        for i in range(n)
+    ]  # fmt: skip
+
 
 def _event(row: Row, consumers: dict[str, str]) -> TraceEvent:
-    seq, at, kind, topic, p, offset, mid, group, member, count, x1, x2, x3, x4 = row
+    seq, at, kind, topic, p, offset, mid, group, member, count, x1, x2, x3, x4, _ = row
     if kind not in _PUBLISHED:
         return TraceEvent(
             seq=seq, time=at, event=kind, topic=topic, partition=p, offset=offset, id=mid,
@@ -93,17 +130,98 @@ class Tracer:
     ) -> None:
         if size < 1:
             raise ValueError("the trace ring needs room for at least one event")
-        self.rows: deque[Row] = deque(maxlen=size)
+        self.rows: list[Row] = []
         self.size = size
+        self.seq = 0  # the sequence number of the newest event
+        self._gone = 0  # events dropped off the ring's rows (seq - _gone: the rows' events)
+        # past this seq the hot path drops the oldest rows (size and a tenth: amortised)
+        self._trim_at = self._high = size + max(1, size // 10)
         self.set_sample(sample)
         self.covers = covers
         self.patterns = patterns  # what ``covers`` was built from, for display
-        self.seq = 0
+        self._append = self.rows.append
         # The publisher of the next ``published`` batch, set by the server right before it
         # calls the engine's publish and taken (reset) by the first batch that reads it.
         self.origin: str | None = None
         # member id -> the connection it consumes through (the server says, at subscribe)
         self.consumers: dict[str, str] = {}
+
+    def restore(self, rows: Iterable[Row], consumers: dict[str, str] | None = None) -> None:
+        """Put rows kept from an earlier run (``rows_after``'s, oldest first) back into an
+        empty ring; numbering goes on after the newest."""
+        if self.rows:
+            raise ValueError("restore() needs an empty trace ring")
+        for row in rows:
+            row = tuple(row)
+            self.rows.append(row)
+            self.seq = row[_SEQ] + row[-1] - 1
+        self._gone = self.seq - sum(map(_last, self.rows))
+        self._trim()
+        for member, who in (consumers or {}).items():
+            self.joined(member, who)
+
+    def rows_after(self, seq: int) -> list[Row]:
+        """The ring's rows whose events are newer than ``seq``, oldest first: what a persister
+        has not written yet when it wrote up to ``seq`` (rows are never changed once added)."""
+        out: list[Row] = []
+        for row in reversed(self.rows):
+            if row[_SEQ] <= seq:
+                break
+            out.append(row)
+        out.reverse()
+        return out
+
+    def _trim(self) -> None:
+        """Drop whole rows, oldest first, while the ring keeps ``size`` events without them.
+        The hot path calls this only past ``_high`` (``size`` and a tenth), so dropping is
+        amortised, and it is C loops (the rows' counts summed, one slice deleted); readers
+        skip the events beyond ``size`` (``_excess``)."""
+        rows = self.rows
+        excess = self.seq - self._gone - self.size
+        if excess > 0:
+            sums = list(itertools.accumulate(map(_last, itertools.islice(rows, excess))))
+            drop = bisect.bisect_right(sums, excess)
+            if drop:
+                del rows[:drop]
+                self._gone += sums[drop - 1]
+        self._trim_at = self._gone + self._high
+
+    @property
+    def count(self) -> int:
+        """Events the rows hold (the oldest ``_excess`` of them beyond ``size``)."""
+        return self.seq - self._gone
+
+    @property
+    def _excess(self) -> int:
+        return max(0, self.count - self.size)
+
+    def _flat(self) -> Iterator[Row]:
+        """The flat events of the ring, oldest first (the newest ``size``)."""
+        skip = self._excess
+        for row in self.rows:
+            if row[_EVENT] in _PUBLISHED:
+                flat = _expand(row)
+                if skip:
+                    flat, skip = flat[skip:], max(0, skip - len(flat))
+                yield from flat
+            elif skip:
+                skip -= 1
+            else:
+                yield row
+
+    def _flat_reversed(self) -> Iterator[Row]:
+        """The same, newest first."""
+        left = self.count - self._excess
+        for row in reversed(self.rows):
+            if left <= 0:
+                return
+            if row[_EVENT] in _PUBLISHED:
+                flat = _expand(row)[::-1][:left]
+                left -= len(flat)
+                yield from flat
+            else:
+                left -= 1
+                yield row
 
     def joined(self, member_id: str, who: str) -> None:
         """Name a member's connection in its events (the newest MAX_CONSUMERS are kept)."""
@@ -122,48 +240,74 @@ class Tracer:
     @property
     def events(self) -> list[TraceEvent]:
         """Every event the ring holds, oldest first."""
-        return [_event(row, self.consumers) for row in self.rows]
+        return [_event(row, self.consumers) for row in self._flat()]
 
     def __len__(self) -> int:
-        return len(self.rows)
+        return self.count - self._excess
 
     @property
     def dropped(self) -> int:
         """Events that fell off the ring."""
-        return self.seq - len(self.rows)
+        return self.seq - len(self)
 
     def sampled(self, message_id: str) -> bool:
         return self._all or zlib.crc32(message_id.encode()) < self._threshold
 
     # -- events (the engine calls these for traced topics only) ------------------------------
+    # Nothing is formatted here: a published batch is one row whatever its size (its fields
+    # gathered by C loops), a delivery or a settlement one flat tuple of strings, numbers and
+    # None. An unsampled message is dropped before anything is built.
 
     def published(
         self, topic: str, batches: dict[int, list[Record]], now: float, kind: str = "published"
     ) -> None:
         origin, self.origin = self.origin, None
-        append = self.rows.append
         seq = self.seq
-        every = self._all
         for p, records in batches.items():
-            for r in records:
-                if every or self.sampled(r.id):
-                    seq += 1
-                    append((seq, now, kind, topic, p, r.offset, r.id, None, None, None,
-                            origin, r.msg_id, r.key, r.headers))  # fmt: skip
+            if not self._all:
+                records = [r for r in records if self.sampled(r.id)]
+                if not records:
+                    continue
+            n = len(records)
+            first = records[0].offset
+            offsets = (
+                first if records[-1].offset - first == n - 1 else list(map(_get_offset, records))
+            )
+            self._append((seq + 1, now, kind, topic, p, offsets, list(map(_get_id, records)),
+                          list(map(_get_msg_id, records)), list(map(_get_key, records)),
+                          list(map(_get_headers, records)), origin, n))  # fmt: skip
+            seq += n
         self.seq = seq
+        if seq > self._trim_at:
+            self._trim()
 
     def delivered(
         self, g: ConsumerGroup, member: Member, entry: Entry, record: Record, now: float
     ) -> None:
-        if not (self._all or self.sampled(record.id)):
-            return
-        self.seq += 1
-        count = entry.deliveries
-        self.rows.append(
-            (self.seq, now, "delivered" if count <= 1 else "redelivered", g.topic.name,
-             entry.partition, entry.offset, record.id, g.name, member.id, count,
-             "auto-ack" if g.spec.auto_ack else None, None, None, None)
-        )  # fmt: skip
+        if self._all or self.sampled(record.id):
+            count = entry.deliveries
+            self.seq = seq = self.seq + 1
+            self._append(
+                (seq, now, "delivered" if count <= 1 else "redelivered",
+                 g.topic.name, entry.partition, entry.offset, record.id, g.name, member.id,
+                 count, "auto-ack" if g.spec.auto_ack else None, None, None, None, 1)
+            )  # fmt: skip
+            if seq > self._trim_at:
+                self._trim()
+
+    def acked(self, g: ConsumerGroup, entry: Entry, now: float) -> None:
+        """``settled("acked", ...)`` for the hot path (no keywords to sort out)."""
+        record = entry.record
+        if record is not None and (self._all or self.sampled(record.id)):
+            who = entry.member
+            self.seq = seq = self.seq + 1
+            self._append(
+                (seq, now, "acked", g.topic.name, entry.partition, entry.offset,
+                 record.id, g.name, who.id if who is not None else None, entry.deliveries,
+                 None, None, None, None, 1)
+            )  # fmt: skip
+            if seq > self._trim_at:
+                self._trim()
 
     def settled(
         self,
@@ -188,12 +332,14 @@ class Tracer:
         if not (self._all or self.sampled(message_id)):
             return
         who = member if member is not None else entry.member
-        self.seq += 1
-        self.rows.append(
-            (self.seq, now, event, g.topic.name, entry.partition, entry.offset, message_id,
+        self.seq = seq = self.seq + 1
+        self._append(
+            (seq, now, event, g.topic.name, entry.partition, entry.offset, message_id,
              g.name, who.id if who is not None else None, entry.deliveries, reason, delay,
-             target, target_id)
+             target, target_id, 1)
         )  # fmt: skip
+        if seq > self._trim_at:
+            self._trim()
 
     # -- queries -----------------------------------------------------------------------------
 
@@ -202,7 +348,7 @@ class Tracer:
         (several messages when one producer id was published to several topics)."""
         ids = {
             row[_ID]
-            for row in self.rows
+            for row in self._flat()
             if row[_ID] == wanted or (row[_MSG_ID] == wanted and row[_EVENT] in _PUBLISHED)
         }
         return self._of(ids)
@@ -210,7 +356,7 @@ class Tracer:
     def _linked(self, keep: Callable[[Row, str | None, str | None], bool]) -> set[str]:
         """Ids of the published messages for which ``keep(row, correlation id, trace id)``."""
         ids: set[str] = set()
-        for row in self.rows:
+        for row in self._flat():
             if row[_EVENT] not in _PUBLISHED:
                 continue
             headers = row[_HEADERS]
@@ -263,7 +409,7 @@ class Tracer:
         sequence number to follow from."""
         out: list[Row] = []
         newest = after < 0
-        for row in reversed(self.rows):
+        for row in self._flat_reversed():
             if row[_SEQ] <= after or (newest and len(out) == limit):
                 break
             name = row[_TOPIC]
@@ -280,4 +426,5 @@ class Tracer:
     def _of(self, ids: set[str]) -> list[TraceEvent]:
         if not ids:
             return []
-        return [_event(row, self.consumers) for row in self.rows if row[_ID] in ids][:MAX_RESULTS]
+        found = [_event(row, self.consumers) for row in self._flat() if row[_ID] in ids]
+        return found[:MAX_RESULTS]

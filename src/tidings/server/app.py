@@ -27,7 +27,7 @@ from .connection import ClientConnection
 from .limits import CHECK_INTERVAL, Alarms
 from .stores import open_store
 from .tls import server_context
-from .tracing import configure, make_tracer, parse_patterns
+from .tracing import TracePersister, configure, make_tracer, parse_patterns
 
 if TYPE_CHECKING:
     from .mqtt.listener import MqttListener
@@ -80,6 +80,9 @@ class BrokerServer:
         patterns = parse_patterns(config.trace)
         self.tracer = make_tracer(patterns, config.trace_size, config.trace_sample)
         configure(self.runtime.broker, self.tracer, patterns)
+        self.trace_log = (
+            None if config.memory else TracePersister(self.tracer, os.path.abspath(config.data_dir))
+        )
         self.auth = Authenticator.from_file(config.users_file)
         self.ssl = (
             server_context(config.tls_cert, config.tls_key, config.tls_client_ca)
@@ -134,6 +137,12 @@ class BrokerServer:
         self.address = (host, port)
         self._heartbeat_task = loop.create_task(self._heartbeats(), name="tidings-heartbeats")
         self._alarm_task = loop.create_task(self._watch_alarms(), name="tidings-alarms")
+        if self.trace_log is not None:
+            restored = self.trace_log.restore()
+            if restored:
+                where = self.trace_log.log.dir
+                log.info("message trace: %d events restored from %s", restored, where)
+            self.trace_log.start()
         return self.address
 
     def describe_security(self) -> str:
@@ -306,6 +315,9 @@ class BrokerServer:
             self._heartbeat_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._heartbeat_task
+        if self.trace_log is not None:
+            with contextlib.suppress(Exception):
+                await self.trace_log.stop()
         await self.runtime.stop()
         if self._listener is not None:
             with contextlib.suppress(Exception):

@@ -2,19 +2,107 @@
 turned into the engine's :class:`~tidings.broker.tracing.Tracer`, and changed at run time (the
 HTTP API's ``PUT /api/v1/trace``). The server keeps one tracer for its whole run, so turning
 tracing off and on again keeps what the ring holds; while no pattern is set the engine has no
-tracer at all (the off path costs nothing)."""
+tracer at all (the off path costs nothing).
+
+With a data directory the ring is persisted (:class:`TracePersister`): what an earlier run
+recorded is put back into the ring at start, and a background task appends the ring's new
+rows to ``DIR/trace/`` every ``FLUSH_INTERVAL`` seconds (in a worker thread, off the event
+loop's hot path) and once more at a clean stop.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import os
 from typing import TYPE_CHECKING
 
-from ..broker.tracing import MAX_RESULTS, Tracer
+from ..broker.tracing import MAX_RESULTS, Tracer, row_events, row_member
 from ..errors import BadRequest, NotFound
+from ..storage.tracelog import TRACE_DIR, TraceLog
 from ..trace import Trace
 from .auth import User, check_pattern, matches
 
 if TYPE_CHECKING:
     from ..broker.engine import Broker
+
+
+log = logging.getLogger("tidings.server")
+
+FLUSH_INTERVAL = 0.5  # seconds between two appends of the ring's new rows to DIR/trace
+
+
+class TracePersister:
+    """Keeps ``tracer``'s ring in ``data_dir``/trace across restarts (see the module doc)."""
+
+    def __init__(self, tracer: Tracer, data_dir: str, interval: float = FLUSH_INTERVAL) -> None:
+        self.tracer = tracer
+        self.interval = interval
+        self.log = TraceLog(
+            os.path.join(data_dir, TRACE_DIR),
+            keep=tracer.size,
+            count=row_events,
+            segment_events=max(1_000, tracer.size // 10),
+        )
+        self.written = 0  # seq of the newest event written
+        self._task: asyncio.Task[None] | None = None
+
+    def restore(self) -> int:
+        """Put what earlier runs wrote back into the (empty) ring; returns the events."""
+        try:
+            rows, consumers = self.log.load()
+        except OSError as exc:
+            log.warning("message trace: cannot read %s (%s); starting empty", self.log.dir, exc)
+            return 0
+        if not rows:
+            return 0
+        self.tracer.restore(rows, consumers)
+        self.written = self.tracer.seq
+        return len(self.tracer)
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="tidings-trace")
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            try:
+                await self.flush()
+            except Exception:  # never let the writer die; the ring itself is unaffected
+                log.exception("message trace: writing %s failed", self.log.dir)
+
+    def _pending(self) -> tuple[list[tuple], dict[str, str]]:
+        rows = self.tracer.rows_after(self.written)
+        consumers = self.tracer.consumers
+        named = {
+            member: who
+            for row in rows
+            if (member := row_member(row)) is not None
+            and (who := consumers.get(member)) is not None
+        }
+        return rows, named
+
+    async def flush(self) -> None:
+        """Append the rows recorded since the last flush (in a worker thread)."""
+        rows, named = self._pending()
+        if not rows:
+            return
+        await asyncio.get_running_loop().run_in_executor(None, self.log.append, rows, named)
+        last = rows[-1]
+        self.written = last[0] + row_events(last) - 1
+
+    async def stop(self) -> None:
+        """The last flush, then fsync and close."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        try:
+            await self.flush()
+        finally:
+            self.log.close()
 
 
 def parse_patterns(text: str | None) -> tuple[str, ...]:

@@ -1,5 +1,5 @@
-"""Engine adapters by name: tidings (raw and through the service framework), RabbitMQ (classic
-and quorum queues), NATS JetStream and Redis Streams."""
+"""Engine adapters by name: tidings (raw, with message tracing on, and through the service
+framework), RabbitMQ (classic and quorum queues), NATS JetStream and Redis Streams."""
 
 from __future__ import annotations
 
@@ -8,12 +8,13 @@ from .nats import NatsEngine
 from .rabbitmq import RabbitEngine, RabbitQuorumEngine
 from .redis import RedisEngine
 from .service import ServiceEngine
-from .tidings import TidingsEngine
+from .tidings import TidingsEngine, TracedTidingsEngine
 
 ENGINES: dict[str, type[Engine]] = {
     cls.name: cls
     for cls in (
         TidingsEngine,
+        TracedTidingsEngine,
         ServiceEngine,
         RabbitEngine,
         RabbitQuorumEngine,

@@ -116,6 +116,10 @@ class Engine(abc.ABC):
     @abc.abstractmethod
     def rss_bytes(self) -> int: ...
 
+    def cpu_seconds(self) -> float | None:
+        """CPU time the server process has used so far (None: not measured for this engine)."""
+        return None
+
     @abc.abstractmethod
     def client(self) -> Client: ...
 

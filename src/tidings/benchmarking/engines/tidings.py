@@ -190,6 +190,9 @@ class TidingsEngine(Engine):
     server = "tidings"
     is_tidings = True
 
+    #: extra broker options (the traced variant adds ``--trace``)
+    options: tuple[str, ...] = ()
+
     def __init__(self, workdir: Path, fsync: str = "batch") -> None:
         super().__init__(workdir)
         self.fsync = fsync
@@ -209,6 +212,7 @@ class TidingsEngine(Engine):
         argv = [sys.executable, "-m", "tidings.server", "--host", "127.0.0.1"]
         argv += ["--port", str(self.port), "--data", str(data), "--fsync", self.fsync]
         argv += ["--http", "off"]  # its fixed default port may be taken; probes are not measured
+        argv += self.options
         log = self.workdir / "server.log"
         offset = log.stat().st_size if log.exists() else 0  # earlier runs' lines stay above
         env = {"PYTHONUNBUFFERED": "1", "PYTHONPATH": _pythonpath()}
@@ -234,6 +238,9 @@ class TidingsEngine(Engine):
     def rss_bytes(self) -> int:
         return self.proc.rss_bytes() if self.proc else 0
 
+    def cpu_seconds(self) -> float | None:
+        return self.proc.cpu_seconds() if self.proc else None
+
     def client(self) -> Client:
         return TidingsClient(self.url)
 
@@ -252,3 +259,12 @@ class TidingsEngine(Engine):
                     await asyncio.sleep(0.02)
         finally:
             await client.close()
+
+
+class TracedTidingsEngine(TidingsEngine):
+    """The same broker with message tracing on every topic (``--trace '>'``, the default ring
+    of 100,000 events, every message sampled): run beside ``tidings`` to see what tracing
+    costs (``--engines tidings,tidings-traced``)."""
+
+    name = "tidings-traced"
+    options = ("--trace", ">")

@@ -516,7 +516,7 @@ class ConsumerGroup(GroupQueues):
     def ack(self, member: Member, partition: int, offset: int) -> None:
         entry = self._held(member, partition, offset)
         if self.topic.trace is not None:
-            self.topic.trace.settled("acked", self, entry, self.clock.now())
+            self.topic.trace.acked(self, entry, self.clock.now())
         self._settle(entry)
         self.host.dispatch_soon(self)
 
@@ -528,7 +528,7 @@ class ConsumerGroup(GroupQueues):
             try:
                 entry = self._held(member, partition, offset)
                 if self.topic.trace is not None:
-                    self.topic.trace.settled("acked", self, entry, self.clock.now())
+                    self.topic.trace.acked(self, entry, self.clock.now())
                 self._settle(entry)
                 settled = True
                 results.append(None)

@@ -1,6 +1,8 @@
 """The dashboard's Services page: the live services of the registry with their topics, drawn
 as a graph (publishers on the left, the topics in the middle, the consumers on the right) and
-listed in a table.
+listed in a table. Each edge carries its rate in messages/s: a publisher's edge the rate its
+own heartbeat reports for that flow, a consumer's edge (one per group) the broker's ack rate of
+that group.
 
 The broker reads the registry where the services write it: their heartbeats on the registry
 topic (docs/discovery.md), one JSON record per instance and interval with the instance's
@@ -44,6 +46,8 @@ svg.map text{font:13px system-ui,sans-serif}svg.map .svc rect{fill:#1f3a5f}
 svg.map .svc text{fill:#fff}svg.map .topic rect{fill:#eef1f4;stroke:#8c959f}
 svg.map path{fill:none;stroke-width:2}svg.map .event{stroke:#1f6feb}
 svg.map .command{stroke:#bf8700}svg.map .request{stroke:#8250df}
+svg.map text.rate,svg.map text.group{font-size:11px;fill:#57606a;paint-order:stroke;
+stroke:#fff;stroke-width:3px}svg.map text.rate{font-weight:600;fill:#24292f}
 .legend span{display:inline-block;width:18px;height:3px;margin:0 4px 3px 12px}
 """
 COLOURS = {"event": "#1f6feb", "command": "#bf8700", "request": "#8250df"}
@@ -55,6 +59,7 @@ class ServiceNode:
     instances: set[str] = dataclasses.field(default_factory=set)
     versions: set[str] = dataclasses.field(default_factory=set)
     consumes: dict[str, set[str]] = dataclasses.field(default_factory=dict)  # topic -> kinds
+    groups: dict[str, set[str]] = dataclasses.field(default_factory=dict)  # topic -> groups
     publishes: dict[str, set[str]] = dataclasses.field(default_factory=dict)
     rates: dict[str, float] = dataclasses.field(default_factory=dict)  # published topic -> /s
 
@@ -111,6 +116,8 @@ def services(store: Store, broker: Broker, now: float | None = None) -> list[Ser
             topic = str(meta.get("tidings.topic") or ep.get("subject") or "")
             if topic:
                 node.consumes.setdefault(topic, set()).add(str(meta.get("tidings.kind", "event")))
+                if meta.get("tidings.group"):
+                    node.groups.setdefault(topic, set()).add(str(meta["tidings.group"]))
         outgoing = ((doc.get("stats") or {}).get("tidings") or {}).get("outgoing") or []
         for flow in outgoing:
             topic = str(flow.get("topic") or "")
@@ -118,6 +125,44 @@ def services(store: Store, broker: Broker, now: float | None = None) -> list[Ser
                 node.publishes.setdefault(topic, set()).add(_kind(str(flow.get("kind"))))
                 node.rates[topic] = node.rates.get(topic, 0.0) + float(flow.get("rate") or 0.0)
     return sorted(nodes.values(), key=lambda n: n.name)
+
+
+Rates = dict[tuple[str, str], float]  # (topic, group) -> acked messages/s
+
+
+def group_rates(broker: Broker, nodes: list[ServiceNode], now: float | None = None) -> Rates:
+    """The broker's ack rate of every (topic, group) the services consume through."""
+    rates: Rates = {}
+    for node in nodes:
+        for topic, groups in node.groups.items():
+            for group in groups:
+                if (topic, group) in rates:
+                    continue
+                try:
+                    rates[topic, group] = broker.group_info(topic, group).ack_rate
+                except NotFound:
+                    rates[topic, group] = 0.0
+    return rates
+
+
+def _rate(value: float) -> str:
+    return f"{value:,.0f}/s" if value >= 100 else f"{value:.1f}/s"
+
+
+def _label(x1: float, y1: float, x2: float, y2: float, rate: str, edge: str, over: str = "") -> str:
+    """An edge's rate under its middle, and ``over`` it (the consumer's group)."""
+    e = html.escape
+    x, y = (x1 + x2) / 2, (y1 + y2) / 2
+    out = (
+        f"<text class='rate' data-edge='{e(edge)}' text-anchor='middle' x='{x:.0f}' "
+        f"y='{y + 15:.0f}'>{e(rate)}</text>"
+    )
+    if over:
+        out += (
+            f"<text class='group' data-edge='{e(edge)}' text-anchor='middle' x='{x:.0f}' "
+            f"y='{y - 6:.0f}'>{e(over)}</text>"
+        )
+    return out
 
 
 def _box(x: float, y: float, w: float, label: str, cls: str, data: str) -> str:
@@ -137,8 +182,10 @@ def _curve(x1: float, y1: float, x2: float, y2: float, kind: str, tip: str) -> s
     )
 
 
-def graph(nodes: list[ServiceNode]) -> str:
-    """Publishers | topics | consumers as an SVG, one curve per (service, topic, kind)."""
+def graph(nodes: list[ServiceNode], rates: Rates | None = None) -> str:
+    """Publishers | topics | consumers as an SVG, one curve per (service, topic, kind), each
+    labelled with its rate (``rates``: the consumer groups' ack rates)."""
+    rates = rates or {}
     publishers = [n for n in nodes if n.publishes]
     consumers = [n for n in nodes if n.consumes]
     topics = sorted({t for n in nodes for t in (*n.publishes, *n.consumes)})
@@ -163,19 +210,29 @@ def graph(nodes: list[ServiceNode]) -> str:
         "<text x='10' y='16' opacity='.7'>publishers</text><text x='330' y='16' "
         "opacity='.7'>topics</text><text x='690' y='16' opacity='.7'>consumers</text>"
     )
+    labels: list[str] = []
     for i, n in enumerate(publishers):
         y = top + row * i
         for topic, kinds in sorted(n.publishes.items()):
+            rate = n.rates.get(topic, 0.0)
             for kind in sorted(kinds):
-                tip = f"{n.name} {kind} to {topic} ({n.rates.get(topic, 0.0):.2f}/s)"
+                tip = f"{n.name} {kind} to {topic} ({rate:.2f}/s)"
                 parts.append(_curve(xs + ws, y, xt, y_topic[topic], kind, tip))
+            labels.append(_label(xs + ws, y, xt, y_topic[topic], _rate(rate), f"{n.name}>{topic}"))
     for i, n in enumerate(consumers):
         y = top + row * i
         for topic, kinds in sorted(n.consumes.items()):
+            groups = sorted(n.groups.get(topic, ()))
+            acked = sum(rates.get((topic, g), 0.0) for g in groups)
+            tip = f"{n.name} handles {topic}"
+            if groups:
+                tip += f" as {', '.join(groups)}: {acked:.2f} acked/s"
+                edge = f"{topic}>{n.name}"
+                over = ", ".join(groups)
+                labels.append(_label(xt + wt, y_topic[topic], xc, y, _rate(acked), edge, over))
             for kind in sorted(kinds):
-                parts.append(
-                    _curve(xt + wt, y_topic[topic], xc, y, kind, f"{n.name} handles {topic}")
-                )
+                parts.append(_curve(xt + wt, y_topic[topic], xc, y, kind, tip))
+    parts.extend(labels)  # over the curves
     for i, n in enumerate(publishers):
         parts.append(_box(xs, top + row * i, ws, f"{n.name} ({len(n.instances)})", "svc", n.name))
     for topic, y in y_topic.items():
@@ -199,7 +256,8 @@ def services_routes(server: BrokerServer) -> list[BaseRoute]:
     async def page(request: Request) -> Response:
         async def render(user) -> Response:
             access.require_monitor(user, request)
-            nodes = services(server.store, server.runtime.broker)
+            broker = server.runtime.broker
+            nodes = services(server.store, broker)
             rows = [
                 [html.escape(n.name), str(len(n.instances)),
                  html.escape(", ".join(sorted(n.versions)) or "-"), _flows(n.publishes),
@@ -209,8 +267,10 @@ def services_routes(server: BrokerServer) -> list[BaseRoute]:
             legend = "".join(f"<span style='background:{c}'></span>{k}" for k, c in COLOURS.items())
             body = (
                 "<p>Live services of the registry (their last heartbeat), what they publish "
-                f"and what they consume.</p><p class='legend'>{legend}</p>"
-                f"<div id='services' data-live>{graph(nodes)}"
+                "and what they consume. On each edge, messages/s: as the publisher's heartbeat "
+                "counts them, and acked by the consumer's group as the broker counts them; "
+                f"the page refreshes itself.</p><p class='legend'>{legend}</p>"
+                f"<div id='services' data-live>{graph(nodes, group_rates(broker, nodes))}"
                 + _table(["service", "instances", "versions", "publishes", "consumes"], rows)
                 + "</div>"
             )

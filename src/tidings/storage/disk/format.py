@@ -14,6 +14,8 @@ Layout of a store directory::
     DIR/trash/                                       dropped topics, deleted after the next sync
     DIR/quarantine/<path of the file>.<position>.<ns>.bad   bytes recovery cut out of a file
                                                      (never read by tidings; an operator's copy)
+    DIR/trace/<first seq:020d>.trace                 the broker's message-trace ring, written by the
+                                                     server, not the store (storage/tracelog.py)
 """
 
 from __future__ import annotations
