@@ -175,3 +175,70 @@ async def test_a_member_carries_on_after_the_server_restarts(fresh_redis_server)
         await again.ack()
         assert await sub.next(timeout=1.0) is None  # 'before' stayed acked
         await sub.close()
+
+
+ORDERED_CONSUMER = textwrap.dedent(
+    """
+    import asyncio, sys
+    import tidings
+
+    async def main(url, topic):
+        async with tidings.connect(url) as client:
+            sub = await client.subscribe(
+                topic, "audit", mode="ordered", lease=2.0, session_timeout=2.0,
+                prefetch=10, confirm_acks=True,
+            )
+            for _ in range(6):
+                msg = await sub.next(timeout=10)
+                await msg.ack()
+            held = [await sub.next(timeout=10) for _ in range(2)]  # one per partition
+            assert all(m is not None for m in held)
+            print("holding", flush=True)
+            await asyncio.sleep(600)
+
+    asyncio.run(main(sys.argv[1], sys.argv[2]))
+    """
+)
+
+
+async def test_an_ordered_member_killed_mid_partition_loses_nothing_and_keeps_order(
+    redis_server,
+) -> None:
+    url, topic = redis_server.url, f"okill.{secrets.token_hex(4)}"
+    async with tidings.connect(url) as client:
+        await client.create_topic(topic, partitions=2)
+        receipts = await client.publish_many(
+            topic,
+            [tidings.Outgoing(b"%d" % i) for i in range(40)],  # both partitions
+        )
+        env = {**os.environ, "PYTHONPATH": str(Path(tidings.__file__).parents[1])}
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", ORDERED_CONSUMER, url, topic, stdout=subprocess.PIPE, env=env
+        )
+        try:
+            assert await _line(proc, 30) == b"holding\n"
+            proc.send_signal(signal.SIGKILL)
+            await asyncio.wait_for(proc.wait(), 10)
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+        sub = await client.subscribe(topic, "audit", mode="ordered", prefetch=10)
+        got: list[tidings.Message] = []
+        deadline = time.monotonic() + 30
+        while len(got) < 34 and time.monotonic() < deadline:
+            msg = await sub.next(timeout=5)
+            if msg is None:
+                break
+            got.append(msg)
+            await msg.ack()
+        assert await sub.next(timeout=1.0) is None  # the 6 acked before the kill stay acked
+        offsets = {r.partition: [] for r in receipts}
+        for m in got:
+            offsets[m.partition].append(m.offset)
+        for p, seen in offsets.items():  # each partition resumes in order after the last ack
+            everything = sorted(r.offset for r in receipts if r.partition == p)
+            assert seen == everything[len(everything) - len(seen) :], (p, seen)
+        assert len(got) == 34  # nothing lost: 40 published, 6 acked by the killed member
+        assert sorted(m.delivery_count for m in got)[-2:] == [2, 2]  # the two it held
+        await sub.close()
