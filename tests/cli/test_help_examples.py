@@ -34,7 +34,7 @@ from typer._click.core import Context
 import tidings
 from tidings.cli.main import app
 
-PORTS = re.compile(r"--(port|health-port)[ =](7420|8080|8081)\b")
+PORTS = re.compile(r"--(port|health-port)[ =](7420|7480|8080|8081)\b")
 PG_EXAMPLE = re.compile(r"postgresql://app@db/\w+")  # what the examples call a database
 
 SERVICE_MODULE = """\
@@ -214,6 +214,7 @@ SETUP: dict[tuple[str, ...], list[str | Step]] = {
     ("trace",): [traced_message],
     ("sagas", "list"): [saga_instance],
     ("sagas", "show"): [saga_instance],
+    ("sagas", "serve"): [saga_instance],
     ("sagas", "retry"): [running_saga],
     ("sagas", "compensate"): [running_saga],
     ("sagas", "abort"): [running_saga],
@@ -258,7 +259,8 @@ SETUP: dict[tuple[str, ...], list[str | Step]] = {
         "tidings services register legacy-billing http://127.0.0.1:8080 --version 3.1.0"
     ],
 }  # fmt: skip
-SERVES = {("broker",), ("run",), ("gateway",), ("outbox", "relay")}  # and lines with --follow
+# servers, and lines with --follow
+SERVES = {("broker",), ("run",), ("gateway",), ("outbox", "relay"), ("sagas", "serve")}
 BROKER_ARGS = {("trace",): ["--trace", ">"]}  # the test broker's options, per command
 NOT_RUN = {  # command: why its examples are not run here, and what runs them instead
     ("bench",): "benchmarks of minutes; tests/benchmarks/test_smoke.py runs tidings bench --smoke",

@@ -10,8 +10,8 @@ waits for the outcome recorded in the history.
 
 from __future__ import annotations
 
+import asyncio
 import time
-import uuid
 from typing import Annotated, Any
 
 import typer
@@ -213,18 +213,6 @@ Example:
 }
 
 
-def _outcome(conn: Any, store: Any, saga_id: str, request: str) -> dict[str, Any] | None:
-    import sqlalchemy as sa
-
-    e = store.events
-    row = conn.execute(
-        sa.select(e.c.at, e.c.step, e.c.event, e.c.detail)
-        .where(e.c.saga_id == saga_id, e.c.detail.contains(f"({request})"))
-        .order_by(e.c.seq)
-    ).first()
-    return None if row is None else dict(row._mapping)
-
-
 def _act(
     ctx: typer.Context,
     action: str,
@@ -240,8 +228,8 @@ def _act(
     import sqlalchemy as sa
 
     from ..outbox import Outbox
-    from ..sagas import protocol as p
-    from ..sagas.machine import refusal
+    from ..sagas.operations import outcome as find_outcome
+    from ..sagas.operations import request_action
 
     st = state(ctx, None, as_json)
     with user_errors():
@@ -252,26 +240,14 @@ def _act(
                 "orchestrator's relay (give --outbox-table if it has another name)"
             )
         outbox = Outbox(engine, outbox_table)
-        request = p.Action(saga_id, action, f"op-{uuid.uuid4().hex}", by or p.whoami(), reason)
-        with engine.begin() as conn:
-            record = store.load(conn, saga_id)
-            if record is None:
-                from ..errors import SagaNotFound
-
-                raise SagaNotFound(
-                    f"no saga {saga_id!r} in this database: see `tidings sagas list`"
-                )
-            why = refusal(record, action)
-            if why is not None:
-                raise SagaConflict(why)
-            body, headers = p.action_message(request)
-            outbox.publish(conn, p.reply_topic(record.name), body, key=saga_id, headers=headers,
-                           msg_id=request.request, kind="command")  # fmt: skip
+        request, record = request_action(
+            engine, store, outbox, saga_id, action, reason=reason, by=by
+        )
         outcome = None
         deadline = time.monotonic() + wait
         while wait > 0:
             with engine.connect() as conn:
-                outcome = _outcome(conn, store, saga_id, request.request)
+                outcome = find_outcome(conn, store, saga_id, request.request)
                 if outcome is not None:
                     record = store.load(conn, saga_id, lock=False)
             if outcome is not None or time.monotonic() > deadline:
@@ -358,6 +334,42 @@ def abort_saga(
             "hand, run it again with --yes"
         )
     _act(ctx, "abort", saga_id, db, reason, by, wait, prefix, outbox_table, as_json)
+
+
+SERVE_HELP = """Serve the saga dashboard: instances by status, one saga's steps and history,
+and retry / compensate / abort buttons (the same requests as `tidings sagas retry` ...).
+
+It reads the orchestrator's database (the saga tables live there, not in the broker) and
+writes actions to its outbox table. No login: it binds 127.0.0.1 unless --host says
+otherwise. Needs tidings[http].
+
+Example:
+
+\b
+    tidings sagas serve --db sqlite:///orders.db --port 7480
+"""
+
+
+@app.command("serve", help=SERVE_HELP)
+def serve_dashboard(
+    db: DbOpt,
+    host: Annotated[str, typer.Option("--host", help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port.")] = 7480,
+    prefix: PrefixOpt = "tidings",
+    outbox_table: OutboxOpt = "tidings_outbox",
+) -> None:
+    with user_errors():
+        engine, _ = _store(db, prefix)
+        engine.dispose()
+        try:
+            import uvicorn  # noqa: F401 - the extra is there
+
+            from ..sagas.dashboard import create_app, serve
+        except ImportError as exc:
+            raise fail(f"the saga dashboard needs tidings[http] ({exc.name} is missing): "
+                       "pip install 'tidings[http]'") from None  # fmt: skip
+        app = create_app(db, prefix=prefix, outbox_table=outbox_table)
+        asyncio.run(serve(app, host, port))
 
 
 def register(root: typer.Typer) -> None:
