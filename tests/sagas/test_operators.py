@@ -79,7 +79,9 @@ async def test_retry_of_a_step_whose_participant_was_down_completes(prefix, dbs,
         code, out, err = await cli(capsys, "sagas", "retry", saga_id, "--db", orders_db,
                                    "--reason", "payments is back", "--by", "ops-ann")  # fmt: skip
         assert code == 0, err
-        assert "retry -> running" in out
+        # done by the orchestrator; the status the CLI then reads depends on how fast the
+        # retried command's reply comes (PostgreSQL's relay no longer waits 0.1 s a hop)
+        assert "retry -> running" in out or "retry -> completed" in out
         record = await orchestrator.wait(saga_id, timeout=30)
         assert record.status == "completed"
         assert record.steps[0]["attempts"] == 2
