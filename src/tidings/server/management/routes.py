@@ -19,6 +19,7 @@ from .openapi import document
 from .servicemap import services_routes
 from .tracepage import trace_routes
 from .traces import ENDPOINTS as TRACE_ENDPOINTS
+from .users import endpoints as user_endpoints
 
 if TYPE_CHECKING:
     from ..app import BrokerServer
@@ -36,7 +37,7 @@ async def unmatched(request: Request, exc: Exception) -> Response:
 
 def management_routes(server: BrokerServer) -> list[BaseRoute]:
     metrics = Metrics(server)
-    endpoints = [*ENDPOINTS, *TRACE_ENDPOINTS]
+    endpoints = [*ENDPOINTS, *TRACE_ENDPOINTS, *user_endpoints(PREFIX)]
     spec = document(endpoints, server.version)
 
     async def scrape(request: Request) -> Response:
