@@ -41,10 +41,10 @@ from ...errors import BadRequest, Closed, LeaseLost, NotFound, TidingsError
 from ...model import GroupSpec, Message, TopicSpec
 from ..base import SubscribeOptions, TransportSubscription
 from ..leasing import LeaseRenewer
-from ..rules import deadletter as dl
 from ..rules.admission import admit, past_last_lease
 from ..rules.settling import on_nack, on_reject
-from .codec import Entry, fields_of, new_id
+from . import deadletter
+from .codec import Entry, new_id
 from .errors import translate, translated
 from .naming import TopicKeys
 
@@ -89,7 +89,7 @@ class RedisSubscription(TransportSubscription):
             self._extend_many,
             max_extension=0.0 if spec.auto_ack else options.max_lease_extension,
         )
-        self._t = transport
+        self._t = self.transport = transport
         self._r = transport.r
         self._lease_ms = max(1, int(spec.lease * 1000))
         self._claim_every = min(CLAIM_INTERVAL, spec.lease / 4)
@@ -448,39 +448,7 @@ class RedisSubscription(TransportSubscription):
     async def _dead_letter(
         self, entry: Entry, reason: str, deliveries: int, error: str | None
     ) -> None:
-        spec, k, p = self.spec, self.keys, entry.partition
-        with translated(f"dead-letter a message of group {spec.name!r}"):
-            if error is None and entry.raw_count > 1:
-                raw = await self._r.hget(k.errors(spec.name, p), entry.entry)
-                error = None if raw is None else raw.decode()
-            name = dl.topic_of(spec)
-            dkeys = await self._t.ensure_dead_letter_topic(self.topic, k, name)
-            copy = dl.copy(
-                spec,
-                body=entry.body,
-                key=entry.key,
-                headers=entry.headers,
-                partition=p,
-                offset=entry.offset,
-                message_id=entry.id,
-                msg_id=entry.msg_id,
-                reason=reason,
-                deliveries=deliveries,
-                error=error,
-            )
-            fields = fields_of(copy)
-            moved = await self._t.scripts.dead_letter(
-                keys=[
-                    k.stream(p),
-                    dkeys.meta,
-                    dkeys.stream(0),
-                    k.hold(spec.name, p),
-                    k.skips(spec.name, p),
-                    k.errors(spec.name, p),
-                ],
-                args=[spec.name, self.member, entry.entry, len(fields), *fields],
-            )
-        if not moved:
+        if not await deadletter.move(self, entry, reason, deliveries, error):
             log.debug("dead-letter of %s skipped: its lease was lost", entry.id)
 
     # ---------------------------------------------------------------- closing
