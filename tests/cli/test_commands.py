@@ -177,3 +177,12 @@ def test_demo_reconciles():
     assert http["route"] == "POST /refunds" and http["gateway"].startswith("http://127.0.0.1:")
     assert http["posted"] == http["accepted"] == http["handled_by_order_service"] == 300
     assert http["statuses"] == {"202": 300}
+    # the refund saga: one completed, one compensated after its restock failed
+    saga = summary["saga"]
+    assert saga["reconciled"] is True
+    ok, bad = saga["instances"]
+    assert ok["status"] == "completed" and ok["effects"][-1] == "customer told"
+    assert (bad["status"], bad["failed_step"]) == ("compensated", "restock")
+    assert bad["steps"] == {"refund-payment": "compensated", "restock": "failed",
+                            "notify": "pending"}  # fmt: skip
+    assert bad["effects"] == ["refunded 54.50", "refund cancelled"]

@@ -70,10 +70,15 @@ def render_summary(summary: dict[str, Any], console: Console | None = None) -> N
             f"({codes}); the order service took {http['handled_by_order_service']:,} of them",
             soft_wrap=True,
         )
+    saga = summary.get("saga")
+    if saga:
+        ends = ", ".join(f"{i['id']} {i['status']}" for i in saga["instances"])
+        console.print(f"saga {saga['saga']}: {ends}; each participant effect once: "
+                      f"{'yes' if saga['reconciled'] else 'NO'}", soft_wrap=True)  # fmt: skip
     if summary.get("elapsed_seconds") is not None:
         console.print(f"played in {summary['elapsed_seconds']:.1f}s")
     if summary["reconciled"]:
         console.print("[bold green]reconciled:[/] every service handled every refund exactly "
-                      "once in effect")  # fmt: skip
+                      "once in effect, and the refund sagas ended as they should")  # fmt: skip
     else:
-        console.print("[bold red]NOT reconciled:[/] see the rows marked NO")
+        console.print("[bold red]NOT reconciled:[/] see the rows (and the saga line) marked NO")

@@ -12,8 +12,11 @@
 4. Malformed events fail validation and go to each group's dead-letter topic at once.
 5. After the dedup window the order service re-sends some events again: the broker takes them,
    the idempotent consumers skip them by message id.
-6. The order service asks payment for a refund's status (request/reply), and the summary
-   proves every refund was handled by every service exactly once in effect.
+6. The order service asks payment for a refund's status (request/reply).
+7. A refund saga (:mod:`.saga`): refund the payment, restock, notify; one refund completes,
+   the other's restock fails and its payment refund is compensated.
+8. The summary proves every refund was handled by every service exactly once in effect, and
+   the sagas ended as they should, each effect once.
 """
 
 from __future__ import annotations
@@ -211,7 +214,7 @@ class Story:
         if self.monitor is not None:
             if self.prefix:  # our topics on somebody else's broker: clean up
                 for t in await self.monitor.list_topics():
-                    if t.name.startswith(self.prefix):
+                    if t.name.startswith((self.prefix, f"saga.{self.prefix}")):
                         with contextlib.suppress(TidingsError):
                             await self.monitor.delete_topic(t.name)
             await self.monitor.close()
@@ -232,6 +235,7 @@ class Story:
             await self._drained()
             await self._ask_status()
             await self._dead_letter_sample()
+            await self._saga()
         finally:
             poller.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -372,6 +376,16 @@ class Story:
             self.facts["dead_letter_example"] = {"topic": dlq, "reason": reason, "error": error}
             self.show.say(dead_letter_line(dlq, reason, error))
 
+    async def _saga(self) -> None:
+        from .saga import SagaAct
+
+        act = SagaAct(self.url, self.tmp, self.prefix, f"{self.prefix}refund-order")
+        self.show.say(
+            "refund saga: refund-payment, restock, notify (orchestrated by the refunds service, "
+            "state and outbox in its SQLite database; warehouse answers every step)"
+        )
+        self.facts["saga"] = await act.play(self.show.say)
+
     # watching
     async def _poll(self) -> None:
         assert self.monitor is not None
@@ -428,8 +442,10 @@ class Story:
             "request_reply": self.facts.get("request_reply"),
             "dead_letter_example": self.facts.get("dead_letter_example"),
             "http": http,
+            "saga": self.facts.get("saga"),
             "elapsed_seconds": self.facts.get("elapsed"),
             "reconciled": all(s["reconciled"] for s in services.values())
+            and bool(self.facts.get("saga", {}).get("reconciled"))
             and (
                 http is None
                 or http["accepted"] == http["handled_by_order_service"] == http["posted"]
