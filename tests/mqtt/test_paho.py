@@ -112,3 +112,20 @@ def test_topic_rights_of_the_users_file_apply(secured, clients, version):
     assert [int(getattr(q, "value", q)) for q in reader.subscribe("sensors/#", 1)] == [1]
     sensor.c.publish("sensors/t", b"ok", qos=1).wait_for_publish(10)
     assert reader.next().payload == b"ok"
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_a_topic_with_an_empty_first_level_is_served(broker, clients, version):
+    """``/devices/7`` (a leading slash, common on devices; the Eclipse suites' ``/TopicA``)
+    lives on the tidings topic mqtt-root, apart from names that start with ``mqtt-root/``."""
+    sub = clients(broker.mqtt_port, version, "root-sub")
+    assert sub.connect() == 0
+    granted = [sub.subscribe(flt, 1)[0] for flt in ("/#", "mqtt-root/#")]
+    assert [int(getattr(q, "value", q)) for q in granted] == [1, 1]
+    pub = clients(broker.mqtt_port, version, "root-pub")
+    assert pub.connect() == 0
+    for topic in ("/devices/7", "mqtt-root/x", "/"):
+        pub.c.publish(topic, topic.encode(), qos=1).wait_for_publish(10)
+    got = sorted(sub.next().topic for _ in range(3))
+    assert got == ["/", "/devices/7", "mqtt-root/x"]
+    assert sub.nothing_more()  # each matched by one filter only

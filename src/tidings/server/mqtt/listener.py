@@ -345,7 +345,10 @@ class MqttConnection(asyncio.Protocol):
                     continue
                 while self.inbound and len(run) < PUBLISH_RUN:
                     nxt = self.inbound[0]
-                    if nxt.topic.partition("/")[0] != topic:
+                    try:
+                        if split_topic(nxt.topic)[0] != topic:
+                            break
+                    except m.MalformedPacket:  # refused on its own in the next round
                         break
                     run.append(self.inbound.popleft())
                 try:

@@ -6,7 +6,8 @@ with the message key ``kitchen/temp`` (the other levels; no key for a one-level 
 header ``mqtt-topic: sensors/kitchen/temp``. A filter's first level names the tidings topic
 its messages come from; the other levels are matched against each message's MQTT topic.
 ``$share/GROUP/FILTER`` joins the tidings consumer group GROUP. v5 user properties are the
-message's headers both ways.
+message's headers both ways. A name with an empty first level (``/devices/7``, common on
+devices) is on the tidings topic ``mqtt-root`` (``ROOT_TOPIC``), key ``devices/7``.
 """
 
 from __future__ import annotations
@@ -23,13 +24,17 @@ QOS_HEADER = "mqtt-qos"  # the QoS an MQTT client published at: delivered at tha
 RETAIN_HEADER = "mqtt-retain"  # "1": published with RETAIN (v5 Retain As Published shows it)
 # headers the front-end sets itself: not passed back as user properties
 OWN_HEADERS = frozenset({TOPIC_HEADER, QOS_HEADER, RETAIN_HEADER})
+ROOT_TOPIC = "mqtt-root"  # the tidings topic of MQTT names with an empty first level ("/a/b")
 INTERNAL_PREFIX = "_mqtt."  # the front-end's own topics (retained messages): not MQTT topics
 
 
 def split_topic(topic: str) -> tuple[str, str | None]:
     """(tidings topic, key) of an MQTT topic name; MalformedPacket 0x90 when its first level
-    is not a tidings topic name (``$`` topics, reply topics, other characters)."""
+    is not a tidings topic name (``$`` topics, reply topics, other characters). An empty
+    first level is :data:`ROOT_TOPIC`."""
     first, _, rest = topic.partition("/")
+    if not first and topic:
+        return ROOT_TOPIC, rest or None
     try:
         validate_name("topic", first)
     except InvalidName as exc:
@@ -67,6 +72,8 @@ def mqtt_topic(delivery: Delivery) -> str:
     topic = delivery.headers.get(TOPIC_HEADER)
     if topic:
         return topic
+    if delivery.topic == ROOT_TOPIC:  # a service's message there: an empty first level
+        return f"/{delivery.key or ''}"
     return f"{delivery.topic}/{delivery.key}" if delivery.key else delivery.topic
 
 
@@ -110,9 +117,12 @@ class Filter:
     topic: str
     levels: tuple[str, ...]
     share: str | None = None
+    first: str | None = None  # the first level as written ("" for /...; None: ``topic``)
 
     def matches(self, mqtt_topic: str) -> bool:
-        have = mqtt_topic.split("/")[1:]
+        first, *have = mqtt_topic.split("/")
+        if first != (self.topic if self.first is None else self.first):
+            return False  # mqtt-root holds "/..." names and "mqtt-root/..." ones
         for i, level in enumerate(self.levels):
             if level == "#":
                 return True
@@ -149,10 +159,10 @@ def parse_filter(text: str) -> Filter:
             f"topic filter {text!r}: this broker serves no $ topics", m.TOPIC_FILTER_INVALID
         )
     try:
-        topic, _ = split_topic(first)
+        topic, _ = split_topic(body)
     except m.MalformedPacket as exc:
         raise m.MalformedPacket(str(exc), m.TOPIC_FILTER_INVALID) from None
-    return Filter(text, topic, tuple(levels), share)
+    return Filter(text, topic, tuple(levels), share, None if first else "")
 
 
 def reason_of(exc: TidingsError) -> int:

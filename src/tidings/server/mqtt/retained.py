@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from ...model import Delivery, Outgoing, Record, TopicSpec
 from . import codec as m
-from .mapping import INTERNAL_PREFIX, Filter, mqtt_topic, to_outgoing
+from .mapping import INTERNAL_PREFIX, Filter, mqtt_topic, split_topic, to_outgoing
 
 if TYPE_CHECKING:
     from ..app import BrokerServer
@@ -53,7 +53,7 @@ class RetainedStore:
             record.timestamp, 1,
         )  # fmt: skip
         topic = mqtt_topic(delivery)
-        first = delivery.topic = topic.partition("/")[0]
+        first = delivery.topic = split_topic(topic)[0]
         if record.body:
             self.by_topic.setdefault(first, {})[topic] = (delivery, record.expires_at)
         else:
