@@ -24,8 +24,10 @@ def test_mqtt_bench_smoke_measures_both_brokers(capsys):
             assert row["msgs_per_s"] > 0
             assert 0 < row["p50_ms"] <= row["p99_ms"]
         assert res[broker]["qos1"]["acked_per_s"] > 0
+        assert res[broker]["idle"]["connections"] == 20
+        assert res[broker]["idle"]["bytes_per_connection"] >= 0
     text = report(res)
-    assert "QoS 1 publish to PUBACK msg/s" in text and "ratio" in text
+    assert "QoS 1 publish to PUBACK msg/s" in text and "KiB per idle conn" in text
 
 
 def test_mqtt_bench_rejects_a_bad_repeat():

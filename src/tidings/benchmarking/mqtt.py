@@ -16,6 +16,9 @@ one-at-a-time latency on either broker):
 2. **Latency** per QoS: one message at a time, the next once the previous arrived;
    publish-to-receipt p50/p99.
 
+3. **Memory per idle connection**: the broker's resident memory before and after M
+   connections that sent CONNECT (keep-alive 0) and got their CONNACK, divided by M.
+
 Each figure is the median of ``--repeat`` runs, printed with the tidings/mosquitto ratio.
 Options: ``--quick``, ``--smoke`` (tiny counts, for the test suite), ``--repeat N``,
 ``--size BYTES``, ``--json``. Without a ``mosquitto`` executable the run says so and
@@ -40,9 +43,9 @@ from .procs import ServerProcess, free_port, port_open, wait_until
 from .stats import median, percentile
 
 SIZES = {
-    "smoke": {"messages": 300, "latency": 20, "repeat": 1},
-    "quick": {"messages": 5_000, "latency": 200, "repeat": 3},
-    "full": {"messages": 20_000, "latency": 1_000, "repeat": 3},
+    "smoke": {"messages": 300, "latency": 20, "repeat": 1, "idle": 20},
+    "quick": {"messages": 5_000, "latency": 200, "repeat": 3, "idle": 300},
+    "full": {"messages": 20_000, "latency": 1_000, "repeat": 3, "idle": 1_000},
 }
 INFLIGHT = 100  # QoS 1 messages a publisher has unacknowledged at most (both brokers)
 STALL = 10.0  # seconds without a new message before a throughput phase gives up
@@ -187,9 +190,45 @@ def latency(port: int, qos: int, n: int, size: int, tag: str) -> dict[str, float
         sub.close()
 
 
-def measure(port: int, sz: dict[str, int], size: int, repeat: int, name: str) -> dict[str, Any]:
-    """The medians over ``repeat`` runs of each figure, per QoS."""
-    out: dict[str, Any] = {}
+def _connect_packet(client_id: str) -> bytes:
+    """An MQTT 3.1.1 CONNECT: clean session, keep-alive 0 (the connection may stay idle)."""
+    name = client_id.encode()
+    body = b"\x00\x04MQTT\x04\x02\x00\x00" + len(name).to_bytes(2, "big") + name
+    return bytes([0x10, len(body)]) + body
+
+
+def idle_memory(proc: ServerProcess, port: int, n: int, tag: str) -> dict[str, float]:
+    """Resident bytes per idle MQTT connection: RSS before and after ``n`` connected ones."""
+    time.sleep(0.5)
+    before = proc.rss_bytes()
+    socks: list[socket.socket] = []
+    try:
+        for i in range(n):
+            sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+            socks.append(sock)
+            sock.sendall(_connect_packet(f"idle{tag}-{i}"))
+        for sock in socks:  # every CONNACK: 0x20 0x02 flags code
+            got = b""
+            while len(got) < 4:
+                chunk = sock.recv(4 - len(got))
+                if not chunk:
+                    raise ConnectionError("the broker closed an idle connection")
+                got += chunk
+            if got[0] != 0x20 or got[3] != 0:
+                raise ConnectionError(f"CONNACK refused an idle connection: {got.hex()}")
+        time.sleep(0.5)
+        after = proc.rss_bytes()
+    finally:
+        for sock in socks:
+            sock.close()
+    return {"connections": float(n), "bytes_per_connection": (after - before) / n}
+
+
+def measure(
+    proc: ServerProcess, port: int, sz: dict[str, int], size: int, repeat: int, name: str
+) -> dict[str, Any]:
+    """The medians over ``repeat`` runs of each figure, per QoS; memory per idle connection."""
+    out: dict[str, Any] = {"idle": idle_memory(proc, port, sz["idle"], name)}
     for qos in (0, 1):
         runs: list[dict[str, float]] = []
         for r in range(repeat):
@@ -214,7 +253,7 @@ def run(size_name: str, repeat: int, size: int) -> dict[str, Any]:
         workdir = Path(tmp)
         proc, port = start_tidings(workdir)
         try:
-            res["tidings"] = measure(port, sz, size, repeat, "t")
+            res["tidings"] = measure(proc, port, sz, size, repeat, "t")
         finally:
             proc.stop()
         if binary is None:
@@ -223,7 +262,7 @@ def run(size_name: str, repeat: int, size: int) -> dict[str, Any]:
             return res
         proc, port = start_mosquitto(workdir, binary)
         try:
-            res["mosquitto"] = measure(port, sz, size, repeat, "m")
+            res["mosquitto"] = measure(proc, port, sz, size, repeat, "m")
         finally:
             proc.stop()
     return res
@@ -252,6 +291,11 @@ def report(res: dict[str, Any]) -> str:
         for name, received in lost:
             if received < res["messages"]:
                 lines.append(f"  QoS {qos}: {name} delivered {received:.0f} of {res['messages']}")
+    t_idle = res["tidings"]["idle"]["bytes_per_connection"]
+    m_idle = mosq["idle"]["bytes_per_connection"] if mosq else float("nan")
+    ratio = f"{t_idle / m_idle:.2f}" if mosq and m_idle > 0 else "-"
+    label = f"KiB per idle conn (of {res['tidings']['idle']['connections']:.0f})"
+    lines.append(f"{label:<28}{t_idle / 1024:>12.1f}{m_idle / 1024:>12.1f}{ratio:>8}")
     lines.append("ratio: tidings / mosquitto (above 1 for msg/s is better, below 1 for latency)")
     return "\n".join(lines)
 
