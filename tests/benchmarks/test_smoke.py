@@ -90,3 +90,29 @@ def test_micro_benchmarks_run() -> None:
     done = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "msg/s" in done.stdout
+
+
+@pytest.mark.timeout(120)
+def test_tidings_over_redis_is_compared_with_raw_redis_in_one_run() -> None:
+    """Issue #22: ``tidings bench`` puts the redis:// transport next to raw redis-py doing the
+    same work, with a ``tidings-redis / redis`` column, and keeps per-key order."""
+    from tests.helpers.redis_server import require_redis_server
+
+    require_redis_server()
+    engines = ["redis", "tidings-redis"]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]),
+    }
+    argv = [sys.executable, "-m", "tidings.benchmarking", "--smoke", "--json"]
+    argv += ["--engines", ",".join(engines)]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=110, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    data = json.loads(done.stdout)
+    assert data["errors"] == {}
+    ours = data["results"]["tidings-redis"]
+    for metric in ("publish.single", "publish.batch", "consume", "fanout.4groups"):
+        assert ours.get(metric) and all(v > 0 for v in ours[metric]), metric
+    assert ours["ordered.violations"] == [0.0], "per-key order was broken on redis://"
+    report = markdown(data["results"], engines, data["errors"], "# smoke")
+    assert "| tidings-redis / redis |" in report

@@ -95,7 +95,10 @@ def table(results: Results, engines: list[str], errors: dict[str, dict[str, str]
     peers = [e for e in engines if not e.startswith("tidings")]
     metrics = [m for m in METRICS if any(m in med.get(e, {}) for e in engines)]
     metrics += sorted({m for e in med for m in med[e]} - set(metrics), key=_order)
+    # tidings on another engine against that engine's raw client (tidings-redis / redis)
+    layered = [(e, e[len("tidings-") :]) for e in engines if e[len("tidings-") :] in peers]
     head = ["workload", "unit", *engines, *(f"tidings / {p}" for p in peers)]
+    head += [f"{e} / {p}" for e, p in layered]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for metric in metrics:
         name, unit, _ = label(metric)
@@ -109,6 +112,10 @@ def table(results: Results, engines: list[str], errors: dict[str, dict[str, str]
             other = med.get(peer, {}).get(metric)
             ok = base is not None and other not in (None, 0) and not math.isnan(base)
             row.append(f"{base / other:.2f}x" if ok else "-")  # type: ignore[operator]
+        for e, peer in layered:
+            mine, other = med.get(e, {}).get(metric), med.get(peer, {}).get(metric)
+            ok = mine is not None and other not in (None, 0) and not math.isnan(mine)
+            row.append(f"{mine / other:.2f}x" if ok else "-")  # type: ignore[operator]
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 

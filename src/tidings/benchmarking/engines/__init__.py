@@ -1,5 +1,6 @@
 """Engine adapters by name: tidings (raw, with message tracing on, and through the service
-framework), RabbitMQ (classic and quorum queues), NATS JetStream and Redis Streams."""
+framework), RabbitMQ (classic and quorum queues), NATS JetStream and Redis Streams, and tidings
+over Redis Streams (``redis://``)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from .rabbitmq import RabbitEngine, RabbitQuorumEngine
 from .redis import RedisEngine
 from .service import ServiceEngine
 from .tidings import TidingsEngine, TracedTidingsEngine
+from .tidings_redis import TidingsRedisEngine
 
 ENGINES: dict[str, type[Engine]] = {
     cls.name: cls
@@ -20,6 +22,7 @@ ENGINES: dict[str, type[Engine]] = {
         RabbitQuorumEngine,
         NatsEngine,
         RedisEngine,
+        TidingsRedisEngine,
     )
 }
 
