@@ -13,6 +13,7 @@ from ...errors import TidingsError
 from . import access
 from .api import ENDPOINTS, PREFIX
 from .dashboard import dashboard_routes
+from .definitions import endpoints as definition_endpoints
 from .endpoints import error_response, not_found, routes
 from .metrics import CONTENT_TYPE, Metrics
 from .openapi import document
@@ -37,7 +38,12 @@ async def unmatched(request: Request, exc: Exception) -> Response:
 
 def management_routes(server: BrokerServer) -> list[BaseRoute]:
     metrics = Metrics(server)
-    endpoints = [*ENDPOINTS, *TRACE_ENDPOINTS, *user_endpoints(PREFIX)]
+    endpoints = [
+        *ENDPOINTS,
+        *TRACE_ENDPOINTS,
+        *user_endpoints(PREFIX),
+        *definition_endpoints(PREFIX),
+    ]
     spec = document(endpoints, server.version)
 
     async def scrape(request: Request) -> Response:
