@@ -234,3 +234,73 @@ def _amqp_ready(port: int) -> bool:
             return s.recv(7)[:1] == b"\x01"  # a method frame: connection.start
     except OSError:
         return False
+
+
+class TidingsAmqpEngine(RabbitQuorumEngine):
+    """tidings through ``amqp://`` on the same RabbitMQ (quorum queues, publisher confirms),
+    measured through ``tidings.connect(url)`` as the ``tidings`` engine is: its ratios to
+    ``rabbitmq-quorum`` (raw aio-pika doing the same work) are the cost of the tidings layer.
+    The transport reads topic settings and stats through the management plugin, which this
+    server therefore runs."""
+
+    name = "tidings-amqp"
+    is_tidings = True
+
+    def __init__(self, workdir: Path) -> None:
+        super().__init__(workdir)
+        self.management_port = free_port()
+
+    def version(self) -> str:
+        from ... import __version__
+
+        return f"tidings {__version__} on amqp://, " + super().version()
+
+    def start(self) -> None:
+        w = self.workdir
+        w.mkdir(parents=True, exist_ok=True)
+        super().start()
+        port = self.management_port
+
+        def management() -> bool:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1.0):
+                    return True
+            except OSError:
+                return False
+
+        wait_until(management, 120, "the RabbitMQ management API", step=0.2)
+
+    def _env(self) -> dict[str, str]:
+        env = super()._env()
+        w = self.workdir
+        # written before the server starts (RabbitEngine.start writes only the listener)
+        (w / "rabbitmq.conf").write_text(
+            f"listeners.tcp.default = 127.0.0.1:{self.port}\ndisk_free_limit.absolute = 100MB\n"
+            f"management.tcp.port = {self.management_port}\nmanagement.tcp.ip = 127.0.0.1\n"
+        )
+        (w / "enabled_plugins").write_text("[rabbitmq_management].\n")
+        return env
+
+    def client(self) -> Client:
+        url = (
+            f"amqp://guest:guest@127.0.0.1:{self.port}/"
+            f"?management=http://127.0.0.1:{self.management_port}"
+        )
+        return _amqp_client(url)
+
+
+def _amqp_client(url: str) -> Client:
+    """``tidings.connect(amqp://...)``; its extra raw row publishes through the transport."""
+    from ...transports.amqp import AmqpTransport
+    from .tidings import TidingsClient, TransportClient
+
+    class AmqpTransportClient(TransportClient):
+        def __init__(self, url: str) -> None:
+            TidingsClient.__init__(self, url)
+            self.transport = AmqpTransport(url)  # type: ignore[assignment]
+
+    class AmqpClient(TidingsClient):
+        def raw(self) -> Client:
+            return AmqpTransportClient(self.url)
+
+    return AmqpClient(url)

@@ -68,6 +68,7 @@ class OrderedSubscription(AmqpSubscription):
         inc = Incoming(raw, time.monotonic())
         if inc.partition in self._releasing:
             # kept un-acknowledged until the handover returns it with the channel, in order
+            self.acks.arrived(inc)  # outstanding: no multiple ack may cover it
             self._withheld[inc.partition] = self._withheld.get(inc.partition, 0) + 1
             return
         await self._take_in(inc)
@@ -124,6 +125,7 @@ class OrderedSubscription(AmqpSubscription):
         """Nothing of ``p`` is held any more: close its channel (RabbitMQ returns what was
         kept back and activates the next owner)."""
         self._tags.pop(p, None)
+        await self.acks.flush()  # what was settled must not come back to the next owner
         channel = self._channels.pop(p, None)
         if channel is not None and not channel.is_closed:
             with contextlib.suppress(Exception):

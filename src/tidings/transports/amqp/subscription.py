@@ -43,6 +43,7 @@ from ..base import SubscribeOptions, TransportSubscription
 from ..leasing import LeaseRenewer
 from ..rules.admission import admit, past_last_lease
 from ..rules.settling import on_nack, on_reject
+from .acks import AckBatcher
 from .codec import Incoming
 from .errors import translated
 
@@ -104,6 +105,7 @@ class AmqpSubscription(TransportSubscription):
         self._failure: TidingsError | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._sweeper: asyncio.Task[None] | None = None
+        self.acks = AckBatcher()
 
     # ---------------------------------------------------------------- starting
     async def start(self) -> None:
@@ -179,6 +181,7 @@ class AmqpSubscription(TransportSubscription):
     async def _take_in(self, inc: Incoming) -> None:
         if self._closed:
             return  # the channel's close returns it
+        self.acks.arrived(inc)
         if past_last_lease(inc.count, self.spec.max_deliveries):
             # the member that held its last delivery went away: dead-letter it now, as the
             # built-in broker's lease timer would, not when the application next asks
@@ -265,7 +268,7 @@ class AmqpSubscription(TransportSubscription):
     # ---------------------------------------------------------------- leases
     async def _extend_many(self, incs: list[Incoming]) -> list[Incoming]:
         """Extensions are local: the member keeps the message until it settles it."""
-        return [inc for inc in incs if inc.raw.processed]
+        return [inc for inc in incs if not self.acks.outstanding(inc)]
 
     def _deadline(self, held: _Held) -> float:
         kept = self.leases.deadline(held.inc)
@@ -316,15 +319,21 @@ class AmqpSubscription(TransportSubscription):
 
     async def _requeue(self, inc: Incoming) -> None:
         self.leases.release(inc)
+        if not self.acks.outstanding(inc):
+            return
+        self.acks.forget(inc)
         with translated("return a message to its group"):
-            if not inc.raw.processed:
-                await inc.raw.nack(requeue=True)
+            await inc.raw.channel.basic_nack(delivery_tag=inc.raw.delivery_tag, requeue=True)
 
-    async def _finish(self, inc: Incoming) -> None:
+    async def _finish(self, inc: Incoming, wait: bool = False) -> None:
+        """Acknowledge (coalesced with this loop turn's other acks, :mod:`.acks`)."""
         self.leases.release(inc)
-        with translated("acknowledge a message"):
-            if not inc.raw.processed:
-                await inc.raw.ack()
+        if not self.acks.outstanding(inc):
+            return
+        written = self.acks.ack(inc)
+        if wait:
+            with translated("acknowledge a message"):
+                await asyncio.shield(written)
 
     # ---------------------------------------------------------------- settling
     def _take(self, message: Message) -> _Held:
@@ -342,7 +351,7 @@ class AmqpSubscription(TransportSubscription):
         lost connection before it arrives means a redelivery)."""
         held = self._take(message)
         self._errors.pop(held.inc.id, None)
-        await self._finish(held.inc)
+        await self._finish(held.inc, wait=self.confirm_acks)
 
     async def nack(self, message: Message, delay: float = 0.0, error: str | None = None) -> None:
         held = self._take(message)
@@ -411,6 +420,7 @@ class AmqpSubscription(TransportSubscription):
             with contextlib.suppress(Exception):
                 await task
         await self.leases.close()
+        await self.acks.flush()  # before the channel closes, or they would come again
         self._buffer.clear()
         self._held.clear()
         await self._leaving()
