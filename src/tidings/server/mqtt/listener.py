@@ -15,7 +15,7 @@ Subscriptions and deliveries to the client live in its ``session``; QoS 2 from t
 stored once (``exactly_once``), answered with PUBREC after the commit.
 
 Retained messages are kept in ``retained``, persistent sessions in ``kept`` (``sessions``).
-Not built yet: topic aliases.
+Topic aliases in ``aliases``.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from ...model import Outgoing, TopicSpec
 from ..auth import require
 from ..tls import peer_subject
 from . import codec as m
+from .aliases import TOPIC_ALIAS_MAXIMUM, TopicAliases
 from .exactly_once import message_id
 from .mapping import reason_of, split_topic, to_outgoing
 from .retained import RetainedStore
@@ -77,6 +78,7 @@ class MqttConnection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.client_max_packet = m.MAX_REMAINING + 5
         self.session = Session(self, self.broker)
+        self.aliases = TopicAliases()
         self.inbound: deque[m.Publish] = deque()
         self.unacked_in = 0  # QoS 1/2 publishes received and not answered yet
         self.publisher: asyncio.Task[None] | None = None
@@ -144,8 +146,17 @@ class MqttConnection(asyncio.Protocol):
         self.listener.forget(self)
         if self.will is not None:  # gone without DISCONNECT: publish its will
             will, self.will = self.will, None
-            self.spawn(self._publish_will(will))
+            # v5 Will Delay Interval (§3.1.3.2.2): later, unless the session resumes first
+            session = self.session
+            delay = min(will.properties.get("will_delay_interval", 0), session.expiry)
+            if delay and session.conn is self:
+                self.listener.kept.delay_will(self.client_id, delay, self.publish_will, will)
+            elif not (delay and self.listener.kept.by_client.get(self.client_id) is session):
+                self.publish_will(will)  # (not when a takeover resumed the session in time)
         self.listener.kept.closed(self)
+
+    def publish_will(self, will: m.Will) -> None:
+        self.spawn(self._publish_will(will))
 
     # -- packets -----------------------------------------------------------------------------
 
@@ -181,6 +192,7 @@ class MqttConnection(asyncio.Protocol):
         props = packet.properties
         self.client_max_packet = props.get("maximum_packet_size", self.client_max_packet)
         self.session.receive_maximum = min(props.get("receive_maximum", 65535), RECEIVE_MAXIMUM)
+        self.aliases = TopicAliases(props.get("topic_alias_maximum", 0))
         assigned = None
         if not packet.client_id:
             if self.version == m.V311 and not packet.clean_start:
@@ -258,9 +270,9 @@ class MqttConnection(asyncio.Protocol):
             props = {
                 "receive_maximum": SERVER_RECEIVE_MAXIMUM,
                 "maximum_packet_size": self.max_packet_size,
-                "topic_alias_maximum": 0,
+                "topic_alias_maximum": TOPIC_ALIAS_MAXIMUM,
                 "wildcard_subscription_available": 1,
-                "subscription_identifier_available": 0,
+                "subscription_identifier_available": 1,
                 "shared_subscription_available": 1,
             }
             if assigned is not None:
@@ -313,10 +325,8 @@ class MqttConnection(asyncio.Protocol):
         self.close()
 
     def on_publish(self, packet: m.Publish) -> None:
-        if "topic_alias" in packet.properties:
-            raise m.MalformedPacket(
-                "topic aliases are not supported (maximum 0)", m.TOPIC_NAME_INVALID
-            )
+        if self.version == m.V5:
+            self.aliases.inbound(packet)
         if packet.qos:  # the receive maximum counts QoS 1 until PUBACK, QoS 2 until PUBCOMP
             received = self.session.received
             resend = packet.qos == 2 and packet.packet_id in received
@@ -401,7 +411,7 @@ class MqttConnection(asyncio.Protocol):
                 self.send(m.Ack(m.PUBREC, packet.packet_id))
 
     def outgoing(self, packet: m.Publish) -> Outgoing:
-        msg = to_outgoing(packet)
+        msg = to_outgoing(packet, self.client_id)
         if packet.qos == 2:
             msg.msg_id = message_id(self.client_id, packet)
         return msg
@@ -458,7 +468,8 @@ class MqttConnection(asyncio.Protocol):
             self.admit(topic)
             packet = m.Publish(will.topic, will.payload, will.qos, will.retain, False, None,
                                will.properties)  # fmt: skip
-            await self.server.runtime.publish(topic, [to_outgoing(packet)], self.origin)
+            message = to_outgoing(packet, self.client_id)
+            await self.server.runtime.publish(topic, [message], self.origin)
             if will.retain:
                 await self.listener.retained.put([packet], self.origin)
         except TidingsError as exc:

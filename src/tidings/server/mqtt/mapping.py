@@ -22,8 +22,10 @@ from . import codec as m
 TOPIC_HEADER = "mqtt-topic"
 QOS_HEADER = "mqtt-qos"  # the QoS an MQTT client published at: delivered at that QoS at most
 RETAIN_HEADER = "mqtt-retain"  # "1": published with RETAIN (v5 Retain As Published shows it)
+CLIENT_HEADER = "mqtt-client"  # the publishing client id (v5 No Local)
+EXPIRY_HEADER = "mqtt-expiry"  # the v5 Message Expiry Interval it was published with
 # headers the front-end sets itself: not passed back as user properties
-OWN_HEADERS = frozenset({TOPIC_HEADER, QOS_HEADER, RETAIN_HEADER})
+OWN_HEADERS = frozenset({TOPIC_HEADER, QOS_HEADER, RETAIN_HEADER, CLIENT_HEADER, EXPIRY_HEADER})
 ROOT_TOPIC = "mqtt-root"  # the tidings topic of MQTT names with an empty first level ("/a/b")
 INTERNAL_PREFIX = "_mqtt."  # the front-end's own topics (retained messages): not MQTT topics
 
@@ -51,17 +53,21 @@ def split_topic(topic: str) -> tuple[str, str | None]:
     return first, rest or None
 
 
-def to_outgoing(packet: m.Publish) -> Outgoing:
+def to_outgoing(packet: m.Publish, client_id: str | None = None) -> Outgoing:
     """The tidings message of an MQTT PUBLISH (v5 user properties become headers)."""
     headers = {name: value for name, value in packet.properties.get("user_property", ())}
     headers[TOPIC_HEADER] = packet.topic
     headers[QOS_HEADER] = str(packet.qos)
+    if client_id:
+        headers[CLIENT_HEADER] = client_id
     if packet.retain:
         headers[RETAIN_HEADER] = "1"
     content_type = packet.properties.get("content_type")
     if content_type is not None:
         headers.setdefault("content-type", content_type)
     expiry = packet.properties.get("message_expiry_interval")
+    if expiry:
+        headers[EXPIRY_HEADER] = str(expiry)
     _, key = split_topic(packet.topic)
     return Outgoing(packet.payload, key, headers, None, float(expiry) if expiry else None)
 
@@ -78,10 +84,17 @@ def mqtt_topic(delivery: Delivery) -> str:
 
 
 def to_publish(
-    delivery: Delivery, qos: int, packet_id: int | None, version: int, retain: bool = False
+    delivery: Delivery,
+    qos: int,
+    packet_id: int | None,
+    version: int,
+    retain: bool = False,
+    expiry: int | None = None,
 ) -> m.Publish:
     props: m.Properties = {}
     if version == m.V5:
+        if expiry is not None:  # 5.0 §3.3.2.3.3: the lifetime left
+            props["message_expiry_interval"] = expiry
         # content-type is the v5 content type property, not a user property as well
         pairs = [
             (k, v)
@@ -93,6 +106,16 @@ def to_publish(
         if "content-type" in delivery.headers:
             props["content_type"] = delivery.headers["content-type"]
     return m.Publish(mqtt_topic(delivery), delivery.body, qos, retain, False, packet_id, props)
+
+
+def expiry_left(delivery: Delivery, now: float) -> int | None:
+    """Whole seconds left of the v5 Message Expiry Interval the message was published with
+    (None: none; 0 or less: expired, not to be sent, 5.0 §3.3.2.3.3)."""
+    interval = delivery.headers.get(EXPIRY_HEADER)
+    if interval is None or not interval.isdigit():
+        return None
+    left = int(interval) - (now - delivery.timestamp)
+    return int(left) if left >= 1 or left <= 0 else 1
 
 
 def was_retained(delivery: Delivery) -> bool:

@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import time
 from typing import TYPE_CHECKING
 
 from ...errors import TidingsError
@@ -31,8 +32,10 @@ from ...model import Delivery, GroupSpec
 from ..auth import require
 from . import codec as m
 from .mapping import (
+    CLIENT_HEADER,
     Filter,
     delivered_qos,
+    expiry_left,
     mqtt_topic,
     parse_filter,
     reason_of,
@@ -54,14 +57,21 @@ _NONE: set[int] = set()
 
 class Subscription:
     __slots__ = (
-        "filter", "group", "member_id", "options", "private", "qos", "ready", "session", "spec",
-        "stash",
+        "filter", "group", "identifier", "member_id", "options", "private", "qos", "ready",
+        "session", "spec", "stash",
     )  # fmt: skip
 
     def __init__(
-        self, session: Session, flt: Filter, options: m.Subscription, qos: int, group: str
+        self,
+        session: Session,
+        flt: Filter,
+        options: m.Subscription,
+        qos: int,
+        group: str,
+        identifier: int = 0,
     ) -> None:
         self.session = session
+        self.identifier = identifier  # v5 Subscription Identifier (0: none), §3.8.2.1.2
         self.filter = flt
         self.options = options  # as subscribed (v5: no local, retain as published, handling)
         self.qos = qos
@@ -206,10 +216,16 @@ class Session:
         conn = self.conn
         reasons = []
         joined = []
+        identifier = packet.properties.get("subscription_identifier", 0)
+        for wanted in packet.subscriptions:
+            if wanted.no_local and wanted.filter.startswith("$share/"):
+                raise m.MalformedPacket(  # [MQTT-3.8.3-4]
+                    f"no local on the shared subscription {wanted.filter!r}", m.PROTOCOL_ERROR
+                )
         for wanted in packet.subscriptions:
             existed = wanted.filter in self.subs
             try:
-                sub = self.subscribe(wanted)
+                sub = self.subscribe(wanted, identifier)
             except m.MalformedPacket as exc:
                 log.info("mqtt %s: subscription %r refused: %s", conn.id, wanted.filter, exc)
                 reasons.append(exc.reason if self.version == m.V5 else m.V3_SUBACK_FAILURE)
@@ -244,7 +260,7 @@ class Session:
                 self.send_retained(sub, retained.matching(sub.filter))
             self.ready(sub)  # now the deliveries the engine gave at join may follow
 
-    def subscribe(self, wanted: m.Subscription) -> Subscription:
+    def subscribe(self, wanted: m.Subscription, identifier: int = 0) -> Subscription:
         conn = self.conn
         flt = parse_filter(wanted.filter)
         require(conn.user, "subscribe", flt.topic, conn.who())
@@ -254,7 +270,7 @@ class Session:
         qos = min(wanted.qos, MAX_QOS)
         conn.ensure_topic(flt.topic)
         group = f"{PRIVATE_GROUP}{secrets.token_hex(6)}" if flt.share is None else flt.share
-        sub = Subscription(self, flt, wanted, qos, group)
+        sub = Subscription(self, flt, wanted, qos, group, identifier)
         self.join(sub)
         self.subs[wanted.filter] = sub
         return sub
@@ -299,15 +315,36 @@ class Session:
     def send_retained(self, sub: Subscription, deliveries: list[Delivery]) -> None:
         """Retained messages to a new subscription, with RETAIN set (§3.3.1.3)."""
         conn = self.conn
+        now = time.time()
         for d in deliveries:
+            expiry = expiry_left(d, now)
+            if expiry is not None and expiry <= 0:
+                continue
             qos = delivered_qos(d, sub.qos)
             pid = self.packet_id() if qos else None
-            data = m.encode(to_publish(d, qos, pid, self.version, retain=True), self.version)
-            if len(data) > conn.client_max_packet:
+            publish = to_publish(d, qos, pid, self.version, True, expiry)
+            data = self.encode(sub, publish)
+            if data is None:
                 continue
             if pid is not None:
                 self.inflight[pid] = Outbound(sub, -1, -1, qos)
             conn.write(data)
+
+    def encode(self, sub: Subscription, publish: m.Publish) -> bytes | None:
+        """The bytes of a PUBLISH to the client (its subscription identifier, a topic alias),
+        None if it is larger than the client takes."""
+        version = self.version
+        if sub.identifier and version == m.V5:
+            publish.properties["subscription_identifier"] = sub.identifier
+        data = m.encode(publish, version)
+        conn = self.conn
+        if len(data) > conn.client_max_packet:
+            return None
+        aliases = conn.aliases
+        if aliases.client_maximum and version == m.V5:
+            aliases.outbound(publish)
+            data = m.encode(publish, version)
+        return data
 
     def send_deliveries(self, sub: Subscription, deliveries: list[Delivery]) -> None:
         conn = self.conn
@@ -317,8 +354,16 @@ class Session:
         version = self.version
         # 5.0 §3.3.1.3: RETAIN as published with Retain As Published, else 0 (3.1.1 too)
         keep_retain = version == m.V5 and sub.options.retain_as_published
+        no_local = sub.options.no_local and version == m.V5
+        now = time.time()
         for d in deliveries:
-            if not sub.filter.matches(mqtt_topic(d)):
+            if not sub.filter.matches(mqtt_topic(d)) or (
+                no_local and d.headers.get(CLIENT_HEADER) == self.client_id  # §3.8.3.1
+            ):
+                settle_now.append((d.partition, d.offset))
+                continue
+            expiry = expiry_left(d, now)
+            if expiry is not None and expiry <= 0:  # expired on its way (5.0 §3.3.2.3.3)
                 settle_now.append((d.partition, d.offset))
                 continue
             qos = delivered_qos(d, sub.qos)
@@ -326,10 +371,10 @@ class Session:
             dup = pid is not None or d.delivery_count > 1
             if qos and pid is None:
                 pid = self.packet_id()
-            publish = to_publish(d, qos, pid, version, keep_retain and was_retained(d))
+            publish = to_publish(d, qos, pid, version, keep_retain and was_retained(d), expiry)
             publish.dup = dup and qos > 0  # §3.3.1.1: a redelivery (§4.4: its packet id)
-            data = m.encode(publish, version)
-            if len(data) > conn.client_max_packet:  # the client cannot take it: dropped
+            data = self.encode(sub, publish)
+            if data is None:  # the client cannot take it: dropped
                 settle_now.append((d.partition, d.offset))
                 continue
             if pid is not None:

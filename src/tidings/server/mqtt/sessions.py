@@ -27,7 +27,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 import msgspec
@@ -57,6 +57,7 @@ class SubscriptionRecord(msgspec.Struct, array_like=True):
     no_local: bool = False
     retain_as_published: bool = False
     retain_handling: int = 0
+    identifier: int = 0
 
 
 class SessionRecord(msgspec.Struct):
@@ -78,6 +79,8 @@ class Sessions:
         self.broker = server.runtime.broker
         self.by_client: dict[str, Session] = {}
         self._sweeper: asyncio.Task[None] | None = None
+        # client id -> the timer of a delayed will and what publishes it now
+        self.wills: dict[str, tuple[asyncio.TimerHandle, Callable[[], None]]] = {}
 
     # -- start and stop ------------------------------------------------------------------------
 
@@ -125,7 +128,7 @@ class Sessions:
                 r.filter, r.qos, r.no_local, r.retain_as_published, r.retain_handling
             )
             session.subs[r.filter] = Subscription(
-                session, parse_filter(r.filter), options, r.qos, r.group
+                session, parse_filter(r.filter), options, r.qos, r.group, r.identifier
             )
         return session
 
@@ -145,6 +148,9 @@ class Sessions:
         """The broker stops: connections end, persistent sessions stay in the store."""
         if self._sweeper is not None:
             self._sweeper.cancel()
+        for timer, _ in self.wills.values():  # no wills at shutdown (as for connections)
+            timer.cancel()
+        self.wills.clear()
         for session in list(self.by_client.values()):
             if session.persistent:
                 session.detach()
@@ -174,6 +180,12 @@ class Sessions:
                 saving = self.forget(old)
             old = None
         present = old is not None
+        will = self.wills.pop(client_id, None)
+        if will is not None:  # §3.1.3.2.2: not sent if the session resumes in time
+            timer, publish_now = will
+            timer.cancel()
+            if not present:  # the session ended: now
+                publish_now()
         unchanged = present and old.stored and old.expiry == expiry  # type: ignore[union-attr]
         session = old if old is not None else Session(conn, self.broker, client_id)
         session.conn = conn
@@ -203,6 +215,19 @@ class Sessions:
         if session.stored:  # it was persistent until its DISCONNECT said otherwise
             conn.spawn(self.forget(session))
 
+    def delay_will(
+        self, client_id: str, delay: float, publish: Callable[[m.Will], None], will: m.Will
+    ) -> None:
+        def now() -> None:
+            self.wills.pop(client_id, None)
+            publish(will)
+
+        earlier = self.wills.pop(client_id, None)
+        if earlier is not None:
+            earlier[0].cancel()
+        timer = asyncio.get_running_loop().call_later(delay, now)
+        self.wills[client_id] = (timer, lambda: publish(will))
+
     def on_disconnect(self, conn: MqttConnection, packet: m.Disconnect) -> None:
         """v5 DISCONNECT may set the Session Expiry Interval, not from 0 (§3.14.2.2.2)."""
         expiry = packet.properties.get("session_expiry_interval")
@@ -222,7 +247,7 @@ class Sessions:
         subs = [
             SubscriptionRecord(
                 s.filter.text, s.qos, s.group, s.options.no_local,
-                s.options.retain_as_published, s.options.retain_handling,
+                s.options.retain_as_published, s.options.retain_handling, s.identifier,
             )
             for s in session.subs.values()
         ]  # fmt: skip
