@@ -1,13 +1,16 @@
 """The ``/api/v1`` resources, mirroring the CLI's nouns: overview, topics, groups (stats,
 members, reset, delete), dead letters (list, redrive, purge: ``deadletters``), messages
-(browse a topic or a dead-letter topic by offset without consuming; publish a test message)
-and connections (list, close); users (read, reload) are in ``users``. Each handler checks the
-caller's rights (``access``) and calls the broker's public engine and stats methods."""
+(browse a topic or a dead-letter topic by offset or time without consuming; publish a test
+message) and connections (list, close); users (read, reload) are in ``users``. Each handler
+checks the caller's rights (``access``) and calls the broker's public engine and stats
+methods."""
 
 from __future__ import annotations
 
 import base64
 import binascii
+import datetime
+import math
 import time
 from typing import TYPE_CHECKING
 
@@ -176,6 +179,28 @@ def _message(topic: str, partition: int, r: Record) -> Message:
     )
 
 
+def _time(text: str) -> float:
+    """``since``: seconds since the epoch, or an ISO 8601 time (UTC if it names no zone)."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        pass
+    else:
+        if not math.isfinite(seconds):
+            raise BadRequest(f"since must be a finite number of seconds, got {text!r}")
+        return seconds
+    try:
+        when = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise BadRequest(
+            f"since must be seconds since the epoch or an ISO 8601 time such as "
+            f"2026-12-07T12:00:00Z, got {text!r}"
+        ) from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.UTC)
+    return when.timestamp()
+
+
 async def browse(call: Call) -> MessagePage:
     topic = call.path["topic"]
     access.require(call.user, call.request, "subscribe", topic)
@@ -187,7 +212,11 @@ async def browse(call: Call) -> MessagePage:
             f"{len(info.partitions) - 1}); partition {p} does not exist"
         )
     part = info.partitions[p]
-    start = call.query["offset"]
+    start, since = call.query["offset"], call.query["since"]
+    if since is not None:
+        if start is not None:
+            raise BadRequest("give offset or since, not both")
+        start = call.server.store.offset_at(topic, p, _time(since))
     start = part.first_offset if start is None else max(start, part.first_offset)
     records = []
     if start < part.next_offset and limit:
@@ -278,6 +307,8 @@ ENDPOINTS = [
              "(any topic, dead-letter topics too)", "messages", browse, MessagePage,
              query=(Query("partition", int, 0, "partition to read", 0),
                     Query("offset", int, None, "first offset (default: the oldest)", 0),
+                    Query("since", str, None, "instead of offset: the first message published "
+                          "at or after this time (seconds since the epoch, or ISO 8601)"),
                     Query("limit", int, 50, f"messages at most (up to {MAX_PAGE})", 0))),
     Endpoint("POST", _T + "/messages", "Publish a (test) message", "messages", publish,
              Receipt, body=PublishBody, status=201),
