@@ -34,7 +34,8 @@ from typing import TYPE_CHECKING, Any
 from ..client import Subscription
 from ..errors import Closed, MemberStuck, TidingsError
 from ..model import Message
-from .execution import Handled, error_text, execute, nack_on_shutdown, retry_delay, settle
+from .context import Context
+from .execution import Handled, error_text, execute, failed, nack_on_shutdown, retry_delay, settle
 from .keylanes import KeyLanes
 from .leases import LeaseKeeper
 from .middleware import HandleNext
@@ -208,15 +209,21 @@ class Consumer:
 
     async def _run_shared(self, message: Message) -> None:
         try:
-            handled = await execute(
-                self.service,
-                self.handler,
-                self.chain,
-                message,
-                message.delivery_count,
-                self._watchdog,
-            )
-            if handled.error is None and not handled.ctx.state and not self.handler.responder:
+            # execute() inlined (a coroutine less per message); failures go through its
+            # failed(), as there
+            handler, watchdog = self.handler, self._watchdog
+            ctx = Context(self.service, handler, message, message.delivery_count)
+            watch = watchdog.start(message)
+            try:
+                result = await self.chain(ctx)
+            except BaseException as exc:
+                handled = await failed(handler, ctx, watchdog, watch, exc)
+            else:
+                watchdog.end(watch, None)
+                if watch.keeper is not None:
+                    await watch.keeper.stop()
+                handled = Handled(ctx, result)
+            if handled.error is None and not ctx.state and not handler.responder:
                 try:  # settle()'s common case inlined: a coroutine less per message
                     await message.ack()
                 except TidingsError as exc:

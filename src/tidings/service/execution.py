@@ -17,7 +17,7 @@ from .context import Context
 from .idempotency import DuplicateMessage
 from .middleware import HandleNext, outcome_of
 from .outcomes import Reject, Retry
-from .watchdog import Watchdog
+from .watchdog import Watch, Watchdog
 
 if TYPE_CHECKING:
     from .app import Service
@@ -71,26 +71,34 @@ async def execute(
     try:
         result = await chain(ctx)
     except BaseException as exc:
-        timed_out = watchdog.end(watch, exc)
-        if watch.keeper is not None:
-            await watch.keeper.stop()
-        if timed_out:
-            return Handled(
-                ctx,
-                error=Timeout(
-                    f"handler {handler.name} ran past its timeout of {handler.timeout}s and was "
-                    "cancelled; raise timeout= or make it faster"
-                ),
-            )
-        if isinstance(exc, DuplicateMessage):
-            ctx.duplicate = True
-        if isinstance(exc, Exception):
-            return Handled(ctx, error=exc)
-        raise
+        return await failed(handler, ctx, watchdog, watch, exc)
     watchdog.end(watch, None)
     if watch.keeper is not None:
         await watch.keeper.stop()
     return Handled(ctx, result)
+
+
+async def failed(
+    handler: Handler, ctx: Context, watchdog: Watchdog, watch: Watch, exc: BaseException
+) -> Handled:
+    """How a handling that raised ``exc`` ended (a timeout of the watchdog's becomes Timeout);
+    re-raises what is not an Exception (a cancellation from elsewhere)."""
+    timed_out = watchdog.end(watch, exc)
+    if watch.keeper is not None:
+        await watch.keeper.stop()
+    if timed_out:
+        return Handled(
+            ctx,
+            error=Timeout(
+                f"handler {handler.name} ran past its timeout of {handler.timeout}s and was "
+                "cancelled; raise timeout= or make it faster"
+            ),
+        )
+    if isinstance(exc, DuplicateMessage):
+        ctx.duplicate = True
+    if isinstance(exc, Exception):
+        return Handled(ctx, error=exc)
+    raise exc
 
 
 async def _quietly(what: str, message: Message, coro: Any) -> None:
