@@ -12,7 +12,7 @@ from tests.helpers.nats_server import free_port
 from tests.helpers.rabbitmq_server import RabbitServer
 
 import tidings
-from tidings.errors import BadRequest, NotFound, TransportUnavailable
+from tidings.errors import BadRequest, NotFound, TransportUnavailable, Unsupported
 from tidings.transports.amqp import AmqpTransport
 from tidings.transports.amqp.transport import split_url
 from tidings.transports.registry import transport_for
@@ -102,3 +102,17 @@ async def test_boundary_refusals(rabbitmq_server: RabbitServer, topic: str) -> N
         await client.delete_topic(topic)
         with pytest.raises(NotFound):
             await client.topic_info(topic)
+
+
+async def test_refusals_name_what_to_do_instead(rabbitmq_server: RabbitServer, topic: str) -> None:
+    async with tidings.connect(rabbitmq_server.url) as client:
+        await client.create_topic(topic)
+        with pytest.raises(Unsupported, match="a message delay is not supported by amqp://") as e:
+            await client.publish(topic, b"later", delay=5)
+        assert "publish when the message is due" in str(e.value)
+        with pytest.raises(Unsupported, match="declare it before publishing"):
+            await client.subscribe(topic, "g", start=3)
+        sub = await client.subscribe(topic, "g")
+        await sub.close()
+        with pytest.raises(Unsupported, match="delete the group and subscribe again"):
+            await client.reset_group(topic, "g")

@@ -30,6 +30,7 @@ from ...errors import (
     MessageTooLarge,
     NotFound,
     TransportUnavailable,
+    Unsupported,
 )
 from ...model import GroupInfo, GroupSpec, Outgoing, PartitionInfo, Receipt, TopicInfo, TopicSpec
 from ...names import REPLY_PREFIX
@@ -38,6 +39,7 @@ from ..base import (
     CAP_AUTO_ACK,
     CAP_DEAD_LETTER_EXPIRED,
     CAP_DEDUP,
+    CAP_GROUP_RESET,
     CAP_ORDERED,
     CAP_PREFETCH_BYTES,
     CAP_TTL,
@@ -68,6 +70,22 @@ from .subscription import AmqpSubscription
 log = logging.getLogger("tidings.transports.amqp")
 
 DEDUP_ENTRIES = 100_000  # producer ids remembered per connection
+
+# what to do instead of what stock RabbitMQ cannot do (docs/transports.md, "amqp://")
+ALTERNATIVES = {
+    "delay": "stock RabbitMQ has no delayed delivery; publish when the message is due (a "
+    "scheduler, or an outbox row with a due time), or use tidings://, nats:// or redis://",
+    "start_offset": "a RabbitMQ group starts where it is declared; declare it before "
+    "publishing, or use tidings://, nats:// or redis:// to read from an offset",
+    "start_time": "a RabbitMQ group starts where it is declared; declare it before "
+    "publishing, or use tidings://, nats:// or redis:// to read from a time",
+    "group_reset": "RabbitMQ keeps no consumed messages to go back to; delete the group and "
+    "subscribe again to start from new messages",
+    "key_ordered": "use an ordered group (mode='ordered'): one in flight per partition",
+    "prefetch_bytes": "bound a member by message count (prefetch)",
+    "replicas": "quorum queues are replicated by RabbitMQ itself on a cluster "
+    "(x-quorum-initial-group-size); leave replicas at 1",
+}
 
 
 def split_url(url: str) -> tuple[str, str, str, str, str]:
@@ -147,6 +165,16 @@ class AmqpTransport(Transport):
         self._replies: list[str] = []
         self._dedup: OrderedDict[tuple[str, str], tuple[float, Receipt]] = OrderedDict()
         self._rr = RoundRobin()
+
+    def require(self, capability: str, what: str) -> None:
+        """As every transport, and the refusal names what to do instead on RabbitMQ."""
+        try:
+            super().require(capability, what)
+        except Unsupported as exc:
+            instead = ALTERNATIVES.get(capability)
+            if instead is None:
+                raise
+            raise Unsupported(f"{exc.message}: {instead}") from None
 
     # ------------------------------------------------------------------ connection
     @property
@@ -540,6 +568,11 @@ class AmqpTransport(Transport):
         with contextlib.suppress(NotFound):
             info.dead_lettered = (await self.topic_info(dlq)).messages
         return info
+
+    async def reset_group(
+        self, topic: str, group: str, start: str = "earliest", start_value: float | None = None
+    ) -> None:
+        self.require(CAP_GROUP_RESET, f"resetting group {group!r}")
 
     async def delete_group(self, topic: str, group: str) -> None:
         await self._spec(topic)
