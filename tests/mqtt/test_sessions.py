@@ -35,12 +35,14 @@ def test_paho_v311_clean_session_0_gets_what_was_published_while_away(broker):
     port = broker.mqtt_port
     flags: list[bool] = []
     got: list[paho.MQTTMessage] = []
+    subacks: list[int] = []
 
     def client(clean: bool) -> paho.Client:
         c = paho.Client(CallbackAPIVersion.VERSION2, client_id="keeper", clean_session=clean,
                         protocol=paho.MQTTv311)  # fmt: skip
         c.on_connect = lambda c, u, f, rc, p: flags.append(f.session_present)
         c.on_message = lambda c, u, msg: got.append(msg)
+        c.on_subscribe = lambda c, u, mid, rcs, p: subacks.append(mid)
         return c
 
     c = client(False)
@@ -48,7 +50,7 @@ def test_paho_v311_clean_session_0_gets_what_was_published_while_away(broker):
     c.loop_start()
     _wait(lambda: flags, "CONNACK")
     assert c.subscribe("plants/#", 1)[0] == paho.MQTT_ERR_SUCCESS
-    time.sleep(0.5)  # SUBACK
+    _wait(lambda: subacks, "SUBACK")
     c.disconnect()
     c.loop_stop()
     _publish(port, *[_q1(f"plants/{i}", b"%d" % i, i + 1) for i in range(3)])
@@ -227,3 +229,60 @@ def test_persistent_session_survives_a_broker_restart(tmp_path, crash):
             assert _persistent(c, "survivor").session_present is False
     finally:
         proc.stop()
+
+
+def test_paho_v5_resumes_its_session_with_clean_start_0(broker):
+    """paho v5 with Clean Start 0 and a Session Expiry Interval (§3.1.2.11.2): the second
+    CONNECT gets session present and the QoS 1 message published while it was away."""
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    port = broker.mqtt_port
+    flags: list[bool] = []
+    got: list[bytes] = []
+    subacks: list[int] = []
+
+    def session() -> paho.Client:
+        c = paho.Client(CallbackAPIVersion.VERSION2, client_id="paho-v5-keeper",
+                        protocol=paho.MQTTv5)  # fmt: skip
+        c.on_connect = lambda c, u, f, rc, p: flags.append(f.session_present)
+        c.on_message = lambda c, u, msg: got.append(msg.payload)
+        c.on_subscribe = lambda c, u, mid, rcs, p: subacks.append(mid)
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = 300
+        c.connect("127.0.0.1", port, clean_start=False, properties=props)
+        c.loop_start()
+        _wait(lambda: flags, "CONNACK")
+        return c
+
+    c = session()
+    c.subscribe("ovens/#", 1)
+    _wait(lambda: subacks, "SUBACK")
+    c.disconnect()
+    c.loop_stop()
+    flags.clear()
+    _publish(port, _q1("ovens/1", b"hot", 1))
+    c = session()
+    try:
+        _wait(lambda: got, "the queued message")
+        assert flags == [True] and got == [b"hot"]
+    finally:
+        c.disconnect()
+        c.loop_stop()
+
+
+def test_mosquitto_sub_persistent_session(broker):
+    """Debian's mosquitto_sub -c (clean session 0, 3.1.1): a message published while it is
+    away is delivered when it comes back with the same client id."""
+    import subprocess
+
+    port = str(broker.mqtt_port)
+    args = ["mosquitto_sub", "-h", "127.0.0.1", "-p", port, "-i", "mos-keeper", "-c",
+            "-q", "1", "-t", "lamps/#", "-v"]  # fmt: skip
+    first = subprocess.run([*args, "-E"], capture_output=True, text=True, timeout=20)
+    assert first.returncode == 0, first.stderr  # -E: gone once the SUBACK came
+    _publish(broker.mqtt_port, _q1("lamps/hall", b"on", 1))
+    again = subprocess.run([*args, "-C", "1", "-W", "10"], capture_output=True, text=True,
+                           timeout=20)  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.strip() == "lamps/hall on"
