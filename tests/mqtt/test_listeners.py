@@ -249,3 +249,25 @@ def test_the_receive_maximum_counts_unanswered_qos_1_and_2_only(broker):
         got = _read_all(sock)
     assert len(got) == 1 and isinstance(got[0], m.Disconnect)
     assert got[0].reason == m.RECEIVE_MAXIMUM_EXCEEDED
+
+
+def test_the_max_keep_alive_is_told_to_v5_clients_and_enforced(tmp_path, clients):
+    from .test_bad_input import _connect, _open, _read_all
+
+    args = ["--mqtt", "127.0.0.1:0", "--mqtt-max-keep-alive", "1"]
+    with BrokerProcess(tmp_path / "data", memory=True, args=args) as broker:
+        port = mqtt_port(broker)
+        v5 = clients(port, "5.0", "asks-120")
+        assert v5.connect(keepalive=120) == 0
+        assert v5.connack_props.ServerKeepAlive == 1  # type: ignore[attr-defined]
+        with _open(port) as sock:  # keep-alive 0 (none) is replaced too, then enforced
+            connack = _connect(sock, client_id="silent", keep_alive=0)
+            assert connack.properties["server_keep_alive"] == 1
+            got = _read_all(sock)  # silent: closed after 1.5 s (the old code: never)
+            assert [type(p) for p in got] == [m.Disconnect]
+            assert got[0].reason == m.KEEP_ALIVE_TIMEOUT
+        with _open(port) as sock:  # within the limit: its own, no Server Keep Alive
+            own = _connect(sock, client_id="ok", keep_alive=1)
+            assert "server_keep_alive" not in own.properties
+    with pytest.raises(BadRequest, match="--mqtt-max-keep-alive must be from 0"):
+        config_from(["--memory", "--mqtt-max-keep-alive", "70000"])

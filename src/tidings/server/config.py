@@ -62,6 +62,8 @@ class ServerConfig:
     mqtt_max_connections: int = 10_000  # MQTT sessions at once (all MQTT listeners together)
     # largest MQTT packet a client may send; 0: --max-message-size plus 64 KiB
     mqtt_max_packet_size: int = 0
+    # longest keep-alive (seconds) a v5 client gets (CONNACK Server Keep Alive); 0: its own
+    mqtt_max_keep_alive: int = 0
     # message tracing (docs/tracing.md): topic patterns (comma-separated, '>' all) or off
     trace: str = "off"
     trace_size: int = 100_000  # events the trace ring keeps (the oldest fall off)
@@ -108,7 +110,6 @@ class ServerConfig:
             check_data_dir(self.data_dir)
         return self
 
-
     def _validate_mqtt(self) -> None:
         tls = self.mqtt_tls.strip().lower()
         if tls != "off" and not self.mqtt_tls.rpartition(":")[2].isdigit():
@@ -123,6 +124,11 @@ class ServerConfig:
         if self.mqtt_max_connections < 1:
             raise BadRequest(
                 f"--mqtt-max-connections must be at least 1, got {self.mqtt_max_connections}"
+            )
+        if not 0 <= self.mqtt_max_keep_alive <= 65535:
+            raise BadRequest(
+                f"--mqtt-max-keep-alive must be from 0 (off) to 65535 seconds, "
+                f"got {self.mqtt_max_keep_alive}"
             )
         size = self.mqtt_max_packet_size
         if size and not 1024 <= size <= self.max_message_size + 64 * 1024:
@@ -238,6 +244,12 @@ OPTIONS: dict[str, tuple[str, type, str]] = {
         int,
         "largest MQTT packet a client may send, bytes (default 0: --max-message-size plus "
         "64 KiB); larger gets DISCONNECT 0x95",
+    ),
+    "mqtt_max_keep_alive": (
+        "TIDINGS_MQTT_MAX_KEEP_ALIVE",
+        int,
+        "longest keep-alive of an MQTT 5.0 client, seconds (a longer one or 0 is replaced, "
+        "told in CONNACK's Server Keep Alive); default 0: the client's own",
     ),
     "trace": (
         "TIDINGS_TRACE",

@@ -189,6 +189,9 @@ class MqttConnection(asyncio.Protocol):
     def on_connect(self, packet: m.Connect) -> None:
         self.version = packet.version
         self.keep_alive = packet.keep_alive
+        limit = self.server.config.mqtt_max_keep_alive
+        if self.version == m.V5 and limit and not 0 < packet.keep_alive <= limit:
+            self.keep_alive = limit  # v5: CONNACK's Server Keep Alive tells the client
         props = packet.properties
         self.client_max_packet = props.get("maximum_packet_size", self.client_max_packet)
         self.session.receive_maximum = min(props.get("receive_maximum", 65535), RECEIVE_MAXIMUM)
@@ -277,6 +280,8 @@ class MqttConnection(asyncio.Protocol):
             }
             if assigned is not None:
                 props["assigned_client_identifier"] = assigned
+            if self.keep_alive != packet.keep_alive:
+                props["server_keep_alive"] = self.keep_alive
         self.session, present, saving = self.listener.kept.open(self, packet)
         if saving is None:
             self.welcome(present, props)
