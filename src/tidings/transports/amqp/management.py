@@ -17,6 +17,7 @@ import httpx
 from ...errors import NotFound, TransportUnavailable, Unauthorized
 
 TIMEOUT = 10.0
+PAGE_SIZE = 500
 
 
 class Management:
@@ -69,19 +70,30 @@ class Management:
         return await self.get(f"/api/exchanges/{self._v()}", {"columns": "name,arguments"})
 
     async def queues(self, prefix: str) -> list[dict[str, Any]]:
-        """The vhost's queues whose name starts with ``prefix`` (with their stats)."""
-        rows = await self.get(
-            f"/api/queues/{self._v()}",
-            {
-                "columns": "name,arguments,messages_ready,messages_unacknowledged,consumers,"
-                "message_stats,message_bytes",
-                "name": "^" + _regex(prefix),
-                "use_regex": "true",
-            },
-        )
-        if isinstance(rows, dict):  # paginated form
-            rows = rows.get("items", [])
-        return [r for r in rows if str(r.get("name", "")).startswith(prefix)]
+        """The vhost's queues whose name starts with ``prefix`` (with their stats). The API
+        filters by name only on paginated requests: pages of PAGE_SIZE are read to the end."""
+        out: list[dict[str, Any]] = []
+        page = 1
+        while True:
+            rows = await self.get(
+                f"/api/queues/{self._v()}",
+                {
+                    "columns": "name,arguments,messages_ready,messages_unacknowledged,consumers,"
+                    "message_stats,message_bytes",
+                    "name": "^" + _regex(prefix),
+                    "use_regex": "true",
+                    "page": str(page),
+                    "page_size": str(PAGE_SIZE),
+                },
+            )
+            if isinstance(rows, list):  # an API without pagination: everything at once
+                items, pages = rows, 1
+            else:
+                items, pages = rows.get("items", []), int(rows.get("page_count") or 1)
+            out += [r for r in items if str(r.get("name", "")).startswith(prefix)]
+            if page >= pages:
+                return out
+            page += 1
 
 
 def _regex(text: str) -> str:
