@@ -286,3 +286,31 @@ def test_mosquitto_sub_persistent_session(broker):
                            timeout=20)  # fmt: skip
     assert again.returncode == 0, again.stderr
     assert again.stdout.strip() == "lamps/hall on"
+
+
+def test_a_session_belongs_to_its_user(secured):
+    """A client id is not a credential: another user connecting with the client id of a
+    session (to resume, end or take it over) gets CONNACK not authorized (0x87; 3.1.1: 5),
+    so it cannot receive what the subscriptions, checked for the owner, deliver."""
+    from .conftest import PASSWORDS
+
+    port = secured.mqtt_port
+    sensor = {"username": "sensor", "password": PASSWORDS["sensor"].encode()}
+    reader = {"username": "reader", "password": PASSWORDS["reader"].encode()}
+    with Raw(port) as s:  # the topic exists once the sensor (its admin) published
+        assert s.connect("sensor-1", **sensor).reason == 0
+        s.send(_q1("sensors/t", b"first", 1))
+        assert s.next() == m.Ack(m.PUBACK, 1)
+    for version, refused in ((m.V5, m.NOT_AUTHORIZED), (m.V311, m.V3_NOT_AUTHORIZED)):
+        client_id = f"reader-{version}"
+        with Raw(port, version) as r:
+            assert r.connect(client_id, clean_start=False, **reader,
+                             properties={"session_expiry_interval": 300}).reason == 0  # fmt: skip
+            assert r.subscribe(1, m.Subscription("sensors/#", 1)).reasons == [1]
+        with Raw(port, version) as other:
+            got = other.connect(client_id, clean_start=False, **sensor)
+            assert (got.reason, got.session_present) == (refused, False)
+        with Raw(port, version) as r:
+            again = r.connect(client_id, clean_start=False, **reader,
+                              properties={"session_expiry_interval": 300})  # fmt: skip
+            assert (again.reason, again.session_present) == (0, True)

@@ -266,6 +266,13 @@ class MqttConnection(asyncio.Protocol):
                 self.connack(m.V3_NOT_AUTHORIZED, m.NOT_AUTHORIZED)
                 return
             self.will = packet.will
+        owner = self.listener.kept.owner(self.client_id)
+        if owner is not None and owner != (user.name if user is not None else ""):
+            log.warning("mqtt %s (%s): client id %r has a session of another user: refused",
+                        self.id, self.peer, self.client_id)  # fmt: skip
+            self.will = None
+            self.connack(m.V3_NOT_AUTHORIZED, m.NOT_AUTHORIZED)
+            return
         self.listener.take_over(self)
         self.connected = True
         props: m.Properties = {}

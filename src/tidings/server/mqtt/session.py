@@ -111,6 +111,7 @@ class Session:
         self.conn: MqttConnection = conn  # type: ignore[assignment]  # None: loaded, offline
         self.broker = broker
         self.client_id = client_id
+        self.user_name = ""  # whose session it is (a client id is not a credential)
         self.version = conn.version if conn is not None else m.V5
         self.expiry = 0  # seconds after the connection ends; 0: ends with it (NEVER: never)
         self.offline_since: float | None = None  # wall clock, while no connection has it

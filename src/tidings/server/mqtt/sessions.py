@@ -65,6 +65,7 @@ class SessionRecord(msgspec.Struct):
     expiry: int
     subs: list[SubscriptionRecord]
     offline_since: float | None = None
+    user: str = ""
 
 
 _encode = msgspec.json.Encoder().encode
@@ -122,6 +123,7 @@ class Sessions:
         session.version = record.version
         session.expiry = record.expiry
         session.offline_since = record.offline_since or now
+        session.user_name = record.user
         session.stored = True
         for r in record.subs:
             options = m.Subscription(
@@ -189,6 +191,7 @@ class Sessions:
         unchanged = present and old.stored and old.expiry == expiry  # type: ignore[union-attr]
         session = old if old is not None else Session(conn, self.broker, client_id)
         session.conn = conn
+        session.user_name = conn.user.name if conn.user is not None else ""
         session.version = conn.version
         session.receive_maximum = conn.session.receive_maximum
         session.expiry = expiry
@@ -196,6 +199,12 @@ class Sessions:
         if session.persistent and not unchanged:
             saving = self.save(session)
         return session, present, saving
+
+    def owner(self, client_id: str) -> str | None:
+        """The user name of the session of ``client_id`` (None: there is none). Only that
+        user may take it over, resume or end it: its subscriptions were checked for them."""
+        session = self.by_client.get(client_id)
+        return session.user_name if session is not None else None
 
     def closed(self, conn: MqttConnection) -> None:
         """``conn`` ended: its session stays (persistent) or ends."""
@@ -251,7 +260,9 @@ class Sessions:
             )
             for s in session.subs.values()
         ]  # fmt: skip
-        record = SessionRecord(session.version, session.expiry, subs, session.offline_since)
+        record = SessionRecord(
+            session.version, session.expiry, subs, session.offline_since, session.user_name
+        )
         session.stored = True
         await self._append(session.client_id, _encode(record))
 
