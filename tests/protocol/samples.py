@@ -72,7 +72,7 @@ SAMPLES: dict[int, object] = {
     c.PUBLISH | R: m.PublishReply([(0, 1, "m1", False), (2, 9, "m2", True)]),
     c.SUBSCRIBE: m.Subscribe(GROUP, 100),
     c.SUBSCRIBE | R: m.Subscribed(3, "member-1", GROUP),
-    c.UNSUBSCRIBE: m.SubRef(3),
+    c.UNSUBSCRIBE: m.Unsubscribe(3, [0, 7, 1, 9]),
     c.UNSUBSCRIBE | R: m.Empty(),
     c.ACK: m.Ack(3, [0, 1, 2, 9]),
     c.ACK | R: m.SettleReply([(1, 430, "lease lost")]),

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from ..errors import BadRequest, NotFound, TidingsError
@@ -79,12 +79,15 @@ class MemberSessionsMixin:
         g.add(m)
         return member_id
 
-    def leave(self, member_id: str) -> None:
-        """Remove a member: shared deliveries return to the group now; ordered partitions move."""
+    def leave(self, member_id: str, unhanded: Iterable[tuple[int, int]] | None = None) -> None:
+        """Remove a member: its deliveries return to the group now; ordered partitions move.
+        ``unhanded``: the (partition, offset) its client never handed to the application,
+        returned without counting the delivery; the rest it held count as failed attempts.
+        None: the client named nothing (see ``ConsumerGroup.remove``)."""
         m = self._members.pop(member_id, None)
         if m is None:
             raise NotFound(f"unknown member {member_id!r}")
-        m.group.remove(m)
+        m.group.remove(m, unhanded)
 
     def heartbeat(self, member_id: str) -> None:
         m = self._members.get(member_id)

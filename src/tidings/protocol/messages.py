@@ -130,8 +130,11 @@ class Subscribed(_Array):
     spec: GroupSpec
 
 
-class SubRef(_Array):
+class Unsubscribe(_Array):
     sub: int
+    # flat partition, offset pairs of the deliveries the client never handed to the
+    # application (returned uncounted); None: it names nothing (an older client)
+    unhanded: list[int] | None = None
 
 
 class Ack(_Array):
@@ -253,7 +256,7 @@ BODY_TYPES: dict[int, type] = {
     c.PUBLISH | c.REPLY_BIT: PublishReply,
     c.SUBSCRIBE: Subscribe,
     c.SUBSCRIBE | c.REPLY_BIT: Subscribed,
-    c.UNSUBSCRIBE: SubRef,
+    c.UNSUBSCRIBE: Unsubscribe,
     c.UNSUBSCRIBE | c.REPLY_BIT: Empty,
     c.ACK: Ack,
     c.ACK | c.REPLY_BIT: SettleReply,

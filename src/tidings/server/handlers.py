@@ -223,10 +223,14 @@ def _member(conn: ClientConnection, sub: int) -> ServerMember:
     return member
 
 
-def unsubscribe(conn: ClientConnection, body: m.SubRef) -> m.Empty:
+def unsubscribe(conn: ClientConnection, body: m.Unsubscribe) -> m.Empty:
     member = _member(conn, body.sub)
+    pos = body.unhanded
+    if pos is not None and len(pos) % 2:
+        raise BadRequest("UNSUBSCRIBE unhanded positions must be partition, offset pairs")
+    unhanded = None if pos is None else list(zip(pos[::2], pos[1::2], strict=True))
     del conn.members[body.sub]
-    conn.broker.leave(member.member_id)
+    conn.broker.leave(member.member_id, unhanded)
     return m.Empty()
 
 

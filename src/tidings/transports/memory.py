@@ -199,12 +199,14 @@ class MemorySubscription(TransportSubscription):
                 await self.leases.close()
             return
         self._closed = True
+        # what the application never got goes back uncounted (auto-ack: nothing is held)
+        unhanded = None if self.spec.auto_ack else [(m.partition, m.offset) for m in self._buffer]
         self._buffer.clear()
         self._arrived.set()
         await self.leases.close()
         self._transport._subs.discard(self)
         if self.member_id in self._broker._members:
-            self._broker.leave(self.member_id)
+            self._broker.leave(self.member_id, unhanded)
 
 
 class MemoryTransport(Transport):

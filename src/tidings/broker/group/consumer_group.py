@@ -18,7 +18,7 @@ This is the hot path: keep it free of per-message allocations beyond the deliver
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from ...errors import LeaseLost, MemberStuck, NotFound, TidingsError
@@ -78,13 +78,29 @@ class ConsumerGroup(GroupQueues):
             self.rebalance()
         self.dispatch()
 
-    def remove(self, m: Member) -> None:
-        """A member left: its shared deliveries return now; ordered partitions move."""
+    def remove(self, m: Member, unhanded: Iterable[tuple[int, int]] | None = None) -> None:
+        """A member left: its deliveries return now; ordered partitions move.
+
+        ``unhanded``: the (partition, offset) its client says it never handed to the
+        application (it names them when it closes). Those were no processing attempt: they
+        return without counting the delivery. Every other delivery it held was handed out and
+        not settled, an attempt that failed: retried, or dead-lettered after the last allowed
+        one. None (a lost connection, a session timeout, a stuck member): the broker cannot
+        tell a message being processed from one waiting in the client's buffer, so all
+        return, counted, and none is dead-lettered by the leave."""
         if m in self.members:
             self.members.remove(m)
+        returned = None if unhanded is None else set(unhanded)
         for entry in sorted(m.inflight.values(), key=lambda e: e.offset, reverse=True):
             self._release(entry)
-            self._requeue(entry)
+            if returned is None:
+                self._requeue(entry)
+            elif entry.ref in returned:
+                entry.deliveries -= 1  # it never reached the application
+                self._requeue(entry)
+            else:
+                entry.last_error = entry.last_error or "its member left without settling it"
+                self._failed(entry)
         if self.ordered:
             self.rebalance()
         self.dispatch()

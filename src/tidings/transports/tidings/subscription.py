@@ -361,9 +361,15 @@ class NativeSubscription(TransportSubscription):
         if self._batches:
             self._flush()  # settles made before close go out before UNSUBSCRIBE
         self.fail(Closed("the subscription is closed"))
+        # what the application never got goes back uncounted (auto-ack: nothing is held)
+        unhanded = (
+            None
+            if self._auto_ack
+            else [n for msg in self._queue for n in (msg.partition, msg.offset)]
+        )
         self._queue.clear()
         await self.leases.close()
-        await self._transport.unsubscribe(self)
+        await self._transport.unsubscribe(self, unhanded)
 
 
 def _unconfirmed(shared: _Shared) -> None:

@@ -332,14 +332,16 @@ class NativeTransport(Transport):
                 conn.forget(fut)
                 raise
 
-    async def unsubscribe(self, sub: NativeSubscription) -> None:
+    async def unsubscribe(self, sub: NativeSubscription, unhanded: list[int] | None = None) -> None:
+        """Leave the group; ``unhanded`` (flat partition, offset pairs) names the deliveries
+        the application never got: the broker returns them without counting the delivery."""
         if sub in self.members:
             self.members.remove(sub)
         self.subscriptions.pop(sub.sub_id, None)
         conn = sub.conn
         if conn is not None and conn is self.conn and not conn.closed:
             try:
-                await self.call(c.UNSUBSCRIBE, m.SubRef(sub.sub_id), retry=False)
+                await self.call(c.UNSUBSCRIBE, m.Unsubscribe(sub.sub_id, unhanded), retry=False)
             except (ConnectionLost, Timeout):
                 pass  # the broker drops the member with the connection anyway
 
