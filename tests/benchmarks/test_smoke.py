@@ -116,3 +116,31 @@ def test_tidings_over_redis_is_compared_with_raw_redis_in_one_run() -> None:
     assert ours["ordered.violations"] == [0.0], "per-key order was broken on redis://"
     report = markdown(data["results"], engines, data["errors"], "# smoke")
     assert "| tidings-redis / redis |" in report
+
+
+@pytest.mark.timeout(120)
+def test_tracing_is_measured_side_by_side_in_one_run() -> None:
+    """Issue #18: ``tidings-traced`` (the broker with ``--trace '>'``) runs beside ``tidings``,
+    both with the broker's CPU per message; the engine-only micro-benchmark runs too."""
+    engines = ["tidings", "tidings-traced"]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]),
+    }
+    argv = [sys.executable, "-m", "tidings.benchmarking", "--smoke", "--json"]
+    argv += ["--engines", ",".join(engines), "--workloads", "publish,consume"]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=100, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    data = json.loads(done.stdout)
+    assert data["errors"] == {}
+    for engine in engines:
+        for metric in ("publish.single.broker_us", "consume.broker_us"):
+            values = data["results"][engine].get(metric)
+            assert values and all(v > 0 for v in values), (engine, metric, values)
+    report = markdown(data["results"], engines, data["errors"], "# smoke")
+    assert f"| {label('consume.broker_us')[0]} |" in report
+    argv = [sys.executable, "-m", "tidings.benchmarking.micro.tracing"]
+    argv += ["--messages", "1000", "--runs", "1"]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "publish+deliver+ack" in done.stdout and "cost" in done.stdout
