@@ -60,7 +60,9 @@ RESERVED = ("/livez", "/readyz", "/metrics", "/openapi.json", "/docs")
 
 
 class HttpError(Exception):
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None, **extra):
+    def __init__(
+        self, status: int, message: str, headers: dict[str, str] | None = None, **extra: Any
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
@@ -453,12 +455,12 @@ class Gateway:
                 await client.publish(route.bus_topic, data, headers=out_headers, msg_id=msg_id)
             except TidingsError as exc:
                 raise HttpError(503, f"the command could not be published: {exc}") from exc
-            status = f"{route.path.rstrip('/')}/{msg_id}"
+            location = f"{route.path.rstrip('/')}/{msg_id}"
             body: dict[str, Any] = {"id": msg_id, "status": "accepted"}
             headers = {}
-            if self.table.find("GET", status) is not None:
-                body["location"] = status
-                headers["Location"] = status
+            if self.table.find("GET", location) is not None:
+                body["location"] = location
+                headers["Location"] = location
             return JSONResponse(body, 202, headers=headers)
         if not route.instances and not route.static:
             raise HttpError(

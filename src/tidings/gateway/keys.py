@@ -96,6 +96,7 @@ def _parse_pem(text: bytes, source: str) -> PublicKey:
 
     if b"PRIVATE KEY" in text:
         raise BadRequest(f"{source} holds a private key; give the public key (PEM) only")
+    key: Any  # a certificate's key may be any kind; _algorithms accepts only the signing ones
     try:
         if b"BEGIN CERTIFICATE" in text:
             key = x509.load_pem_x509_certificate(text).public_key()

@@ -35,7 +35,8 @@ def _lift(schema: dict[str, Any] | None, components: dict[str, Any]) -> dict[str
 
     for name, sub in defs.items():
         components[name] = rewrite(sub)
-    return rewrite(schema)
+    rewrite(schema)  # in place
+    return schema
 
 
 def openapi(table: RouteTable, title: str = "tidings gateway") -> dict[str, Any]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 import tomllib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -246,5 +246,5 @@ class RouteTable:
             key=int,
         )
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Route]:
         return iter(sorted(self.routes.values(), key=lambda r: (r.path, r.method)))

@@ -46,7 +46,7 @@ async def serve(config: GatewayConfig, host: str = "127.0.0.1", port: int = 8080
 
 
 def _server_class(uvicorn: Any) -> Any:  # uvicorn is imported lazily (an extra)
-    class Server(uvicorn.Server):
+    class Server(uvicorn.Server):  # type: ignore[misc]  # uvicorn comes in as Any (lazy import)
         """uvicorn re-raises a captured SIGTERM after its graceful shutdown, so the process died
         of the signal (exit code -15); the tidings commands exit 0 after a graceful stop."""
 

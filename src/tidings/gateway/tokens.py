@@ -102,6 +102,8 @@ def _verify_public(
     if not candidates:
         which = f"key id {kid!r}" if kid is not None else "key"
         raise InvalidToken(f"no configured {which} verifies {alg} tokens")
+    # PyJWT >= 2.10 types options as its Options TypedDict (jwt.types); 2.8 has no such name,
+    # so the plain dict stays and the decode call below carries an arg-type ignore for it
     options = {"verify_aud": audience is not None, "require": []}
     failure: InvalidToken | None = None
     for candidate in candidates:

@@ -12,7 +12,7 @@ from typing import Any
 try:
     import jsonschema
 except ImportError:  # pragma: no cover - part of the gateway extra
-    jsonschema = None  # type: ignore[assignment]
+    jsonschema = None  # type: ignore[assignment]  # the extra is absent: checked at each use
 
 
 def _property(schema: dict[str, Any], name: str) -> dict[str, Any]:
@@ -65,7 +65,8 @@ def errors(schema: dict[str, Any] | None, payload: Any) -> list[dict[str, Any]]:
     for err in sorted(validator.iter_errors(payload), key=lambda e: list(e.absolute_path)):
         loc = ["body", *err.absolute_path]
         if err.validator == "required" and isinstance(err.instance, dict):
-            missing = [k for k in err.validator_value if k not in err.instance]
+            required: list[str] = err.validator_value  # type: ignore[assignment]  # set for 'required'
+            missing = [k for k in required if k not in err.instance]
             loc = ["body", *err.absolute_path, *missing[:1]]
         out.append({"loc": loc, "msg": err.message, "type": str(err.validator)})
     return out

@@ -10,6 +10,7 @@ until :func:`decode_body` turns them into the Struct of their frame type.
 from __future__ import annotations
 
 import struct
+from typing import Any
 
 import msgspec
 
@@ -25,7 +26,9 @@ _PLACEHOLDER = bytes(_HEADER_SIZE)
 
 _encoder = msgspec.msgpack.Encoder()
 _encode_into = _encoder.encode_into
-_decoders = {t: msgspec.msgpack.Decoder(body) for t, body in BODY_TYPES.items()}
+_decoders: dict[int, msgspec.msgpack.Decoder[Any]] = {
+    t: msgspec.msgpack.Decoder(body) for t, body in BODY_TYPES.items()
+}
 
 
 class Frame(msgspec.Struct, gc=False):
