@@ -4,6 +4,7 @@ nobody can publish into a reply topic except as the reply to a request that name
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import pytest
@@ -19,11 +20,24 @@ from .conftest import PASSWORDS, connect
 
 
 async def _raw(broker, user: str) -> RawClient:
+    """A raw client logged in as ``user`` that sends heartbeats: the broker (``--heartbeat
+    1.0``) closes a connection silent for 3 s, and the other clients' password checks take
+    that long on a loaded machine."""
     raw = await RawClient.open(broker.url, handshake=False)
     raw.send(c.HELLO, 1, hello("squatter", user=user, token=PASSWORDS[user]))
     frame = await raw.next_frame(timeout=20)
     assert frame.type == c.WELCOME, frame
+
+    async def beat() -> None:
+        while not raw.writer.is_closing():
+            raw.send(c.HEARTBEAT, c.NO_REPLY, m.Empty())
+            await asyncio.sleep(0.3)
+
+    _beats.add(asyncio.get_running_loop().create_task(beat()))
     return raw
+
+
+_beats: set[asyncio.Task[None]] = set()  # keeps the heartbeat tasks referenced
 
 
 async def test_a_chosen_name_is_never_squatted(secured):

@@ -59,13 +59,16 @@ async def test_readers_that_never_read_are_paused_then_closed(tmp_path):
             stalled.append(raw)
         await asyncio.sleep(0.5)
         body = b"x" * SIZE
-        for _ in range(400):  # 25 MiB published one message at a time
+        snapshots = []
+        for n in range(400):  # 25 MiB published one message at a time
             await t.publish("big", [Outgoing(body)])
-        stats = await t.server_stats()
+            if n % 20 == 19:  # seen while publishing: on a loaded machine 400 publishes can
+                snapshots.append(await t.server_stats())  # outlast --write-deadline
         # Each stalled connection holds at most the high-water mark plus the delivery that
         # crossed it (the kernel's socket buffers hold the rest of what they were sent).
-        assert stats.max_write_buffer_bytes < HIGH_WATER + 4 * SIZE, stats
-        assert stats.paused_connections == 2
+        worst = max(s.max_write_buffer_bytes for s in snapshots)
+        assert worst < HIGH_WATER + 4 * SIZE, snapshots
+        assert any(s.paused_connections == 2 for s in snapshots), snapshots
         info = await t.group_info("big", "g")
         assert info.ready > 200, "the broker kept dispatching to readers that do not read"
 
