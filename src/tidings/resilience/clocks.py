@@ -51,7 +51,7 @@ class FakeTimer(ManualClock):
 
     def __init__(self, start: float = 1_000.0) -> None:
         super().__init__(start)
-        self._timers: list[tuple[float, int, Callable[[], None]]] = []
+        self._timers: list[tuple[float, int, _Handle]] = []
         self._seq = itertools.count()
 
     def call_at(self, when: float, callback: Callable[[], None]) -> _Handle:

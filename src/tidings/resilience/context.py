@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
 from .clocks import Timer
 from .events import Event, Observer
 
-Call = Callable[[], Awaitable[Any]]
+Call = Callable[[], Coroutine[Any, Any, Any]]  # a coroutine: hedging runs it as a task
 
 
 class Run:

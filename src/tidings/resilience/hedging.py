@@ -63,7 +63,7 @@ class Hedge:
                 can_hedge = len(started) <= self.max_hedges
                 if can_hedge and waiting is None:
                     waiting = loop.create_task(timer.sleep(delay))
-                wait_for: set[asyncio.Future[Any]] = set(running)
+                wait_for: set[asyncio.Task[Any]] = set(running)
                 if waiting is not None:
                     wait_for.add(waiting)
                 if not running and not can_hedge:

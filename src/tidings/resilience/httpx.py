@@ -51,8 +51,8 @@ def _status_failure(response: httpx.Response, callee: str) -> Exception:
         exc = RateLimited(f"{text}: it is rate limiting this caller", retry_after=hint)
     else:
         exc = TransportUnavailable(f"{text}: the service is unavailable or overloaded")
-        exc.retry_after = hint  # type: ignore[attr-defined]
-    exc.response = response  # type: ignore[attr-defined]
+        exc.retry_after = hint  # type: ignore[attr-defined]  # as RateLimited has: retry reads it
+    exc.response = response  # type: ignore[union-attr]  # read back by ResilientTransport below
     return exc
 
 
@@ -91,7 +91,7 @@ class ResilientTransport(httpx.AsyncBaseTransport):
         try:
             return await self.pipeline.run(once, callee=callee)
         except (RateLimited, TransportUnavailable) as exc:
-            response = getattr(exc, "response", None)
+            response: httpx.Response | None = getattr(exc, "response", None)
             if response is None:
                 raise
             return response

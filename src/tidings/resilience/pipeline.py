@@ -21,7 +21,7 @@ from . import events as ev
 from .breaker import Circuit, CircuitBreaker
 from .bulkhead import Bulkhead
 from .clocks import LoopTimer, Timer
-from .context import Run, Strategy
+from .context import Call, Run, Strategy
 from .events import LogObserver, Observer
 from .fallback import Fallback
 from .hedging import Hedge
@@ -102,11 +102,11 @@ class Pipeline:
                 run.emit(ev.ATTEMPT)
             return await fn(*args, **kwargs)
 
-        call: Callable[[], Awaitable[Any]] = attempt
+        call: Call = attempt
         for stage in reversed(self.stages):
             call = functools.partial(stage.execute, call, run)
         try:
-            result = await call()
+            result: T = await call()
         except Exception as exc:
             run.emit(ev.FAILURE, error=exc, duration=self.timer.now() - started)
             raise

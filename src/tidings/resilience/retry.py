@@ -51,6 +51,7 @@ class Retry:
         if self.max_time is not None and self.max_time <= 0:
             raise BadRequest("retry max_time must be > 0 seconds (or None for no cap)")
         on = self.retry_on
+        self._should: Callable[[BaseException], bool]
         if isinstance(on, type):
             on = (on,)
         if isinstance(on, tuple):

@@ -59,7 +59,8 @@ class SyncPipeline:
 
         @functools.wraps(fn)
         def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
-            return self.run(fn, *args, callee=callee, **kwargs)
+            result: T = self.run(fn, *args, callee=callee, **kwargs)
+            return result
 
         return wrapper
 

@@ -77,11 +77,11 @@ class TraceLog:
 
     # -- reading -----------------------------------------------------------------------------
 
-    def load(self) -> tuple[list[tuple], dict[str, str]]:
+    def load(self) -> tuple[list[tuple[Any, ...]], dict[str, str]]:
         """Every row the segments hold, oldest first, and the consumers they name. Segments
         that are not trace segments (bad header) are skipped; a torn tail ends its segment."""
         self.dir.mkdir(parents=True, exist_ok=True)
-        rows: list[tuple] = []
+        rows: list[tuple[Any, ...]] = []
         consumers: dict[str, str] = {}
         self.segments = []
         for path in sorted(self.dir.glob(f"*{SUFFIX}")):
@@ -92,7 +92,9 @@ class TraceLog:
             self.segments.append((path, events))
         return rows, consumers
 
-    def _read(self, path: Path, consumers: dict[str, str]) -> tuple[list[tuple] | None, int]:
+    def _read(
+        self, path: Path, consumers: dict[str, str]
+    ) -> tuple[list[tuple[Any, ...]] | None, int]:
         try:
             data = path.read_bytes()
         except OSError:
@@ -102,7 +104,7 @@ class TraceLog:
         magic, _version, _flags, _first = FILE_HEADER.unpack_from(data, 0)
         if magic != TRACE_MAGIC:
             return None, 0
-        rows: list[tuple] = []
+        rows: list[tuple[Any, ...]] = []
         events = 0
         pos = FILE_HEADER.size
         while pos + FRAME.size <= len(data):
@@ -125,7 +127,7 @@ class TraceLog:
 
     # -- writing -----------------------------------------------------------------------------
 
-    def append(self, rows: list[tuple], consumers: dict[str, str]) -> None:
+    def append(self, rows: list[tuple[Any, ...]], consumers: dict[str, str]) -> None:
         """Write ``rows`` (newer than everything written before) as one frame."""
         if not rows:
             return

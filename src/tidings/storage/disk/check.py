@@ -22,7 +22,7 @@ from .store import DiskStore
 try:
     import fcntl
 except ImportError:  # pragma: no cover - not POSIX
-    fcntl = None  # type: ignore[assignment]
+    fcntl = None  # type: ignore[assignment]  # not on Windows: checked before each use
 
 
 def check(path: str | os.PathLike[str]) -> RecoveryReport:

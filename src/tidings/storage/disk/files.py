@@ -16,7 +16,7 @@ O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _datasync = getattr(os, "fdatasync", os.fsync)
 
 
-def storage_error(exc: OSError, doing: str, path: str | os.PathLike) -> StorageError:
+def storage_error(exc: OSError, doing: str, path: str | os.PathLike[str]) -> StorageError:
     """The tidings error for an OSError raised while ``doing`` something to ``path``."""
     reason = exc.strerror or str(exc)
     if exc.errno in FULL_ERRNOS:

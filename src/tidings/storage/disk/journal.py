@@ -146,18 +146,17 @@ class GroupJournal:
         self._write([(JOURNAL_FLOOR, partition, floor)])
 
     def _write(self, items: list[tuple[int, int, int]]) -> None:
-        if self.fd is None:
-            self._start_generation()
+        fd = self._start_generation() if self.fd is None else self.fd
         data = _entries(items)
         try:
-            files.write_at(self.fd, data, self.size)
+            files.write_at(fd, data, self.size)
         except OSError as exc:
             try:
-                os.ftruncate(self.fd, self.size)
+                os.ftruncate(fd, self.size)
             except OSError:
                 pass
             raise files.storage_error(exc, "appending to", self.path) from exc
-        self.durability.wrote(self.fd, self.path)
+        self.durability.wrote(fd, self.path)
         self.size += len(data)
         for item in items:
             _apply(self.cursors, *item)
@@ -168,8 +167,8 @@ class GroupJournal:
             except StorageError:
                 self.threshold = 2 * self.entries  # try again later; the old one still works
 
-    def _start_generation(self) -> None:
-        """Write a new generation: header, snapshot of the cursors, SNAPSHOT_END."""
+    def _start_generation(self) -> int:
+        """Write a new generation: header, snapshot of the cursors, SNAPSHOT_END; its fd."""
         gen = self.gen + 1
         path = os.path.join(self.directory, numbered(gen, JOURNAL_SUFFIX))
         snapshot: list[tuple[int, int, int]] = []
@@ -198,6 +197,7 @@ class GroupJournal:
             self.durability.delete_later(self.path)
         self.fd, self.path, self.gen, self.size, self.entries = fd, path, gen, len(data), 0
         self.threshold = max(self.compact_after, 2 * (len(snapshot) - 1))
+        return fd
 
     def forget_from(self, partition: int, end: int) -> None:
         """Drop the partition's acks at or above ``end``. Entries only add acks, so the journal

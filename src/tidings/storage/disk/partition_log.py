@@ -46,7 +46,9 @@ class PartitionLog:
         self.first = 0  # first offset served: trim is exact, files go a whole segment at a time
 
     @classmethod
-    def create(cls, name: str, directory: str, durability: Durability, segment_bytes: int):
+    def create(
+        cls, name: str, directory: str, durability: Durability, segment_bytes: int
+    ) -> PartitionLog:
         log = cls(name, directory, durability, segment_bytes)
         log._add(Segment.create(directory, 0, durability))
         return log

@@ -39,7 +39,7 @@ class Scan(NamedTuple):
     is the start of its damaged range (it holds no frame: the segment is rewritten with a
     lost-record frame there). ``end``: where the good bytes end."""
 
-    positions: array
+    positions: array[int]
     damage: list[Damage]
     first_ts: float
     end: int

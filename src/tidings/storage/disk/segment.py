@@ -285,7 +285,8 @@ class Segment:
         if _BIG_ENDIAN:
             positions.byteswap()
         if count == 0:
-            return log_end == FILE_HEADER.size
+            empty: bool = log_end == FILE_HEADER.size
+            return empty
         last = positions[-1]
         frame = os.pread(self.fd, log_end - last, last)
         if len(frame) < _HEAD:
@@ -327,7 +328,9 @@ class Segment:
 
     # -- appending and reading
 
-    def append(self, data: bytes, positions: list[int], first_ts: float, d: Durability) -> None:
+    def append(
+        self, data: bytes | bytearray, positions: list[int], first_ts: float, d: Durability
+    ) -> None:
         try:
             files.write_at(self.fd, data, self.size)
         except OSError as exc:
@@ -420,7 +423,8 @@ class Segment:
 
     def timestamp_at(self, index: int) -> float:
         header = os.pread(self.fd, _HEAD, self.positions[index])
-        return RECORD_HEADER.unpack(header)[3]
+        timestamp: float = RECORD_HEADER.unpack(header)[3]
+        return timestamp
 
     def offset_at(self, timestamp: float) -> int:
         """The first offset in this segment whose timestamp is >= ``timestamp`` (or next)."""

@@ -43,7 +43,7 @@ from .recovery import Recovery
 try:
     import fcntl
 except ImportError:  # pragma: no cover - not POSIX
-    fcntl = None  # type: ignore[assignment]
+    fcntl = None  # type: ignore[assignment]  # not on Windows: checked before each use
 
 _CLEAN = FILE_HEADER.pack(CLEAN_MAGIC, VERSION, 0, 0)
 
