@@ -1,3 +1,4 @@
-"""A consumer group as the broker keeps it: its members, the window of the backlog it has
-loaded, its queues, and the pieces of delivery that are its own (partition assignment, the
-dead-letter copy)."""
+"""A consumer group, as the broker keeps it: :class:`~.consumer_group.ConsumerGroup` owns its
+delivery (members, credit, leases, timers, dead-lettering, fenced handover) over the state in
+``queues`` (cursors, the loaded window of the backlog); ``host`` is its narrow interface to the
+broker; ``member``, ``entries``, ``assignment`` and ``deadletter`` hold its parts."""
