@@ -53,7 +53,8 @@ class Leadership:
             try:
                 cur = raw.cursor()
                 cur.execute(f"SELECT pg_try_advisory_lock({self.key})")
-                got = bool(cur.fetchone()[0])
+                row = cur.fetchone()  # pg_try_advisory_lock always answers one row
+                got = row is not None and bool(row[0])
                 cur.close()
                 raw.commit()
                 if got:

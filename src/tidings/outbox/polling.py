@@ -107,7 +107,7 @@ class PollSource:
 
     def _listen(self) -> None:
         raw = self.engine.raw_connection()
-        driver = raw.driver_connection
+        driver: Any = raw.driver_connection  # None for a detached proxy: the check below
         if type(driver).__module__.split(".")[0] != "psycopg2":
             raw.close()  # LISTEN needs psycopg2 here; poll on the interval instead
             return
@@ -130,7 +130,7 @@ class PollSource:
             await self._wait()
 
     async def _wait(self) -> None:
-        if self._listener is not None:
+        if self._listener is not None and self._wake is not None:  # set together by _listen
             loop = asyncio.get_running_loop()
             self._waiting = loop.run_in_executor(
                 None, self._wait_notify, self._listener, self._wake, self.max_interval

@@ -250,10 +250,10 @@ class Relay:
                 self.last_error = f"broker: {type(exc).__name__}: {exc.message}"
                 log.warning("outbox relay: publish failed (%s); retrying %d rows in %.1fs",
                             self.last_error, len(rows), delay)  # fmt: skip
-                client, self._client = self._client, None
-                if client is not None:
+                stale, self._client = self._client, None
+                if stale is not None:
                     with contextlib.suppress(Exception):
-                        await client.close()
+                        await stale.close()
                 await asyncio.sleep(delay)
                 delay = min(self.max_backoff, delay * 2)
 

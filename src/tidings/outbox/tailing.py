@@ -213,14 +213,15 @@ class TailSource:
 
     async def open(self) -> None:
         await asyncio.to_thread(self._prepare)
-        self._queue = asyncio.Queue()
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._queue = queue
         self._stop.clear()
         self._handed = self._confirmed = 0
         loop = asyncio.get_running_loop()
         started = threading.Event()
         failed: list[BaseException] = []
         self._thread = threading.Thread(
-            target=self._read, args=(loop, started, failed), name="tidings-outbox-tail",
+            target=self._read, args=(loop, queue, started, failed), name="tidings-outbox-tail",
             daemon=True,
         )  # fmt: skip
         self._thread.start()
@@ -241,12 +242,12 @@ class TailSource:
             slot_name=self.slot,
             decode=False,
             options={"proto_version": "1", "publication_names": self.publication},
-            status_interval=self.feedback_interval,
+            status_interval=self.feedback_interval,  # type: ignore[arg-type]  # stubs: int; a float works
         )
         return conn, cur
 
-    def _read(self, loop: asyncio.AbstractEventLoop, started: threading.Event,
-              failed: list[BaseException]) -> None:  # fmt: skip
+    def _read(self, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[Any],
+              started: threading.Event, failed: list[BaseException]) -> None:  # fmt: skip
         try:
             conn, cur = self._connect()
         except BaseException as exc:
@@ -278,7 +279,7 @@ class TailSource:
                         continue
                 if self._pending:
                     batch, self._pending = self._pending, []
-                    loop.call_soon_threadsafe(self._queue.put_nowait, batch)  # type: ignore[union-attr]
+                    loop.call_soon_threadsafe(queue.put_nowait, batch)
                 now = time.monotonic()
                 if now - last_feedback >= self.feedback_interval / 2:
                     target = self._confirmed
@@ -293,7 +294,7 @@ class TailSource:
                 if msg is None:
                     select.select([cur], [], [], 0.1)
         except BaseException as exc:
-            loop.call_soon_threadsafe(self._queue.put_nowait, exc)  # type: ignore[union-attr]
+            loop.call_soon_threadsafe(queue.put_nowait, exc)
         finally:
             with contextlib.suppress(Exception):
                 conn.close()

@@ -94,9 +94,10 @@ class Outbox:
     def create_table(self) -> Any:
         """Create the table (and its index, and on PostgreSQL its notify trigger) if missing.
         Returns an awaitable with an async engine."""
-        if _is_async(self.engine):
-            return self._create_async(self.engine)  # type: ignore[arg-type]
-        with self.engine.begin() as conn:
+        engine = self.engine
+        if not isinstance(engine, sa.Engine):  # an AsyncEngine (__init__ allows no other)
+            return self._create_async(engine)
+        with engine.begin() as conn:
             self._create(conn)
         return None
 
@@ -191,7 +192,8 @@ class Outbox:
                                kind=kind)  # fmt: skip
         result = self._insert_messages(connection, topic, [message])
         if isinstance(result, list):
-            return result[0]
+            first: str = result[0]
+            return first
         return _first(result)
 
     def publish_many(
@@ -211,7 +213,8 @@ class Outbox:
             self.message(p, key=keys[i] if keys else None, headers=headers, kind=kind)
             for i, p in enumerate(payloads)
         ]
-        return self._insert_messages(connection, topic, messages)
+        ids: list[str] | Awaitable[list[str]] = self._insert_messages(connection, topic, messages)
+        return ids
 
     def __repr__(self) -> str:
         return f"Outbox({self.sync_engine.url.render_as_string()!r}, table={self.name!r})"
