@@ -14,10 +14,11 @@ from typing import Annotated, Any
 import typer
 
 from .. import headers as h
+from ..client import Client
 from ..errors import BadRequest, NotFound
 from ..model import DeadLetter
 from .connection import client_for
-from .output import JsonOpt, UrlOpt, body_text, console, fail, show, state, table
+from .output import CliState, JsonOpt, UrlOpt, body_text, console, fail, show, state, table
 
 app = typer.Typer(
     help="""Inspect a group's dead letters, redrive them to that group, or purge them.
@@ -41,14 +42,14 @@ GroupOpt = Annotated[
 ]
 
 
-def _replay_lag(client, topic: str, total: int) -> int:
+def _replay_lag(client: Client, topic: str, total: int) -> int:
     try:
         return client.group_info(topic, REPLAY_GROUP).lag
     except NotFound:
         return total
 
 
-def _origin(client, topic: str, group: str | None) -> tuple[str, str]:
+def _origin(client: Client, topic: str, group: str | None) -> tuple[str, str]:
     """The (origin topic, group) a command is about: ``TOPIC --group G``, or a dead-letter
     topic's name ``<topic>.<group>.dlq``. Anything else is refused with what to type."""
     if group is not None:
@@ -78,7 +79,7 @@ def _row(d: DeadLetter, topic: str, group: str) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _nothing_yet(client, topic: str, group: str) -> str:
+def _nothing_yet(client: Client, topic: str, group: str) -> str:
     """Why a group has no dead letters to show: none died yet, or all went back."""
     spec = client.group_info(topic, group).spec
     dlq = (spec.dead_letter_topic if spec is not None else None) or h.dead_letter_topic(
@@ -136,7 +137,7 @@ def list_(
     show(st, data, lambda: table(title, cols, rows))
 
 
-def _list_topics(st, client) -> None:
+def _list_topics(st: CliState, client: Client) -> None:
     names = sorted(s.name for s in client.list_topics() if s.name.endswith(SUFFIX))
     data = []
     for name in names:

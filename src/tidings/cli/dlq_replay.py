@@ -18,14 +18,15 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from .. import headers as h
+from ..client import Client, SyncMessage
 from ..errors import BadRequest, NotFound
-from ..model import Outgoing
+from ..model import Outgoing, TopicInfo
 from .connection import client_for
 from .dlq import REPLAY_GROUP, _replay_lag, app
 from .output import JsonOpt, UrlOpt, console, err_console, show, state
 
 
-def replay_message(msg) -> tuple[str, Outgoing]:
+def replay_message(msg: SyncMessage) -> tuple[str, Outgoing]:
     """Where a dead letter goes back to, and the message to publish there."""
     origin = msg.headers.get(h.DLQ_TOPIC)
     if not origin:
@@ -47,12 +48,12 @@ class _StillWaiting:
     of (they stay in the topic). Dead letters that arrive while the replay runs sit past the
     offsets the topic had when it started, so they are replayed without asking."""
 
-    def __init__(self, client, info) -> None:
+    def __init__(self, client: Client, info: TopicInfo) -> None:
         self.client = client
         self.end = {p.partition: p.next_offset for p in info.partitions}  # before any listing
         self.ids: dict[tuple[str, str], set[str] | None] = {}
 
-    def __call__(self, msg) -> bool:
+    def __call__(self, msg: SyncMessage) -> bool:
         hd = msg.headers
         origin, group = hd.get(h.DLQ_TOPIC), hd.get(h.DLQ_GROUP)
         if not origin or not group or msg.offset >= self.end.get(msg.partition, 0):
@@ -64,7 +65,7 @@ class _StillWaiting:
             except NotFound:  # the group is gone: nothing to ask
                 letters = None
             full = letters is None or len(letters) >= GUARD_LIMIT
-            self.ids[key] = None if full else {d.id for d in letters}
+            self.ids[key] = None if full or letters is None else {d.id for d in letters}
         waiting = self.ids[key]
         return waiting is None or (hd.get(h.DLQ_ID) or msg.id) in waiting
 
@@ -121,8 +122,8 @@ def replay(
                         skipped += 1
                         progress.advance(task)
                         continue
-                    origin, out = replay_message(msg)
-                    [receipt] = client.publish_many(origin, [out])
+                    origin, outgoing = replay_message(msg)
+                    [receipt] = client.publish_many(origin, [outgoing])
                     msg.ack()  # only now: the republish is confirmed (or was, earlier)
                     if receipt.duplicate:
                         already += 1

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from rich.table import Table
 
+from ..model import GroupInfo
 from .connection import client_for
 from .output import JsonOpt, UrlOpt, show, state, table
 
@@ -26,7 +28,7 @@ COLUMNS = [
 ]  # fmt: skip
 
 
-def rows_of(groups) -> list[tuple]:
+def rows_of(groups: list[GroupInfo]) -> list[tuple[Any, ...]]:
     return [
         (g.topic, g.name, g.mode, g.members, g.ready, g.in_flight, g.delayed, g.lag,
          g.dead_lettered, g.deliver_rate, g.ack_rate, g.oldest_ready_age)
@@ -60,10 +62,11 @@ def list_(
     show(st, data, lambda: table(None, COLUMNS, rows_of(groups)))
 
 
-def _plain(g) -> dict:
+def _plain(g: object) -> dict[str, Any]:
     from .output import to_data
 
-    return to_data(g)
+    data: dict[str, Any] = to_data(g)
+    return data
 
 
 @app.command(
@@ -87,7 +90,7 @@ def info(
     with client_for(st) as client:
         gi = client.group_info(topic, group)
 
-    def render():
+    def render() -> Table:
         rows = [(k, v) for k, v in _plain(gi).items() if k != "spec"]
         if gi.spec is not None:
             rows += [(f"spec.{k}", v) for k, v in _plain(gi.spec).items()]
@@ -117,6 +120,6 @@ def reset(
     st = state(ctx, url, as_json)
     position: str | int = int(to) if to.isdigit() else to
     with client_for(st) as client:
-        client.reset_group(topic, group, position)  # type: ignore[arg-type]
+        client.reset_group(topic, group, position)
         gi = client.group_info(topic, group)
     show(st, gi, lambda: f"group {group} on {topic} reset to {to}: lag {gi.lag:,}")

@@ -32,7 +32,7 @@ from . import (
 try:  # typer 0.2x vendors click
     from typer._click.exceptions import ClickException
 except ImportError:  # pragma: no cover
-    from click.exceptions import ClickException
+    from click.exceptions import ClickException  # type: ignore[assignment]  # the same class
 
 from .output import CliState, JsonOpt, RootUrlOpt, fail
 

@@ -199,7 +199,7 @@ def bench(ctx: typer.Context) -> None:
             code = exc.code if isinstance(exc.code, int) else 2
         raise typer.Exit(code or 0)
     try:
-        from .. import benchmarking  # type: ignore[attr-defined]
+        from .. import benchmarking
     except ModuleNotFoundError as exc:
         if exc.name in ("tidings.benchmarking",):
             raise fail(

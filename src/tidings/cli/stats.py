@@ -11,6 +11,7 @@ from rich.console import Group
 from rich.live import Live
 from rich.text import Text
 
+from ..client import Client
 from .connection import client_for
 from .output import JsonOpt, UrlOpt, console, fmt, print_json, state, table
 
@@ -34,7 +35,7 @@ GROUP_COLUMNS = [
 ]  # fmt: skip
 
 
-def snapshot(client, topics: list[str] | None, include_all: bool) -> dict[str, Any]:
+def snapshot(client: Client, topics: list[str] | None, include_all: bool) -> dict[str, Any]:
     if topics:
         names = topics
     else:

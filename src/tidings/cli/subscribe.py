@@ -78,9 +78,9 @@ def sub(
         subscription = client.subscribe(
             topic,
             group,
-            mode=mode,  # type: ignore[arg-type]
+            mode=mode,  # type: ignore[arg-type]  # a str here: GroupSpec refuses others
             lease=lease,
-            start=position,  # type: ignore[arg-type]
+            start=position,
             prefetch=min(count or 100, 100),
         )
         try:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Group
 
-from ..model import TopicInfo
+from ..model import TopicInfo, TopicSpec
 from .connection import client_for
 from .output import JsonOpt, UrlOpt, fail, show, state, table
 
@@ -26,7 +26,7 @@ Example:
 GROUP_COLUMNS = ["group", "mode", "members", "ready", "in flight", "delayed", "lag", "dead"]
 
 
-def group_rows(info: TopicInfo) -> list[tuple]:
+def group_rows(info: TopicInfo) -> list[tuple[Any, ...]]:
     return [
         (g.name, g.mode, g.members, g.ready, g.in_flight, g.delayed, g.lag, g.dead_lettered)
         for g in info.groups
@@ -90,7 +90,7 @@ def create(
     show(st, spec, lambda: table(f"topic {spec.name}", ["setting", "value"], _spec_rows(spec)))
 
 
-def _spec_rows(spec) -> list[tuple]:
+def _spec_rows(spec: TopicSpec) -> list[tuple[str, Any]]:
     return [(f, getattr(spec, f)) for f in spec.__struct_fields__ if f != "name"]
 
 
@@ -114,7 +114,7 @@ def list_(
     with client_for(st) as client:
         specs = [s for s in client.list_topics() if all_ or not s.temporary]
         infos = [client.topic_info(s.name) for s in sorted(specs, key=lambda s: s.name)]
-    data = [
+    data: list[dict[str, Any]] = [
         {"name": i.name, "partitions": i.spec.partitions, "retention": i.spec.retention,
          "messages": i.messages, "bytes": i.bytes, "groups": [g.name for g in i.groups],
          "publish_rate": i.publish_rate}

@@ -12,7 +12,7 @@ import getpass
 import os
 import secrets
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -177,7 +177,7 @@ Example:
 def list_(ctx: typer.Context, users_file: FileOpt, as_json: JsonOpt = False) -> None:
     with user_errors():
         entries = usersfile.read_entries(users_file)
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "name": e["name"],
             "secret": "password" if e.get("password") else "token",
@@ -188,10 +188,10 @@ def list_(ctx: typer.Context, users_file: FileOpt, as_json: JsonOpt = False) -> 
     ]
     columns = ["name", "secret", *ACTIONS, "monitor"]
 
-    def cell(value: object) -> str:
+    def cell(value: bool | str | list[str]) -> str:
         if isinstance(value, bool):
             return "yes" if value else ""
-        return value if isinstance(value, str) else ", ".join(value)  # type: ignore[arg-type]
+        return value if isinstance(value, str) else ", ".join(value)
 
     show(
         state(ctx, as_json=as_json),

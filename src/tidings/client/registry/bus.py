@@ -188,5 +188,5 @@ def bus_for(client: AsyncClient) -> DiscoveryBus:
     transport = client.transport
     if transport.scheme == "nats":
         # scheme "nats" is a NatsTransport: not imported here, that would load nats-py
-        return NatsBus(transport.nc)  # type: ignore[attr-defined]
+        return NatsBus(transport.nc)  # type: ignore[attr-defined]  # see the line above
     return TopicBus(client)
