@@ -38,3 +38,11 @@ def require_group(transport: Transport, spec: GroupSpec) -> None:
         need(caps.CAP_START_TIME, f"{what} starting at a time")
     if spec.dead_letter_expired:
         need(caps.CAP_DEAD_LETTER_EXPIRED, f"{what} with dead_letter_expired=True")
+
+
+def replays_history(transport: Transport) -> bool:
+    """Whether a group declared now can read what was published before it (the built-in
+    broker, ``memory://``, ``nats://``, ``redis://``); on RabbitMQ a group starts where it is
+    declared, so readers of a topic's history (the discovery registry) ask the live instances
+    instead. Starting a group at an offset is the capability that says it."""
+    return caps.CAP_START_OFFSET in transport.capabilities

@@ -5,6 +5,12 @@ transport; on ``nats://`` these include services written with ``nats.micro``), t
 heartbeats on the broker (kept on disk, so a restarted broker still knows them; an instance
 is gone once its last beat is older than its expiry, or at once when it said ``down``), and
 third-party registrations of external endpoints (``register``/``deregister``).
+
+On a transport that keeps no history for a new group (``amqp://``, see
+:func:`~tidings.transports.capabilities.replays_history`) heartbeats cannot be read back, so
+every view asks the live instances over ``$SRV`` instead, even with ``ask=False``: each
+answers at once with the same INFO and STATS documents its heartbeat carries, and the view is
+complete within one round trip (``srv_timeout``), not the next heartbeat interval.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ...errors import NoInstance
+from ...transports.capabilities import replays_history
 from .bus import DiscoveryBus, bus_for, ensure_topic
 from .instances import Endpoint, Instance, ServiceView, instance_from
 from .reading import read_topic
@@ -24,6 +31,10 @@ if TYPE_CHECKING:
     from ..asyncclient import AsyncClient
 
 WINDOW = 300.0  # seconds of heartbeats read back (the longest expiry that is honoured)
+
+
+async def _nothing() -> dict[str, Instance]:
+    return {}
 
 
 class Registry:
@@ -100,10 +111,15 @@ class Registry:
         return out
 
     async def instances(self, name: str | None = None, *, ask: bool = True) -> list[Instance]:
-        """Every known live instance (of ``name``), sorted by name then id."""
+        """Every known live instance (of ``name``), sorted by name then id. ``ask=False``
+        reads only the registry topics, except on a transport that cannot replay them (see
+        the module docstring), where the live instances are asked all the same."""
         await self.client.connect()
         now = time.time()
-        tasks: list[Any] = [self._heartbeats(now), self._external()]
+        replays = replays_history(self.client.transport)
+        ask = ask or not replays
+        heartbeats = self._heartbeats(now) if replays else _nothing()
+        tasks: list[Any] = [heartbeats, self._external()]
         if ask:
             tasks += [self.ask("INFO", name), self.ask("STATS", name)]
         results = await asyncio.gather(*tasks)
