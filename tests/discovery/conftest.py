@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from tests.helpers.broker_process import BrokerProcess
 from tests.helpers.nats_server import *  # noqa: F403
+from tests.helpers.rabbitmq_server import rabbitmq_server  # noqa: F401 - fixture
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent

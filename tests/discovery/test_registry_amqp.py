@@ -8,7 +8,6 @@ import secrets
 import time
 
 import pytest
-from tests.helpers.rabbitmq_server import rabbitmq_server  # noqa: F401 - fixture
 
 import tidings
 from tidings.client.registry import Registry

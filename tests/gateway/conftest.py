@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 from tests.helpers.broker_process import BrokerProcess
+from tests.helpers.rabbitmq_server import rabbitmq_server  # noqa: F401 - fixture
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}

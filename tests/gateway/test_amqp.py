@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from tests.helpers.rabbitmq_server import rabbitmq_server  # noqa: F401 - fixture
 
 from .conftest import GatewayProc, service, wait_routes
 
