@@ -39,7 +39,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .procs import ServerProcess, free_port, port_open, wait_until
+from .procs import ServerProcess, free_port, wait_until
 from .stats import median, percentile
 
 SIZES = {
@@ -71,7 +71,7 @@ def start_tidings(workdir: Path) -> tuple[ServerProcess, int]:
             "--data", str(workdir / "tidings"), "--http", "off",
             "--mqtt", f"127.0.0.1:{mqtt}", "--log-level", "WARNING"]  # fmt: skip
     proc = ServerProcess(argv, workdir / "tidings.log").start()
-    wait_until(lambda: proc.check_alive("the tidings broker") or port_open(mqtt), 30,
+    wait_until(lambda: proc.port_ready("the tidings broker", mqtt), 30,
                "the tidings broker's MQTT port")  # fmt: skip
     return proc, mqtt
 
@@ -81,7 +81,7 @@ def start_mosquitto(workdir: Path, binary: str) -> tuple[ServerProcess, int]:
     conf = workdir / "mosquitto.conf"
     conf.write_text(MOSQUITTO_CONF.format(port=port, log=workdir / "mosquitto-own.log"))
     proc = ServerProcess([binary, "-c", str(conf)], workdir / "mosquitto.log").start()
-    wait_until(lambda: proc.check_alive("mosquitto") or port_open(port), 30, "mosquitto start")
+    wait_until(lambda: proc.port_ready("mosquitto", port), 30, "mosquitto start")
     return proc, port
 
 
@@ -100,7 +100,10 @@ class Paho:
         self.c.on_connect = lambda *a: self.connected.set()
         self.c.on_subscribe = lambda *a: self.subscribed.set()
         if on_message is not None:
-            self.c.on_message = lambda c, u, msg: on_message(msg.payload, time.perf_counter())
+            self.c.on_message = lambda c, u, msg: on_message(
+                msg.payload,  # type: ignore[arg-type]  # paho: bytes | bytearray; it reads bytes
+                time.perf_counter(),
+            )
         self.c.connect("127.0.0.1", port, keepalive=60)
         sock = self.c.socket()  # paho leaves Nagle on: one-at-a-time latency would measure it
         if isinstance(sock, socket.socket):

@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from .postgres import Postgres, pg_bin_dir, tree_cpu
-from .procs import ServerProcess, free_port, port_open, wait_until
+from .procs import ServerProcess, free_port, wait_until
 from .stats import percentile
 
 WRITERS = 8
@@ -488,7 +488,7 @@ def _broker(workdir: Path) -> tuple[ServerProcess, str]:
     argv = [sys.executable, "-m", "tidings.server", "--host", "127.0.0.1", "--port", str(port),
             "--data", str(workdir / "broker")]  # fmt: skip
     proc = ServerProcess(argv, workdir / "broker.log").start()
-    wait_until(lambda: proc.check_alive("the broker") or port_open(port), 30, "broker start")
+    wait_until(lambda: proc.port_ready("the broker", port), 30, "broker start")
     return proc, f"tidings://127.0.0.1:{port}"
 
 
@@ -570,9 +570,9 @@ def report(res: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="tidings bench outbox", description=__doc__.split("\n")[0])
-    size = p.add_mutually_exclusive_group()
-    size.add_argument("--quick", action="store_true", help="smaller counts (a few minutes)")
-    size.add_argument("--smoke", action="store_true", help="tiny counts (the test suite)")
+    sizes = p.add_mutually_exclusive_group()
+    sizes.add_argument("--quick", action="store_true", help="smaller counts (a few minutes)")
+    sizes.add_argument("--smoke", action="store_true", help="tiny counts (the test suite)")
     p.add_argument("--rate", type=float, help="messages/s of the latency phase")
     p.add_argument("--rows-per-tx", type=int, default=1, metavar="K",
                    help="messages per transaction in the latency phase (default 1)")  # fmt: skip

@@ -73,6 +73,11 @@ class ServerProcess:
         if not self.running():
             raise RuntimeError(f"{name} exited early:\n{self.log_tail()}")
 
+    def port_ready(self, name: str, port: int) -> bool:
+        """A wait_until probe: raises if the process exited, else whether ``port`` is open."""
+        self.check_alive(name)
+        return port_open(port)
+
     def stop(self, timeout: float = 30.0) -> None:
         """SIGTERM to our PID; SIGKILL if it is still there after ``timeout`` seconds."""
         proc = self.proc

@@ -111,11 +111,11 @@ def table(results: Results, engines: list[str], errors: dict[str, dict[str, str]
         for peer in peers:
             other = med.get(peer, {}).get(metric)
             ok = base is not None and other not in (None, 0) and not math.isnan(base)
-            row.append(f"{base / other:.2f}x" if ok else "-")  # type: ignore[operator]
+            row.append(f"{base / other:.2f}x" if ok else "-")  # type: ignore[operator]  # ok: numbers
         for e, peer in layered:
             mine, other = med.get(e, {}).get(metric), med.get(peer, {}).get(metric)
             ok = mine is not None and other not in (None, 0) and not math.isnan(mine)
-            row.append(f"{mine / other:.2f}x" if ok else "-")  # type: ignore[operator]
+            row.append(f"{mine / other:.2f}x" if ok else "-")  # type: ignore[operator]  # ok: numbers
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 

@@ -77,7 +77,7 @@ async def _round_trip_us(url: str, n: int) -> float:
     svc = Service("bench-responder", url=url, default_middleware=False)
 
     @svc.reply(topic, concurrency=1)
-    async def echo(body: dict) -> dict:
+    async def echo(body: dict[str, Any]) -> dict[str, Any]:
         return body
 
     async with svc.running():
@@ -89,13 +89,13 @@ async def _round_trip_us(url: str, n: int) -> float:
 
 
 def _broker_url(workdir: Path) -> tuple[Any, str]:
-    from .procs import ServerProcess, free_port, port_open, wait_until
+    from .procs import ServerProcess, free_port, wait_until
 
     port = free_port()
     argv = [sys.executable, "-m", "tidings.server", "--host", "127.0.0.1", "--port", str(port)]
     argv += ["--data", str(workdir / "data")]
     proc = ServerProcess(argv, workdir / "server.log").start()
-    wait_until(lambda: proc.check_alive("the broker") or port_open(port), 30, "broker start")
+    wait_until(lambda: proc.port_ready("the broker", port), 30, "broker start")
     return proc, f"tidings://127.0.0.1:{port}"
 
 
@@ -121,7 +121,9 @@ async def overhead(n: int, broker: bool) -> dict[str, float]:
     return out
 
 
-async def _storm(policy: Pipeline, timer: FakeTimer, fail: float, seconds: int, rate: int):
+async def _storm(
+    policy: Pipeline, timer: FakeTimer, fail: float, seconds: int, rate: int
+) -> dict[str, float]:
     """``rate`` requests per virtual second for ``seconds``; each attempt takes 10 ms and
     fails with probability ``fail``."""
     rng = random.Random(42)
@@ -183,11 +185,11 @@ async def _isolation_run(bulkhead: Bulkhead | None, seconds: float) -> list[floa
     svc = Service("bench-callees", url=url, default_middleware=False, grace_period=0.1)
 
     @svc.reply("healthy", concurrency=64)
-    async def healthy(body: dict) -> dict:
+    async def healthy(body: dict[str, Any]) -> dict[str, Any]:
         return body
 
     @svc.reply("hung", concurrency=64)
-    async def hung(body: dict) -> dict:
+    async def hung(body: dict[str, Any]) -> dict[str, Any]:
         await asyncio.sleep(5)
         return body
 
@@ -285,9 +287,9 @@ async def run(size: str, broker: bool) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="tidings bench resilience", description=__doc__.split("\n")[0])
-    size = p.add_mutually_exclusive_group()
-    size.add_argument("--quick", action="store_true", help="smaller counts (under a minute)")
-    size.add_argument("--smoke", action="store_true", help="tiny counts (the test suite)")
+    sizes = p.add_mutually_exclusive_group()
+    sizes.add_argument("--quick", action="store_true", help="smaller counts (under a minute)")
+    sizes.add_argument("--smoke", action="store_true", help="tiny counts (the test suite)")
     p.add_argument("--no-broker", action="store_true", help="skip the tidings:// round trip")
     p.add_argument("--json", action="store_true", help="print JSON instead of Markdown")
     args = p.parse_args(argv)

@@ -20,7 +20,9 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Coroutine, Mapping
 from pathlib import Path
+from typing import Any
 
 from .engines import ENGINES, Engine
 from .profiles import FULL, MODERATE, PROFILES, QUICK, SMOKE, Profile
@@ -59,7 +61,7 @@ def _log(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
-def _select(names: str, known: dict[str, object], what: str) -> list[str]:
+def _select(names: str, known: Mapping[str, object], what: str) -> list[str]:
     chosen = [n.strip() for n in names.split(",") if n.strip()]
     unknown = [n for n in chosen if n not in known]
     if unknown:
@@ -128,13 +130,13 @@ def run(
     return results, errors, versions
 
 
-def _event_loop_run(coro: object) -> None:
+def _event_loop_run(coro: Coroutine[Any, Any, object]) -> None:
     try:
         import uvloop
 
-        uvloop.run(coro)  # type: ignore[arg-type]
+        uvloop.run(coro)
     except ImportError:
-        asyncio.run(coro)  # type: ignore[arg-type]
+        asyncio.run(coro)
 
 
 def header(profile: Profile, repeat: int, versions: dict[str, str]) -> str:

@@ -185,9 +185,9 @@ def report(res: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="tidings bench saga", description=__doc__.split("\n")[0])
-    size = p.add_mutually_exclusive_group()
-    size.add_argument("--quick", action="store_true", help="smaller counts")
-    size.add_argument("--smoke", action="store_true", help="tiny counts (the test suite)")
+    sizes = p.add_mutually_exclusive_group()
+    sizes.add_argument("--quick", action="store_true", help="smaller counts")
+    sizes.add_argument("--smoke", action="store_true", help="tiny counts (the test suite)")
     p.add_argument("--postgres", action="store_true", help="also on a PostgreSQL cluster")
     p.add_argument("--json", action="store_true", help="print JSON instead of Markdown")
     args = p.parse_args(argv)

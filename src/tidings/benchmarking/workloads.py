@@ -114,15 +114,15 @@ async def _consume_until(
 ) -> None:
     """Run one consumer per (client, group) until ``counter`` is done; cancel the rest."""
     tasks = [
-        asyncio.create_task(c.consume(topic, g, counter, counter.done, **kw))  # type: ignore[arg-type]
+        asyncio.create_task(c.consume(topic, g, counter, counter.done, **kw))  # type: ignore[arg-type]  # consume's options
         for c, g in zip(clients, groups, strict=True)
     ]
     waiter = asyncio.create_task(counter.done.wait())
     await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
     for task in tasks:
-        if task.done() and task.exception() is not None:
+        if task.done() and (exc := task.exception()) is not None:
             waiter.cancel()
-            raise task.exception()  # type: ignore[misc]
+            raise exc
     await waiter
     _, late = await asyncio.wait(tasks, timeout=5.0)  # consumers see ``done`` within 1 s
     for task in late:

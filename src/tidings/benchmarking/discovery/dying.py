@@ -19,7 +19,8 @@ async def run(url: str, heartbeat: float, count: int) -> None:
     for svc in services:
         await svc.start()
         await asyncio.sleep(heartbeat / count)
-    print("ready " + " ".join(s.registration.instance for s in services), flush=True)
+    ids = [s.registration.instance for s in services if s.registration is not None]
+    print("ready " + " ".join(ids), flush=True)
     await asyncio.Event().wait()
 
 

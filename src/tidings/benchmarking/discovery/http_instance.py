@@ -13,19 +13,20 @@ import sys
 def serve(name: str, delay: float, fail: bool, port: int) -> None:
     import uvicorn
     from starlette.applications import Starlette
+    from starlette.requests import Request
     from starlette.responses import Response
     from starlette.routing import Route
 
     body = json.dumps({"instance": name}).encode()
 
-    async def work(request):
+    async def work(request: Request) -> Response:
         if fail:
             return Response(body, status_code=500, media_type="application/json")
         if delay:
             await asyncio.sleep(delay)
         return Response(body, media_type="application/json")
 
-    async def up(request):
+    async def up(request: Request) -> Response:
         return Response(b"ok")
 
     app = Starlette(routes=[Route("/work", work), Route("/up", up)])

@@ -88,7 +88,8 @@ async def detection(url: str, heartbeat: float, count: int, poll: float) -> list
         env=_env(), stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
-        line = await asyncio.to_thread(child.stdout.readline)  # type: ignore[union-attr]
+        assert child.stdout is not None  # stdout=PIPE
+        line = await asyncio.to_thread(child.stdout.readline)
         if not line.startswith("ready"):
             raise RuntimeError("the dying services did not start")
         ids = set(line.split()[1:])
@@ -139,7 +140,9 @@ class HttpInstance:
             self.proc.wait(10)
 
 
-async def _drive(http: Any, total: int, concurrency: int) -> tuple[list[float], dict, float]:
+async def _drive(
+    http: Any, total: int, concurrency: int
+) -> tuple[list[float], dict[str, int], float]:
     latencies: list[float] = []
     calls: dict[str, int] = {}
     todo = iter(range(total))

@@ -155,7 +155,8 @@ class NatsEngine(Engine):
             try:
                 url = f"http://127.0.0.1:{self.monitor}/healthz?js-enabled-only=true"
                 with urllib.request.urlopen(url, timeout=1.0) as resp:
-                    return json.loads(resp.read() or b"{}").get("status") == "ok"
+                    ok: bool = json.loads(resp.read() or b"{}").get("status") == "ok"
+                    return ok
             except (OSError, ValueError):
                 return False
 

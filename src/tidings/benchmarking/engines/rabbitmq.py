@@ -19,6 +19,10 @@ import socket
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from aio_pika.abc import AbstractExchange, AbstractIncomingMessage
 
 from ..procs import ServerProcess, free_port, wait_until
 from .base import Client, Engine, OnMessage, partition_of, wait_any
@@ -33,7 +37,7 @@ class RabbitClient(Client):
         super().__init__()
         self.url = f"amqp://guest:guest@127.0.0.1:{port}/"
         self.queue_type = queue_type
-        self.exchanges: dict[str, object] = {}
+        self.exchanges: dict[str, AbstractExchange] = {}
 
     async def connect(self) -> None:
         import aio_pika
@@ -53,7 +57,7 @@ class RabbitClient(Client):
         exchange = await self.channel.declare_exchange(
             topic, aio_pika.ExchangeType.DIRECT, durable=True
         )
-        args = {"x-queue-type": self.queue_type}
+        args: dict[str, Any] = {"x-queue-type": self.queue_type}
         for group in groups:
             for p in range(partitions):
                 queue = await self.channel.declare_queue(
@@ -61,7 +65,7 @@ class RabbitClient(Client):
                 )
                 await queue.bind(exchange, routing_key=f"p{p}")
 
-    async def _exchange(self, topic: str):  # type: ignore[no-untyped-def]
+    async def _exchange(self, topic: str) -> AbstractExchange:
         exchange = self.exchanges.get(topic)
         if exchange is None:
             exchange = self.exchanges[topic] = await self.channel.get_exchange(topic)
@@ -81,9 +85,9 @@ class RabbitClient(Client):
     async def publish_batch(
         self, topic: str, bodies: Sequence[bytes], keys: Sequence[str] | None = None
     ) -> None:
-        keys = keys if keys is not None else [None] * len(bodies)  # type: ignore[list-item]
+        each: Sequence[str | None] = keys if keys is not None else [None] * len(bodies)
         await asyncio.gather(
-            *(self.publish_one(topic, b, k) for b, k in zip(bodies, keys, strict=True))
+            *(self.publish_one(topic, b, k) for b, k in zip(bodies, each, strict=True))
         )
 
     async def consume(
@@ -101,12 +105,13 @@ class RabbitClient(Client):
         channel = await self.conn.channel()
         await channel.set_qos(prefetch_count=PREFETCH)
         finished = asyncio.Event()
-        state = {"unacked": 0, "last": None}
+        state: dict[str, Any] = {"unacked": 0, "last": None}
 
-        async def handle(message) -> None:  # type: ignore[no-untyped-def]
+        async def handle(message: AbstractIncomingMessage) -> None:
             if finished.is_set():
                 return  # prefetched beyond the end: returned to the queue when we leave
-            key = (message.headers or {}).get("k") or None
+            k = (message.headers or {}).get("k")  # publish_one sets a str
+            key = k if isinstance(k, str) and k else None
             done = on_message(message.body, key)
             state["unacked"] += 1
             state["last"] = message
@@ -297,7 +302,7 @@ def _amqp_client(url: str) -> Client:
     class AmqpTransportClient(TransportClient):
         def __init__(self, url: str) -> None:
             TidingsClient.__init__(self, url)
-            self.transport = AmqpTransport(url)  # type: ignore[assignment]
+            self.transport = AmqpTransport(url)  # type: ignore[assignment]  # the amqp:// one
 
     class AmqpClient(TidingsClient):
         def raw(self) -> Client:

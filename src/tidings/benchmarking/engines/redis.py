@@ -15,6 +15,7 @@ import subprocess
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from ..procs import ServerProcess, free_port, wait_until
 from .base import Client, Engine, OnMessage, partition_of
@@ -63,8 +64,8 @@ class RedisClient(Client):
 
     async def publish_one(self, topic: str, body: bytes, key: str | None = None) -> None:
         n = self.partitions.get(topic, 1)
-        fields = {"b": body} if key is None else {"b": body, "k": key}
-        await self.r.xadd(_stream(topic, key, n), fields)  # type: ignore[arg-type]
+        fields: dict[Any, Any] = {"b": body} if key is None else {"b": body, "k": key}
+        await self.r.xadd(_stream(topic, key, n), fields)
 
     async def publish_batch(
         self, topic: str, bodies: Sequence[bytes], keys: Sequence[str] | None = None
@@ -91,6 +92,7 @@ class RedisClient(Client):
         ordered: bool = False,
         partitions: int = 1,
     ) -> None:
+        streams: dict[Any, Any]  # redis-py types these invariantly: any str key fits
         if partitions == 1:
             streams = {topic: ">"}
         else:
@@ -98,7 +100,7 @@ class RedisClient(Client):
         me = f"c{id(self)}-{member}"
         done = False
         while not done and not stop.is_set():
-            reply = await self.r.xreadgroup(group, me, streams, count=COUNT, block=1000)
+            reply: Any = await self.r.xreadgroup(group, me, streams, count=COUNT, block=1000)
             for stream, entries in reply or ():
                 ids = []
                 for entry_id, fields in entries:

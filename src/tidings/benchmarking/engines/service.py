@@ -23,8 +23,8 @@ _names = itertools.count()
 
 class ServiceClient(TidingsClient):
     extra_consume_modes = ()
-    publish_futures = None  # type: ignore[assignment]
-    raw = None  # type: ignore[assignment]
+    publish_futures = None  # type: ignore[assignment]  # no such row for a Service
+    raw = None  # type: ignore[assignment]  # nor a transport-level one
 
     def __init__(self, url: str) -> None:
         super().__init__(url)

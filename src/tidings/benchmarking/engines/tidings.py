@@ -23,6 +23,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from ... import __version__, connect
 from ...model import Outgoing, TopicSpec
@@ -70,7 +71,7 @@ class TidingsClient(Client):
 
     def _subscribe(
         self, topic: str, group: str, ordered: bool, prefetch: int = PREFETCH
-    ) -> asyncio.Future:
+    ) -> asyncio.Future[Any]:
         if ordered:
             return asyncio.ensure_future(
                 self.client.subscribe(
@@ -85,7 +86,7 @@ class TidingsClient(Client):
     async def publish_futures(self, topic: str, bodies: Sequence[bytes]) -> None:
         """Every body through ``publish_async``, at most ASYNC_WINDOW answers outstanding."""
         publish_async = self.client.publish_async
-        window: collections.deque[asyncio.Future] = collections.deque()
+        window: collections.deque[asyncio.Future[Any]] = collections.deque()
         for b in bodies:
             window.append(publish_async(topic, b))
             if len(window) >= ASYNC_WINDOW:
@@ -138,19 +139,19 @@ class TidingsClient(Client):
             finally:
                 loop.cancel()
                 await asyncio.gather(loop, return_exceptions=True)
-            if loop.done() and not loop.cancelled() and loop.exception() is not None:
-                raise loop.exception()  # type: ignore[misc]
+            if loop.done() and not loop.cancelled() and (exc := loop.exception()) is not None:
+                raise exc
         finally:
             await sub.close()
 
 
-def _ended(task: asyncio.Future) -> asyncio.Event:
+def _ended(task: asyncio.Future[Any]) -> asyncio.Event:
     event = asyncio.Event()
     task.add_done_callback(lambda _: event.set())
     return event
 
 
-async def _batch_loop(sub, on_message: OnMessage, stop: asyncio.Event) -> None:
+async def _batch_loop(sub: Any, on_message: OnMessage, stop: asyncio.Event) -> None:
     done = False
     while not done and not stop.is_set():
         batch = await sub.next_batch(PREFETCH, timeout=1.0)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..postgres import tree_cpu
-from ..procs import ServerProcess, free_port, port_open, wait_until
+from ..procs import ServerProcess, free_port, wait_until
 from ..stats import percentile
 from .apps import TOPIC
 from .load import Connection, run_load
@@ -37,7 +37,9 @@ class Stack:
         self.workdir = workdir
         self.procs: list[ServerProcess] = []
 
-    def _start(self, name: str, argv: list[str], env: dict[str, str] | None = None):
+    def _start(
+        self, name: str, argv: list[str], env: dict[str, str] | None = None
+    ) -> ServerProcess:
         proc = ServerProcess(argv, self.workdir / f"{name}.log", env).start()
         self.procs.append(proc)
         return proc
@@ -48,7 +50,7 @@ class Stack:
         data = str(self.workdir / "data")
         broker = self._start("broker", [py, "-m", "tidings.server", "--host", "127.0.0.1",
                                         "--port", str(port), "--data", data])  # fmt: skip
-        wait_until(lambda: broker.check_alive("the broker") or port_open(port), 30, "broker")
+        wait_until(lambda: broker.port_ready("the broker", port), 30, "broker")
         self.broker = f"tidings://127.0.0.1:{port}"
         self.responder = self._start("responder", [py, "-m", "tidings.cli", "run",
                                      "tidings.benchmarking.gateway.apps:responder",
@@ -72,7 +74,7 @@ class Stack:
                                    "--host", "127.0.0.1", "--port", str(fport),
                                    "--log-level", "warning", "--no-access-log"],
                                    {"TIDINGS_URL": self.broker})  # fmt: skip
-        wait_until(lambda: self.fastapi.check_alive("FastAPI") or port_open(fport), 60, "FastAPI")
+        wait_until(lambda: self.fastapi.port_ready("FastAPI", fport), 60, "FastAPI")
         self.fastapi_addr = ("127.0.0.1", fport)
         wait_until(self._route_known, 60, "the gateway learning POST /v1/quotes")
 
@@ -90,7 +92,9 @@ class Stack:
             proc.stop()
 
 
-async def _http_path(addr: tuple[str, int], workers: int, count: int, seconds: float):
+async def _http_path(
+    addr: tuple[str, int], workers: int, count: int, seconds: float
+) -> tuple[list[float], float]:
     conns = [Connection(*addr) for _ in range(workers)]
     await asyncio.gather(*(c.open() for c in conns))
 
@@ -106,7 +110,9 @@ async def _http_path(addr: tuple[str, int], workers: int, count: int, seconds: f
         await asyncio.gather(*(c.close() for c in conns))
 
 
-async def _direct_path(client: Any, workers: int, count: int, seconds: float):
+async def _direct_path(
+    client: Any, workers: int, count: int, seconds: float
+) -> tuple[list[float], float]:
     async def call(w: int) -> None:
         reply = await client.request(TOPIC, BODY, timeout=10)
         if json.loads(reply.body) != EXPECTED:
@@ -196,9 +202,9 @@ def report(res: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="tidings bench gateway", description=__doc__)
-    size = p.add_mutually_exclusive_group()
-    size.add_argument("--quick", action="store_true", help="smaller counts (about a minute)")
-    size.add_argument("--smoke", action="store_true", help="tiny counts (the test suite)")
+    sizes = p.add_mutually_exclusive_group()
+    sizes.add_argument("--quick", action="store_true", help="smaller counts (about a minute)")
+    sizes.add_argument("--smoke", action="store_true", help="tiny counts (the test suite)")
     p.add_argument("--concurrency", type=int, help="workers of the throughput runs")
     p.add_argument("--json", action="store_true", help="print JSON instead of Markdown")
     args = p.parse_args(argv)

@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
+from typing import Any
 
 import msgspec
 
+from ...model import Delivery
 from ...protocol import FrameDecoder, constants, decode_body, encode_frame
-from ...protocol.messages import Delivery
 
 BODY = b"x" * 256
 
 
-def _rate(fn, messages_per_call: int, seconds: float) -> float:
+def _rate(fn: Callable[[], object], messages_per_call: int, seconds: float) -> float:
     calls, start = 0, time.perf_counter()
     while (elapsed := time.perf_counter() - start) < seconds:
         for _ in range(50):
@@ -27,8 +29,11 @@ def _rate(fn, messages_per_call: int, seconds: float) -> float:
     return calls * messages_per_call / elapsed
 
 
-def publish_encode(batch: int):
-    rows = [(BODY, f"k{i}", {}, f"producer-{i}") for i in range(batch)]
+Case = tuple[Callable[[], object], int]  # what to time, and the messages one call handles
+
+
+def publish_encode(batch: int) -> Case:
+    rows: list[tuple[Any, ...]] = [(BODY, f"k{i}", {}, f"producer-{i}") for i in range(batch)]
 
     def run() -> None:
         out = bytearray()
@@ -41,9 +46,9 @@ def publish_encode(batch: int):
     return run, 100 if batch == 1 else batch
 
 
-def publish_decode(batch: int):
+def publish_decode(batch: int) -> Case:
     out = bytearray()
-    rows = [(BODY, f"k{i}", {}, f"producer-{i}") for i in range(batch)]
+    rows: list[tuple[Any, ...]] = [(BODY, f"k{i}", {}, f"producer-{i}") for i in range(batch)]
     for i in range(100 if batch == 1 else 1):
         encode_frame(out, constants.PUBLISH, i + 1, ("orders", rows))
     data = bytes(out)
@@ -55,7 +60,7 @@ def publish_decode(batch: int):
     return run, 100 if batch == 1 else batch
 
 
-def deliver_both(batch: int):
+def deliver_both(batch: int) -> tuple[Case, Case]:
     deliveries = [
         Delivery("orders", "billing", 0, i, f"id{i}", None, {}, BODY, 1.7e9, 1, None, 1.7e9)
         for i in range(batch)
