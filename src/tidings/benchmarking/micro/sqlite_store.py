@@ -91,9 +91,15 @@ class SqliteStore:
                 self._db.execute("COMMIT")
                 self._db.execute("BEGIN")
 
-    def _exec(self, sql: str, args: tuple = ()) -> sqlite3.Cursor:
+    def _open_db(self) -> sqlite3.Connection:
+        db = self._db
+        if db is None:
+            raise StorageError(f"the SQLite store at {self.path} is not open")
+        return db
+
+    def _exec(self, sql: str, args: tuple[object, ...] = ()) -> sqlite3.Cursor:
         with self._lock:
-            return self._db.execute(sql, args)
+            return self._open_db().execute(sql, args)
 
     # catalogue
     def put_topic(self, spec: TopicSpec) -> None:
@@ -153,7 +159,7 @@ class SqliteStore:
             rows.append((r.offset, r.timestamp, _encode(r)))
             expected += 1
         with self._lock:
-            self._db.executemany(f"INSERT INTO {table} VALUES (?, ?, ?)", rows)
+            self._open_db().executemany(f"INSERT INTO {table} VALUES (?, ?, ?)", rows)
         self._next[(topic, partition)] = expected
 
     def read(
@@ -163,7 +169,8 @@ class SqliteStore:
         rows = self._exec(
             f"SELECT data FROM {table} WHERE off>=? ORDER BY off LIMIT ?", (offset, max_count)
         ).fetchall()
-        out, used = [], 0
+        out: list[Record] = []
+        used = 0
         for (data,) in rows:
             if out and used + len(data) > max_bytes:
                 break
@@ -180,7 +187,8 @@ class SqliteStore:
     def size(self, topic: str, partition: int) -> int:
         table = self._check(topic, partition)
         (size,) = self._exec(f"SELECT coalesce(sum(length(data)), 0) FROM {table}").fetchone()
-        return size
+        total: int = size
+        return total
 
     def trim(self, topic: str, partition: int, before: int) -> None:
         table = self._check(topic, partition)
@@ -194,21 +202,23 @@ class SqliteStore:
     # group state
     def save_acks(self, topic: str, group: str, partition: int, offsets: Sequence[int]) -> None:
         with self._lock:
-            self._db.executemany(
+            db = self._open_db()
+            db.executemany(
                 "INSERT OR IGNORE INTO acks VALUES (?, ?, ?, ?)",
                 [(topic, group, partition, o) for o in offsets],
             )
-            self._db.execute(
+            db.execute(
                 "INSERT OR IGNORE INTO floors VALUES (?, ?, ?, 0)", (topic, group, partition)
             )
 
     def save_floor(self, topic: str, group: str, partition: int, floor: int) -> None:
         with self._lock:
-            self._db.execute(
+            db = self._open_db()
+            db.execute(
                 "INSERT OR REPLACE INTO floors VALUES (?, ?, ?, ?)",
                 (topic, group, partition, floor),
             )
-            self._db.execute(
+            db.execute(
                 "DELETE FROM acks WHERE topic=? AND grp=? AND part=? AND off<?",
                 (topic, group, partition, floor),
             )

@@ -32,7 +32,10 @@ KINDS = ("memory", "disk", "sqlite")
 TITLES = {"memory": "MemoryStore (ceiling)", "disk": "DiskStore", "sqlite": "SQLite WAL"}
 
 
-def make(kind: str, path: str):
+AnyStore = MemoryStore | DiskStore | SqliteStore
+
+
+def make(kind: str, path: str) -> AnyStore:
     if kind == "memory":
         return MemoryStore()
     return DiskStore(path) if kind == "disk" else SqliteStore(path)
@@ -44,7 +47,7 @@ def batch_of(start: int, count: int, size: int) -> list[Record]:
     return [Record(o, now, f"id-{o}", None, {}, body) for o in range(start, start + count)]
 
 
-def fresh(kind: str, root: str):
+def fresh(kind: str, root: str) -> tuple[AnyStore, str]:
     path = tempfile.mkdtemp(dir=root)
     store = make(kind, path)
     store.open()
@@ -53,7 +56,7 @@ def fresh(kind: str, root: str):
     return store, path
 
 
-def timed(kind: str, root: str, work: Callable[[object], int]) -> float:
+def timed(kind: str, root: str, work: Callable[[AnyStore], int]) -> float:
     """Items a second: ``work`` does its thing on a fresh store and says how many items."""
     store, path = fresh(kind, root)
     try:
@@ -68,7 +71,7 @@ def timed(kind: str, root: str, work: Callable[[object], int]) -> float:
 def append_rate(kind: str, root: str, batch: int, batches: int, size: int = 256) -> float:
     prepared = [batch_of(i * batch, batch, size) for i in range(batches)]
 
-    def work(store) -> int:
+    def work(store: AnyStore) -> int:
         for records in prepared:
             store.append("t", 0, records)
             store.sync()
@@ -78,7 +81,7 @@ def append_rate(kind: str, root: str, batch: int, batches: int, size: int = 256)
 
 
 def ack_rate(kind: str, root: str, batch: int = 100, batches: int = 300) -> float:
-    def work(store) -> int:
+    def work(store: AnyStore) -> int:
         for i in range(batches):
             store.save_acks("t", "g", 0, range(i * batch, (i + 1) * batch))
             store.sync()
@@ -117,11 +120,12 @@ def open_seconds(kind: str, path: str, crashed: bool) -> float:
     store = make(kind, path)
     report = store.open()
     assert report.messages > 0, report
-    if crashed and kind == "disk":
+    if crashed and isinstance(store, DiskStore):  # kind "disk"
         store._release()  # leave it as a killed process does: the next open is unclean
     else:
         store.close()
-    return report.seconds
+    seconds: float = report.seconds
+    return seconds
 
 
 def rss_after_reading(path: str) -> float:
