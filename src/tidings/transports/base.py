@@ -12,7 +12,7 @@ first fails.
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Sequence, Sized
 from typing import ClassVar
 
 import msgspec
@@ -130,6 +130,25 @@ class TransportSubscription(abc.ABC):
     @abc.abstractmethod
     async def close(self) -> None:
         """Leave the group; un-acked messages return to it (shared) or stay for the next owner."""
+
+
+class BufferedSubscription(TransportSubscription):
+    """A subscription whose engine deliveries wait in a local ``_buffer`` (nats://, redis://,
+    amqp://): a batch is the first message plus whatever is already buffered."""
+
+    _buffer: Sized
+
+    async def next_batch(self, max_count: int, timeout: float | None = None) -> list[Message]:
+        first = await self.next(timeout)
+        if first is None:
+            return []
+        out = [first]
+        while len(out) < max_count and self._buffer:
+            message = await self.next(0)
+            if message is None:
+                break
+            out.append(message)
+        return out
 
 
 class Transport(abc.ABC):

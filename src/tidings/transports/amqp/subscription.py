@@ -39,7 +39,7 @@ import aio_pika
 
 from ...errors import BadRequest, Closed, LeaseLost, TidingsError
 from ...model import GroupSpec, Message, TopicSpec
-from ..base import SubscribeOptions, TransportSubscription
+from ..base import BufferedSubscription, SubscribeOptions
 from ..leasing import LeaseRenewer
 from ..rules.admission import admit, past_last_lease
 from ..rules.settling import on_nack, on_reject
@@ -67,7 +67,7 @@ class _Held:
         self.count = count
 
 
-class AmqpSubscription(TransportSubscription):
+class AmqpSubscription(BufferedSubscription):
     def __init__(
         self,
         transport: AmqpTransport,
@@ -219,18 +219,6 @@ class AmqpSubscription(TransportSubscription):
                         await self._arrived.wait()
             finally:
                 self._waiting -= 1
-
-    async def next_batch(self, max_count: int, timeout: float | None = None) -> list[Message]:
-        first = await self.next(timeout)
-        if first is None:
-            return []
-        out = [first]
-        while len(out) < max_count and self._buffer:
-            message = await self.next(0)
-            if message is None:
-                break
-            out.append(message)
-        return out
 
     def _lease_end(self, inc: Incoming) -> float:
         kept = self.leases.deadline(inc)

@@ -39,7 +39,7 @@ from redis.asyncio import Redis
 
 from ...errors import BadRequest, Closed, LeaseLost, NotFound, TidingsError
 from ...model import GroupSpec, Message, TopicSpec
-from ..base import SubscribeOptions, TransportSubscription
+from ..base import BufferedSubscription, SubscribeOptions
 from ..leasing import LeaseRenewer
 from ..rules.admission import admit, past_last_lease
 from ..rules.settling import on_nack, on_reject
@@ -65,7 +65,7 @@ class _Held:
         self.deadline = deadline  # time.monotonic() when the lease runs out
 
 
-class RedisSubscription(TransportSubscription):
+class RedisSubscription(BufferedSubscription):
     def __init__(
         self,
         transport: RedisTransport,
@@ -271,18 +271,6 @@ class RedisSubscription(TransportSubscription):
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(remaining):
                     await self._arrived.wait()
-
-    async def next_batch(self, max_count: int, timeout: float | None = None) -> list[Message]:
-        first = await self.next(timeout)
-        if first is None:
-            return []
-        out = [first]
-        while len(out) < max_count and self._buffer:
-            message = await self.next(0)
-            if message is None:
-                break
-            out.append(message)
-        return out
 
     async def _admit(self, entry: Entry) -> Message | None:
         spec = self.spec
