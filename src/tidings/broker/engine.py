@@ -8,8 +8,8 @@ delivery (members, credit, leases, timers, dead-lettering, fenced handover) and 
 only through :class:`~tidings.broker.group.host.GroupHost`, which this class implements. Its
 other concerns are mixins, one module each: ``group_catalogue`` (creating, redeclaring,
 deleting and resetting groups), ``sessions`` (members by id: join, leave, heartbeats, credit,
-and the settle calls, passed on to the member's group), ``redrive``, ``retention`` and
-``stats``. This module holds
+and the settle calls, passed on to the member's group), ``redrive``, ``deletion`` (a
+message by id, the purge), ``retention`` and ``stats``. This module holds
 the lifecycle, the topic catalogue, the publish path and visibility. The contract for drivers
 is written down in docs/design/engine-api.md.
 """
@@ -40,6 +40,7 @@ from ..partitioning import partition_for
 from ..storage.base import RecoveryReport, Store
 from ..storage.cursor import GroupCursor
 from .dedup import PARTITION_BITS, PARTITION_MASK
+from .deletion import DeletionMixin
 from .group.consumer_group import ConsumerGroup
 from .group.member import Member
 from .group_catalogue import GroupCatalogueMixin
@@ -62,6 +63,7 @@ CommitPoint = list[tuple[TopicState, int, int]]
 
 class Broker(
     GroupCatalogueMixin,
+    DeletionMixin,
     MemberSessionsMixin,
     RedriveMixin,
     RetentionMixin,

@@ -139,6 +139,21 @@ class BrokerRuntime:
             await self.commit()
         return done
 
+    async def delete_message(self, topic: str, message_id: str) -> tuple[int, int, list[str]]:
+        """Delete one message by id (see ``Broker.delete_message``); return once every
+        group's settle of it is durable under the fsync policy."""
+        done = self.broker.delete_message(topic, message_id)
+        if self.fsync == "batch" and self.broker.has_pending():
+            await self.commit()
+        return done
+
+    async def purge_topic(self, topic: str) -> int:
+        """Purge a topic (see ``Broker.purge_topic``); return once the groups' new positions
+        are durable (every fsync policy: a purge must not come back after a restart)."""
+        dropped = self.broker.purge_topic(topic)
+        await self.commit()
+        return dropped
+
     async def commit(self) -> None:
         """Wait until everything appended so far is durable and visible."""
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()

@@ -431,6 +431,29 @@ class ConsumerGroup(GroupQueues):
             if nxt is not None:
                 self._activate(nxt, self.clock.now())
 
+    def drop(self, partition: int, offset: int) -> bool:
+        """An operator deleted the message at ``offset``: settle it for this group wherever
+        it is (leased: the lease ends, the member's ack answers LeaseLost; ready, delayed,
+        waiting behind its key, or not loaded yet) without counting an ack. False if the
+        group had settled it already."""
+        cursor = self.cursors[partition]
+        if cursor.is_acked(offset):
+            return False
+        entry = self.inflight.get((partition, offset))
+        active = entry is not None
+        if entry is None:
+            entry, active = self.take_out(partition, offset)
+        if entry is not None:
+            self._release(entry)
+        if cursor.ack(offset):
+            self.journal_ack(partition, offset)
+        if active and entry is not None and self.spec.key_ordered:
+            nxt = self.release_key(entry.key)
+            if nxt is not None:
+                self._activate(nxt, self.clock.now())
+        self.host.dispatch_soon(self)
+        return True
+
     def _requeue(self, entry: Entry, delay: float = 0.0) -> None:
         now = self.clock.now()
         entry.not_before = now + delay if delay > 0 else 0.0

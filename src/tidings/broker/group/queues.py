@@ -151,6 +151,30 @@ class GroupQueues:
         self.active_keys.discard(key)
         return None
 
+    def take_out(self, partition: int, offset: int) -> tuple[Entry | None, bool]:
+        """Remove a loaded, not leased entry from the queues (a message deleted by id):
+        (the entry, True) if it was active (ready, delayed or an ordered partition's queue:
+        its key, if any, is held for it), (the entry, False) if it waited behind its key,
+        (None, False) if it is not loaded."""
+        ref = (partition, offset)
+        entry = self.delayed.pop(ref, None)
+        if entry is not None:
+            return entry, True
+        for q in (self.ready, self.pqueues[partition]):
+            for queued in q:
+                if queued.partition == partition and queued.offset == offset:
+                    q.remove(queued)
+                    return queued, True
+        for key, line in self.waiting.items():
+            for queued in line:
+                if queued.partition == partition and queued.offset == offset:
+                    line.remove(queued)
+                    self.waiting_count -= 1
+                    if not line:
+                        del self.waiting[key]
+                    return queued, False
+        return None, False
+
     def requeue_ordered(self, entry: Entry) -> None:
         q = self.pqueues[entry.partition]
         i = 0

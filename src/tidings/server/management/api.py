@@ -1,7 +1,7 @@
 """The ``/api/v1`` resources, mirroring the CLI's nouns: overview, topics, groups (stats,
 members, reset, delete), dead letters (list, redrive, purge: ``deadletters``), messages
 (browse a topic or a dead-letter topic by offset or time without consuming; publish a test
-message) and connections (list, close); users (read, reload) are in ``users``. Each handler
+message; delete one by id), the purge of a topic, and connections (list, close); users (read, reload) are in ``users``. Each handler
 checks the caller's rights (``access``) and calls the broker's public engine and stats
 methods."""
 
@@ -24,9 +24,11 @@ from .schemas import (
     Connection,
     Member,
     Message,
+    MessageDeleted,
     MessagePage,
     Overview,
     PublishBody,
+    Purged,
     ResetBody,
 )
 
@@ -252,6 +254,23 @@ async def publish(call: Call) -> Receipt:
     return receipts[0]
 
 
+async def delete_message(call: Call) -> MessageDeleted:
+    """Settle one message for every group of its topic (see tidings.broker.deletion)."""
+    topic, message_id = call.path["topic"], call.path["id"]
+    access.require(call.user, call.request, "admin", topic)
+    p, offset, groups = await call.server.runtime.delete_message(topic, message_id)
+    return MessageDeleted(id=message_id, partition=p, offset=offset, groups=groups)
+
+
+async def purge_topic(call: Call) -> Purged:
+    topic = call.path["topic"]
+    access.require(call.user, call.request, "admin", topic)
+    _broker(call).topic_info(topic)  # NotFound first
+    count = await call.server.runtime.purge_topic(topic)
+    groups = sorted(g.name for g in _broker(call).topic_info(topic).groups)
+    return Purged(topic=topic, count=count, groups=groups)
+
+
 def _connection(conn, now: float) -> Connection:
     return Connection(
         id=conn.id,
@@ -312,6 +331,11 @@ ENDPOINTS = [
                     Query("limit", int, 50, f"messages at most (up to {MAX_PAGE})", 0))),
     Endpoint("POST", _T + "/messages", "Publish a (test) message", "messages", publish,
              Receipt, body=PublishBody, status=201),
+    Endpoint("DELETE", _T + "/messages/{id}", "Delete one message by id: every group of the "
+             "topic settles it and none delivers it again (the log keeps the record until "
+             "retention)", "messages", delete_message, MessageDeleted),
+    Endpoint("POST", _T + "/purge", "Purge a topic: drop its stored messages and move every "
+             "group past them (leased ones too)", "topics", purge_topic, Purged),
     *deadletters.endpoints(_G),
     Endpoint("GET", PREFIX + "/connections", "Client connections", "connections",
              list_connections, list[Connection]),

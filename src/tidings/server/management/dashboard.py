@@ -214,6 +214,7 @@ def dashboard_routes(server: BrokerServer) -> list[BaseRoute]:
         if p >= len(t.partitions):
             raise NotFound(f"topic {t.name!r} has no partition {p}")
         part = t.partitions[p]
+        api = f"/api/v1/topics/{quote(t.name, safe='')}"
         start = part.first_offset if q["offset"] is None else max(q["offset"], part.first_offset)
         count = min(50, max(part.next_offset - start, 0))
         records = server.store.read(t.name, p, start, count) if count else []
@@ -227,17 +228,26 @@ def dashboard_routes(server: BrokerServer) -> list[BaseRoute]:
             heads = "<br>".join(
                 f"{html.escape(k)}: {html.escape(v)}" for k, v in sorted(r.headers.items())
             )
-            rows.append([_fmt(r.offset), html.escape(when), html.escape(r.key or ""),
-                         f"<pre>{text}</pre>", heads])  # fmt: skip
+            delete = deadletters.button(
+                "delete", f"{api}/messages/{quote(r.id, safe='')}", {},
+                f"Delete message {r.id}? No group of {t.name!r} will deliver it again.", "DELETE",
+            )
+            rows.append([_fmt(r.offset), html.escape(r.id), html.escape(when),
+                         html.escape(r.key or ""), f"<pre>{text}</pre>", heads, delete])  # fmt: skip
         nav = " ".join(
             f"<a href='?partition={i}'>partition {i}</a>" for i in range(len(t.partitions))
         )
         more = ""
         if records and records[-1].offset + 1 < part.next_offset:
             more = f"<a href='?partition={p}&offset={records[-1].offset + 1}'>next page</a>"
-        table = _table(["offset", "published", "key", "body", "headers"], rows, {0})
+        table = _table(["offset", "id", "published", "key", "body", "headers", ""], rows, {0})
+        purge = deadletters.button(
+            "Purge topic", api + "/purge", {},
+            f"Drop every message of {t.name!r}, for every group?",
+        )  # fmt: skip
         return (
             f"<h2>Messages (partition {p}, read without consuming)</h2><p>{nav}</p>"
+            f"<p>{purge}</p><p id='dl-result'></p>"
             f"<div id='messages' data-live>{table}</div>{more}"
         )
 

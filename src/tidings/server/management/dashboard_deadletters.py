@@ -30,9 +30,14 @@ def page_path(topic: str, group: str) -> str:
     return f"/topics/{quote(topic, safe='')}/groups/{quote(group, safe='')}/dead-letters"
 
 
-def _button(label: str, url: str, body: dict, confirm: str | None = None) -> str:
+def button(
+    label: str, url: str, body: dict, confirm: str | None = None, method: str = "POST"
+) -> str:
+    """A button ``static/dashboard.js`` sends to the API (``method``, JSON ``body``)."""
     e = html.escape
     extra = f" data-confirm='{e(confirm)}'" if confirm else ""
+    if method != "POST":
+        extra += f" data-method='{e(method)}'"
     return (
         f"<button data-post='{e(url)}' data-body='{e(json.dumps(body))}'{extra}>{e(label)}</button>"
     )
@@ -56,12 +61,12 @@ def render(server: BrokerServer, user, request: Request, topic: str, group: str)
         heads = "<br>".join(f"{e(k)}: {e(v)}" for k, v in sorted(d.headers.items()))
         rows.append([
             e(d.id), e(when), e(d.reason), _fmt(d.deliveries), e(d.error or ""), e(d.key or ""),
-            f"<pre>{text}</pre>", heads, _button("redrive", api + "/redrive", {"ids": [d.id]}),
+            f"<pre>{text}</pre>", heads, button("redrive", api + "/redrive", {"ids": [d.id]}),
         ])  # fmt: skip
     headers = ["id", "dead-lettered", "reason", "deliveries", "error", "key", "body", "headers", ""]
     actions = ""
     if letters:
-        actions = "<p>" + _button("Redrive all", api + "/redrive", {}) + " " + _button(
+        actions = "<p>" + button("Redrive all", api + "/redrive", {}) + " " + button(
             "Purge all", api + "/purge", {}, f"Drop every dead letter of group {group!r}?"
         ) + "</p>"  # fmt: skip
     back = f"<a href='/topics/{quote(topic, safe='')}'>{e(topic)}</a>"

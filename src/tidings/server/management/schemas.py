@@ -138,3 +138,21 @@ class DeadLetterSelection(msgspec.Struct, kw_only=True, forbid_unknown_fields=Tr
 class Redriven(msgspec.Struct, kw_only=True):
     count: int
     ids: list[str]  # the message ids that went back (redrive) or were dropped (purge)
+
+
+class MessageDeleted(msgspec.Struct, kw_only=True):
+    """A message deleted by id: where it sat, and the groups that had not settled it yet
+    (now settled: none of the topic's groups delivers it again)."""
+
+    id: str
+    partition: int
+    offset: int
+    groups: list[str]
+
+
+class Purged(msgspec.Struct, kw_only=True):
+    """A purged topic: the stored messages dropped, and the groups moved past them."""
+
+    topic: str
+    count: int
+    groups: list[str]

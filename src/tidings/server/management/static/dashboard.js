@@ -20,8 +20,15 @@
       .finally(function () { window.setTimeout(refresh, every); });
   }
   window.setTimeout(refresh, every);
-  // Buttons with data-post (redrive, purge) post their JSON body to the API, say the answer
-  // and reload; delegated, so buttons swapped in by the refresh work too.
+  // Buttons with data-post (redrive, purge, delete) send their JSON body to the API (POST, or
+  // the data-method given), say the answer and reload; delegated, so buttons swapped in by
+  // the refresh work too.
+  function done(j) {
+    if (j.ids) { return j.count + " done: " + j.ids.join(", "); }
+    if (j.groups && j.id) { return "deleted " + j.id + " (settled for " + (j.groups.join(", ") || "no group") + ")"; }
+    if (j.groups) { return "purged " + j.count + " message(s)"; }
+    return "done";
+  }
   document.addEventListener("click", function (ev) {
     var button = ev.target.closest ? ev.target.closest("button[data-post]") : null;
     if (!button) { return; }
@@ -30,7 +37,7 @@
     var result = document.getElementById("dl-result");
     button.disabled = true;
     fetch(button.getAttribute("data-post"), {
-      method: "POST", credentials: "same-origin",
+      method: button.getAttribute("data-method") || "POST", credentials: "same-origin",
       headers: { "Content-Type": "application/json" },
       body: button.getAttribute("data-body") || "{}"
     })
@@ -38,7 +45,7 @@
       .then(function (answer) {
         var ok = answer[0], j = answer[1];
         if (result) {
-          result.textContent = ok ? (j.count + " done: " + j.ids.join(", ")) : j.message;
+          result.textContent = ok ? done(j) : j.message;
           result.className = ok ? "" : "alarm";
         }
         if (ok) { window.setTimeout(function () { window.location.reload(); }, 500); }

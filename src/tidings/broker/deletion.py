@@ -1,0 +1,94 @@
+"""What an operator removes by hand: one message by id, or every message of a topic (the
+purge). A mixin of :class:`tidings.broker.engine.Broker`.
+
+A topic is an append-only log, so neither rewrites it. Deleting a message settles it for
+every group of the topic, as if each had acknowledged it, wherever it is: waiting, delayed,
+or leased (the lease ends; the holder's ack answers LeaseLost). No group delivers it again;
+the record itself stays readable by browsing until retention removes it, and a group created
+later from ``earliest`` (or reset to it) starts before the deletion and sees it. The purge
+drops the topic's stored messages (every offset that was durable when it ran) and moves every
+group past them, leases included, as SQS's PurgeQueue does: a message held by a consumer is
+gone too, and its ack answers LeaseLost.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..errors import NotFound
+from .msgids import EPOCH_MS, SEQ_BITS
+
+if TYPE_CHECKING:
+    from ..storage.base import Store
+    from .group.consumer_group import ConsumerGroup
+    from .group.member import Member
+    from .topics import TopicState
+
+_READ_CHUNK = 256
+_CLOCK_SLACK = 60.0  # seconds an id's time may run ahead of its record's timestamp
+
+
+class DeletionMixin:
+    store: Store
+    _members: dict[str, Member]
+    _acks_due: dict[int, ConsumerGroup]
+
+    def _find(self, t: TopicState, message_id: str) -> tuple[int, int]:
+        """(partition, offset) of the retained record with broker id ``message_id``. The id
+        holds its publish time, so the search starts there; a redriven record keeps an older
+        id, so the rest of the partition is searched after."""
+        try:
+            published = ((int(message_id, 16) >> SEQ_BITS) + EPOCH_MS) / 1000
+        except ValueError:
+            published = 0.0
+        for p, part in enumerate(t.parts):
+            start = max(self.store.offset_at(t.name, p, published - _CLOCK_SLACK), part.first)
+            for begin, end in ((start, part.next), (part.first, start)):
+                offset = begin
+                while offset < end:
+                    records = self.store.read(t.name, p, offset, min(_READ_CHUNK, end - offset))
+                    if not records:
+                        break
+                    for record in records:
+                        if record.offset >= end:
+                            break
+                        if record.id == message_id:
+                            return p, record.offset
+                    offset = records[-1].offset + 1
+        raise NotFound(
+            f"no message with id {message_id!r} is stored in topic {t.name!r} (never "
+            "published there, or removed by retention or a purge): browse the topic to find "
+            "its id"
+        )
+
+    def delete_message(self, topic: str, message_id: str) -> tuple[int, int, list[str]]:
+        """Settle the message ``message_id`` of ``topic`` for every group, so none delivers
+        it again; return its partition, offset and the groups that had not settled it yet.
+        Unknown ids raise NotFound."""
+        t: TopicState = self._topic(topic)  # type: ignore[attr-defined]
+        p, offset = self._find(t, message_id)
+        settled = sorted(name for name, g in list(t.groups.items()) if g.drop(p, offset))
+        return p, offset, settled
+
+    def purge_topic(self, topic: str) -> int:
+        """Drop every durable message of ``topic`` and move all its groups past them (their
+        leases on them end); return how many messages were dropped."""
+        t: TopicState = self._topic(topic)  # type: ignore[attr-defined]
+        dropped = 0
+        for p, part in enumerate(t.parts):
+            before = part.first
+            self._trim(t, p, part.visible)  # type: ignore[attr-defined]
+            dropped += part.first - before
+            part.forget_tail()
+        for name, g in list(t.groups.items()):
+            members = g.take_back_leases()
+            self._acks_due.pop(id(g), None)
+            cursors = dict(enumerate(g.cursors))
+            fresh: ConsumerGroup = self._new_group(g.spec, t, cursors)  # type: ignore[attr-defined]
+            fresh.adopt(members, g.dead_lettered)
+            t.groups[name] = fresh
+            fresh.resume()
+        return dropped
+
+
+__all__ = ["DeletionMixin"]
