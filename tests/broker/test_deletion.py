@@ -20,7 +20,8 @@ def _topic(env: Env, partitions: int = 1):
 
 def test_a_deleted_message_is_delivered_to_no_group_also_after_a_restart(env: Env) -> None:
     b = _topic(env)
-    billing, audit = GroupSpec(topic="orders", name="billing"), GroupSpec(topic="orders", name="audit")
+    billing = GroupSpec(topic="orders", name="billing")
+    audit = GroupSpec(topic="orders", name="audit")
     b.create_group(billing)
     b.create_group(audit)
     receipts = b.publish("orders", msgs("a", "b", "c"))

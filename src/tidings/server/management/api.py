@@ -1,9 +1,9 @@
 """The ``/api/v1`` resources, mirroring the CLI's nouns: overview, topics, groups (stats,
 members, reset, delete), dead letters (list, redrive, purge: ``deadletters``), messages
 (browse a topic or a dead-letter topic by offset or time without consuming; publish a test
-message; delete one by id), the purge of a topic, and connections (list, close); users (read, reload) are in ``users``. Each handler
-checks the caller's rights (``access``) and calls the broker's public engine and stats
-methods."""
+message; delete one by id), the purge of a topic, and connections (list, close); users
+(read, reload) are in ``users``. Each handler checks the caller's rights (``access``) and
+calls the broker's public engine and stats methods."""
 
 from __future__ import annotations
 

@@ -229,11 +229,15 @@ def dashboard_routes(server: BrokerServer) -> list[BaseRoute]:
                 f"{html.escape(k)}: {html.escape(v)}" for k, v in sorted(r.headers.items())
             )
             delete = deadletters.button(
-                "delete", f"{api}/messages/{quote(r.id, safe='')}", {},
-                f"Delete message {r.id}? No group of {t.name!r} will deliver it again.", "DELETE",
+                "delete",
+                f"{api}/messages/{quote(r.id, safe='')}",
+                {},
+                f"Delete message {r.id}? No group of {t.name!r} will deliver it again.",
+                "DELETE",
             )
             rows.append([_fmt(r.offset), html.escape(r.id), html.escape(when),
-                         html.escape(r.key or ""), f"<pre>{text}</pre>", heads, delete])  # fmt: skip
+                         html.escape(r.key or ""), f"<pre>{text}</pre>", heads,
+                         delete])  # fmt: skip
         nav = " ".join(
             f"<a href='?partition={i}'>partition {i}</a>" for i in range(len(t.partitions))
         )
