@@ -25,3 +25,12 @@ def test_the_gateway_routes_a_request_to_a_service_on_amqp(amqp_stack):
     r = httpx.post(f"{amqp_stack.url}/v1/quotes", json={"sku": "apple", "qty": 2}, timeout=20)
     assert r.status_code == 200, r.text
     assert r.json()["sku"] == "apple" and r.json()["version"] == "1.0.0"
+
+
+def test_an_idempotency_key_is_stored_and_replayed_on_amqp(amqp_stack):
+    key = {"Idempotency-Key": "quote-amqp-1"}
+    body = {"sku": "pear", "qty": 1}
+    first = httpx.post(f"{amqp_stack.url}/v1/quotes", json=body, headers=key, timeout=20)
+    again = httpx.post(f"{amqp_stack.url}/v1/quotes", json=body, headers=key, timeout=20)
+    assert first.status_code == again.status_code == 200, again.text
+    assert again.json() == first.json() and again.headers["idempotent-replayed"] == "true"

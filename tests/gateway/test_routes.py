@@ -8,6 +8,7 @@ import socket
 import subprocess
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -141,10 +142,84 @@ def test_an_idempotency_key_retry_has_one_effect_and_returns_the_stored_response
         return status if status["state"] == "done" else None
 
     assert wait_for(done, "the refund")["effects"] == 1
-    # a second gateway knows nothing of the first's stored response: the message id carries
-    # the key, and broker dedup plus the idempotent handler keep one effect
     time.sleep(1.0)
     assert httpx.get(f"{stack.url}/v1/refunds/{key}", timeout=10).json()["effects"] == 1
+
+
+@pytest.fixture(scope="module")
+def second(stack, broker, procs):
+    """Another gateway process on the same broker, as behind a load balancer."""
+    gateway = GatewayProc(broker.url, "--timeout", "2")
+    procs.append(gateway)
+    wait_routes(gateway.url, "POST /v1/refunds", "GET /v1/refunds/{id}", "POST /v1/reports")
+    return gateway
+
+
+def test_a_key_completed_on_one_gateway_is_replayed_by_another(stack, second, broker):
+    key = f"refund-{uuid.uuid4()}"
+    payload = {"order_id": "o-3", "cents": 130}
+    first = httpx.post(
+        f"{stack.url}/v1/refunds", json=payload, headers={"Idempotency-Key": key}, timeout=10
+    )
+    assert first.status_code == 202, first.text
+    published = _published(broker.url, "order.refund")
+    again = httpx.post(
+        f"{second.url}/v1/refunds", json=payload, headers={"Idempotency-Key": key}, timeout=10
+    )
+    assert again.status_code == 202, again.text
+    assert again.json() == first.json() and again.headers["location"] == first.headers["location"]
+    assert again.headers["idempotent-replayed"] == "true"
+    assert _published(broker.url, "order.refund") == published  # B published nothing
+    other = httpx.post(
+        f"{second.url}/v1/refunds",
+        json={**payload, "cents": 1},
+        headers={"Idempotency-Key": key},
+        timeout=10,
+    )
+    assert other.status_code == 422 and "another request" in other.json()["error"]
+
+    def done():
+        status = httpx.get(f"{second.url}/v1/refunds/{key}", timeout=10).json()
+        return status if status["state"] == "done" else None
+
+    assert wait_for(done, "the refund")["effects"] == 1
+
+
+def test_a_key_in_flight_on_one_gateway_is_409_on_another(stack, second, broker):
+    """A 504 is not stored: once the first try is over, the key may be tried again."""
+    key = f"report-{uuid.uuid4()}"
+    stored = _topic_end(broker.url, "_gateway.responses")
+    topic = next(t for t in _topics(broker.url) if t.startswith("reports.build.v"))
+    sent = _published(broker.url, topic)
+    with ThreadPoolExecutor(1) as pool:
+        first = pool.submit(
+            httpx.post, f"{stack.url}/v1/reports", json={}, headers={"Idempotency-Key": key},
+            timeout=30,
+        )  # fmt: skip
+        wait_for(lambda: _topic_end(broker.url, "_gateway.responses") > stored, "the claim")
+        busy = httpx.post(
+            f"{second.url}/v1/reports", json={}, headers={"Idempotency-Key": key}, timeout=30
+        )
+        assert busy.status_code == 409, busy.text
+        assert "still in progress" in busy.json()["error"]
+        assert first.result().status_code == 504
+    assert _published(broker.url, topic) == sent + 1  # the 409 sent nothing
+    retry = httpx.post(
+        f"{second.url}/v1/reports", json={}, headers={"Idempotency-Key": key}, timeout=30
+    )
+    assert retry.status_code == 504  # tried again (nothing was stored), not 409
+    assert _published(broker.url, topic) == sent + 2
+
+
+def _published(url: str, topic: str) -> int:
+    """Messages ever published to ``topic`` (its end offsets: acks do not lower them)."""
+    with tidings.Client(url) as client:
+        return sum(p.next_offset for p in client.topic_info(topic).partitions)
+
+
+def _topics(url: str) -> list[str]:
+    with tidings.Client(url) as client:
+        return [t.name for t in client.list_topics()]
 
 
 def test_a_slow_service_is_504_at_the_route_timeout_and_other_routes_are_unaffected(stack):

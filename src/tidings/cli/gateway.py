@@ -77,6 +77,10 @@ def gateway(
         list[str] | None,
         typer.Option("--split", help="PATH=v1:W,v2:W: weighted versions of a path; repeat."),
     ] = None,
+    idempotency_ttl: Annotated[
+        float,
+        typer.Option(help="Seconds a stored Idempotency-Key response is kept (all gateways)."),
+    ] = 24 * 3600.0,
     cors_origin: Annotated[
         list[str] | None, typer.Option("--cors-origin", help="Allowed CORS origin; repeat.")
     ] = None,
@@ -111,6 +115,7 @@ def gateway(
             jwt_issuer=jwt_issuer,
             jwt_audience=jwt_audience,
             splits=splits,
+            idempotency_ttl=idempotency_ttl,
             cors_origins=list(cors_origin or []),
         ).validate()
     except BadRequest as exc:

@@ -47,7 +47,7 @@ from .keys import PublicKeys
 from .limits import ClientLimits
 from .metrics import RouteMetrics
 from .openapi import docs_page, openapi
-from .responses import ResponseStore, Stored
+from .responses import InProgress, KeyReused, SharedResponses, Stored
 from .routes import Route, RouteTable, match_path, static_routes
 from .tokens import InvalidToken, verify
 
@@ -77,6 +77,11 @@ class HttpError(Exception):
         )
 
 
+def _stored(response: Response, fingerprint: str) -> Stored:
+    headers = {k: v for k, v in response.headers.items() if k != "content-length"}
+    return Stored(response.status_code, bytes(response.body), headers, fingerprint)
+
+
 def _upstream_failure(exc: BaseException) -> bool:
     """What counts against an upstream's breaker: no answer, not a handler's own error."""
     return isinstance(exc, Timeout | ConnectionLost)
@@ -92,7 +97,7 @@ class Gateway:
         self.client: AsyncClient | None = None
         self.ready = False
         self.metrics = RouteMetrics()
-        self.responses = ResponseStore()
+        self.responses = SharedResponses(self.config.idempotency_ttl)
         self.limits = (
             ClientLimits(self.config.rate, self.config.burst) if self.config.rate else None
         )
@@ -134,6 +139,7 @@ class Gateway:
     async def lifespan(self, app: Any = None) -> AsyncIterator[None]:
         self.client = AsyncClient(self.config.url)
         await self.client.connect()
+        await self.responses.start(self.client)
         self._refresher = asyncio.create_task(self._refresh_loop())
         try:
             yield
@@ -141,6 +147,7 @@ class Gateway:
             self._refresher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._refresher
+            await self.responses.close()
             await self.client.close()
 
     async def refresh(self) -> None:
@@ -165,9 +172,10 @@ class Gateway:
         return JSONResponse({"status": "live"})
 
     async def readyz(self, request: Request) -> Response:
-        if self.ready and self.client is not None:
+        if self.ready and self.client is not None and self.responses.caught_up.is_set():
             return JSONResponse({"status": "ready", "routes": len(self.table.routes)})
-        return JSONResponse({"status": "not ready", "why": "the route table is not read yet"}, 503)
+        why = "the route table or the stored idempotent responses are not read yet"
+        return JSONResponse({"status": "not ready", "why": why}, 503)
 
     async def render_metrics(self, request: Request) -> Response:
         body, media = self.metrics.render()
@@ -389,34 +397,43 @@ class Gateway:
     ) -> Response:
         scoped = f"{client_id}/{key}"
         fingerprint = hashlib.sha256(f"{route.key}\n".encode() + data).hexdigest()
-        stored = self.responses.get(scoped)
-        if stored is None and self.responses.pending(scoped) is not None:
-            raise HttpError(409, "a request with this Idempotency-Key is still in progress")
-        if stored is not None:
-            if stored.fingerprint != fingerprint:
-                raise HttpError(
-                    422, "this Idempotency-Key was used for another request: use a new key"
-                )
+        busy_for = (route.timeout or self.config.timeout) * (1 + self.config.retries)
+        try:
+            claimed = await self.responses.claim(scoped, fingerprint, busy_for)
+        except InProgress:
+            raise HttpError(
+                409, "a request with this Idempotency-Key is still in progress: retry later"
+            ) from None
+        except KeyReused:
+            raise HttpError(
+                422, "this Idempotency-Key was used for another request: use a new key"
+            ) from None
+        except TimeoutError:
+            raise HttpError(
+                503, "the stored idempotent responses are not read yet", {"Retry-After": "1"}
+            ) from None
+        except TidingsError as exc:
+            raise HttpError(
+                503, f"the Idempotency-Key could not be claimed: {exc}", {"Retry-After": "1"}
+            ) from exc
+        if isinstance(claimed, Stored):
             return Response(
-                stored.body,
-                stored.status,
-                headers={**stored.headers, "Idempotent-Replayed": "true"},
+                claimed.body,
+                claimed.status,
+                headers={**claimed.headers, "Idempotent-Replayed": "true"},
             )
-        self.responses.begin(scoped)
         keep: Stored | None = None
         try:
             response = await self._call(route, data, out_headers, key)
             if response.status_code < 500:
-                keep = Stored(
-                    response.status_code,
-                    bytes(response.body),
-                    {k: v for k, v in response.headers.items() if k != "content-length"},
-                    fingerprint,
-                    time.monotonic(),
-                )
+                keep = _stored(response, fingerprint)
             return response
+        except HttpError as exc:
+            if exc.status < 500:  # the handler's 422 is an answer too: a repeat gets it again
+                keep = _stored(exc.response(), fingerprint)
+            raise
         finally:
-            self.responses.finish(scoped, keep)
+            await self.responses.finish(claimed, keep)
 
     # the bus
     def _pipeline(self, route: Route) -> Pipeline:

@@ -28,13 +28,14 @@ class GatewayConfig:
     jwt_public_keys: str | None = None  # a JWKS or PEM file: RS256/ES256/... JWTs (keys.py)
     jwt_issuer: str | None = None
     jwt_audience: str | None = None
+    idempotency_ttl: float = 24 * 3600.0  # seconds a stored Idempotency-Key response is kept
     cors_origins: list[str] = field(default_factory=list)
     # traffic splitting: an unversioned path -> {major: weight}, e.g. {"/quotes": {"1": 9, "2": 1}}
     splits: dict[str, dict[str, float]] = field(default_factory=dict)
     title: str = "tidings gateway"
 
     def validate(self) -> GatewayConfig:
-        for name in ("timeout", "read_timeout", "refresh", "breaker_open_for"):
+        for name in ("timeout", "read_timeout", "refresh", "breaker_open_for", "idempotency_ttl"):
             if not getattr(self, name) > 0:
                 raise BadRequest(f"gateway {name} must be > 0 seconds")
         if self.retries < 0 or self.max_body < 1:
