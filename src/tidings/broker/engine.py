@@ -110,6 +110,9 @@ class Broker(
         self.defer_dispatch: Callable[[Callable[[], None]], object] | None = None
         self._deferred: dict[int, ConsumerGroup] = {}
         self.tracer: Tracer | None = None  # message tracing (set_tracer); None: off
+        # called with each topic created from now on, after it exists (the MQTT front-end's
+        # first-level wildcard subscriptions join it); an error there is logged, not raised
+        self.topic_watchers: list[Callable[[TopicSpec], None]] = []
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -236,6 +239,11 @@ class Broker(
         self.store.put_topic(spec)
         self._load_topic(spec, owner)
         self._catalogue_changed()
+        for watcher in self.topic_watchers:
+            try:
+                watcher(spec)
+            except Exception:  # a watcher's bug must not undo the topic
+                log.exception("a topic watcher failed on the new topic %r", spec.name)
         return spec
 
     def delete_topic(self, name: str) -> None:

@@ -517,6 +517,7 @@ class MqttListener:
             kept = self.kept.load()
             if kept:
                 log.info("mqtt: %d persistent sessions", kept)
+            self.server.runtime.broker.topic_watchers.append(self.topic_created)
         listener = await loop.create_server(self._new, host, port, backlog=1024, ssl=ssl)
         self._listeners.append(listener)
         address = listener.sockets[0].getsockname()[:2]
@@ -538,6 +539,22 @@ class MqttListener:
         conn.counted = True
         self.sessions += 1
         return True
+
+    def topic_created(self, spec: TopicSpec) -> None:
+        """A new tidings topic: each connected first-level wildcard subscription that covers
+        it (and whose user may subscribe to it) reads it from now on."""
+        name = spec.name
+        for session in list(self.kept.by_client.values()):
+            conn = session.conn
+            if conn is None or conn.closed or not conn.connected:
+                continue  # offline: joined when the session resumes
+            for sub in list(session.subs.values()):
+                if (
+                    sub.filter.spans_topics
+                    and name not in sub.members
+                    and sub.topics([name], conn.user)
+                ):
+                    session.add_topic(sub, name)
 
     def new_connection(self) -> MqttConnection:
         """A connection for a transport that is not one of the listener's ports (WebSocket)."""
@@ -591,6 +608,9 @@ class MqttListener:
                     conn.refuse(m.KEEP_ALIVE_TIMEOUT, "keep-alive timeout")
 
     async def stop(self) -> None:
+        watchers = self.server.runtime.broker.topic_watchers
+        if self.topic_created in watchers:
+            watchers.remove(self.topic_created)
         for listener in self._listeners:
             listener.close()
         if self._sweeper is not None:

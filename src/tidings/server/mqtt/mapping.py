@@ -5,6 +5,7 @@ An MQTT topic name ``sensors/kitchen/temp`` is the tidings topic ``sensors`` (it
 with the message key ``kitchen/temp`` (the other levels; no key for a one-level name) and the
 header ``mqtt-topic: sensors/kitchen/temp``. A filter's first level names the tidings topic
 its messages come from; the other levels are matched against each message's MQTT topic.
+A first-level wildcard (``+/status``, ``#``) reads every tidings topic but the ``_*`` ones.
 ``$share/GROUP/FILTER`` joins the tidings consumer group GROUP. v5 user properties are the
 message's headers both ways. A name with an empty first level (``/devices/7``, common on
 devices) is on the tidings topic ``mqtt-root`` (``ROOT_TOPIC``), key ``devices/7``.
@@ -131,20 +132,45 @@ def delivered_qos(delivery: Delivery, granted: int) -> int:
     return granted
 
 
+WILDCARDS = ("+", "#")
+HIDDEN_PREFIX = "_"  # tidings topics a first-level wildcard does not match (see ``covers``)
+
+
 @dataclasses.dataclass(frozen=True)
 class Filter:
-    """A parsed SUBSCRIBE filter: the tidings topic, the levels to match after it, the
-    consumer group of ``$share/GROUP/...`` (None: a private subscription)."""
+    """A parsed SUBSCRIBE filter: the tidings topic ("" for a first-level wildcard, which
+    spans topics), the levels to match after the first, the consumer group of
+    ``$share/GROUP/...`` (None: a private subscription)."""
 
     text: str  # as the client wrote it (the key of UNSUBSCRIBE)
     topic: str
     levels: tuple[str, ...]
     share: str | None = None
-    first: str | None = None  # the first level as written ("" for /...; None: ``topic``)
+    first: str | None = None  # the first level as written ("" for /..., + or #; None: topic)
+
+    @property
+    def spans_topics(self) -> bool:
+        """A first-level wildcard (``+/status``, ``#``): it reads many tidings topics."""
+        return self.first in WILDCARDS
+
+    def covers(self, topic: str) -> bool:
+        """Whether messages of the tidings topic may match. A first-level wildcard covers
+        every topic but those starting with ``_`` (reply topics, the front-end's ``_mqtt.*``,
+        the registry's ``_tidings.*``): they are to tidings what ``$`` topics are to MQTT,
+        which wildcards do not match either (MQTT 5.0 §4.7.2); a filter naming one reads it."""
+        if self.first == "#" or self.first == "+":
+            return not topic.startswith(HIDDEN_PREFIX)
+        return topic == self.topic
 
     def matches(self, mqtt_topic: str) -> bool:
         first, *have = mqtt_topic.split("/")
-        if first != (self.topic if self.first is None else self.first):
+        wanted = self.topic if self.first is None else self.first
+        if wanted == "#":
+            return not first.startswith("$")
+        if wanted == "+":
+            if first.startswith("$"):
+                return False
+        elif first != wanted:
             return False  # mqtt-root holds "/..." names and "mqtt-root/..." ones
         for i, level in enumerate(self.levels):
             if level == "#":
@@ -155,7 +181,7 @@ class Filter:
 
 
 def parse_filter(text: str) -> Filter:
-    """MalformedPacket (0x8F, or 0xA2 for a first-level wildcard) for what is not served."""
+    """MalformedPacket (0x8F) for what is not served."""
     share = None
     body = text
     if text.startswith("$share/"):
@@ -171,12 +197,8 @@ def parse_filter(text: str) -> Filter:
         body = rest[0]
     m.check_topic_filter(body)
     first, *levels = body.split("/")
-    if first in ("+", "#"):
-        raise m.MalformedPacket(
-            f"topic filter {text!r}: a wildcard in the first level (which names the tidings "
-            "topic) is not supported yet; name the topic, e.g. sensors/#",
-            m.WILDCARDS_NOT_SUPPORTED,
-        )
+    if first in WILDCARDS:
+        return Filter(text, "", tuple(levels), share, first)
     if first.startswith("$"):
         raise m.MalformedPacket(
             f"topic filter {text!r}: this broker serves no $ topics", m.TOPIC_FILTER_INVALID

@@ -17,9 +17,11 @@ from typing import TYPE_CHECKING
 from ...model import Delivery, Outgoing, Record, TopicSpec
 from . import codec as m
 from .mapping import INTERNAL_PREFIX, Filter, mqtt_topic, split_topic, to_outgoing
+from .subscription import may_subscribe
 
 if TYPE_CHECKING:
     from ..app import BrokerServer
+    from ..auth import User
 
 RETAINED_TOPIC = INTERNAL_PREFIX + "retained"
 READ_BATCH = 1000
@@ -75,18 +77,24 @@ class RetainedStore:
                 )
             )  # fmt: skip
 
-    def matching(self, flt: Filter) -> list[Delivery]:
+    def matching(self, flt: Filter, user: User | None = None) -> list[Delivery]:
         """The retained messages a new subscription with ``flt`` gets, by MQTT topic; expired
-        ones are dropped (5.0 §3.3.2.3.3)."""
-        held = self.by_topic.get(flt.topic)
-        if not held:
-            return []
+        ones are dropped (5.0 §3.3.2.3.3). A first-level wildcard gets those of each topic
+        it covers that ``user`` may subscribe to."""
+        if flt.spans_topics:
+            topics = [t for t in self.by_topic if flt.covers(t) and may_subscribe(user, t)]
+        else:
+            topics = [flt.topic]
         now = self.server.runtime.broker.clock.now()
         found = []
-        for topic, (delivery, expires_at) in sorted(held.items()):
-            if expires_at is not None and expires_at <= now:
-                del held[topic]
+        for name in sorted(topics):
+            held = self.by_topic.get(name)
+            if not held:
                 continue
-            if flt.matches(topic):
-                found.append(delivery)
+            for topic, (delivery, expires_at) in sorted(held.items()):
+                if expires_at is not None and expires_at <= now:
+                    del held[topic]
+                    continue
+                if flt.matches(topic):
+                    found.append(delivery)
         return found

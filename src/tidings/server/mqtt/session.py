@@ -28,12 +28,11 @@ import time
 from typing import TYPE_CHECKING
 
 from ...errors import TidingsError
-from ...model import Delivery, GroupSpec
+from ...model import Delivery, StartKind
 from ..auth import require
 from . import codec as m
 from .mapping import (
     CLIENT_HEADER,
-    Filter,
     delivered_qos,
     expiry_left,
     mqtt_topic,
@@ -42,6 +41,7 @@ from .mapping import (
     to_publish,
     was_retained,
 )
+from .subscription import Outbound, Subscription
 
 if TYPE_CHECKING:
     from ...broker import Broker
@@ -53,57 +53,6 @@ RECEIVE_MAXIMUM = 100  # QoS 1/2 deliveries in flight per subscription (v5: or t
 MAX_QOS = 2
 PRIVATE_GROUP = "mqtt."  # the prefix of a plain subscription's group
 _NONE: set[int] = set()
-
-
-class Subscription:
-    __slots__ = (
-        "filter", "group", "identifier", "member_id", "options", "private", "qos", "ready",
-        "session", "spec", "stash",
-    )  # fmt: skip
-
-    def __init__(
-        self,
-        session: Session,
-        flt: Filter,
-        options: m.Subscription,
-        qos: int,
-        group: str,
-        identifier: int = 0,
-    ) -> None:
-        self.session = session
-        self.identifier = identifier  # v5 Subscription Identifier (0: none), §3.8.2.1.2
-        self.filter = flt
-        self.options = options  # as subscribed (v5: no local, retain as published, handling)
-        self.qos = qos
-        self.group = group
-        if flt.share is None:
-            self.spec = GroupSpec(topic=flt.topic, name=group, start="latest", auto_ack=qos == 0)
-        else:
-            self.spec = GroupSpec(topic=flt.topic, name=group)
-        self.private = flt.share is None
-        self.member_id = ""
-        self.ready = False
-        self.stash: list[Delivery] = []
-
-    def deliver(self, deliveries: list[Delivery]) -> None:
-        if not self.ready:  # the engine dispatches inside join: SUBACK goes first
-            self.stash.extend(deliveries)
-            return
-        self.session.send_deliveries(self, deliveries)
-
-
-class Outbound:
-    """A QoS 1/2 delivery the client has not completed; ``released``: QoS 2 after PUBREC
-    (settled in its group, PUBREL sent, waiting for PUBCOMP)."""
-
-    __slots__ = ("offset", "partition", "qos", "released", "sub")
-
-    def __init__(self, sub: Subscription, partition: int, offset: int, qos: int) -> None:
-        self.sub = sub
-        self.partition = partition
-        self.offset = offset
-        self.qos = qos
-        self.released = False
 
 
 class Session:
@@ -120,7 +69,8 @@ class Session:
         self.subs: dict[str, Subscription] = {}
         self.inflight: dict[int, Outbound] = {}
         self.received: dict[int, str] = {}  # inbound QoS 2: packet id -> producer message id
-        self.resend: dict[tuple[str, int, int], int] = {}  # (group, partition, offset) -> pid
+        # (group, topic, partition, offset) -> packet id
+        self.resend: dict[tuple[str, str, int, int], int] = {}
         self.next_pid = 0
 
     @property
@@ -134,12 +84,10 @@ class Session:
             if not entry.released:
                 del self.inflight[pid]
                 if entry.partition >= 0:
-                    self.resend[(entry.sub.group, entry.partition, entry.offset)] = pid
+                    key = (entry.sub.group, entry.topic, entry.partition, entry.offset)
+                    self.resend[key] = pid
         for sub in self.subs.values():
-            if sub.member_id:
-                with contextlib.suppress(TidingsError):
-                    self.broker.leave(sub.member_id)
-            sub.member_id = ""
+            self.leave(sub)
             sub.ready = False
             sub.stash = []
 
@@ -153,25 +101,55 @@ class Session:
             if entry.released:
                 conn.send(m.Ack(m.PUBREL, pid))
         for sub in self.subs.values():
-            try:
-                self.join(sub)
-            except TidingsError as exc:  # its topic was deleted meanwhile, say
-                log.warning("mqtt %s: subscription %r not resumed: %s", conn.id,
-                            sub.filter.text, exc)  # fmt: skip
-                continue
+            # a wildcard's topics created while the session was offline: all they hold
+            self.join(sub, "earliest")
         for sub in self.subs.values():
             self.ready(sub)
 
-    def join(self, sub: Subscription) -> None:
-        sub.member_id = self.broker.join(
-            sub.spec, prefetch=self.receive_maximum, deliver=sub.deliver
+    def join(self, sub: Subscription, start: StartKind = "latest", new: bool = False) -> None:
+        """Join the subscription's group on each topic it reads (``start``: where a group
+        that is new on a topic begins). A topic that fails (deleted meanwhile, say) is
+        logged and skipped, except the one topic of a ``new`` subscription: SUBACK says why."""
+        names = [t.name for t in self.broker.list_topics()] if sub.filter.spans_topics else []
+        for topic in sub.topics(names, self.conn.user):
+            if topic in sub.members:
+                continue
+            try:
+                self.join_topic(sub, topic, start)
+            except TidingsError as exc:
+                if new and not sub.filter.spans_topics:
+                    raise
+                log.warning("mqtt %s: subscription %r does not read topic %r: %s",
+                            self.conn.id, sub.filter.text, topic, exc)  # fmt: skip
+
+    def join_topic(self, sub: Subscription, topic: str, start: StartKind) -> None:
+        sub.members[topic] = self.broker.join(
+            sub.spec(topic, start), prefetch=self.receive_maximum, deliver=sub.deliverer(topic)
         )
+
+    def add_topic(self, sub: Subscription, topic: str) -> None:
+        """A topic created after a first-level wildcard subscription: read it from its start
+        (nothing published to it is missed)."""
+        was_ready, sub.ready = sub.ready, False
+        try:
+            self.join_topic(sub, topic, "earliest")
+        except TidingsError as exc:
+            log.warning("mqtt %s: subscription %r does not read the new topic %r: %s",
+                        self.conn.id, sub.filter.text, topic, exc)  # fmt: skip
+        if was_ready:
+            self.ready(sub)
+
+    def leave(self, sub: Subscription) -> None:
+        members, sub.members = sub.members, {}
+        for member_id in members.values():
+            with contextlib.suppress(TidingsError):
+                self.broker.leave(member_id)
 
     def ready(self, sub: Subscription) -> None:
         sub.ready = True
         stash, sub.stash = sub.stash, []
-        if stash:
-            self.send_deliveries(sub, stash)
+        for topic, deliveries in stash:
+            self.send_deliveries(sub, topic, deliveries)
 
     # -- acknowledgements from the client ------------------------------------------------------
 
@@ -208,8 +186,10 @@ class Session:
     def settle(self, entry: Outbound) -> None:
         if entry.partition < 0:  # a retained message: sent from the retained store
             return
-        with contextlib.suppress(TidingsError):
-            self.broker.ack(entry.sub.member_id, entry.partition, entry.offset)
+        member_id = entry.sub.members.get(entry.topic)
+        if member_id is not None:
+            with contextlib.suppress(TidingsError):
+                self.broker.ack(member_id, entry.partition, entry.offset)
 
     # -- subscriptions -------------------------------------------------------------------------
 
@@ -258,21 +238,27 @@ class Session:
             # a new subscription only, 2 never; none for a shared subscription, §4.8.2)
             handling = sub.options.retain_handling if self.version == m.V5 else 0
             if sub.private and (handling == 0 or (handling == 1 and not existed)):
-                self.send_retained(sub, retained.matching(sub.filter))
+                self.send_retained(sub, retained.matching(sub.filter, conn.user))
             self.ready(sub)  # now the deliveries the engine gave at join may follow
 
     def subscribe(self, wanted: m.Subscription, identifier: int = 0) -> Subscription:
         conn = self.conn
         flt = parse_filter(wanted.filter)
-        require(conn.user, "subscribe", flt.topic, conn.who())
+        if not flt.spans_topics:  # a wildcard's rights are checked on each topic it reads
+            require(conn.user, "subscribe", flt.topic, conn.who())
         old = self.subs.pop(wanted.filter, None)
         if old is not None:  # the same filter again replaces the subscription
             self.end(old)
         qos = min(wanted.qos, MAX_QOS)
-        conn.ensure_topic(flt.topic)
+        if not flt.spans_topics:
+            conn.ensure_topic(flt.topic)
         group = f"{PRIVATE_GROUP}{secrets.token_hex(6)}" if flt.share is None else flt.share
         sub = Subscription(self, flt, wanted, qos, group, identifier)
-        self.join(sub)
+        try:
+            self.join(sub, new=True)
+        except TidingsError:
+            self.end(sub)
+            raise
         self.subs[wanted.filter] = sub
         return sub
 
@@ -295,12 +281,17 @@ class Session:
         for pid, entry in list(self.inflight.items()):
             if entry.sub is sub and not entry.released:
                 del self.inflight[pid]
-        if sub.member_id:
+        topics = set(sub.members)
+        self.leave(sub)
+        if not sub.private:
+            return
+        if sub.filter.spans_topics:  # its group is on every topic it covers
+            topics.update(t.name for t in self.broker.list_topics() if sub.filter.covers(t.name))
+        else:
+            topics.add(sub.filter.topic)
+        for topic in topics:
             with contextlib.suppress(TidingsError):
-                self.broker.leave(sub.member_id)
-        if sub.private:
-            with contextlib.suppress(TidingsError):
-                self.broker.delete_group(sub.filter.topic, sub.group)
+                self.broker.delete_group(topic, sub.group)
 
     def release(self) -> None:
         """The session ends: every subscription is left."""
@@ -328,7 +319,7 @@ class Session:
             if data is None:
                 continue
             if pid is not None:
-                self.inflight[pid] = Outbound(sub, -1, -1, qos)
+                self.inflight[pid] = Outbound(sub, "", -1, -1, qos)
             conn.write(data)
 
     def encode(self, sub: Subscription, publish: m.Publish) -> bytes | None:
@@ -347,7 +338,7 @@ class Session:
             data = m.encode(publish, version)
         return data
 
-    def send_deliveries(self, sub: Subscription, deliveries: list[Delivery]) -> None:
+    def send_deliveries(self, sub: Subscription, topic: str, deliveries: list[Delivery]) -> None:
         conn = self.conn
         if conn is None or conn.closed:
             return
@@ -368,7 +359,7 @@ class Session:
                 settle_now.append((d.partition, d.offset))
                 continue
             qos = delivered_qos(d, sub.qos)
-            pid = self.resend.pop((sub.group, d.partition, d.offset), None) if qos else None
+            pid = self.resend.pop((sub.group, topic, d.partition, d.offset), None) if qos else None
             dup = pid is not None or d.delivery_count > 1
             if qos and pid is None:
                 pid = self.packet_id()
@@ -379,15 +370,16 @@ class Session:
                 settle_now.append((d.partition, d.offset))
                 continue
             if pid is not None:
-                self.inflight[pid] = Outbound(sub, d.partition, d.offset, qos)
+                self.inflight[pid] = Outbound(sub, topic, d.partition, d.offset, qos)
             elif not sub.private or d.lease_until is not None:
                 settle_now.append((d.partition, d.offset))
             conn.write(data)
         broker = self.broker
+        member_id = sub.members.get(topic, "")
         if settle_now and not (sub.private and sub.qos == 0):
-            broker.ack_many(sub.member_id, settle_now)
+            broker.ack_many(member_id, settle_now)
         if sub.private and sub.qos == 0:  # auto-ack: credit back for what was written
-            _call_soon(broker.add_credit, sub.member_id, len(deliveries))
+            _call_soon(broker.add_credit, member_id, len(deliveries))
 
     @property
     def resend_pids(self) -> set[int]:

@@ -36,7 +36,8 @@ from ...errors import TidingsError
 from ...model import Outgoing, TopicSpec
 from . import codec as m
 from .mapping import INTERNAL_PREFIX, parse_filter
-from .session import PRIVATE_GROUP, Session, Subscription
+from .session import PRIVATE_GROUP, Session
+from .subscription import Subscription
 
 if TYPE_CHECKING:
     from ..app import BrokerServer
@@ -135,14 +136,12 @@ class Sessions:
         return session
 
     def _drop_orphan_groups(self) -> None:
-        kept = {
-            (sub.filter.topic, sub.group)
-            for session in self.by_client.values()
-            for sub in session.subs.values()
+        kept = {  # a private group's name is its own (on each topic of a wildcard)
+            sub.group for session in self.by_client.values() for sub in session.subs.values()
         }
         for topic in self.broker.list_topics():
             for group in self.broker.list_groups(topic.name):
-                if group.name.startswith(PRIVATE_GROUP) and (topic.name, group.name) not in kept:
+                if group.name.startswith(PRIVATE_GROUP) and group.name not in kept:
                     with contextlib.suppress(TidingsError):
                         self.broker.delete_group(topic.name, group.name)
 
