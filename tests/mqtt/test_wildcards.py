@@ -59,7 +59,11 @@ def test_a_first_level_wildcard_reads_every_topic_and_topics_created_later(
         _q1("/status", b"root ok", 4),  # an empty first level: + matches it too
     )
     got = sorted((msg.topic, msg.payload) for msg in (sub.next() for _ in range(3)))
-    assert got == [("/status", b"root ok"), ("fans/status", b"fan ok"), ("pumps/status", b"pump ok")]
+    assert got == [
+        ("/status", b"root ok"),
+        ("fans/status", b"fan ok"),
+        ("pumps/status", b"pump ok"),
+    ]
     assert sub.nothing_more()
     got = sorted(msg.topic for msg in (every.next() for _ in range(4)))
     assert got == ["/status", "boilers/1/status", "fans/status", "pumps/status"]
@@ -80,7 +84,9 @@ async def test_a_topic_a_tidings_service_creates_later_is_read_too(broker, clien
     finally:
         await t.close()
     got = [await asyncio.to_thread(sub.next) for _ in range(5)]
-    assert [(g.topic, g.payload) for g in got] == [("invoices/eu", f"n{i}".encode()) for i in range(5)]
+    assert [(g.topic, g.payload) for g in got] == [
+        ("invoices/eu", f"n{i}".encode()) for i in range(5)
+    ]
 
 
 @pytest.mark.parametrize("version", VERSIONS)
@@ -140,7 +146,9 @@ def test_a_wildcard_reads_only_the_topics_its_user_may_subscribe_to(two_topics, 
     writer = clients(port, version, "w", user="writer", password="w-pw")
     assert writer.connect() == 0
     for topic in ("sensors/t", "secrets/key"):
-        writer.c.publish(topic, b"retained " + topic.encode(), qos=1, retain=True).wait_for_publish(10)
+        writer.c.publish(topic, b"retained " + topic.encode(), qos=1, retain=True).wait_for_publish(
+            10
+        )
     reader = clients(port, version, "r", user="reader", password="r-pw")
     assert reader.connect() == 0
     assert _granted(reader.subscribe("#", 1)) == [1]
@@ -154,9 +162,7 @@ def test_a_wildcard_reads_only_the_topics_its_user_may_subscribe_to(two_topics, 
 
 
 def _persistent(c: Raw, client_id: str) -> m.Connack:
-    return c.connect(
-        client_id, clean_start=False, properties={"session_expiry_interval": 3600}
-    )
+    return c.connect(client_id, clean_start=False, properties={"session_expiry_interval": 3600})
 
 
 @pytest.mark.parametrize("crash", [False, True])
