@@ -15,10 +15,13 @@ from __future__ import annotations
 
 import dataclasses
 
+from ... import headers as h
 from ...errors import Forbidden, InvalidName, MessageTooLarge, NotFound, TidingsError, Unauthorized
 from ...model import Delivery, Outgoing
 from ...names import is_reply_topic, validate_name
 from . import codec as m
+from .requests import OWN_HEADERS as REQUEST_HEADERS
+from .requests import parse_correlation_id, request_headers, response_properties
 
 TOPIC_HEADER = "mqtt-topic"
 QOS_HEADER = "mqtt-qos"  # the QoS an MQTT client published at: delivered at that QoS at most
@@ -26,7 +29,9 @@ RETAIN_HEADER = "mqtt-retain"  # "1": published with RETAIN (v5 Retain As Publis
 CLIENT_HEADER = "mqtt-client"  # the publishing client id (v5 No Local)
 EXPIRY_HEADER = "mqtt-expiry"  # the v5 Message Expiry Interval it was published with
 # headers the front-end sets itself: not passed back as user properties
-OWN_HEADERS = frozenset({TOPIC_HEADER, QOS_HEADER, RETAIN_HEADER, CLIENT_HEADER, EXPIRY_HEADER})
+OWN_HEADERS = frozenset(
+    {TOPIC_HEADER, QOS_HEADER, RETAIN_HEADER, CLIENT_HEADER, EXPIRY_HEADER, *REQUEST_HEADERS}
+)
 ROOT_TOPIC = "mqtt-root"  # the tidings topic of MQTT names with an empty first level ("/a/b")
 INTERNAL_PREFIX = "_mqtt."  # the front-end's own topics (retained messages): not MQTT topics
 
@@ -69,6 +74,15 @@ def to_outgoing(packet: m.Publish, client_id: str | None = None) -> Outgoing:
     expiry = packet.properties.get("message_expiry_interval")
     if expiry:
         headers[EXPIRY_HEADER] = str(expiry)
+    if packet.properties:
+        response_topic = packet.properties.get("response_topic")
+        reply_to = None
+        if response_topic is not None:
+            try:
+                reply_to = split_topic(response_topic)[0]
+            except m.MalformedPacket:
+                pass  # not a tidings topic: passed to MQTT subscribers only
+        request_headers(packet.properties, reply_to, headers)
     _, key = split_topic(packet.topic)
     return Outgoing(packet.payload, key, headers, None, float(expiry) if expiry else None)
 
@@ -79,9 +93,19 @@ def mqtt_topic(delivery: Delivery) -> str:
     topic = delivery.headers.get(TOPIC_HEADER)
     if topic:
         return topic
+    reply = parse_correlation_id(delivery.headers.get(h.CORRELATION_ID))
+    if reply is not None and _tidings_topic(reply[0]) == delivery.topic:
+        return reply[0]  # a service's reply to an MQTT request: to its response topic
     if delivery.topic == ROOT_TOPIC:  # a service's message there: an empty first level
         return f"/{delivery.key or ''}"
     return f"{delivery.topic}/{delivery.key}" if delivery.key else delivery.topic
+
+
+def _tidings_topic(mqtt_topic: str) -> str | None:
+    try:
+        return split_topic(mqtt_topic)[0]
+    except m.MalformedPacket:
+        return None
 
 
 def to_publish(
@@ -96,11 +120,12 @@ def to_publish(
     if version == m.V5:
         if expiry is not None:  # 5.0 §3.3.2.3.3: the lifetime left
             props["message_expiry_interval"] = expiry
+        used = response_properties(delivery.headers, props)
         # content-type is the v5 content type property, not a user property as well
         pairs = [
             (k, v)
             for k, v in delivery.headers.items()
-            if k not in OWN_HEADERS and k != "content-type"
+            if k not in OWN_HEADERS and k != "content-type" and k not in used
         ]
         if pairs:
             props["user_property"] = pairs
