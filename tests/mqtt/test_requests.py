@@ -38,7 +38,7 @@ def test_response_topic_correlation_data_and_payload_format_pass_between_mqtt_cl
         PayloadFormatIndicator=1,
         ContentType="text/plain",
     )
-    requester.c.publish("lights/hall/set", "on".encode(), qos=1, properties=props)
+    requester.c.publish("lights/hall/set", b"on", qos=1, properties=props)
     request = responder.next()
     got = request.properties
     assert (got.ResponseTopic, got.CorrelationData) == ("answers/requester", b"\x00\x01req-1")
