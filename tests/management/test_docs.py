@@ -2,7 +2,8 @@
 the users-file entry loads, the YAML parses, every ``tidings_*`` metric the page names is in
 a real scrape, the curl session and the Python sample run against a real broker (the page's
 127.0.0.1:7421 replaced by the test broker's HTTP address); the dead-letter section's Python
-sample, CLI and curl lines run against it with ``$TIDINGS_URL`` set, and say what they should."""
+sample, CLI and curl lines run against it with ``$TIDINGS_URL`` set, and say what they should;
+the live-updates sample reads three events from the broker's stream."""
 
 from __future__ import annotations
 
@@ -114,3 +115,12 @@ def test_the_dead_letter_section_runs(open_broker, tmp_path, monkeypatch):
         assert "card declined" in listed and "rejected" in listed
         assert "redrove 1 dead letter(s) to group 'billing'" in redrove
         assert after.strip() == "[]"
+
+
+def test_the_live_updates_sample_reads_three_events(open_broker, capsys, monkeypatch):
+    sample = blocks("python")[2]
+    assert "/api/v1/events" in sample
+    monkeypatch.setenv("TIDINGS_HTTP_URL", open_broker.base)
+    exec(compile(sample, "docs/operations.md", "exec"), {})
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3 and all(len(line.split()) == 3 for line in lines), lines

@@ -5,6 +5,7 @@ MQTT port is on."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
@@ -32,6 +33,9 @@ def readiness(server: BrokerServer) -> tuple[bool, dict[str, Any]]:
 
 
 def build_app(server: BrokerServer) -> Starlette:
+    """The app; ``app.state.closing`` is set when the port closes (ends event streams)."""
+    closing = asyncio.Event()
+
     async def livez(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok", "version": server.version})
 
@@ -40,7 +44,7 @@ def build_app(server: BrokerServer) -> Starlette:
         return JSONResponse(body, status_code=200 if ok else 503)
 
     probes = [Route("/livez", livez), Route("/readyz", readyz)]
-    routes: list[BaseRoute] = [*probes, *management_routes(server)]
+    routes: list[BaseRoute] = [*probes, *management_routes(server, closing)]
     path = server.config.mqtt_websocket.strip()
     if server.config.mqtt_enabled() and path.lower() != "off":
 
@@ -48,4 +52,6 @@ def build_app(server: BrokerServer) -> Starlette:
             await serve_websocket(server.mqtt, websocket)
 
         routes.append(WebSocketRoute(path, mqtt_over_websocket))
-    return Starlette(routes=routes, exception_handlers={404: unmatched})
+    app = Starlette(routes=routes, exception_handlers={404: unmatched})
+    app.state.closing = closing
+    return app

@@ -29,9 +29,10 @@ def parse_address(text: str) -> tuple[str, int] | None:
 
 
 class HttpServer:
-    def __init__(self, server: Any, task: asyncio.Task[None]) -> None:
+    def __init__(self, server: Any, task: asyncio.Task[None], closing: asyncio.Event) -> None:
         self._uvicorn = server
         self._task = task
+        self._closing = closing  # ends the event streams, which would hold up the shutdown
 
     @property
     def address(self) -> tuple[str, int]:
@@ -39,6 +40,7 @@ class HttpServer:
         return sock.getsockname()[:2]
 
     async def stop(self) -> None:
+        self._closing.set()
         self._uvicorn.should_exit = True
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await asyncio.wait_for(self._task, 5.0)
@@ -62,9 +64,8 @@ async def start_http(broker: BrokerServer, address: str) -> HttpServer | None:
             INSTALL_HINT,
         )
         return None
-    config = uvicorn.Config(
-        build_app(broker), host=where[0], port=where[1], log_level="warning", lifespan="off"
-    )
+    app = build_app(broker)
+    config = uvicorn.Config(app, host=where[0], port=where[1], log_level="warning", lifespan="off")
     server = uvicorn.Server(config)
     # the broker owns SIGTERM/SIGINT: uvicorn must not take them over
     server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
@@ -94,7 +95,7 @@ async def start_http(broker: BrokerServer, address: str) -> HttpServer | None:
             sock.close()
             return None
         await asyncio.sleep(0.02)
-    http = HttpServer(server, task)
+    http = HttpServer(server, task, app.state.closing)
     host, port = http.address
     log.info("http on http://%s:%d (/livez, /readyz, /metrics, /api/v1)", host, port)
     path = broker.config.mqtt_websocket.strip()

@@ -34,6 +34,7 @@ from .schemas import (
 
 if TYPE_CHECKING:
     from ...model import Record
+    from ..app import BrokerServer
 
 PREFIX = "/api/v1"
 MAX_PAGE = 1000
@@ -43,11 +44,11 @@ def _broker(call: Call):
     return call.server.runtime.broker
 
 
-async def overview(call: Call) -> Overview:
-    access.require_monitor(call.user, call.request)
-    server = call.server
+def overview_of(server: BrokerServer) -> Overview:
+    """The broker-wide view: what ``GET /api/v1/overview`` answers and ``/api/v1/events``
+    streams."""
     stats = server.stats()
-    broker = _broker(call)
+    broker = server.runtime.broker
     infos = [
         broker.topic_info(t.name) for t in broker.list_topics() if access.may_see(None, t.name)
     ]
@@ -76,6 +77,11 @@ async def overview(call: Call) -> Overview:
             disk_free_limit_bytes=alarms.disk_free_limit,
         ),
     )
+
+
+async def overview(call: Call) -> Overview:
+    access.require_monitor(call.user, call.request)
+    return overview_of(call.server)
 
 
 async def list_topics(call: Call) -> list[TopicInfo]:

@@ -21,6 +21,7 @@ from ...headers import dead_letter_topic
 from . import access
 from . import dashboard_deadletters as deadletters
 from .endpoints import Query, parse_query
+from .events import PATH as EVENTS_PATH
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -68,8 +69,14 @@ def _page(title: str, body: str, style: str = "") -> HTMLResponse:
     )
 
 
-def _card(label: str, value: str, cls: str = "") -> str:
-    return f"<div class='card {cls}'>{html.escape(label)}<b>{html.escape(value)}</b></div>"
+def _card(label: str, value: str, cls: str = "", key: str = "", unit: str = "") -> str:
+    """A number with its label; ``key``: the overview field the live updates put in it
+    (with ``unit``; one decimal, as ``_fmt`` writes a float, when the unit is /s or s)."""
+    digits = 1 if unit in ("/s", " s") else 0
+    live = ""
+    if key:
+        live = f" data-key='{key}' data-unit='{html.escape(unit)}' data-digits='{digits}'"
+    return f"<div class='card {cls}'>{html.escape(label)}<b{live}>{html.escape(value)}</b></div>"
 
 
 def _table(headers: list[str], rows: list[list[str]], numeric: set[int] = frozenset()) -> str:
@@ -147,20 +154,30 @@ def dashboard_routes(server: BrokerServer) -> list[BaseRoute]:
             groups = [g for t in topics for g in t.groups]
             alarms = server.alarms
             cards = [
-                _card("messages", _fmt(sum(t.messages for t in topics))),
-                _card("backlog", _fmt(sum(g.ready + g.in_flight for g in groups))),
-                _card("publish rate", _fmt(sum(t.publish_rate for t in topics), "/s")),
-                _card("ack rate", _fmt(sum(g.ack_rate for g in groups), "/s")),
-                _card("connections", _fmt(stats.connections)),
-                _card("topics", _fmt(len(topics))),
-                _card("storage", _fmt(sum(t.bytes for t in topics), " B")),
-                _card("uptime", _fmt(stats.uptime, " s")),
-            ]
-            for name, alarm in (("memory alarm", alarms.memory), ("disk alarm", alarms.disk)):
-                if alarm is not None:
-                    cards.append(_card(name, "RAISED", "alarm"))
+                _card("messages", _fmt(sum(t.messages for t in topics)), key="messages"),
+                _card("backlog", _fmt(sum(g.ready + g.in_flight for g in groups)), key="backlog"),
+                _card("publish rate", _fmt(sum(t.publish_rate for t in topics), "/s"),
+                      key="publish_rate", unit="/s"),
+                _card("ack rate", _fmt(sum(g.ack_rate for g in groups), "/s"), key="ack_rate",
+                      unit="/s"),
+                _card("connections", _fmt(stats.connections), key="connections"),
+                _card("topics", _fmt(len(topics)), key="topics"),
+                _card("storage", _fmt(sum(t.bytes for t in topics), " B"), key="storage_bytes",
+                      unit=" B"),
+                _card("uptime", _fmt(stats.uptime, " s"), key="uptime_seconds", unit=" s"),
+            ]  # fmt: skip
+            for name, alarm in (("memory", alarms.memory), ("disk", alarms.disk)):
+                hidden = "" if alarm is not None else " hidden"
+                cards.append(
+                    f"<div class='card alarm' data-alarm='{name}'{hidden}>{name} alarm"
+                    "<b>RAISED</b></div>"
+                )
             body = f"<p>tidings {html.escape(stats.version)}</p>"
-            body += f"<div id='overview' data-live class='cards'>{''.join(cards)}</div>"
+            # live by Server-Sent Events (static/dashboard.js), polling if they fail
+            body += (
+                f"<div id='overview' data-live data-events='{EVENTS_PATH}' class='cards'>"
+                f"{''.join(cards)}</div>"
+            )
             return _page("Overview", body)
 
         return await guarded(request, render)

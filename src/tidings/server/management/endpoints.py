@@ -73,6 +73,7 @@ class Endpoint:
     status: int = 200
     query: tuple[Query, ...] = ()
     optional_body: bool = False  # an empty body decodes as the body type's defaults
+    media_type: str = "application/json"  # of the answer (text/event-stream: a stream of it)
 
 
 def error_response(exc: TidingsError, status: int | None = None) -> Response:

@@ -60,7 +60,7 @@ def document(endpoints: list[Endpoint], version: str) -> dict[str, Any]:
                 str(ep.status): {
                     "description": _STATUS_TEXT.get(ep.status, "OK"),
                     **(
-                        {"content": {"application/json": {"schema": schema_of[_key(ep.response)]}}}
+                        {"content": {ep.media_type: {"schema": schema_of[_key(ep.response)]}}}
                         if ep.response is not None
                         else {}
                     ),

@@ -1,8 +1,9 @@
 """The routes the management side adds to the broker's HTTP app: ``/metrics``, the
-``/api/v1`` resources and ``/api/v1/openapi.json``."""
+``/api/v1`` resources, the ``/api/v1/events`` stream and ``/api/v1/openapi.json``."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING
 
 from starlette.requests import Request
@@ -15,6 +16,8 @@ from .api import ENDPOINTS, PREFIX
 from .dashboard import dashboard_routes
 from .definitions import endpoints as definition_endpoints
 from .endpoints import error_response, not_found, routes
+from .events import ENDPOINT as EVENTS_ENDPOINT
+from .events import events_route
 from .metrics import CONTENT_TYPE, Metrics
 from .openapi import document
 from .servicemap import services_routes
@@ -36,10 +39,12 @@ async def unmatched(request: Request, exc: Exception) -> Response:
     return Response("Not Found", status_code=404, media_type="text/plain")
 
 
-def management_routes(server: BrokerServer) -> list[BaseRoute]:
+def management_routes(server: BrokerServer, closing: asyncio.Event) -> list[BaseRoute]:
+    """``closing``: set when the HTTP port closes (ends the event streams)."""
     metrics = Metrics(server)
     endpoints = [
         *ENDPOINTS,
+        EVENTS_ENDPOINT,
         *TRACE_ENDPOINTS,
         *user_endpoints(PREFIX),
         *definition_endpoints(PREFIX),
@@ -60,7 +65,8 @@ def management_routes(server: BrokerServer) -> list[BaseRoute]:
     return [
         Route("/metrics", scrape),
         Route(PREFIX + "/openapi.json", openapi),
-        *routes(server, endpoints),
+        events_route(server, closing),
+        *routes(server, [e for e in endpoints if e is not EVENTS_ENDPOINT]),
         Route(PREFIX + "/{rest:path}", not_found, methods=ANY_METHOD),
         *dashboard_routes(server),
         *trace_routes(server),

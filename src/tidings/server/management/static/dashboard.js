@@ -1,6 +1,8 @@
-// tidings dashboard: live refresh without a framework. Every element marked data-live is
-// re-fetched from the same page every few seconds and swapped in place, so the numbers the
-// server renders stay current. No build step, no CDN.
+// tidings dashboard: live refresh without a framework. An element with data-events (the
+// Overview's cards) follows the broker's Server-Sent Events (/api/v1/events, one event a
+// second) and puts each value in its data-key place; if the stream fails, the page falls
+// back to polling: every element marked data-live is re-fetched from the same page every
+// few seconds and swapped in place. No build step, no CDN.
 (function () {
   "use strict";
   var every = Number(document.body.getAttribute("data-refresh") || "2000");
@@ -19,7 +21,33 @@
       .catch(function (err) { if (stamp) { stamp.textContent = "refresh failed: " + err.message; } })
       .finally(function () { window.setTimeout(refresh, every); });
   }
-  window.setTimeout(refresh, every);
+  function fmt(n, unit, digits) {
+    return n.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits }) + unit;
+  }
+  function apply(el, o) {
+    var values = Object.assign({ backlog: o.ready + o.in_flight }, o);
+    el.querySelectorAll("[data-key]").forEach(function (b) {
+      var v = values[b.getAttribute("data-key")];
+      if (typeof v === "number") { b.textContent = fmt(v, b.getAttribute("data-unit") || "", Number(b.getAttribute("data-digits") || "0")); }
+    });
+    el.querySelectorAll("[data-alarm]").forEach(function (card) {
+      card.hidden = !(o.alarms && o.alarms[card.getAttribute("data-alarm")]);
+    });
+  }
+  function follow(el) {
+    var source = new EventSource(el.getAttribute("data-events"));
+    source.addEventListener("overview", function (ev) {
+      apply(el, JSON.parse(ev.data));
+      if (stamp) { stamp.textContent = "live " + new Date().toLocaleTimeString(); }
+    });
+    source.onerror = function () {  // closed, refused or cut: poll instead
+      source.close();
+      if (stamp) { stamp.textContent = "live updates stopped: polling"; }
+      window.setTimeout(refresh, every);
+    };
+  }
+  var streamed = document.querySelector("[data-events]");
+  if (streamed && window.EventSource) { follow(streamed); } else { window.setTimeout(refresh, every); }
   // Buttons with data-post (redrive, purge, delete) send their JSON body to the API (POST, or
   // the data-method given), say the answer and reload; delegated, so buttons swapped in by
   // the refresh work too.
