@@ -65,8 +65,10 @@ def test_the_stream_needs_the_monitor_right(secured):
     with secured.client() as nobody:
         assert nobody.get("/api/v1/events").status_code == 401
     for token in (MONITOR_TOKEN, ADMIN_TOKEN):
-        with secured.client(headers={"Authorization": f"Bearer {token}"}) as http:
-            with http.stream("GET", "/api/v1/events") as r:
-                assert r.status_code == 200
-                name, data = next(_events(r))
-                assert name == "overview" and "uptime_seconds" in data
+        with (
+            secured.client(headers={"Authorization": f"Bearer {token}"}) as http,
+            http.stream("GET", "/api/v1/events") as r,
+        ):
+            assert r.status_code == 200
+            name, data = next(_events(r))
+            assert name == "overview" and "uptime_seconds" in data
