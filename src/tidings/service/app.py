@@ -38,7 +38,7 @@ from .execution import Handled
 from .handlers import Handler, HandlerFn, build_handler
 from .idempotency import DEFAULT_WINDOW, IN_MEMORY_URL, IdempotencyStore, default_url
 from .middleware import (
-    HandleNext,
+    HandlePlan,
     LoggingMiddleware,
     Middleware,
     handle_chain,
@@ -496,7 +496,7 @@ class Service(Publishing):
         run_until_signalled(self)
 
     # publishing
-    def _handle_chain(self, handler: Handler) -> HandleNext:
+    def _handle_chain(self, handler: Handler) -> HandlePlan:
         store = self._store
         consumer = f"{handler.topic}/{handler.group}"
         outbox = self.outbox
@@ -520,14 +520,16 @@ class Service(Publishing):
                 enter(ctx, connection)
                 return await handler.call(ctx.payload, ctx)
 
+        decode, call = handler.payload.decoder(self.codec), handler.caller()  # chosen once
+
         def endpoint(ctx: Any) -> Awaitable[Any]:
             # not a coroutine of its own: the handler's (or the guard's) is awaited directly
-            ctx.payload = handler.payload.decode(ctx.message, self.codec)
+            ctx.payload = payload = decode(ctx.message)
             if handler.idempotent and store is not None:
                 return guarded(ctx)
             if outbox is not None:
                 return transactional(ctx)
-            return handler.call(ctx.payload, ctx)
+            return call(payload, ctx)
 
         return handle_chain(self.middleware, endpoint)
 

@@ -38,7 +38,7 @@ from .context import Context
 from .execution import Handled, error_text, execute, failed, nack_on_shutdown, retry_delay, settle
 from .keylanes import KeyLanes
 from .leases import LeaseKeeper
-from .middleware import HandleNext
+from .middleware import HandlePlan
 from .watchdog import Watchdog
 
 if TYPE_CHECKING:
@@ -81,7 +81,7 @@ class _InContext:
 
 
 class Consumer:
-    def __init__(self, service: Service, handler: Handler, chain: HandleNext) -> None:
+    def __init__(self, service: Service, handler: Handler, chain: HandlePlan) -> None:
         self.service = service
         self.handler = handler
         self.chain = chain
@@ -175,6 +175,8 @@ class Consumer:
         loop = self._loop
         assert loop is not None
         queue = self._queue
+        task = asyncio.current_task(loop)
+        assert task is not None
         try:
             self._waking = False
             while True:
@@ -193,11 +195,9 @@ class Consumer:
                 message = queue.popleft()
                 if queue:
                     self._wake()  # if this handling suspends, another worker goes on
-                await _InContext(self._run_shared(message))
+                await _InContext(self._run_shared(message, task))
         finally:
-            task = asyncio.current_task(loop)
-            if task is not None:
-                self._workers.discard(task)
+            self._workers.discard(task)
             if not self._stopping:
                 self._wake()  # a worker ended on a cancellation: messages may be waiting
 
@@ -207,31 +207,44 @@ class Consumer:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    async def _run_shared(self, message: Message) -> None:
+    async def _run_shared(self, message: Message, task: asyncio.Task[Any]) -> None:
         try:
             # execute() inlined (a coroutine less per message); failures go through its
             # failed(), as there
-            handler, watchdog = self.handler, self._watchdog
+            handler, watchdog, plan = self.handler, self._watchdog, self.chain
             ctx = Context(self.service, handler, message, message.delivery_count)
-            watch = watchdog.start(message)
-            try:
-                result = await self.chain(ctx)
-            except BaseException as exc:
-                handled = await failed(handler, ctx, watchdog, watch, exc)
+            watch = watchdog.start(message, task)
+            error: BaseException | None = None
+            result = None
+            try:  # the plan's hooks inline: no coroutine per built-in middleware
+                tokens = plan.enter(ctx)
+                try:
+                    result = await plan.rest(ctx)
+                except BaseException as exc:
+                    error = exc
+                if tokens:
+                    error = plan.leave(ctx, tokens, error)
+            except BaseException as exc:  # an enter hook raised
+                error = exc
+            if error is not None:
+                handled = await failed(handler, ctx, watchdog, watch, error)
             else:
                 watchdog.end(watch, None)
                 if watch.keeper is not None:
                     await watch.keeper.stop()
+                if not ctx._state and not handler.responder:
+                    # settle()'s common case inlined: a coroutine less per message, and no
+                    # Handled unless an observer is told of it
+                    try:
+                        await message.ack()
+                    except TidingsError as exc:
+                        log.warning("could not ack %s on %s: %s", message.id, message.topic, exc)
+                    finally:
+                        if self.service._observers:
+                            self.service.notify(Handled(ctx, result))
+                    return
                 handled = Handled(ctx, result)
-            if handled.error is None and not ctx.state and not handler.responder:
-                try:  # settle()'s common case inlined: a coroutine less per message
-                    await message.ack()
-                except TidingsError as exc:
-                    log.warning("could not ack %s on %s: %s", message.id, message.topic, exc)
-                finally:
-                    self.service.notify(handled)
-            else:
-                await settle(self.service, self.handler, message, handled)
+            await settle(self.service, self.handler, message, handled)
         except asyncio.CancelledError:
             if not self._left:
                 await asyncio.shield(nack_on_shutdown(message))

@@ -118,8 +118,9 @@ def retry_delay(handler: Handler, error: BaseException, attempt: int) -> float:
 
 async def settle(service: Service, handler: Handler, message: Message, handled: Handled) -> None:
     """Ack, nack, reject or reply according to how the handling ended."""
-    if handled.ctx.state:
-        hook = handled.ctx.state.pop(SETTLE_HOOK, None)  # popped: it calls settle again
+    state = handled.ctx._state  # None unless something used ctx.state
+    if state:
+        hook = state.pop(SETTLE_HOOK, None)  # popped: it calls settle again
         if hook is not None:
             await hook(settle, service, handler, message, handled)
             return

@@ -49,9 +49,27 @@ class Handler:
     version: str | None = None  # the handler's API version (default: the service's)
     http: str | None = None  # the HTTP face the gateway serves: "POST /v1/quotes"
     prefetch_bytes: int | None = None  # bytes of bodies handled at once at most (None: count)
+    positional: bool = False  # payload and context are the first parameters, in that order
 
     def call(self, payload: Any, ctx: Context) -> Awaitable[Any]:
         """The handler's coroutine for ``payload`` and ``ctx`` (await it)."""
+        return self.caller()(payload, ctx)
+
+    def caller(self) -> Callable[[Any, Context], Awaitable[Any]]:
+        """``call`` chosen once for this handler's parameters: positional arguments when they
+        allow, not a keyword dict built per message."""
+        fn, payload_param, context_param = self.fn, self.payload_param, self.context_param
+        if self.positional:
+            if payload_param is None:
+                if context_param is None:
+                    return lambda payload, ctx: fn()
+                return lambda payload, ctx: fn(ctx)
+            if context_param is None:
+                return lambda payload, ctx: fn(payload)
+            return fn
+        return self._call_by_name
+
+    def _call_by_name(self, payload: Any, ctx: Context) -> Awaitable[Any]:
         if self.payload_param is None:
             return self.fn() if self.context_param is None else self.fn(**{self.context_param: ctx})
         if self.context_param is None:
@@ -119,7 +137,8 @@ def build_handler(
     hints = _hints(fn)
     payload_param = context_param = None
     payload_type: Any = Any
-    for param in inspect.signature(fn).parameters.values():
+    params = list(inspect.signature(fn).parameters.values())
+    for param in params:
         if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
             continue
         annotation = hints.get(param.name, param.annotation)
@@ -135,6 +154,10 @@ def build_handler(
                 f"handler {fn.__qualname__} has an unexpected parameter {param.name!r}: a handler "
                 "takes the payload and optionally a tidings.Context"
             )
+    # payload, then context, as the first parameters: called positionally (see Handler.caller)
+    wanted = [p for p in (payload_param, context_param) if p is not None]
+    by_position = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    positional = [p.name for p in params[: len(wanted)] if p.kind in by_position] == wanted
     returns = None
     if responder:
         returns = PayloadType(hints.get("return", Any))
@@ -161,4 +184,5 @@ def build_handler(
         version=version,
         http=http_route(http) if http is not None else None,
         prefetch_bytes=prefetch_bytes,
+        positional=positional,
     )

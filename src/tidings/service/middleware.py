@@ -41,8 +41,9 @@ from typing import TYPE_CHECKING, Any
 from .. import headers as h
 from ..errors import BadRequest, InvalidPayload
 from ..model import Outgoing
+from .hooks import HookPair, Hooks
 from .outcomes import Reject, Retry
-from .tracing import TraceContext, current_trace, outgoing_traceparent
+from .tracing import TraceContext, current_trace, outgoing_traceparent, span_of
 
 if TYPE_CHECKING:
     from .context import Context
@@ -86,6 +87,12 @@ class Middleware:
     def _handle_step(self, nxt: HandleNext) -> HandleNext:
         return _HandleStep(self.handle, nxt)
 
+    def _handle_hooks(self) -> HookPair | None:
+        """``(enter, leave)`` doing what ``handle`` does around ``call_next`` as plain calls
+        (:mod:`.hooks`); built-in middleware gives them when ``handle`` is not overridden.
+        None: the chain calls ``handle``."""
+        return None
+
 
 def publish_chain(middlewares: Sequence[Middleware], endpoint: PublishNext) -> PublishNext:
     call = endpoint
@@ -101,12 +108,35 @@ def call_endpoint(call: PublishCall) -> Awaitable[Any]:
     return call.endpoint(call)
 
 
-def handle_chain(middlewares: Sequence[Middleware], endpoint: HandleNext) -> HandleNext:
+def handle_chain(middlewares: Sequence[Middleware], endpoint: HandleNext) -> HandlePlan:
+    """The handle chain: the outermost middlewares that give hooks run as plain calls around
+    the chain of the others (see :class:`HandlePlan`)."""
+    active = [mw for mw in middlewares if type(mw).handle is not Middleware.handle]
+    hooks: list[HookPair] = []
+    for mw in active:
+        pair = mw._handle_hooks()
+        if pair is None:
+            break
+        hooks.append(pair)
     call = endpoint
-    for mw in reversed(middlewares):
-        if type(mw).handle is not Middleware.handle:  # a pass-through adds nothing
-            call = mw._handle_step(call)
-    return call
+    for mw in reversed(active[len(hooks) :]):
+        call = mw._handle_step(call)
+    return HandlePlan(tuple(hooks), call)
+
+
+class HandlePlan(Hooks):
+    """A handle chain: hooks (outermost first) around ``rest``, the chain of the other
+    middlewares and the endpoint. ``await plan(ctx)`` runs it all; the consumer runs the hooks
+    inline (``enter``, ``await rest(ctx)``, ``leave``)."""
+
+    __slots__ = ("rest",)
+
+    def __init__(self, hooks: Sequence[HookPair], rest: HandleNext) -> None:
+        super().__init__(hooks)
+        self.rest = rest
+
+    def __call__(self, ctx: Context) -> Awaitable[Any]:
+        return self.around(ctx, self.rest) if self.hooks else self.rest(ctx)
 
 
 class _PublishStep:
@@ -183,6 +213,20 @@ class TracingMiddleware(Middleware):
         finally:
             current_trace.reset(token)
 
+    def _handle_hooks(self) -> HookPair | None:
+        if type(self).handle is not TracingMiddleware.handle:
+            return None
+        traceparent, set_trace, reset_trace = h.TRACEPARENT, current_trace.set, current_trace.reset
+
+        def enter(ctx: Context) -> Any:
+            ctx.trace = span = span_of(ctx.message.headers.get(traceparent))
+            return set_trace(span)
+
+        def leave(ctx: Context, token: Any, error: BaseException | None) -> None:
+            reset_trace(token)
+
+        return enter, leave
+
 
 def tracing_middleware(tracing: str, tracer_provider: Any = None) -> Middleware:
     """The built-in tracing of ``Service(tracing=...)``: "w3c" (``traceparent`` only) or
@@ -250,6 +294,26 @@ class LoggingMiddleware(Middleware):
             return handle(ctx, nxt) if enabled(highest) else nxt(ctx)
 
         return step
+
+    def _handle_hooks(self) -> HookPair | None:
+        if type(self).handle is not LoggingMiddleware.handle:
+            return None
+        enabled, level, highest = self.log.isEnabledFor, self.level, max(self.level, WARNING)
+        handled, clock = self._handled, time.perf_counter
+
+        def enter(ctx: Context) -> float | None:  # None: nothing would be logged at all
+            return clock() if enabled(highest) else None
+
+        def leave(ctx: Context, started: float | None, error: BaseException | None) -> None:
+            if started is None:
+                return
+            if error is None:
+                if enabled(level):  # ok or duplicate: logged at ``level``
+                    handled(ctx, None, started)
+            else:  # a cancellation is logged as it ended (no error of its own)
+                handled(ctx, error if isinstance(error, Exception) else None, started)
+
+        return enter, leave
 
     def _handled(self, ctx: Context, error: BaseException | None, started: float) -> None:
         outcome = "duplicate" if ctx.duplicate else outcome_of(error)

@@ -13,6 +13,7 @@ A handler's payload annotation decides what it receives:
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from typing import Any
 
 import pydantic
@@ -73,6 +74,18 @@ class PayloadType:
             return message
         return self.decode_body(message.body, message.headers.get("content-type"), default_codec)
 
+    def decoder(self, default_codec: Codec = JSON) -> Callable[[Message], Any]:
+        """:meth:`decode` with ``default_codec``, chosen once for the kind of payload (a
+        handler's plan, built when it starts)."""
+        if self.kind == "bytes":
+            return _body
+        if self.kind == "message":
+            return _itself
+        decode_body = self.decode_body
+        return lambda message: decode_body(
+            message.body, message.headers.get("content-type"), default_codec
+        )
+
     def decode_body(
         self, body: bytes, content_type: str | None, default_codec: Codec = JSON
     ) -> Any:
@@ -100,6 +113,14 @@ class PayloadType:
         if self._adapter is None:
             return {}
         return self._adapter.json_schema(ref_template=ref_template)
+
+
+def _body(message: Message) -> bytes:
+    return message.body
+
+
+def _itself(message: Message) -> Message:
+    return message
 
 
 def encode_payload(value: Any, codec: Codec = JSON) -> tuple[bytes, str]:

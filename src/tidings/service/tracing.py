@@ -33,6 +33,7 @@ def _span_id() -> str:
 
 
 _TRACEPARENT_RE = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
+_match = _TRACEPARENT_RE.match
 
 current_trace: contextvars.ContextVar[TraceContext | None] = contextvars.ContextVar(
     "tidings_trace", default=None
@@ -68,6 +69,19 @@ class TraceContext(NamedTuple):
     @property
     def traceparent(self) -> str:
         return f"00-{self.trace_id}-{self.span_id}-{self.flags}"
+
+
+def span_of(traceparent: str | None) -> TraceContext:
+    """The span a handler of a message with this ``traceparent`` header runs in: a child span
+    of it, or a new trace if absent or malformed (``TraceContext.parse(traceparent).child()``
+    or ``TraceContext.new()``, without making the parent)."""
+    if traceparent:
+        match = _match(traceparent) or _match(traceparent.strip())
+        if match is not None:
+            version, trace_id, span_id, flags = match.groups()
+            if version != "ff" and trace_id != _ZERO_TRACE and span_id != _ZERO_SPAN:
+                return _tuple_new(TraceContext, (trace_id, _span_id(), flags))
+    return _tuple_new(TraceContext, ((_bits(128) or 1).to_bytes(16).hex(), _span_id(), "01"))
 
 
 def outgoing_traceparent() -> str:

@@ -12,6 +12,7 @@ cancelled, left in the loop's heap) were the largest cost of the framework's con
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from ..model import Message
 from .leases import LeaseKeeper
@@ -22,7 +23,7 @@ class Watch:
 
     __slots__ = ("cancelling", "expired", "keeper", "message", "started", "task")
 
-    def __init__(self, message: Message, task: asyncio.Task[object], started: float) -> None:
+    def __init__(self, message: Message, task: asyncio.Task[Any], started: float) -> None:
         self.message = message
         self.task = task
         self.cancelling = task.cancelling()
@@ -45,13 +46,15 @@ class Watchdog:
         self._timer: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None  # get_running_loop() is a getpid()
 
-    def start(self, message: Message) -> Watch:
-        """Watch the handling of ``message`` that the current task runs from now on."""
+    def start(self, message: Message, task: asyncio.Task[Any] | None = None) -> Watch:
+        """Watch the handling of ``message`` that the current task (``task``, if the caller
+        knows it: asking costs a call) runs from now on."""
         loop = self._loop
         if loop is None:
             loop = self._loop = asyncio.get_running_loop()
-        task = asyncio.current_task(loop)
-        assert task is not None
+        if task is None:
+            task = asyncio.current_task(loop)
+            assert task is not None
         watch = Watch(message, task, loop.time())
         self._leases[watch] = None
         if self.timeout is not None:

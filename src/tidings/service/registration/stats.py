@@ -12,6 +12,7 @@ from ..middleware import Middleware, PublishCall, PublishNext
 
 if TYPE_CHECKING:
     from ..context import Context
+    from ..hooks import HookPair
     from ..middleware import HandleNext
 
 
@@ -122,6 +123,25 @@ class StatsMiddleware(Middleware):
         counter.calls += 1  # Counter.add(..., None) inlined: this runs for every message
         counter.nanos += _now_ns() - start
         return result
+
+    def _handle_hooks(self) -> HookPair | None:
+        if type(self).handle is not StatsMiddleware.handle:
+            return None
+        endpoints, endpoint = self.stats.endpoints, self.stats.endpoint
+
+        def enter(ctx: Context) -> tuple[Counter, int]:
+            name = ctx.handler.name
+            return endpoints.get(name) or endpoint(name), _now_ns()
+
+        def leave(ctx: Context, token: tuple[Counter, int], error: BaseException | None) -> None:
+            counter, start = token
+            if error is None:
+                counter.calls += 1
+                counter.nanos += _now_ns() - start
+            elif isinstance(error, Exception):  # a cancellation is not counted
+                counter.add(_now_ns() - start, error)
+
+        return enter, leave
 
     async def publish(self, call: PublishCall, call_next: PublishNext) -> Any:
         if call.kind == "reply" or call.topic.startswith("_"):
