@@ -279,6 +279,9 @@ class GroupInfo(msgspec.Struct, kw_only=True):
     spec: GroupSpec | None = None
     delivered_total: int = 0  # deliveries (first and re-) since the broker started
     acked_total: int = 0  # messages the group is done with (acked, dead-lettered, expired)
+    # built-in broker: how deliveries ended since start, by outcome (acked, nacked, rejected,
+    # expired, dead_lettered, lease_expired, deleted; see tidings.broker.group.outcomes)
+    settlements: dict[str, int] = {}
     stuck_members: list[StuckMember] = []  # built-in broker: members whose leases keep expiring
 
 

@@ -116,3 +116,18 @@ def test_purge_empties_the_topic_and_every_group(env: Env) -> None:
     b = env.reopen()
     lm, linbox = join(b, ordered)
     assert bodies(drain(b, lm, linbox)) == [b"after"]
+
+
+def test_settlement_counts_survive_a_reset_and_a_purge(env: Env) -> None:
+    b = _topic(env)
+    spec = GroupSpec(topic="orders", name="billing")
+    b.publish("orders", msgs("a", "b"))
+    member, inbox = join(b, spec)
+    first, second = inbox.take()
+    b.ack(member, first.partition, first.offset)
+    b.nack(member, second.partition, second.offset, delay=60)
+    counts = {"acked": 1, "nacked": 1}
+    b.reset_group("orders", "billing", "latest")
+    assert {k: v for k, v in b.group_info("orders", "billing").settlements.items() if v} == counts
+    b.purge_topic("orders")
+    assert {k: v for k, v in b.group_info("orders", "billing").settlements.items() if v} == counts

@@ -97,3 +97,62 @@ def test_metrics_carry_alarms_and_storage(open_broker):
     assert s[("tidings_uptime_seconds", ())] > 0
     (version,) = [labels for name, labels in s if name == "tidings_info"]
     assert dict(version)["version"]
+
+
+async def test_settlements_are_counted_by_outcome(open_broker):
+    """tidings_group_settlements_total{outcome}: scraped after each way a delivery can end."""
+    topic, group = "metrics.outcomes", "billing"
+    outcomes = ("acked", "nacked", "rejected", "expired", "dead_lettered", "lease_expired",
+                "deleted")  # fmt: skip
+
+    def counts():
+        s = scrape(open_broker)
+        return {
+            o: s[("tidings_group_settlements_total",
+                  tuple(sorted({"topic": topic, "group": group, "outcome": o}.items())))]
+            for o in outcomes
+        }  # fmt: skip
+
+    async def expect(**changed):
+        want = {o: changed.get(o, 0) for o in outcomes}
+        got = await asyncio.to_thread(wait_for, lambda: counts() == want)
+        assert got, (await asyncio.to_thread(counts), want)
+
+    async with tidings.connect(open_broker.url) as client:
+        await client.create_topic(topic)
+        sub = await client.subscribe(topic, group, prefetch=1, lease=1.0)
+        await expect()
+        await client.publish(topic, b"a")
+        await (await sub.next(timeout=10)).ack()
+        await expect(acked=1)
+        await client.publish(topic, b"b")
+        await (await sub.next(timeout=10)).nack()
+        await expect(acked=1, nacked=1)
+        await (await sub.next(timeout=10)).reject("bad")  # b again: to the dead-letter topic
+        await expect(acked=1, nacked=1, rejected=1, dead_lettered=1)
+        await sub.close()
+
+        await client.publish(topic, b"c", ttl=0.2)
+        await asyncio.sleep(0.5)
+        # no extension by the client: a message handed out and left alone loses its lease
+        sub = await client.subscribe(topic, group, prefetch=1, lease=1.0, max_lease_extension=0)
+        await expect(acked=1, nacked=1, rejected=1, dead_lettered=1, expired=1)
+        await client.publish(topic, b"d")
+        held = await sub.next(timeout=10)  # handed to us: its lease runs out unsettled
+        assert held.body == b"d"
+        await expect(acked=1, nacked=1, rejected=1, dead_lettered=1, expired=1,
+                     lease_expired=1)  # fmt: skip
+        s = await asyncio.to_thread(scrape, open_broker)
+        assert g(s, "tidings_group_lease_expiries_total", topic, group) == 1
+        await sub.close()
+
+        receipt = await client.publish(topic, b"e")
+
+        def delete():
+            with open_broker.client() as http:
+                url = f"/api/v1/topics/{topic}/messages/{receipt.id}"
+                assert http.delete(url).status_code == 200
+
+        await asyncio.to_thread(delete)
+        await expect(acked=1, nacked=1, rejected=1, dead_lettered=1, expired=1,
+                     lease_expired=1, deleted=1)  # fmt: skip

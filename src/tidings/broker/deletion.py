@@ -81,11 +81,11 @@ class DeletionMixin:
             dropped += part.first - before
             part.forget_tail()
         for name, g in list(t.groups.items()):
-            members = g.take_back_leases()
+            g.take_back_leases()
             self._acks_due.pop(id(g), None)
             cursors = dict(enumerate(g.cursors))
             fresh: ConsumerGroup = self._new_group(g.spec, t, cursors)  # type: ignore[attr-defined]
-            fresh.adopt(members, g.dead_lettered)
+            fresh.adopt(g)
             t.groups[name] = fresh
             fresh.resume()
         return dropped

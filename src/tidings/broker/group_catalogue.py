@@ -114,7 +114,7 @@ class GroupCatalogueMixin:
                 "start_value": start_value,
             }
         ).validate()
-        members = g.take_back_leases()
+        g.take_back_leases()
         t = g.topic
         self.store.drop_group(topic, group)
         self.store.put_group(g.spec)
@@ -125,7 +125,7 @@ class GroupCatalogueMixin:
             cursors[p] = GroupCursor(floor)
         self._acks_due.pop(id(g), None)
         fresh: ConsumerGroup = self._new_group(g.spec, t, cursors)  # type: ignore[attr-defined]
-        fresh.adopt(members, g.dead_lettered)
+        fresh.adopt(g)
         t.groups[group] = fresh
         self._catalogue_changed()
         fresh.resume()

@@ -52,6 +52,7 @@ class StatsMixin:
             spec=g.spec,
             delivered_total=g.deliver_meter.total,
             acked_total=g.ack_meter.total,
+            settlements=g.outcomes.as_dict(),
             stuck_members=[
                 StuckMember(
                     member_id=m.id,

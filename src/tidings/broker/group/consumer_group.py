@@ -197,10 +197,11 @@ class ConsumerGroup(GroupQueues):
         self.pending_acks.clear()
         return members
 
-    def adopt(self, members: list[Member], dead_lettered: int) -> None:
-        """Take over a reset group's members (and its dead-letter count); ``resume`` next."""
-        self.members = members
-        self.dead_lettered = dead_lettered
+    def adopt(self, old: ConsumerGroup) -> None:
+        """Take over a reset group's members (and its counts); ``resume`` next."""
+        members = self.members = list(old.members)
+        self.dead_lettered = old.dead_lettered
+        self.outcomes = old.outcomes
         for m in members:
             m.group = self
             m.partitions.clear()
@@ -346,6 +347,7 @@ class ConsumerGroup(GroupQueues):
         spec = self.spec
         if spec.auto_ack:
             member.credit -= 1
+            self.outcomes.acked += 1
             self._settle(entry)
         else:
             entry.record = record
@@ -439,6 +441,7 @@ class ConsumerGroup(GroupQueues):
         cursor = self.cursors[partition]
         if cursor.is_acked(offset):
             return False
+        self.outcomes.deleted += 1
         entry = self.inflight.get((partition, offset))
         active = entry is not None
         if entry is None:
@@ -487,6 +490,7 @@ class ConsumerGroup(GroupQueues):
             self._wake()
 
     def _lease_lost(self, entry: Entry) -> None:
+        self.outcomes.lease_expired += 1
         member = entry.member
         if self.topic.trace is not None:
             self.topic.trace.settled("lease-expired", self, entry, self.clock.now())
@@ -503,6 +507,7 @@ class ConsumerGroup(GroupQueues):
         self._failed(entry)
 
     def _expire(self, entry: Entry) -> None:
+        self.outcomes.expired += 1
         trace = self.topic.trace
         if trace is not None:  # a delayed entry keeps no record: read its id
             record = entry.record or self._record_of(entry)
@@ -548,6 +553,7 @@ class ConsumerGroup(GroupQueues):
                     target=name, target_id=copy.id, message_id=record.id,
                 )  # fmt: skip
         self.dead_lettered += 1
+        self.outcomes.dead_lettered += 1
         self._settle(entry)
 
     # -- settling, as a member asks ----------------------------------------------------------
@@ -556,6 +562,7 @@ class ConsumerGroup(GroupQueues):
         entry = self._held(member, partition, offset)
         if self.topic.trace is not None:
             self.topic.trace.acked(self, entry, self.clock.now())
+        self.outcomes.acked += 1
         self._settle(entry)
         self.host.dispatch_soon(self)
 
@@ -568,6 +575,7 @@ class ConsumerGroup(GroupQueues):
                 entry = self._held(member, partition, offset)
                 if self.topic.trace is not None:
                     self.topic.trace.acked(self, entry, self.clock.now())
+                self.outcomes.acked += 1
                 self._settle(entry)
                 settled = True
                 results.append(None)
@@ -586,6 +594,7 @@ class ConsumerGroup(GroupQueues):
         error: str | None = None,
     ) -> None:
         entry = self._held(member, partition, offset)
+        self.outcomes.nacked += 1
         if error:
             entry.last_error = error
         if self.topic.trace is not None:
@@ -607,6 +616,7 @@ class ConsumerGroup(GroupQueues):
 
     def reject(self, member: Member, partition: int, offset: int, reason: str = "rejected") -> None:
         entry = self._held(member, partition, offset)
+        self.outcomes.rejected += 1
         if self.topic.trace is not None:
             self.topic.trace.settled("rejected", self, entry, self.clock.now(), reason=reason)
         self._release(entry)

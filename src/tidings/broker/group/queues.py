@@ -21,6 +21,7 @@ from ..rates import RateMeter
 from ..topics import TopicState
 from .entries import Entry
 from .member import Member
+from .outcomes import Outcomes
 
 if TYPE_CHECKING:
     from .host import LogReader
@@ -59,6 +60,7 @@ class GroupQueues:
         self.members: list[Member] = []
         self.rotation = 0
         self.dead_lettered = 0
+        self.outcomes = Outcomes()
         self.deliver_meter = RateMeter()
         self.ack_meter = RateMeter()
         self.load_rr = 0

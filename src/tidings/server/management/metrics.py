@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
+from ...broker.group.outcomes import OUTCOMES
 from ...broker.latency import LatencyHistogram
 from ...errors import NotFound
 from ...names import is_reply_topic
@@ -39,7 +40,6 @@ GROUP_COUNTERS = (
     ("delivered_messages", "Deliveries, first and redeliveries, since start", "delivered_total"),
     ("settled_messages", "Messages done with: acked, dead-lettered or expired", "acked_total"),
     ("dead_lettered_messages", "Messages moved to the dead-letter topic", "dead_lettered"),
-    ("lease_expiries", "Leases that ran out without a settlement (redeliveries)", "lease_expiries"),
 )
 
 
@@ -156,6 +156,17 @@ class BrokerCollector(Collector):
             attr: CounterMetricFamily(f"tidings_group_{name}", doc, labels=g_labels)
             for name, doc, attr in GROUP_COUNTERS
         }
+        outcomes = CounterMetricFamily(
+            "tidings_group_settlements",
+            "How deliveries ended, by outcome: acked, nacked, rejected, expired (TTL), "
+            "dead_lettered, lease_expired, deleted",
+            labels=[*g_labels, "outcome"],
+        )
+        expiries = CounterMetricFamily(
+            "tidings_group_lease_expiries",
+            "Leases that ran out without a settlement (each one a redelivery)",
+            labels=g_labels,
+        )
         total_bytes = 0
         sizes = self.server.published_bytes
         for spec in broker.list_topics():
@@ -180,10 +191,14 @@ class BrokerCollector(Collector):
                 oldest.add_metric(labels, g.oldest_ready_age or 0.0)
                 for attr, family in counters.items():
                     family.add_metric(labels, getattr(g, attr, 0))
+                for outcome in OUTCOMES:
+                    outcomes.add_metric([*labels, outcome], g.settlements.get(outcome, 0))
+                expiries.add_metric(labels, g.settlements.get("lease_expired", 0))
         yield from (messages, size, partitions, published, published_bytes)
         yield from gauges.values()
         yield from (backlog, oldest)
         yield from counters.values()
+        yield from (outcomes, expiries)
         yield GaugeMetricFamily(
             "tidings_storage_bytes", "Bytes of every topic's log on disk", total_bytes
         )
