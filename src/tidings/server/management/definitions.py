@@ -2,16 +2,22 @@
 export from one broker and import into another (or into the same after a rebuild), as
 RabbitMQ's definitions are. Reply topics (temporary, owned by a connection) are left out.
 
+Every setting of a topic (``TopicSpec``: partitions, retention, limits, overflow, dedup
+window, message size) and of a group (``GroupSpec``: mode, lease, max deliveries, start,
+key order, auto-ack, dead-letter topic and expiry, in-flight window, session timeout) is in
+the document, so an import into an empty broker recreates them as they were.
+
 Import is checked before anything changes: a topic that exists with other settings is a
-TopicConflict (409) naming them, a group on a topic that neither exists nor is imported is a
-NotFound; then the missing topics and groups are created and the existing ones kept (a group
+TopicConflict (409) naming them, a group that exists with another mode, key order or auto-ack
+(what a group cannot change) is an AlreadyExists (409), a group on a topic that neither
+exists nor is imported is a NotFound; then the missing topics and groups are created and the existing ones kept (a group
 that exists takes the imported settings a group may change). Messages are not part of it."""
 
 from __future__ import annotations
 
 import msgspec
 
-from ...errors import BadRequest, NotFound
+from ...errors import AlreadyExists, BadRequest, NotFound
 from ...model import GroupSpec, TopicSpec
 from ...names import refuse_reply_name
 from .api import _broker
@@ -71,6 +77,8 @@ async def import_(call: Call) -> Imported:
                 f"group {group.name!r} is on topic {group.topic!r}, which neither exists nor is "
                 "in the definitions: add the topic to 'topics'"
             )
+        if group.topic in existing:
+            _refuse_group_conflict(group, broker.list_groups(group.topic))
     out = Imported(topics_created=[], topics_kept=[], groups_created=[], groups_kept=[])
     for spec in body.topics:
         kept = spec.name in existing
@@ -81,6 +89,26 @@ async def import_(call: Call) -> Imported:
         broker.create_group(group, exist_ok=True)
         (out.groups_kept if had else out.groups_created).append(f"{group.topic}/{group.name}")
     return out
+
+
+_FIXED = ("mode", "key_ordered", "auto_ack")  # what a group cannot change once created
+
+
+def _refuse_group_conflict(group: GroupSpec, present: list[GroupSpec]) -> None:
+    for have in present:
+        if have.name != group.name:
+            continue
+        differ = [
+            f"{f}={getattr(have, f)!r} (imported {getattr(group, f)!r})"
+            for f in _FIXED
+            if getattr(have, f) != getattr(group, f)
+        ]
+        if differ:
+            raise AlreadyExists(
+                f"group {group.name!r} of topic {group.topic!r} exists with "
+                f"{', '.join(differ)}; nothing was imported. Delete the group first, or import "
+                "it as it is"
+            )
 
 
 def endpoints(prefix: str) -> list[Endpoint]:
