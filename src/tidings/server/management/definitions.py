@@ -10,8 +10,9 @@ the document, so an import into an empty broker recreates them as they were.
 Import is checked before anything changes: a topic that exists with other settings is a
 TopicConflict (409) naming them, a group that exists with another mode, key order or auto-ack
 (what a group cannot change) is an AlreadyExists (409), a group on a topic that neither
-exists nor is imported is a NotFound; then the missing topics and groups are created and the existing ones kept (a group
-that exists takes the imported settings a group may change). Messages are not part of it."""
+exists nor is imported is a NotFound; then the missing topics and groups are created and the
+existing ones kept (a group that exists takes the imported settings a group may change).
+Messages are not part of it."""
 
 from __future__ import annotations
 
