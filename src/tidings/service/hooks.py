@@ -10,8 +10,9 @@ coroutines: a leave that raises is what the hooks outside it see; an enter that 
 ones entered before it leave with its error.
 
 Three built-in coroutines (registration statistics, tracing, logging) made, stepped and
-finished per message were a large part of the framework's consume cost; as hooks the consumer
-runs them inline.
+finished per message were a third of the framework's consume cost; as hooks the consumer runs
+them inline, and ``svc.publish`` / ``svc.publish_many`` run them without a coroutine per
+message at all when every publish middleware gives hooks.
 """
 
 from __future__ import annotations
@@ -27,18 +28,20 @@ HookPair = tuple[Enter, Leave | None]
 class Hooks:
     """A stack of hooks, outermost first."""
 
-    __slots__ = ("hooks",)
+    __slots__ = ("enters", "hooks")
 
     def __init__(self, hooks: Sequence[HookPair]) -> None:
         self.hooks = tuple(hooks)
+        self.enters = tuple(enter for enter, _ in self.hooks)
 
     def enter(self, item: Any) -> list[Any]:
         """Every hook's enter, outermost first; their tokens. If one raises, the ones entered
         before it leave with its error and it propagates."""
         tokens: list[Any] = []
+        append = tokens.append
         try:
-            for enter, _ in self.hooks:
-                tokens.append(enter(item))
+            for enter in self.enters:
+                append(enter(item))
         except BaseException as exc:
             error = self.leave(item, tokens, exc)
             assert error is not None

@@ -93,6 +93,10 @@ class Middleware:
         None: the chain calls ``handle``."""
         return None
 
+    def _publish_hooks(self) -> HookPair | None:
+        """The same for ``publish``."""
+        return None
+
 
 def publish_chain(middlewares: Sequence[Middleware], endpoint: PublishNext) -> PublishNext:
     call = endpoint
@@ -137,6 +141,20 @@ class HandlePlan(Hooks):
 
     def __call__(self, ctx: Context) -> Awaitable[Any]:
         return self.around(ctx, self.rest) if self.hooks else self.rest(ctx)
+
+
+def publish_hooks(middlewares: Sequence[Middleware]) -> Hooks | None:
+    """The publish chain as hooks, if every middleware that publishes gives them (None: run
+    it as :func:`publish_chain`)."""
+    hooks: list[HookPair] = []
+    for mw in middlewares:
+        if type(mw).publish is Middleware.publish:
+            continue
+        pair = mw._publish_hooks()
+        if pair is None:
+            return None
+        hooks.append(pair)
+    return Hooks(hooks)
 
 
 class _PublishStep:
@@ -202,6 +220,18 @@ class TracingMiddleware(Middleware):
             return nxt(call)
 
         return stamp
+
+    def _publish_hooks(self) -> HookPair | None:
+        if type(self).publish is not TracingMiddleware.publish:
+            return None
+        traceparent = h.TRACEPARENT
+
+        def enter(call: PublishCall) -> None:
+            headers = call.message.headers
+            if traceparent not in headers:
+                headers[traceparent] = outgoing_traceparent()
+
+        return enter, None
 
     async def handle(self, ctx: Context, call_next: HandleNext) -> Any:
         parent = TraceContext.parse(ctx.message.headers.get(h.TRACEPARENT))
@@ -269,6 +299,26 @@ class LoggingMiddleware(Middleware):
             return publish(call, nxt) if enabled(logging.DEBUG) else nxt(call)
 
         return step
+
+    def _publish_hooks(self) -> HookPair | None:
+        if type(self).publish is not LoggingMiddleware.publish:
+            return None
+        log, enabled = self.log, self.log.isEnabledFor
+
+        def enter(call: PublishCall) -> bool:
+            return enabled(logging.DEBUG)
+
+        def leave(call: PublishCall, logs: bool, error: BaseException | None) -> None:
+            if logs and error is None:
+                log.debug(
+                    "published %s to %s msg_id=%s correlation_id=%s",
+                    call.kind,
+                    call.topic,
+                    call.message.msg_id,
+                    call.message.headers.get(h.CORRELATION_ID, "-"),
+                )
+
+        return enter, leave
 
     async def handle(self, ctx: Context, call_next: HandleNext) -> Any:
         started = time.perf_counter()
@@ -373,3 +423,29 @@ class MetricsMiddleware(Middleware):
             if self.on_handled is not None:
                 outcome = "duplicate" if ctx.duplicate else outcome_of(error)
                 self.on_handled(ctx.topic, ctx.group, outcome, time.perf_counter() - started)
+
+    # the same as hooks (see .hooks): with only built-in middleware, no coroutine per message
+    def _publish_hooks(self) -> HookPair | None:
+        if type(self).publish is not MetricsMiddleware.publish:
+            return None
+        clock = time.perf_counter
+
+        def leave(call: PublishCall, started: float, error: BaseException | None) -> None:
+            if self.on_publish is not None:  # a cancellation is reported without an error
+                failed = error if isinstance(error, Exception) else None
+                self.on_publish(call.topic, call.kind, clock() - started, failed)
+
+        return lambda call: clock(), leave
+
+    def _handle_hooks(self) -> HookPair | None:
+        if type(self).handle is not MetricsMiddleware.handle:
+            return None
+        clock = time.perf_counter
+
+        def leave(ctx: Context, started: float, error: BaseException | None) -> None:
+            if self.on_handled is not None:
+                failed = error if isinstance(error, Exception) else None
+                outcome = "duplicate" if ctx.duplicate else outcome_of(failed)
+                self.on_handled(ctx.topic, ctx.group, outcome, clock() - started)
+
+        return lambda ctx: clock(), leave

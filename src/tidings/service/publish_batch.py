@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Generator, Sequence
 from typing import Any
 
 from ..model import Outgoing, Receipt
+from .hooks import Hooks
 from .middleware import PublishCall
 
 
@@ -212,3 +213,35 @@ async def publish_batch(
     if errors:
         raise errors[0]
     return results
+
+
+async def publish_hooked_batch(
+    calls: Sequence[PublishCall],
+    hooks: Hooks,
+    send: Callable[[list[Outgoing]], Awaitable[list[Receipt]]],
+) -> list[Receipt]:
+    """:func:`publish_batch` when every publish middleware gives hooks: each call's enters,
+    one send, each call's leaves, without a coroutine per call. The same outcomes: a call whose
+    enter raises stops the batch (the others leave with its error); a failed send reaches every
+    call's leaves; the first error in call order is raised."""
+    entered: list[tuple[PublishCall, list[Any] | None, BaseException | None]] = []
+    error: BaseException | None = None  # the first refusal stops the batch
+    for call in calls:
+        try:
+            entered.append((call, hooks.enter(call), None))
+        except BaseException as exc:  # its own hooks left already
+            entered.append((call, None, exc))
+            error = error or exc
+    receipts: list[Receipt] = []
+    if error is None:
+        try:
+            receipts = await send([call.message for call, _, _ in entered])
+        except BaseException as exc:
+            error = exc
+    first: BaseException | None = None
+    for call, tokens, refusal in entered:
+        failed = refusal if tokens is None else hooks.leave(call, tokens, error)
+        first = first or failed
+    if first is not None:
+        raise first
+    return receipts

@@ -16,9 +16,17 @@ from typing import TYPE_CHECKING, Any, Literal
 from .. import headers as h
 from ..errors import BadRequest, Closed, NotFound
 from ..model import Message, Outgoing, Receipt
-from .middleware import BATCH_SIZE, PublishCall, PublishNext, call_endpoint, publish_chain
+from .hooks import Hooks
+from .middleware import (
+    BATCH_SIZE,
+    PublishCall,
+    PublishNext,
+    call_endpoint,
+    publish_chain,
+    publish_hooks,
+)
 from .payloads import PayloadType, encode_payload
-from .publish_batch import publish_batch
+from .publish_batch import publish_batch, publish_hooked_batch
 from .versions import VersionRoutes
 
 if TYPE_CHECKING:
@@ -40,6 +48,7 @@ class Publishing:
     ids: Snowflake
     middleware: list[Middleware]
     _publish_chain: tuple[tuple[Middleware, ...], PublishNext] | None = None
+    _publish_hooks: tuple[tuple[Middleware, ...], Hooks | None] | None = None
     _version_routes: VersionRoutes | None = None
 
     @property
@@ -107,8 +116,40 @@ class Publishing:
         call = PublishCall(
             topic, self._outgoing(payload, kind, key, headers, msg_id, ttl, delay), kind, payload
         )
-        receipt: Receipt = await self._publish_through_chain(call, self._publish_endpoint)
+        hooks = self._hooks()
+        if hooks is None:  # a middleware of the application's: the chain of coroutines
+            receipt: Receipt = await self._publish_through_chain(call, self._publish_endpoint)
+            return receipt
+        tokens = hooks.enter(call)  # the built-in middleware as plain calls, no coroutine
+        try:
+            client = self.client
+            if client is None:
+                raise Closed("the service is stopped")
+            m = call.message
+            try:
+                receipt = await client.publish_async(
+                    topic, m.body, key=m.key, headers=m.headers, msg_id=m.msg_id, ttl=m.ttl,
+                    delay=m.delay,
+                )  # fmt: skip
+            except NotFound:
+                receipt = await self._create_and_publish(client, call)
+        except BaseException as exc:
+            error = hooks.leave(call, tokens, exc)
+            assert error is not None
+            raise error  # noqa: B904  # exc itself, or what a leave raised on it
+        error = hooks.leave(call, tokens, None)
+        if error is not None:
+            raise error
         return receipt
+
+    def _hooks(self) -> Hooks | None:
+        """The publish middleware as hooks (None if one of them has none), built once per
+        middleware list."""
+        middleware = tuple(self.middleware)
+        built = self._publish_hooks
+        if built is None or built[0] != middleware:
+            built = self._publish_hooks = (middleware, publish_hooks(middleware))
+        return built[1]
 
     async def _publish_endpoint(self, c: PublishCall) -> Receipt:
         client = self.client
@@ -120,9 +161,13 @@ class Publishing:
                 c.topic, m.body, key=m.key, headers=m.headers, msg_id=m.msg_id, ttl=m.ttl,
                 delay=m.delay,
             )  # fmt: skip
-        except NotFound:  # the first message on a topic: create it, then publish
-            await client.create_topic(c.topic, exist_ok=True)
-            return (await client.publish_many(c.topic, [m]))[0]
+        except NotFound:
+            return await self._create_and_publish(client, c)
+
+    async def _create_and_publish(self, client: AsyncClient, c: PublishCall) -> Receipt:
+        """The first message on a topic: create it, then publish."""
+        await client.create_topic(c.topic, exist_ok=True)
+        return (await client.publish_many(c.topic, [c.message]))[0]
 
     async def publish_many(
         self,
@@ -162,7 +207,10 @@ class Publishing:
                 await client.create_topic(topic, exist_ok=True)
                 return await client.publish_many(topic, messages)
 
-        return await publish_batch(calls, self._publish_through_chain, send)
+        hooks = self._hooks()
+        if hooks is None:  # a middleware of the application's: each call through the chain
+            return await publish_batch(calls, self._publish_through_chain, send)
+        return await publish_hooked_batch(calls, hooks, send)
 
     async def send(self, topic: str, payload: Any, **options: Any) -> Receipt:
         """Send a command (a one-way message to the service that owns ``topic``)."""
