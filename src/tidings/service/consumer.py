@@ -16,9 +16,10 @@ Shared handlers run on a pool of at most ``concurrency`` worker tasks, not a Tas
 worker takes the next fetched message; before it runs one, it wakes one more worker if messages
 are waiting, so a handling that suspends never holds the others up, while handlings that return
 without suspending run back to back in one worker. Each handling runs in a copy of the worker's
-context (:class:`_InContext`), as it did in a task of its own: context variables a handler sets
-do not leak into the next message. A worker ends after a cancellation (shutdown, or a handler
-cancelling its own task); another is started when messages wait.
+context, as it did in a task of its own: context variables a handler sets do not leak into the
+next message. Its first step runs in the copy straight from the worker; only a handling that
+suspends is driven on by :class:`_InContext`. A worker ends after a cancellation (shutdown,
+or a handler cancelling its own task); another is started when messages wait.
 """
 
 from __future__ import annotations
@@ -49,28 +50,26 @@ log = logging.getLogger("tidings.service")
 
 
 class _InContext:
-    """``await _InContext(coro)``: run ``coro`` in a copy of the current context, like a task
-    of its own would, but in the awaiting task (no Task, no loop round). Every step of ``coro``
-    runs in that copy; what it yields (the futures it waits for) and what the task throws into
-    it (cancellation) pass through unchanged."""
+    """``await _InContext(coro, run, yielded)``: go on running ``coro``, started with
+    ``run(coro.send, None)`` (``run`` of a copy of the current context, like a task of its own
+    would) until it yielded ``yielded``, in the awaiting task (no Task, no loop round). Every
+    later step runs in that copy too; what it yields (the futures it waits for) and what the
+    task throws into it (cancellation) pass through unchanged. A handling that never suspends
+    is run by its first ``run`` alone and needs none of this."""
 
-    __slots__ = ("coro",)
+    __slots__ = ("coro", "run", "yielded")
 
-    def __init__(self, coro: Coroutine[Any, Any, None]) -> None:
+    def __init__(self, coro: Coroutine[Any, Any, None], run: Any, yielded: Any) -> None:
         self.coro = coro
+        self.run = run
+        self.yielded = yielded
 
     def __await__(self) -> Generator[Any, Any, None]:
-        coro = self.coro
-        run = contextvars.copy_context().run
+        coro, run, yielded = self.coro, self.run, self.yielded
         send, throw = coro.send, coro.throw
-        value: Any = None
-        error: BaseException | None = None
         while True:
-            try:
-                yielded = run(send, value) if error is None else run(throw, error)
-            except StopIteration:
-                return
-            value = error = None
+            value: Any = None
+            error: BaseException | None = None
             try:
                 value = yield yielded
             except GeneratorExit:
@@ -78,6 +77,10 @@ class _InContext:
                 raise
             except BaseException as exc:  # a cancellation the task throws in
                 error = exc
+            try:
+                yielded = run(send, value) if error is None else run(throw, error)
+            except StopIteration:
+                return
 
 
 class Consumer:
@@ -195,7 +198,13 @@ class Consumer:
                 message = queue.popleft()
                 if queue:
                     self._wake()  # if this handling suspends, another worker goes on
-                await _InContext(self._run_shared(message, task))
+                coro = self._run_shared(message, task)
+                run = contextvars.copy_context().run  # its own context, as a task's
+                try:
+                    yielded = run(coro.send, None)
+                except StopIteration:  # done without suspending: the common case
+                    continue
+                await _InContext(coro, run, yielded)
         finally:
             self._workers.discard(task)
             if not self._stopping:
