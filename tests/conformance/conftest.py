@@ -1,8 +1,9 @@
-"""The conformance suite's transports: every scenario runs on `memory://`, on `tidings://` (a
-real broker process), on `nats://` (a real nats-server with JetStream), on `redis://` (a
-real redis-server with AOF) and on `amqp://` (a real rabbitmq-server). The scenario code is
-the same for all; what a transport cannot do is a declared capability, checked in
-``scenarios`` as a documented difference, never skipped silently."""
+"""The conformance suite's transports: every scenario runs on `memory://`, on `tidings://` (a real
+broker process), on `nats://` (a real nats-server with JetStream), on `redis://` (a real
+redis-server with AOF), on `redis://` to a Redis Cluster of three primaries ("redis-cluster": topics
+spread over the nodes) and on `amqp://` (a real rabbitmq-server). The scenario code is the same
+for all; what a transport cannot do is a declared capability, checked in ``scenarios`` as a
+documented difference, never skipped silently."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 from tests.helpers.broker_process import BrokerProcess
 from tests.helpers.nats_server import nats_server  # noqa: F401 - fixture
 from tests.helpers.rabbitmq_server import rabbitmq_server  # noqa: F401 - fixture
+from tests.helpers.redis_cluster import redis_cluster  # noqa: F401 - fixture
 from tests.helpers.redis_server import redis_server  # noqa: F401 - fixture
 
 import tidings
@@ -23,6 +25,7 @@ TRANSPORTS = [
     "tidings",
     "nats",
     "redis",
+    "redis-cluster",
     "amqp",
 ]
 
@@ -42,6 +45,8 @@ def url(request: pytest.FixtureRequest) -> str:
         return request.getfixturevalue("tidings_broker").url
     if kind == "redis":
         return request.getfixturevalue("redis_server").url
+    if kind == "redis-cluster":
+        return request.getfixturevalue("redis_cluster").url
     if kind == "amqp":
         return request.getfixturevalue("rabbitmq_server").url
     return request.getfixturevalue("nats_server").url

@@ -107,6 +107,7 @@ class RedisSubscription(BufferedSubscription):
         self._acks: list[Entry] = []  # unconfirmed acks not sent yet (confirm_acks=False)
         self._flusher: asyncio.Task[None] | None = None
         self._reader: Redis | None = None
+        self._unblocker: Redis | None = None  # on the reader's server (one Cluster node)
         self._reader_id = 0
 
     # ---------------------------------------------------------------- reading
@@ -118,7 +119,7 @@ class RedisSubscription(BufferedSubscription):
             await self._t.heartbeat(self.keys, self.spec, self.member)
             await self.prune()
             # blocking reads on a connection of their own, which close() unblocks
-            self._reader = self._r.client()
+            self._reader, self._unblocker = self._t.blocking_client(self.keys.stream(0))
             self._reader_id = int(await self._reader.client_id())
         self._task = asyncio.create_task(self._run(), name=f"tidings-redis-{self.spec.name}")
 
@@ -456,17 +457,18 @@ class RedisSubscription(BufferedSubscription):
         self._arrived.set()
         self._poke.set()
         if self._task is not None:
-            if self._reader is not None:  # end a blocked XREADGROUP now, not at its timeout
+            if self._unblocker is not None:  # end a blocked XREADGROUP now, not at its timeout
                 with contextlib.suppress(Exception):
-                    await self._r.client_unblock(self._reader_id)
+                    await self._unblocker.client_unblock(self._reader_id)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(self._task), 2.0)
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
-        if self._reader is not None:
-            with contextlib.suppress(Exception):
-                await self._reader.aclose()
+        for own in (self._reader, self._unblocker):
+            if own is not None and own is not self._r:  # the shared client stays open
+                with contextlib.suppress(Exception):
+                    await own.aclose()
         await self.acks_applied()
         entries = list(self._buffer) + [h.entry for h in self._held.values()]
         self._buffer.clear()

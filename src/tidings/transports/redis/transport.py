@@ -1,10 +1,13 @@
 """`redis://`: the tidings transport on Redis Streams.
 
 ``RedisTransport("redis://host:6379/0")`` (credentials as ``redis://user:password@host:6379/0``,
-TLS as ``rediss://``). A topic partition is a stream, a group is a consumer group on each of
-them, a member is a consumer; the keys are declared in :mod:`.naming`, the atomic steps in
-:mod:`.scripts`, a member's loop in :mod:`.subscription`, the stats in :mod:`.stats`. What
-Redis cannot do as the built-in broker does is left out of ``capabilities`` and listed in
+TLS as ``rediss://``). A Redis Cluster is found by itself: the URL names any node, and when that
+node has cluster mode on the transport talks to the cluster through redis-py's ``RedisCluster``
+(a topic's keys share one hash tag, so every script stays in one slot; a member's blocking reads
+go to the node that owns its topic). A topic partition is a stream, a group is a consumer group
+on each of them, a member is a consumer; the keys are declared in :mod:`.naming`, the atomic
+steps in :mod:`.scripts`, a member's loop in :mod:`.subscription`, the stats in :mod:`.stats`.
+What Redis cannot do as the built-in broker does is left out of ``capabilities`` and listed in
 docs/transports.md. Needs Redis 7.0 or later.
 """
 
@@ -21,6 +24,8 @@ from urllib.parse import urlsplit
 import msgspec
 import redis.asyncio as aioredis
 import redis.exceptions as rx
+from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.connection import parse_url
 
 from ...errors import AlreadyExists, BadRequest, Closed, MessageTooLarge, NotFound, Unsupported
 from ...model import DeadLetter, GroupInfo, GroupSpec, Outgoing, Receipt, TopicInfo, TopicSpec
@@ -54,7 +59,7 @@ REPLY_TTL = 600  # seconds a crashed requester's reply topic outlives its last r
 class Scripts:
     """The Lua scripts of :mod:`.scripts`, registered on one client (EVALSHA, else EVAL)."""
 
-    def __init__(self, r: aioredis.Redis) -> None:
+    def __init__(self, r: aioredis.Redis | RedisCluster) -> None:
         self.publish = r.register_script(scripts.PUBLISH)
         self.claim = r.register_script(scripts.CLAIM)
         self.settle = r.register_script(scripts.SETTLE)
@@ -88,7 +93,7 @@ class RedisTransport(Transport):
         self._address = f"{parts.hostname}:{parts.port or 6379}"
         self._connect_timeout = connect_timeout
         self._request_timeout = request_timeout
-        self._r: aioredis.Redis | None = None
+        self._r: aioredis.Redis | RedisCluster | None = None
         self._scripts: Scripts | None = None
         self._specs: dict[str, tuple[TopicSpec, TopicKeys]] = {}
         self._subs: set[RedisSubscription] = set()
@@ -98,7 +103,7 @@ class RedisTransport(Transport):
 
     # ------------------------------------------------------------------ connection
     @property
-    def r(self) -> aioredis.Redis:
+    def r(self) -> aioredis.Redis | RedisCluster:
         if self._r is None:
             raise Closed("the redis:// transport is not connected: call connect() first")
         return self._r
@@ -128,9 +133,42 @@ class RedisTransport(Transport):
                 f"redis://{self._address} runs Redis {info.get('redis_version')}; tidings needs "
                 "Redis 7.0 or later (stream ids 0-*, XAUTOCLAIM's deleted-entry handling)"
             )
-        self._r = r
-        self._scripts = Scripts(r)
+        self._r = await self._cluster_or(r)
+        self._scripts = Scripts(self._r)
         await self._check_persistence()
+
+    async def _cluster_or(self, r: aioredis.Redis) -> aioredis.Redis | RedisCluster:
+        """``r`` itself, or a ``RedisCluster`` client when the node runs in cluster mode."""
+        try:
+            enabled = int((await r.info("cluster")).get("cluster_enabled", 0))
+        except rx.ResponseError:  # INFO cluster not allowed: take the node as it is
+            enabled = 0
+        if not enabled:
+            return r
+        await r.aclose()
+        cluster = RedisCluster.from_url(
+            self.url, decode_responses=False, socket_connect_timeout=self._connect_timeout
+        )
+        try:
+            await cluster.initialize()
+        except Exception as exc:
+            await cluster.aclose()
+            raise connect_error(exc, self._address) from exc
+        return cluster
+
+    def blocking_client(self, key: str) -> tuple[aioredis.Redis, aioredis.Redis]:
+        """A connection of its own for blocking reads of ``key`` and a client on the same
+        server that can unblock it (CLIENT UNBLOCK works on one server only)."""
+        r = self.r
+        if not isinstance(r, RedisCluster):
+            return r.client(), r
+        node = r.get_node_from_key(key)
+        options = {k: v for k, v in parse_url(self.url).items() if k not in ("host", "port", "db")}
+        make = lambda: aioredis.Redis(  # noqa: E731
+            host=node.host, port=node.port, decode_responses=False,
+            socket_connect_timeout=self._connect_timeout, **options,
+        )  # fmt: skip
+        return make(), make()
 
     async def _check_persistence(self) -> None:
         """Warn when the server keeps nothing on disk (no AOF, no RDB snapshots)."""
