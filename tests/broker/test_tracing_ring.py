@@ -100,3 +100,37 @@ def test_restore_into_a_smaller_ring_keeps_the_newest(env: Env) -> None:
     small = Tracer(size=25)
     small.restore(tracer.rows_after(0))
     assert [e.seq for e in small.events] == list(range(76, 101)) and small.dropped == 75
+
+
+def test_one_dispatch_and_one_ack_frame_are_one_row_each_read_back_per_message(env: Env) -> None:
+    b = env.broker
+    tracer = Tracer(size=1000)
+    b.set_tracer(tracer)
+    b.create_topic(TopicSpec(name="t", partitions=2))
+    member, inbox = join(b, GroupSpec(topic="t", name="g", lease=5), prefetch=100)
+    b.publish("t", [Outgoing(b"%d" % i, key=f"k{i}") for i in range(6)])
+    got = inbox.take()
+    assert len(got) == 6
+    before = len(tracer.rows)
+    assert b.ack_many(member, [(d.partition, d.offset) for d in got[:5]]) == [None] * 5
+    assert len(tracer.rows) == before + 1  # five acks, one row
+    kinds = [r[2] for r in tracer.rows]
+    assert kinds.count("delivered") == 1  # six deliveries of one dispatch, one row
+    env.clock.advance(6)  # the sixth lease runs out: redelivered
+    b.tick()
+    [again] = inbox.take()
+    assert again.delivery_count == 2
+    b.ack_many(member, [(again.partition, again.offset)])
+    last = got[5].id
+    assert [e.event for e in tracer.message(last)] == [
+        "published", "delivered", "lease-expired", "redelivered", "acked",
+    ]  # fmt: skip
+    first = tracer.message(got[0].id)
+    assert [e.event for e in first] == ["published", "delivered", "acked"]
+    assert {(e.group, e.member, e.partition, e.offset) for e in first[1:]} == {
+        ("g", member, got[0].partition, got[0].offset)
+    }
+    assert len(tracer) == tracer.seq == 6 + 6 + 5 + 1 + 1 + 1
+    copy = Tracer(size=1000)  # what a persister writes reads back the same
+    copy.restore(tracer.rows_after(0), tracer.consumers)
+    assert [e.event for e in copy.message(last)] == [e.event for e in tracer.message(last)]

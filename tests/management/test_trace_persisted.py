@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 import tidings
-from tidings.broker.tracing import row_events
+from tidings.broker.tracing import Tracer, row_events
 from tidings.cli.main import main
 from tidings.storage.tracelog import TRACE_DIR, TraceLog
 
@@ -65,14 +65,12 @@ WANT = ["published", "delivered", "nacked", "redelivered", "acked"]
 
 
 def on_disk(data_dir, message_id: str) -> list[str]:
-    """The events of ``message_id`` the broker has written to DIR/trace so far."""
-    rows, _ = TraceLog(data_dir / TRACE_DIR, keep=10**9, count=row_events).load()
-    out = []
-    for row in rows:
-        ids = row[6]
-        if (isinstance(ids, list) and message_id in ids) or ids == message_id:
-            out.append(row[2])
-    return out
+    """The events of ``message_id`` the broker has written to DIR/trace so far (batch rows
+    read back through a ring, as the broker does at start)."""
+    rows, consumers = TraceLog(data_dir / TRACE_DIR, keep=10**9, count=row_events).load()
+    ring = Tracer(size=10**9)
+    ring.restore(rows, consumers)
+    return [e.event for e in ring.message(message_id)]
 
 
 def test_the_trace_survives_a_stop_and_a_kill(tmp_path, capsys):

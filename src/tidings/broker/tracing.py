@@ -32,7 +32,7 @@ from .. import headers as H
 from ..trace import TraceEvent
 
 if TYPE_CHECKING:
-    from ..model import Record
+    from ..model import Delivery, Record
     from .group.consumer_group import ConsumerGroup
     from .group.entries import Entry
     from .group.member import Member
@@ -69,12 +69,22 @@ _PUBLISHED = frozenset({"published", "redriven"})
 # only when read: (first seq, time, event, topic, partition, first offset or the offsets,
 # ids, msg_ids, keys, headers, origin, count).
 _BATCH_LEN = 12
+# Deliveries one dispatch handed to one member, and acks one ACK frame settled, are one row
+# each too: (first seq, time, "delivered" or "acked", topic, group, member, partitions,
+# offsets, ids, delivery counts, reason, None, count); a delivered item whose count is above 1
+# reads as "redelivered".
+_GROUP_BATCH_LEN = 13
+_FLAT_LEN = 15
 _last = operator.itemgetter(-1)
 _get_id = operator.attrgetter("id")
 _get_msg_id = operator.attrgetter("msg_id")
 _get_key = operator.attrgetter("key")
 _get_headers = operator.attrgetter("headers")
 _get_offset = operator.attrgetter("offset")
+_get_partition = operator.attrgetter("partition")
+_get_count = operator.attrgetter("delivery_count")
+_get_deliveries = operator.attrgetter("deliveries")
+_get_record_id = operator.attrgetter("record.id")
 
 
 def row_events(row: Row) -> int:
@@ -84,11 +94,22 @@ def row_events(row: Row) -> int:
 
 def row_member(row: Row) -> str | None:
     """The member id a ring row names (None for a published batch)."""
-    return None if len(row) == _BATCH_LEN else row[8]
+    n = len(row)
+    if n == _BATCH_LEN:
+        return None
+    return row[5] if n == _GROUP_BATCH_LEN else row[8]
 
 
 def _expand(row: Row) -> list[Row]:
-    """The flat events of a published batch row."""
+    """The flat events of a batch row (published, delivered or acked)."""
+    if len(row) == _GROUP_BATCH_LEN:
+        seq, at, kind, topic, group, member, parts, offs, ids, counts, reason, _, n = row
+        redelivery = "redelivered" if kind == "delivered" else kind
+        return [
+            (seq + i, at, kind if counts[i] <= 1 else redelivery, topic, parts[i], offs[i],
+             ids[i], group, member, counts[i], reason, None, None, None, 1)
+            for i in range(n)
+        ]  # fmt: skip
     seq, at, kind, topic, p, offsets, ids, msg_ids, keys, headers, origin, n = row
     if isinstance(offsets, int):
         offsets = range(offsets, offsets + n)
@@ -199,7 +220,7 @@ class Tracer:
         """The flat events of the ring, oldest first (the newest ``size``)."""
         skip = self._excess
         for row in self.rows:
-            if row[_EVENT] in _PUBLISHED:
+            if len(row) != _FLAT_LEN:
                 flat = _expand(row)
                 if skip:
                     flat, skip = flat[skip:], max(0, skip - len(flat))
@@ -215,7 +236,7 @@ class Tracer:
         for row in reversed(self.rows):
             if left <= 0:
                 return
-            if row[_EVENT] in _PUBLISHED:
+            if len(row) != _FLAT_LEN:
                 flat = _expand(row)[::-1][:left]
                 left -= len(flat)
                 yield from flat
@@ -281,19 +302,42 @@ class Tracer:
         if seq > self._trim_at:
             self._trim()
 
-    def delivered(
-        self, g: ConsumerGroup, member: Member, entry: Entry, record: Record, now: float
+    def delivered_batch(
+        self, g: ConsumerGroup, member: Member, deliveries: list[Delivery], now: float
     ) -> None:
-        if self._all or self.sampled(record.id):
-            count = entry.deliveries
-            self.seq = seq = self.seq + 1
-            self._append(
-                (seq, now, "delivered" if count <= 1 else "redelivered",
-                 g.topic.name, entry.partition, entry.offset, record.id, g.name, member.id,
-                 count, "auto-ack" if g.spec.auto_ack else None, None, None, None, 1)
-            )  # fmt: skip
-            if seq > self._trim_at:
-                self._trim()
+        """The deliveries one dispatch handed to ``member``: one row, its fields gathered by
+        C loops."""
+        if not self._all:
+            deliveries = [d for d in deliveries if self.sampled(d.id)]
+            if not deliveries:
+                return
+        n = len(deliveries)
+        seq = self.seq
+        self._append((seq + 1, now, "delivered", g.topic.name, g.name, member.id,
+                      list(map(_get_partition, deliveries)), list(map(_get_offset, deliveries)),
+                      list(map(_get_id, deliveries)), list(map(_get_count, deliveries)),
+                      "auto-ack" if g.spec.auto_ack else None, None, n))  # fmt: skip
+        self.seq = seq = seq + n
+        if seq > self._trim_at:
+            self._trim()
+
+    def acked_batch(
+        self, g: ConsumerGroup, member: Member, entries: list[Entry], now: float
+    ) -> None:
+        """The entries one ACK frame of ``member`` settled (each holds its record): one row."""
+        if not self._all:
+            entries = [e for e in entries if self.sampled(_get_record_id(e))]
+            if not entries:
+                return
+        n = len(entries)
+        seq = self.seq
+        self._append((seq + 1, now, "acked", g.topic.name, g.name, member.id,
+                      list(map(_get_partition, entries)), list(map(_get_offset, entries)),
+                      list(map(_get_record_id, entries)), list(map(_get_deliveries, entries)),
+                      None, None, n))  # fmt: skip
+        self.seq = seq = seq + n
+        if seq > self._trim_at:
+            self._trim()
 
     def acked(self, g: ConsumerGroup, entry: Entry, now: float) -> None:
         """``settled("acked", ...)`` for the hot path (no keywords to sort out)."""

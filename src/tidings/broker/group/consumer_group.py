@@ -290,8 +290,11 @@ class ConsumerGroup(GroupQueues):
                 entry.lease_batch = batch
             self.timers.at(now + self.spec.lease, self._leases_expired, batch)
             self._leased = []
+        trace = self.topic.trace
         for member, deliveries in out.items():
             self.deliver_meter.mark(now, len(deliveries))
+            if trace is not None:  # one ring row per member and dispatch
+                trace.delivered_batch(self, member, deliveries, now)
             member.deliver(deliveries)
 
     def _wake_at(self, p: int, when: float) -> None:
@@ -377,8 +380,6 @@ class ConsumerGroup(GroupQueues):
             record.msg_id,
             lease_until,
         )
-        if topic.trace is not None:
-            topic.trace.delivered(self, member, entry, record, now)
         return delivery
 
     # -- settling ----------------------------------------------------------------------------
@@ -570,17 +571,21 @@ class ConsumerGroup(GroupQueues):
         """Ack several deliveries, dispatching once; one result (None or the error) each."""
         results: list[Exception | None] = []
         settled = False
+        trace = self.topic.trace
+        traced: list[Entry] = []
         for partition, offset in refs:
             try:
                 entry = self._held(member, partition, offset)
-                if self.topic.trace is not None:
-                    self.topic.trace.acked(self, entry, self.clock.now())
+                if trace is not None and entry.record is not None:
+                    traced.append(entry)
                 self.outcomes.acked += 1
                 self._settle(entry)
                 settled = True
                 results.append(None)
             except (LeaseLost, NotFound) as exc:
                 results.append(exc)
+        if traced and trace is not None:  # one ring row for the frame's acks
+            trace.acked_batch(self, member, traced, self.clock.now())
         if settled:
             self.host.dispatch_soon(self)
         return results
