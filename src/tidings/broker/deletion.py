@@ -90,5 +90,12 @@ class DeletionMixin:
             fresh.resume()
         return dropped
 
+    def trim_topic(self, topic: str, before: int, partition: int = 0) -> None:
+        """Drop the records of the partition below offset ``before`` (the store drops whole
+        segments, so it may keep a few older ones); groups behind skip forward. For a topic
+        its owner compacts (the MQTT front-end's ``_mqtt.*`` topics, after a snapshot)."""
+        t: TopicState = self._topic(topic)  # type: ignore[attr-defined]
+        self._trim(t, partition, before)  # type: ignore[attr-defined]
+
 
 __all__ = ["DeletionMixin"]

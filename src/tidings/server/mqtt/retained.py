@@ -6,17 +6,19 @@ retained PUBLISH, the MQTT topic as key; an empty payload is a record that clear
 and in memory by tidings topic, rebuilt at start by reading that topic from its beginning:
 the last record of a key wins. A retained PUBLISH is appended (and committed) after the
 message itself, before the client's PUBACK/PUBREC. The internal topic is not reachable over
-MQTT (``mapping.split_topic``). It is not compacted yet: it grows by one record per retained
-PUBLISH, and the start-up read with it.
+MQTT (``mapping.split_topic``). It is compacted (``compaction``): past 1,000 records and
+twice the retained messages, they are appended again and the older records trimmed.
 """
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 from ...model import Delivery, Outgoing, Record, TopicSpec
 from . import codec as m
-from .mapping import INTERNAL_PREFIX, Filter, mqtt_topic, split_topic, to_outgoing
+from .compaction import Compactor
+from .mapping import EXPIRY_HEADER, INTERNAL_PREFIX, Filter, mqtt_topic, split_topic, to_outgoing
 from .subscription import may_subscribe
 
 if TYPE_CHECKING:
@@ -32,6 +34,7 @@ class RetainedStore:
         self.server = server
         # tidings topic -> MQTT topic -> (the message as a delivery, expiry time or None)
         self.by_topic: dict[str, dict[str, tuple[Delivery, float | None]]] = {}
+        self.compactor = Compactor(server, RETAINED_TOPIC)
 
     def load(self) -> int:
         """Create the internal topic if missing and read what it holds; returns the number of
@@ -40,6 +43,7 @@ class RetainedStore:
         broker.create_topic(TopicSpec(name=RETAINED_TOPIC, dedup_window=0), exist_ok=True)
         store = broker.store
         offset, end = store.bounds(RETAINED_TOPIC, 0)
+        self.compactor.loaded(end - offset)
         while offset < end:
             records = store.read(RETAINED_TOPIC, 0, offset, READ_BATCH)
             if not records:
@@ -67,15 +71,39 @@ class RetainedStore:
         for packet in packets:
             msg = to_outgoing(packet)
             messages.append(Outgoing(msg.body, packet.topic, msg.headers, None, msg.ttl))
-        receipts = await self.server.runtime.publish(RETAINED_TOPIC, messages, origin)
+        compactor = self.compactor
+        compactor.in_flight += 1  # no snapshot until memory has these too
+        try:
+            receipts = await self.server.runtime.publish(RETAINED_TOPIC, messages, origin)
+            compactor.appended(len(receipts))
+            now = self.server.runtime.broker.clock.now()
+            for msg, receipt in zip(messages, receipts, strict=True):
+                self._remember(
+                    Record(
+                        receipt.offset, now, receipt.id, msg.key, msg.headers, msg.body, None,
+                        None, now + msg.ttl if msg.ttl else None,
+                    )
+                )  # fmt: skip
+        finally:
+            compactor.in_flight -= 1
+        compactor.maybe(sum(len(t) for t in self.by_topic.values()), self._snapshot)
+
+    def _snapshot(self) -> list[Outgoing]:
+        """The retained messages as records again (for ``compaction``): the expiry left, and
+        a v5 expiry interval that counts from now (the snapshot's publish time)."""
         now = self.server.runtime.broker.clock.now()
-        for msg, receipt in zip(messages, receipts, strict=True):
-            self._remember(
-                Record(
-                    receipt.offset, now, receipt.id, msg.key, msg.headers, msg.body, None,
-                    None, now + msg.ttl if msg.ttl else None,
-                )
-            )  # fmt: skip
+        out = []
+        for held in self.by_topic.values():
+            for topic, (delivery, expires_at) in held.items():
+                headers, ttl = delivery.headers, None
+                if expires_at is not None:
+                    ttl = expires_at - now
+                    if ttl <= 0:
+                        continue
+                    if EXPIRY_HEADER in headers:
+                        headers = {**headers, EXPIRY_HEADER: str(max(1, math.ceil(ttl)))}
+                out.append(Outgoing(delivery.body, topic, headers, None, ttl))
+        return out
 
     def matching(self, flt: Filter, user: User | None = None) -> list[Delivery]:
         """The retained messages a new subscription with ``flt`` gets, by MQTT topic; expired

@@ -13,12 +13,13 @@ expiry ends: its private groups are deleted.
 
 Durable: each change of a persistent session (connect, subscriptions, disconnect, end) is a
 record in the internal topic ``_mqtt.sessions`` (key: client id; an empty body ends it),
-committed before the SUBACK; at start the broker reads it, and the groups, which are durable
-in the broker's store, hold the messages. Private groups (``mqtt.*``) of sessions that no
-record names (left by a crash) are deleted then. Not durable: QoS 2 deliveries between the
-client's PUBREC and PUBCOMP (settled in their groups; the PUBREL is not sent again after a
-restart), the packet ids of unacknowledged deliveries (they come again with new ones), and the
-QoS 2 packet ids received and not released (``exactly_once`` covers those).
+committed before the SUBACK, compacted as ``compaction`` says; at start the broker reads it,
+and the groups, which are durable in the broker's store, hold the messages. Private groups
+(``mqtt.*``) of sessions that no record names (left by a crash) are deleted then. Not durable:
+QoS 2 deliveries between the client's PUBREC and PUBCOMP (settled in their groups; the PUBREL
+is not sent again after a restart), the packet ids of unacknowledged deliveries (they come
+again with new ones), and the QoS 2 packet ids received and not released (``exactly_once``
+covers those).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import msgspec
 from ...errors import TidingsError
 from ...model import Outgoing, TopicSpec
 from . import codec as m
+from .compaction import Compactor
 from .mapping import INTERNAL_PREFIX, parse_filter
 from .session import PRIVATE_GROUP, Session
 from .subscription import Subscription
@@ -83,6 +85,7 @@ class Sessions:
         self._sweeper: asyncio.Task[None] | None = None
         # client id -> the timer of a delayed will and what publishes it now
         self.wills: dict[str, tuple[asyncio.TimerHandle, Callable[[], None]]] = {}
+        self.compactor = Compactor(server, SESSIONS_TOPIC)
 
     # -- start and stop ------------------------------------------------------------------------
 
@@ -94,6 +97,7 @@ class Sessions:
         store = broker.store
         last: dict[str, bytes] = {}
         offset, end = store.bounds(SESSIONS_TOPIC, 0)
+        self.compactor.loaded(end - offset)
         while offset < end:
             records = store.read(SESSIONS_TOPIC, 0, offset, READ_BATCH)
             if not records:
@@ -252,6 +256,11 @@ class Sessions:
     # -- the durable records -------------------------------------------------------------------
 
     async def save(self, session: Session) -> None:
+        session.stored = True
+        await self._append(session.client_id, _encode(self._record(session)))
+
+    @staticmethod
+    def _record(session: Session) -> SessionRecord:
         subs = [
             SubscriptionRecord(
                 s.filter.text, s.qos, s.group, s.options.no_local,
@@ -259,11 +268,9 @@ class Sessions:
             )
             for s in session.subs.values()
         ]  # fmt: skip
-        record = SessionRecord(
+        return SessionRecord(
             session.version, session.expiry, subs, session.offline_since, session.user_name
         )
-        session.stored = True
-        await self._append(session.client_id, _encode(record))
 
     async def forget(self, session: Session) -> None:
         session.stored = False
@@ -276,6 +283,19 @@ class Sessions:
             )
         except TidingsError as exc:
             log.warning("mqtt: the session of %r was not stored: %s", client_id, exc)
+            return
+        self.compactor.appended()
+        stored = [s for s in self.by_client.values() if s.stored]
+        self.compactor.maybe(len(stored), self._snapshot)
+
+    def _snapshot(self) -> list[Outgoing]:
+        """The stored sessions as records again (for ``compaction``): a record is written
+        from memory, so memory is never behind the log."""
+        return [
+            Outgoing(_encode(self._record(s)), key=client_id)
+            for client_id, s in self.by_client.items()
+            if s.stored
+        ]
 
     # -- expiry --------------------------------------------------------------------------------
 
