@@ -25,6 +25,7 @@ import logging
 import secrets
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -45,27 +46,29 @@ def _app(prefix: str, orders_db: str, shop_db: str, broker: str) -> tuple[Any, .
     import tidings
     from tidings.outbox import Outbox, Relay
 
+    def command(step: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
+        return lambda state: {"order": state["order"], "step": step}
+
     saga = tidings.Saga(f"{prefix}-bench", timeout=60)
     for step in ("reserve", "charge", "ship"):
         saga.step(command=f"{prefix}.{step}", compensate=f"{prefix}.undo-{step}", name=step)(
-            lambda state, step=step: {"order": state["order"], "step": step}
+            command(step)
         )
-    orders = tidings.Service(f"{prefix}-orders", broker, register=False,
-                             outbox=Outbox(sa.create_engine(orders_db)))  # fmt: skip
+    outboxes = Outbox(sa.create_engine(orders_db)), Outbox(sa.create_engine(shop_db))
+    orders = tidings.Service(f"{prefix}-orders", broker, register=False, outbox=outboxes[0])
     orchestrator = tidings.Orchestrator(orders, [saga], concurrency=32)
-    shop = tidings.Service(f"{prefix}-shop", broker, register=False,
-                           outbox=Outbox(sa.create_engine(shop_db)))  # fmt: skip
+    shop = tidings.Service(f"{prefix}-shop", broker, register=False, outbox=outboxes[1])
     participant = tidings.Participant(shop)
     for step in ("reserve", "charge", "ship"):
 
         @participant.command(f"{prefix}.{step}", concurrency=16)
-        async def do(cmd: dict) -> dict:
+        async def do(cmd: dict[str, Any]) -> dict[str, Any]:
             return {"ok": cmd["step"]}
 
         @participant.compensation(f"{prefix}.undo-{step}", concurrency=4)
-        async def undo(cmd: dict) -> None: ...
+        async def undo(cmd: dict[str, Any]) -> None: ...
 
-    relays = [Relay(s.outbox, broker, max_interval=0.02) for s in (orders, shop)]  # type: ignore[arg-type]
+    relays = [Relay(outbox, broker, max_interval=0.02) for outbox in outboxes]
     return saga, orchestrator, orders, shop, relays
 
 
@@ -111,7 +114,9 @@ def _ms(values: list[float]) -> dict[str, float]:
     return {"p50_ms": percentile(values, 50) * 1000, "p99_ms": percentile(values, 99) * 1000}
 
 
-async def run_db(db: str, size: str, broker: str, workdir: Path, pg: Postgres | None) -> dict:
+async def run_db(
+    db: str, size: str, broker: str, workdir: Path, pg: Postgres | None
+) -> dict[str, Any]:
     sz = SIZES[size]
     prefix = f"b{secrets.token_hex(3)}"
     if pg is not None:

@@ -105,14 +105,16 @@ def relay(
     url: UrlOpt = None,
 ) -> None:
     from ..outbox import Relay
+    from ..outbox.relay import Mode
 
     st = state(ctx, url)
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     with user_errors():
         if mode not in ("poll", "tail"):
             raise fail(f"--mode must be poll or tail, got {mode!r}")
+        relay_mode: Mode = "poll" if mode == "poll" else "tail"
         outbox = _outbox(db, table_name)
-        runner = Relay(outbox, broker or st.url, mode=mode, batch_size=batch_size,  # type: ignore[arg-type]
+        runner = Relay(outbox, broker or st.url, mode=relay_mode, batch_size=batch_size,
                        max_interval=interval, retention=retention, slot=slot)  # fmt: skip
 
         async def main() -> None:

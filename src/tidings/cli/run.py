@@ -6,7 +6,7 @@ import importlib
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 
@@ -141,13 +141,14 @@ def asyncapi(
 
     if format not in ("json", "yaml"):
         raise fail(f"--format must be json or yaml, got {format!r}")
+    fmt: Literal["json", "yaml"] = "json" if format == "json" else "yaml"
     with user_errors():
         svc = load_service(target)
         try:
             from ..service.asyncapi import export
         except ImportError:
             raise fail("this tidings has no AsyncAPI export (tidings.service.asyncapi)") from None
-        text = export(svc, format=format)  # type: ignore[arg-type]
+        text = export(svc, format=fmt)
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
 
 

@@ -309,7 +309,7 @@ async def serve(app: Any, host: str = "127.0.0.1", port: int = 7480) -> None:
     ``saga dashboard on http://HOST:PORT/`` once bound (port 0 picks a free one)."""
     import uvicorn
 
-    class Server(uvicorn.Server):  # type: ignore[misc]
+    class Server(uvicorn.Server):
         # uvicorn re-raises a captured SIGTERM after its graceful stop (exit code -15)
         @contextlib.contextmanager
         def capture_signals(self) -> Iterator[None]:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, get_type_hints
+from typing import Any, TypeVar, get_type_hints
 
 from pydantic import TypeAdapter
 
@@ -38,6 +38,9 @@ AFTER_PIVOT_BACKOFF = Backoff(initial=1.0, factor=2.0, max_delay=60.0, jitter=0.
 """How a step after the pivot (which cannot give up) is retried when it has no retry=."""
 COMPENSATION_BACKOFF = Backoff(initial=1.0, factor=2.0, max_delay=60.0, jitter=0.2)
 """How an unanswered compensation is sent again (compensations are retried until answered)."""
+
+ApplyFn = TypeVar("ApplyFn", bound=Callable[[Any, Any], Any])
+BuildFn = TypeVar("BuildFn", bound=Callable[[Any], Any])
 
 
 @dataclass
@@ -57,7 +60,7 @@ class Step:
     build_compensation: Callable[[Any], Any] | None = None
     _reply_adapter: TypeAdapter[Any] | None = field(default=None, repr=False)
 
-    def on_reply(self, fn: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    def on_reply(self, fn: ApplyFn) -> ApplyFn:
         """Decorate ``fn(state, reply)``: it folds a successful reply into the state (the
         reply is validated against ``fn``'s second parameter's annotation, if any)."""
         self.apply = fn
@@ -68,7 +71,7 @@ class Step:
             self._reply_adapter = TypeAdapter(self.reply_type)
         return fn
 
-    def compensation(self, fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    def compensation(self, fn: BuildFn) -> BuildFn:
         """Decorate ``fn(state)``: it builds the compensating command's body (by default the
         step's own command body, as it was sent)."""
         if self.compensate is None:

@@ -132,16 +132,16 @@ class Machine:
         step = self.saga.steps[record.step]
         if record.phase == p.FORWARD:
             if reply.timeout:
-                error = Timeout(f"no reply from {step.command} within {step.timeout}s")
-                return self._failed(record, step, error, now, outcome="timed-out")
+                timed_out = Timeout(f"no reply from {step.command} within {step.timeout}s")
+                return self._failed(record, step, timed_out, now, outcome="timed-out")
             if reply.malformed is None and reply.ok:
                 try:
                     return self._done(record, step, reply.result, now)
                 except p.MalformedReply as exc:
                     reply = p.Reply(record.id, reply.token, False, malformed=str(exc))
             if reply.malformed is not None:
-                error = StepFailed(f"malformed reply: {reply.malformed}")
-                return self._failed(record, step, error, now, outcome="malformed")
+                malformed = StepFailed(f"malformed reply: {reply.malformed}")
+                return self._failed(record, step, malformed, now, outcome="malformed")
             return self._failed(record, step, StepFailed(reply.error), now, outcome="failed")
         entry = record.steps[step.index]
         if reply.timeout:

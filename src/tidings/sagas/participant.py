@@ -28,7 +28,8 @@ late command is answered with a failure and does nothing.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import msgspec
 import sqlalchemy as sa
@@ -38,13 +39,15 @@ from .. import headers as h
 from ..errors import BadRequest, InvalidPayload, StepFailed
 from ..model import Message
 from ..service import Context, Reject, Service
-from ..service.handlers import build_handler
+from ..service.handlers import HandlerFn, build_handler
 from . import protocol as p
 from .orchestrator import create_outbox_table, lock_briefly
 
 log = logging.getLogger("tidings.sagas")
 
 TABLE = "tidings_saga_participant"
+
+F = TypeVar("F", bound=HandlerFn)
 
 
 def participant_table(name: str, metadata: sa.MetaData) -> sa.Table:
@@ -85,12 +88,12 @@ class Participant:
             create_outbox_table(service.outbox)
             self.metadata.create_all(service.outbox.sync_engine)
 
-    def command(self, topic: str, **options: Any) -> Any:
+    def command(self, topic: str, **options: Any) -> Callable[[F], F]:
         """Register ``fn(command, ctx)`` for saga commands on ``topic``: its return value is the
         success reply; raising ``tidings.StepFailed`` replies with the failure. ``options`` go
         to ``svc.on`` (concurrency, lease, timeout, max_deliveries, group, ...)."""
 
-        def register(fn: Any) -> Any:
+        def register(fn: F) -> F:
             target = build_handler(fn, **_inspect_options(topic, self.service))
 
             async def handle(message: Message, ctx: Context) -> None:
@@ -101,12 +104,12 @@ class Participant:
 
         return register
 
-    def compensation(self, topic: str, **options: Any) -> Any:
+    def compensation(self, topic: str, **options: Any) -> Callable[[F], F]:
         """Register ``fn(command, ctx)`` that undoes a step (the body is the step's command
         unless the saga builds another). It runs only if the step's command took effect;
         raising ``tidings.StepFailed`` reports that the compensation failed."""
 
-        def register(fn: Any) -> Any:
+        def register(fn: F) -> F:
             target = build_handler(fn, **_inspect_options(topic, self.service))
 
             async def handle(message: Message, ctx: Context) -> None:

@@ -14,6 +14,7 @@ moving one instance at once (a partition handed over mid-handling) cannot both c
 
 from __future__ import annotations
 
+import builtins
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -199,7 +200,9 @@ class SagaStore:
         rows = conn.execute(sa.select(t.c.status, sa.func.count()).group_by(t.c.status))
         return {r[0]: r[1] for r in rows}
 
-    def show(self, conn: sa.Connection, saga_id: str) -> tuple[SagaRecord, list[dict[str, Any]]]:
+    def show(
+        self, conn: sa.Connection, saga_id: str
+    ) -> tuple[SagaRecord, builtins.list[dict[str, Any]]]:  # `list` here is the method above
         record = self.load(conn, saga_id, lock=False)
         if record is None:
             raise SagaNotFound(f"no saga {saga_id!r} in this database: see `tidings sagas list`")
