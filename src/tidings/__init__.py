@@ -86,22 +86,28 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> _typing.Any:
-    if name == "__version__":
-        from importlib.metadata import PackageNotFoundError, version
+if _typing.TYPE_CHECKING:
+    # a type checker sees the names imported above, not the lazy loader below: a module
+    # __getattr__ would make every misspelled ``tidings.<name>`` pass unnoticed
+    __version__: str
+else:
 
-        try:
-            value = version("tidings")
-        except PackageNotFoundError:  # running from a source tree that is not installed
-            value = "0.0.0+unknown"
-    elif name in _LAZY:
-        from importlib import import_module
+    def __getattr__(name: str) -> _typing.Any:
+        if name == "__version__":
+            from importlib.metadata import PackageNotFoundError, version
 
-        value = getattr(import_module(f".{_LAZY[name]}", __name__), name)
-    else:
-        raise AttributeError(f"module 'tidings' has no attribute {name!r}")
-    globals()[name] = value
-    return value
+            try:
+                value = version("tidings")
+            except PackageNotFoundError:  # running from a source tree that is not installed
+                value = "0.0.0+unknown"
+        elif name in _LAZY:
+            from importlib import import_module
+
+            value = getattr(import_module(f".{_LAZY[name]}", __name__), name)
+        else:
+            raise AttributeError(f"module 'tidings' has no attribute {name!r}")
+        globals()[name] = value
+        return value
 
 
 def __dir__() -> list[str]:
