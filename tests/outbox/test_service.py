@@ -189,3 +189,38 @@ async def test_killed_worker_gives_each_effect_exactly_once(pg_url, topic, broke
     bodies = sorted(m.body for m in got)
     assert len(bodies) == total and len(set(bodies)) == total
     engine.dispose()
+
+
+async def test_handlings_use_only_the_connections_the_pool_keeps(pg_url, topic):
+    """The pool closes an overflow connection when it comes back: handlings that used overflow
+    connections reconnected to PostgreSQL for most messages under load."""
+    engine = sa.create_engine(pg_url, pool_size=4, max_overflow=10)
+    connects: list[int] = []
+    sa.event.listen(engine, "connect", lambda *_: connects.append(1))
+    outbox = Outbox(engine)
+    outbox.create_table()
+    svc = tidings.Service(f"pool-{secrets.token_hex(3)}", "memory://", outbox=outbox,
+                          register=False)  # fmt: skip
+    open_now, most, done = 0, 0, asyncio.Event()
+    handled: list[int] = []
+
+    @svc.on(topic, concurrency=10, idempotent=True)
+    async def handle(event: dict, ctx: tidings.Context) -> None:
+        nonlocal open_now, most
+        open_now += 1
+        most = max(most, open_now)
+        ctx.transaction.execute(sa.text("SELECT 1"))
+        await asyncio.sleep(0.02)  # the transaction stays open meanwhile
+        open_now -= 1
+        handled.append(event["n"])
+        if len(handled) == 40:
+            done.set()
+
+    async with svc.running():
+        for n in range(40):
+            await svc.publish(topic, {"n": n})
+        await asyncio.wait_for(done.wait(), 60)
+    assert sorted(handled) == list(range(40))
+    assert most == 2  # pool_size less two (for a relay and readers on the engine)
+    assert len(connects) <= 4  # no connection opened beyond what the pool keeps
+    engine.dispose()

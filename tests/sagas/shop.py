@@ -121,7 +121,7 @@ def create_effects(engine: sa.Engine) -> None:
 
 
 def make_shop(prefix: str, db: str, broker: str, steps: int = 3, **options) -> tidings.Service:
-    engine = sa.create_engine(db)
+    engine = sa.create_engine(db, pool_size=20, max_overflow=0)
     create_effects(engine)
     svc = tidings.Service(
         f"{prefix}-shop",
@@ -170,7 +170,7 @@ def make_orders(
     svc = tidings.Service(
         f"{prefix}-orders",
         broker,
-        outbox=Outbox(sa.create_engine(db)),
+        outbox=Outbox(sa.create_engine(db, pool_size=20, max_overflow=0)),
         register=False,
         backoff=tidings.Backoff(initial=0.05, max_delay=0.5),
     )

@@ -51,13 +51,15 @@ def spawn(role: str, db: str, broker: str, prefix: str, logs: Path) -> subproces
         )  # fmt: skip
 
 
+_ENGINES: dict[str, sa.Engine] = {}
+
+
 def scalar(db: str, sql: str) -> int:
-    engine = sa.create_engine(db)
-    try:
-        with engine.connect() as conn:
-            return conn.exec_driver_sql(sql).scalar() or 0
-    finally:
-        engine.dispose()
+    """One engine per database for the test's polls (a new one per poll opened a PostgreSQL
+    connection ten times a second: CPU the processes under test then missed)."""
+    engine = _ENGINES.get(db) or _ENGINES.setdefault(db, sa.create_engine(db))
+    with engine.connect() as conn:
+        return conn.exec_driver_sql(sql).scalar() or 0
 
 
 async def wait_for(check, what: str, timeout: float = WAIT) -> None:
@@ -118,6 +120,9 @@ async def test_sigkilled_orchestrators_lose_no_saga_and_double_no_effect(
                 proc.wait(30)
             except subprocess.TimeoutExpired:
                 kill(proc)
+    for polls in _ENGINES.values():
+        polls.dispose()
+    _ENGINES.clear()
     engine = sa.create_engine(orders_db)
     with engine.connect() as conn:
         status = dict(conn.exec_driver_sql("SELECT id, status FROM tidings_sagas").all())
