@@ -5,8 +5,11 @@ group's ``session_timeout``. A member is live while its latest heartbeat is youn
 session timeout, judged on the server's timestamps (the member's own fresh heartbeat is "now"),
 so client clocks never matter. Joining and leaving members also publish a core-NATS notice that
 makes everyone re-read the list at once; a member that stopped heart-beating is noticed within
-the session timeout plus one interval. A member that cannot heartbeat for a whole session
-timeout considers itself gone and gives up its partitions (self-fencing). The same notice
+the session timeout plus one interval. A member whose last successful heartbeat was sent
+nearly a session timeout ago (:func:`~tidings.transports.rules.assignment.self_fenced`: it
+could not heartbeat, or its process was starved) considers itself gone and gives up its
+partitions before anyone may take them over (self-fencing); :meth:`Membership.stale` lets the
+subscription check that synchronously before it fetches or hands out anything. The same notice
 subject carries "reset": drop what was pulled from the group before a reset.
 
 Who is live and who owns which partition are the shared rules of
@@ -23,7 +26,7 @@ from collections.abc import Awaitable, Callable
 
 from nats.aio.client import Client
 
-from ..rules.assignment import live_members
+from ..rules.assignment import Heartbeat, live_members, self_fenced
 from .codec import new_id
 from .naming import notify_subject
 from .state import StateStore
@@ -47,6 +50,7 @@ class Membership:
     ) -> None:
         self.member = new_id()
         self.live: list[str] = []
+        self.beats: list[Heartbeat] = []  # the entries read at the last refresh
         self._nc = nc
         self._state = state
         self._topic = topic
@@ -59,7 +63,7 @@ class Membership:
         self._task: asyncio.Task | None = None
         self._sub = None
         self._stopped = False
-        self._last_beat = 0.0  # monotonic time of the last successful heartbeat
+        self._last_beat = 0.0  # when the last successful heartbeat was sent (monotonic)
 
     async def start(self) -> None:
         await self._beat()
@@ -96,9 +100,18 @@ class Membership:
         elif self._on_change is not None:
             self._poke.set()
 
+    def stale(self) -> bool:
+        """True when this member must stop processing: the others may find it dead soon."""
+        return self_fenced(time.monotonic() - self._last_beat, self._timeout)
+
+    def poke(self) -> None:
+        """Have the membership loop look again now."""
+        self._poke.set()
+
     async def _beat(self) -> None:
+        sent = time.monotonic()  # the engine stores it later: measuring from here errs early
         await self._state.heartbeat(self._topic, self._group, self.member)
-        self._last_beat = time.monotonic()
+        self._last_beat = sent
 
     async def _run(self) -> None:
         while not self._stopped:
@@ -107,6 +120,10 @@ class Membership:
                     await self._poke.wait()
             self._poke.clear()
             try:
+                if self._on_change is not None and self.stale():
+                    # Presumed dead by the others soon (heartbeats failed, or this process was
+                    # starved): let go of everything; what is regained is taken over anew.
+                    await self._set_live([])
                 if time.monotonic() - self._last_beat >= self._interval * 0.9:
                     await self._beat()
                 if self._on_change is not None:
@@ -115,14 +132,13 @@ class Membership:
                 raise
             except Exception as exc:  # keep going: the server may be failing over
                 log.warning("group %s/%s heartbeat failed: %s", self._topic, self._group, exc)
-                if (
-                    self._on_change is not None
-                    and time.monotonic() - self._last_beat > self._timeout
-                ):
-                    await self._set_live([])  # we are presumed dead by the others: let go
 
     async def _refresh(self) -> None:
         entries = await self._state.members(self._topic, self._group)
+        self.beats = entries
+        if self.stale():  # the heartbeat before this read was not in time: keep out
+            await self._set_live([])
+            return
         await self._set_live(live_members(entries, self.member, self._timeout))
 
     async def _set_live(self, live: list[str]) -> None:

@@ -6,8 +6,8 @@
   consumer per partition, ``<enc(group)>_p<partition>``, filtered to that partition's subject.
 - ``enc`` turns a tidings name (letters, digits, ``.``, ``-``, ``_``) into a JetStream-safe token
   by writing ``.`` as ``_2E`` and ``_`` as ``_5F``; it is injective, so names never collide.
-- Internal state (group members, per-message error text) lives in the ``TIDINGS-STATE`` stream
-  under ``tidings-state.>``, one retained message per subject.
+- Internal state (group members, partition holders, per-message error text) lives in the
+  ``TIDINGS-STATE`` stream under ``tidings-state.>``, one retained message per subject.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ STATE_STREAM = "TIDINGS-STATE"
 STATE_SUBJECTS = "tidings-state.>"
 MEMBERS_SUBJECT = "tidings-state.members"
 MSG_STATE_SUBJECT = "tidings-state.msg"
+HOLDER_SUBJECT = "tidings-state.holders"  # who processes an ordered group's partition now
 NOTIFY_SUBJECT = "tidings-notify"  # core NATS (not stored): membership changed, re-check now
 HOLD_CONSUMER = "_hold"  # keeps work-queue messages until the topic's first group exists
 REPLY_TOPIC_PREFIX = "_tidings.reply."
@@ -66,8 +67,16 @@ def members_subject(topic: str, group: str, member: str = "*") -> str:
     return f"{MEMBERS_SUBJECT}.{enc(topic)}.{enc(group)}.{member}"
 
 
+def holder_subject(topic: str, group: str, partition: int | str = "*") -> str:
+    return f"{HOLDER_SUBJECT}.{enc(topic)}.{enc(group)}.{partition}"
+
+
 def topic_members_subject(topic: str) -> str:
     return f"{MEMBERS_SUBJECT}.{enc(topic)}.>"
+
+
+def topic_holders_subject(topic: str) -> str:
+    return f"{HOLDER_SUBJECT}.{enc(topic)}.>"
 
 
 def notify_subject(topic: str, group: str) -> str:

@@ -73,10 +73,11 @@ class Puller:
         self._sub = await self._nc.subscribe(self._inbox + ".*", cb=self._received)
         self._task = asyncio.create_task(self._run(), name=f"tidings-pull-{self.consumer}")
 
-    async def stop(self, drain: bool = True) -> None:
+    async def stop(self, drain: bool = True) -> bool:
         """Stop asking. With ``drain``, first wait until the open requests have ended (JetStream
         2.9 may still hand a released message to a request whose subscriber is gone, where it
-        would sit out a whole lease); messages arriving meanwhile still go to ``sink``."""
+        would sit out a whole lease); messages arriving meanwhile still go to ``sink``. True
+        when no request is left open (False: one may still catch a message for a while)."""
         self._stopped = True
         self._wake.set()
         if self._task is not None:
@@ -90,11 +91,13 @@ class Puller:
             while self._requests and time.monotonic() < deadline:
                 await asyncio.sleep(0.02)
                 self._expire()
+        drained = not self._requests
         if self._sub is not None:
             with contextlib.suppress(Exception):
                 await self._sub.unsubscribe()
         self._requests.clear()
         self.outstanding = 0
+        return drained
 
     def wake(self) -> None:
         self._wake.set()

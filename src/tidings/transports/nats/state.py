@@ -1,10 +1,14 @@
-"""The transport's own durable state in JetStream: group members and per-message state.
+"""The transport's own durable state in JetStream: group members, partition holders and
+per-message state.
 
 One stream, ``TIDINGS-STATE``, keeps the last message of each subject (like a key-value
-bucket): a member's latest heartbeat under ``tidings-state.members.<topic>.<group>.<member>``
-and, for a message that was nacked with an error text or held back by a delay, that text and
-the number of early (delay) deliveries under ``tidings-state.msg.<stream>.<consumer>.<seq>``.
-Entries expire after seven days. The stream is replicated 3 ways on a cluster, once otherwise.
+bucket): a member's latest heartbeat under ``tidings-state.members.<topic>.<group>.<member>``,
+who holds an ordered group's partition under ``tidings-state.holders.<topic>.<group>.<p>``
+(written with compare-and-set on the subject's last sequence, see
+:mod:`tidings.transports.rules.assignment`) and, for a message that was nacked with an error
+text or held back by a delay, that text and the number of early (delay) deliveries under
+``tidings-state.msg.<stream>.<consumer>.<seq>``. Entries expire after seven days. The stream
+is replicated 3 ways on a cluster, once otherwise.
 """
 
 from __future__ import annotations
@@ -17,17 +21,21 @@ import nats.js.errors
 from nats.aio.client import Client
 from nats.js import JetStreamContext, api
 
-from ..rules.assignment import Heartbeat
+from ..rules.assignment import Heartbeat, Holder
 from .errors import translated
 from .naming import (
     STATE_STREAM,
     STATE_SUBJECTS,
+    holder_subject,
     members_subject,
     msg_state_subject,
 )
 
 STATE_MAX_AGE = 7 * 24 * 3600.0
 H_LEFT = "tidings-left"
+H_RELEASED = "tidings-released"  # "1": released with every pull request ended, "0": maybe not
+EXPECTED_LAST_SUBJECT_SEQ = "Nats-Expected-Last-Subject-Sequence"
+WRONG_LAST_SEQUENCE = 10071  # JetStream's error code when the compare-and-set lost
 
 
 class StateStore:
@@ -114,3 +122,46 @@ class StateStore:
     async def forget_group(self, topic: str, group: str) -> None:
         with translated("drop group members"):
             await self._js.purge_stream(STATE_STREAM, subject=members_subject(topic, group, ">"))
+            await self._js.purge_stream(STATE_STREAM, subject=holder_subject(topic, group, ">"))
+
+    # partition holders ----------------------------------------------------------------------
+    async def holder(self, topic: str, group: str, partition: int) -> Holder | None:
+        """Who holds ``partition`` of an ordered group (None: nobody ever did)."""
+        with translated("read a partition's holder"):
+            try:
+                raw = await self._js.get_msg(
+                    STATE_STREAM, subject=holder_subject(topic, group, partition)
+                )
+            except nats.js.errors.NotFoundError:
+                return None
+        released = (raw.headers or {}).get(H_RELEASED)
+        member = (raw.data or b"").decode()
+        return Holder(member, released is not None, raw.seq or 0, released != "0")
+
+    async def hold(
+        self,
+        topic: str,
+        group: str,
+        partition: int,
+        member: str,
+        version: int,
+        release: bool = False,
+        drained: bool = True,
+    ) -> int | None:
+        """Record ``member`` as holding ``partition`` (or, with ``release``, as having released
+        it, ``drained`` saying whether its pull requests had all ended) if the record is still
+        at ``version`` (0: none yet); the new version, or None when another member wrote
+        first."""
+        headers = {EXPECTED_LAST_SUBJECT_SEQ: str(version)}
+        if release:
+            headers[H_RELEASED] = "1" if drained else "0"
+        with translated("record a partition's holder"):
+            try:
+                ack = await self._js.publish(
+                    holder_subject(topic, group, partition), member.encode(), headers=headers
+                )
+            except nats.js.errors.APIError as exc:
+                if exc.err_code == WRONG_LAST_SEQUENCE:
+                    return None
+                raise
+        return ack.seq

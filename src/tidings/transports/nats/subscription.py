@@ -388,10 +388,12 @@ class NatsSubscription(BufferedSubscription):
                 await self._nc.publish(inc.reply, NAK)
             await self._nc.flush(timeout=2)
 
-    async def _stop_pullers(self) -> None:
+    async def _stop_pullers(self) -> bool:
+        """Stop every puller; True when all their pull requests had ended."""
         pullers = list(self._pullers.values())
-        await asyncio.gather(*(p.stop() for p in pullers))
+        drained = await asyncio.gather(*(p.stop() for p in pullers))
         self._pullers = {}
+        return all(drained)
 
     async def close(self) -> None:
         if self._closed:
@@ -400,7 +402,7 @@ class NatsSubscription(BufferedSubscription):
         self._arrived.set()
         if self.membership is not None:
             await self.membership.stop()  # first: no rebalance may start pullers any more
-        await self._stop_pullers()
+        drained = await self._stop_pullers()
         incs = list(self._buffer) + [h.inc for h in self._held.values()]
         self._buffer.clear()
         self._held.clear()
@@ -411,7 +413,12 @@ class NatsSubscription(BufferedSubscription):
         for task in list(self._tasks):
             with contextlib.suppress(Exception):
                 await task
+        if not self._nc.is_closed:
+            await self._left(drained)
         self._t.forget(self)
+
+    async def _left(self, drained: bool) -> None:
+        """Everything was given back on close (subclasses: say so where others wait for it)."""
 
     async def _start(self) -> None:
         """Start consuming (subclasses)."""

@@ -53,6 +53,7 @@ from .naming import (
     partition_of,
     stream_name,
     subject,
+    topic_holders_subject,
     topic_members_subject,
 )
 from .ordered import OrderedSubscription
@@ -266,6 +267,7 @@ class NatsTransport(Transport):
                 raise NotFound(f"topic {name!r} does not exist") from None
             with contextlib.suppress(Exception):
                 await self.js.purge_stream(STATE_STREAM, subject=topic_members_subject(name))
+                await self.js.purge_stream(STATE_STREAM, subject=topic_holders_subject(name))
 
     async def list_topics(self) -> list[TopicSpec]:
         return await streams.list_specs(self.js)
