@@ -93,3 +93,32 @@ async def test_a_tidings_request_shows_its_reply_to_and_correlation_id_to_mqtt(b
     got = await asyncio.to_thread(sub.next)
     assert (got.topic, got.properties.ResponseTopic) == ("jobs/a", "done")
     assert got.properties.CorrelationData == b"c-9"
+
+
+async def test_an_mqtt_client_answers_a_tidings_request(broker, clients):
+    """``client.request`` from tidings to an MQTT responder: the request shows the broker's
+    reply topic as Response Topic and the correlation id as Correlation Data; the client it
+    was delivered to may publish one reply there, which the requester receives."""
+    responder = clients(broker.mqtt_port, "5.0", "mqtt-pricing")
+    assert await asyncio.to_thread(responder.connect) == 0
+    await asyncio.to_thread(responder.subscribe, "prices/#", 1)
+    async with tidings.connect(broker.url) as client:
+        asking = asyncio.create_task(client.request("prices", b"2 widgets", key="eu", timeout=10))
+        request = await asyncio.to_thread(responder.next)
+        response_topic = request.properties.ResponseTopic
+        assert response_topic.startswith("_reply.")
+        answer = _props(CorrelationData=request.properties.CorrelationData)
+        info = responder.c.publish(response_topic, b"42.50", qos=1, properties=answer)
+        await asyncio.to_thread(info.wait_for_publish, 10)
+        reply = await asyncio.wait_for(asking, 20)
+        assert reply.body == b"42.50"
+    # one reply per request: a second one is refused (v5: PUBACK 0x90, as for any client)
+    refused = f"MQTT topic {response_topic!r}: reply topics and"
+    assert refused not in broker.log()
+    again = responder.c.publish(response_topic, b"forged", qos=1, properties=answer)
+    await asyncio.to_thread(again.wait_for_publish, 10)
+    for _ in range(100):
+        if refused in broker.log():
+            break
+        await asyncio.sleep(0.1)
+    assert refused in broker.log()

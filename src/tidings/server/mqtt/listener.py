@@ -32,6 +32,7 @@ import msgspec
 
 from ...errors import Forbidden, TidingsError, Unauthorized
 from ...model import Outgoing, TopicSpec
+from ...names import is_reply_topic
 from ..auth import require
 from ..tls import peer_subject
 from . import codec as m
@@ -54,6 +55,7 @@ KEEP_ALIVE_FACTOR = 1.5  # a client silent 1.5x its keep-alive is gone (MQTT 3.1
 SERVER_RECEIVE_MAXIMUM = 1000  # unacknowledged QoS 1/2 publishes a client may send
 PUBLISH_RUN = 500  # inbound messages to one topic published in one engine call at most
 SWEEP = 0.5  # seconds between keep-alive checks
+MAX_REPLY_GRANTS = 10_000  # reply topics one connection may answer at once (oldest go first)
 
 
 class MqttConnection(asyncio.Protocol):
@@ -88,6 +90,8 @@ class MqttConnection(asyncio.Protocol):
         self.held: list[m.Packet] = []  # packets after CONNECT, while the password is checked
         self.authenticating = False
         self.closing = False  # DISCONNECT received: close once the publishes before it end
+        # reply topics of requests delivered to this client -> replies it may publish there
+        self.reply_grants: dict[str, int] = {}
 
     @property
     def origin(self) -> str:
@@ -336,6 +340,21 @@ class MqttConnection(asyncio.Protocol):
                 self.send(m.Disconnect(reason, {"reason_string": why[:200]}))
         self.close()
 
+    def grant_reply(self, topic: str) -> None:
+        """A request naming the reply topic ``topic`` was delivered: one reply may be
+        published there (as the native port's, and NATS' allow_responses)."""
+        grants = self.reply_grants
+        grants[topic] = grants.pop(topic, 0) + 1
+        if len(grants) > MAX_REPLY_GRANTS:
+            del grants[next(iter(grants))]  # the oldest first
+
+    def target(self, mqtt_topic: str) -> str:
+        """The tidings topic of an inbound PUBLISH: a reply topic this client was given by a
+        request, or the first level (MalformedPacket for what is not served)."""
+        if mqtt_topic in self.reply_grants:
+            return mqtt_topic
+        return split_topic(mqtt_topic)[0]
+
     def on_publish(self, packet: m.Publish) -> None:
         if self.version == m.V5:
             self.aliases.inbound(packet)
@@ -360,7 +379,7 @@ class MqttConnection(asyncio.Protocol):
                 first = self.inbound.popleft()
                 run = [first]
                 try:
-                    topic, _ = split_topic(first.topic)
+                    topic = self.target(first.topic)
                 except m.MalformedPacket as exc:
                     self.unacked_in -= first.qos > 0
                     self.publish_failed(first, exc.reason, str(exc))
@@ -368,7 +387,7 @@ class MqttConnection(asyncio.Protocol):
                 while self.inbound and len(run) < PUBLISH_RUN:
                     nxt = self.inbound[0]
                     try:
-                        if split_topic(nxt.topic)[0] != topic:
+                        if self.target(nxt.topic) != topic:
                             break
                     except m.MalformedPacket:  # refused on its own in the next round
                         break
@@ -389,8 +408,17 @@ class MqttConnection(asyncio.Protocol):
         received = self.session.received
         # QoS 2 with a packet id stored and not released yet: a resend, PUBREC only (§4.3.3)
         fresh = [p for p in run if not (p.qos == 2 and p.packet_id in received)]
+        reply = is_reply_topic(topic)
         try:
-            self.admit(topic)
+            if reply:  # the answer to a request it was delivered: its grant is the right
+                left = self.reply_grants.pop(topic, 0) - len(fresh)
+                if left < 0:
+                    raise Forbidden(f"{topic!r}: a reply topic takes one reply per request")
+                if left:
+                    self.reply_grants[topic] = left
+                self.server.alarms.refuse_publish(0)
+            else:
+                self.admit(topic)
             messages = [self.outgoing(p) for p in fresh]
             if messages:
                 receipts = await self.server.runtime.publish(topic, messages, self.origin)
@@ -403,7 +431,8 @@ class MqttConnection(asyncio.Protocol):
                 ]
                 if again:
                     await self.server.runtime.publish(topic, again, self.origin)
-            retain = [p for p in run if p.retain]  # resends too: storing it again is harmless
+            # resends too: storing it again is harmless (a reply is never retained)
+            retain = [p for p in run if p.retain and not reply]
             if retain:
                 await self.listener.retained.put(retain, self.origin)
         except TidingsError as exc:

@@ -83,7 +83,14 @@ def to_outgoing(packet: m.Publish, client_id: str | None = None) -> Outgoing:
             except m.MalformedPacket:
                 pass  # not a tidings topic: passed to MQTT subscribers only
         request_headers(packet.properties, reply_to, headers)
-    _, key = split_topic(packet.topic)
+    if is_reply_topic(packet.topic):  # an MQTT client answers a tidings request
+        data = packet.properties.get("correlation_data")
+        if data is not None:
+            headers.setdefault(h.CORRELATION_ID, data.decode("utf-8", "replace"))
+        headers.setdefault(h.MESSAGE_TYPE, "reply")
+        key = None
+    else:
+        _, key = split_topic(packet.topic)
     return Outgoing(packet.payload, key, headers, None, float(expiry) if expiry else None)
 
 

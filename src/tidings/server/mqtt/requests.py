@@ -10,8 +10,10 @@ is the tidings topic of the response topic (its first level) and ``correlation-i
 correlation id back, which is all the front-end needs to deliver it, stateless and across
 restarts: to the response topic (not merely its first level), with the correlation data.
 A request of a tidings client reaches MQTT subscribers with its ``reply-to`` as the Response
-Topic (when it is an ordinary topic; the broker's ``_reply.*`` topics are not reachable over
-MQTT) and its ``correlation-id`` as the Correlation Data.
+Topic and its ``correlation-id`` as the Correlation Data. A broker-named ``_reply.*`` topic is
+not otherwise reachable over MQTT: the client a request was delivered to may publish one
+reply there (``MqttConnection.grant_reply``), whose Correlation Data becomes its
+``correlation-id``.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import base64
 import binascii
 
 from ... import headers as h
+from ...names import is_reply_topic
 from . import codec as m
 
 RESPONSE_TOPIC_HEADER = "mqtt-response-topic"
@@ -95,7 +98,8 @@ def response_properties(headers: dict[str, str], props: m.Properties) -> set[str
         used.add(h.REPLY_TO)
         return used
     reply_to = headers.get(h.REPLY_TO)
-    if reply_to and not reply_to.startswith("_"):  # a tidings client's request
+    # a tidings client's request (its reply topic: answered by the client it is delivered to)
+    if reply_to and (not reply_to.startswith("_") or is_reply_topic(reply_to)):
         props["response_topic"] = reply_to
         used.add(h.REPLY_TO)
         cid = headers.get(h.CORRELATION_ID)

@@ -28,7 +28,9 @@ import time
 from typing import TYPE_CHECKING
 
 from ...errors import TidingsError
+from ...headers import REPLY_TO
 from ...model import Delivery, StartKind
+from ...names import is_reply_topic
 from ..auth import require
 from . import codec as m
 from .mapping import (
@@ -101,8 +103,9 @@ class Session:
             if entry.released:
                 conn.send(m.Ack(m.PUBREL, pid))
         for sub in self.subs.values():
-            # a wildcard's topics created while the session was offline: all they hold
-            self.join(sub, "earliest")
+            # a wildcard's topics created while the session was offline: all they hold (a
+            # one-topic subscription's group exists; if it was deleted it starts anew)
+            self.join(sub, "earliest" if sub.filter.spans_topics else "latest")
         for sub in self.subs.values():
             self.ready(sub)
 
@@ -373,6 +376,9 @@ class Session:
                 self.inflight[pid] = Outbound(sub, topic, d.partition, d.offset, qos)
             elif not sub.private or d.lease_until is not None:
                 settle_now.append((d.partition, d.offset))
+            reply_to = d.headers.get(REPLY_TO)
+            if reply_to is not None and is_reply_topic(reply_to):
+                conn.grant_reply(reply_to)  # this client may answer the request, once
             conn.write(data)
         broker = self.broker
         member_id = sub.members.get(topic, "")
