@@ -257,3 +257,36 @@ def test_redeclaring_with_other_given_settings_is_refused_by_the_broker(env: Env
     with pytest.raises(BadRequest, match="unknown topic settings shards"):
         b.create_topic(TopicSpec(name="big"), exist_ok=True, given=["shards"])
     assert b.topic_info("big").spec.partitions == 1
+
+
+def test_topic_watchers_see_each_new_topic_once_and_a_failing_one_is_contained(env: Env) -> None:
+    """``Broker.topic_watchers`` (the MQTT front-end's wildcards join new topics): called
+    with each topic created, not again for an existing one; a watcher's error is logged and
+    the topic exists all the same."""
+    b = env.broker
+    seen: list[str] = []
+
+    def broken(spec: TopicSpec) -> None:
+        raise RuntimeError("a bug in a watcher")
+
+    b.topic_watchers += [broken, lambda spec: seen.append(spec.name)]
+    b.create_topic(TopicSpec(name="a"))
+    b.create_topic(TopicSpec(name="a"), exist_ok=True)
+    b.create_topic(TopicSpec(name="b"))
+    assert seen == ["a", "b"]
+    assert {t.name for t in b.list_topics()} == {"a", "b"}
+
+
+def test_trim_topic_drops_what_is_before_an_offset(env: Env) -> None:
+    """``Broker.trim_topic`` (compaction of the MQTT front-end's keyed topics): the records
+    before the offset go; a group behind them skips forward."""
+    b = env.broker
+    b.create_topic(TopicSpec(name="log"))
+    spec = GroupSpec(topic="log", name="g")
+    b.create_group(spec)
+    b.publish("log", msgs("0", "1", "2", "3"))
+    b.sync()
+    b.trim_topic("log", 3)
+    assert env.store.bounds("log", 0) == (3, 4)
+    _, inbox = join(b, spec)
+    assert bodies(inbox.take()) == [b"3"]
