@@ -110,3 +110,16 @@ reports = tidings.Service("reports", heartbeat=1.0)
 async def build(req: dict) -> dict:
     await asyncio.sleep(float(os.environ.get("APP_SLOW", "30")))
     return {"built": True}
+
+
+catalog = tidings.Service("catalog", heartbeat=1.0)  # instance_group from the environment
+
+
+class Item(BaseModel):
+    sku: str
+
+
+@catalog.reply("catalog.item", http="GET /v1/items/{sku}")
+async def item(q: Item) -> dict:
+    """Which instance group answered (traffic splitting between groups)."""
+    return {"sku": q.sku, "group": catalog.instance_group}

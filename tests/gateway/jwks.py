@@ -35,8 +35,12 @@ class Issuer:
         return json.dumps({"keys": keys})
 
     def pem(self, kid: str) -> bytes:
-        return self.private[kid].public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        return (
+            self.private[kid]
+            .public_key()
+            .public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
         )
 
     def token(self, kid: str, *, with_kid: bool = True, **claims: Any) -> str:

@@ -302,6 +302,43 @@ def test_traffic_splits_by_weight_between_versions(split_gateway):
     assert set(seen) == {"1.0.0", "2.0.0"}, seen  # 1:1 weights: both, 2^-39 odds otherwise
 
 
+@pytest.fixture(scope="module")
+def groups_gateway(stack, broker, procs):
+    for group in ("stable", "canary"):
+        procs.append(service("catalog", broker.url, {"TIDINGS_INSTANCE_GROUP": group}))
+    procs.append(service("catalog", broker.url))  # in no group: serves the plain topic only
+    proc = GatewayProc(
+        broker.url, "--split", "/v1/items/{sku}=stable:1,canary:1", "--split",
+        "/v2/quotes=blue:1",
+    )  # fmt: skip
+    procs.append(proc)
+    wait_routes(proc.url, "GET /v1/items/{sku}")
+
+    def both_groups():
+        doc = httpx.get(f"{proc.url}/v1/items/probe", timeout=10)
+        return doc.status_code == 200
+
+    wait_for(both_groups, "a group instance")
+    return proc
+
+
+def test_traffic_splits_by_weight_between_instance_groups(groups_gateway):
+    seen: dict[str, int] = {}
+    with httpx.Client(timeout=10) as http:
+        for n in range(40):
+            r = http.get(f"{groups_gateway.url}/v1/items/sku-{n}")
+            if r.status_code == 503:  # the other group's instance is not in the table yet
+                time.sleep(0.5)
+                continue
+            assert r.status_code == 200, r.text
+            group = r.json()["group"]
+            assert group in ("stable", "canary") and r.headers["tidings-instance-group"] == group
+            seen[group] = seen.get(group, 0) + 1
+    assert set(seen) == {"stable", "canary"}, seen  # the ungrouped instance got none
+    nobody = httpx.post(f"{groups_gateway.url}/v2/quotes", json={"sku": "a", "qty": 1})
+    assert nobody.status_code == 503 and "'blue'" in nobody.json()["error"]
+
+
 def test_bearer_jwts_are_verified(split_gateway):
     url = f"{split_gateway.url}/v1/quotes"
     body = {"sku": "plum", "qty": 1}

@@ -93,3 +93,33 @@ def test_accepted_connections_have_tcp_nodelay():
             assert conn.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
     finally:
         server.close()
+
+
+def test_splits_name_versions_or_instance_groups_never_both():
+    from tidings.gateway.config import parse_split
+
+    assert parse_split("/quotes=v1:90,v2:10") == ("/quotes", {"1": 90.0, "2": 10.0}, "version")
+    assert parse_split("/v1/quotes=stable:95,vip:5") == (
+        "/v1/quotes",
+        {"stable": 95.0, "vip": 5.0},
+        "group",
+    )
+    with pytest.raises(BadRequest, match="instance groups"):
+        parse_split("/quotes=v1:90,canary:10")
+
+
+def test_the_table_knows_the_instance_groups_serving_a_route():
+    a = _instance("a", "1.0.0", "POST /v1/quotes")
+    b = _instance("b", "1.0.0", "POST /v1/quotes")
+    c = _instance("c", "1.0.0", "POST /v1/quotes")
+    a.metadata["tidings.instance_group"] = "canary"
+    b.metadata["tidings.instance_group"] = "stable"
+    table = RouteTable()
+    table.update([a, b, c])
+    route = table.routes["POST /v1/quotes"]
+    assert route.instances == {"a", "b", "c"}
+    assert route.groups == {"canary": {"a"}, "stable": {"b"}}
+    table.update([b])
+    assert table.routes["POST /v1/quotes"].groups == {"stable": {"b"}}
+    table.update([])
+    assert table.routes["POST /v1/quotes"].groups == {}

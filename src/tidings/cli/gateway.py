@@ -21,6 +21,7 @@ Example:
     tidings gateway --url tidings://127.0.0.1:7420 --port 8080
     tidings gateway --port 8080 --routes routes.toml --rate 20 --api-key s3cret=alice
     tidings gateway --port 8080 --split /quotes=v1:90,v2:10 --jwt-key "$KEY"
+    tidings gateway --port 8080 --split /v1/quotes=stable:95,canary:5
     tidings gateway --port 8080 --jwt-public-keys jwks.json --jwt-issuer https://id.example
 """
 
@@ -75,7 +76,10 @@ def gateway(
     ] = None,
     split: Annotated[
         list[str] | None,
-        typer.Option("--split", help="PATH=v1:W,v2:W: weighted versions of a path; repeat."),
+        typer.Option(
+            "--split",
+            help="PATH=v1:W,v2:W (versions) or PATH=GROUP:W,... (instance groups); repeat.",
+        ),
     ] = None,
     idempotency_ttl: Annotated[
         float,
@@ -95,7 +99,9 @@ def gateway(
             raise fail(f"--api-key expects KEY=PRINCIPAL, got {item!r}")
         keys[key] = principal
     try:
-        splits = dict(parse_split(item) for item in split or [])
+        parsed = [parse_split(item) for item in split or []]
+        splits = {path: weights for path, weights, kind in parsed if kind == "version"}
+        group_splits = {path: weights for path, weights, kind in parsed if kind == "group"}
         config = GatewayConfig(
             url=broker or url,
             routes_file=routes,
@@ -115,6 +121,7 @@ def gateway(
             jwt_issuer=jwt_issuer,
             jwt_audience=jwt_audience,
             splits=splits,
+            group_splits=group_splits,
             idempotency_ttl=idempotency_ttl,
             cors_origins=list(cors_origin or []),
         ).validate()

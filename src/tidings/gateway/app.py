@@ -31,6 +31,7 @@ from starlette.routing import Route as HttpRoute
 from .. import headers as h
 from ..client import AsyncClient
 from ..client.registry import Registry
+from ..client.registry.subjects import group_topic
 from ..errors import (
     BulkheadFull,
     CircuitOpen,
@@ -319,14 +320,26 @@ class Gateway:
             raise HttpError(400, "Idempotency-Key: 1 to 200 letters, digits and . _ : -")
         out_headers = self._bus_headers(request, principal)
         data = json.dumps(payload, separators=(",", ":")).encode()
+        group = self._group(route, request.url.path)
         if key is None:
-            response = await self._call(route, data, out_headers, None)
+            response = await self._call(route, data, out_headers, None, group)
         else:
-            response = await self._idempotent(route, client_id, key, data, out_headers, request)
+            response = await self._idempotent(route, client_id, key, data, out_headers, group)
         response.headers.update(limit_headers)
         if route.major is not None:
             response.headers["tidings-version"] = f"v{route.major}"
+        if group is not None:
+            response.headers["tidings-instance-group"] = group
         return response
+
+    def _group(self, route: Route, path: str) -> str | None:
+        """Traffic splitting between instance groups: the group picked by weight, if any."""
+        for template, weights in self.config.group_splits.items():
+            if match_path(template, path) is None and match_path(template, route.path) is None:
+                continue
+            groups = [g for g, w in weights.items() if w > 0]
+            return random.choices(groups, [weights[g] for g in groups])[0]
+        return None
 
     async def _read_body(self, request: Request) -> bytes:
         if request.method == "GET":
@@ -393,7 +406,7 @@ class Gateway:
         key: str,
         data: bytes,
         out_headers: dict[str, str],
-        request: Request,
+        group: str | None,
     ) -> Response:
         scoped = f"{client_id}/{key}"
         fingerprint = hashlib.sha256(f"{route.key}\n".encode() + data).hexdigest()
@@ -424,7 +437,7 @@ class Gateway:
             )
         keep: Stored | None = None
         try:
-            response = await self._call(route, data, out_headers, key)
+            response = await self._call(route, data, out_headers, key, group)
             if response.status_code < 500:
                 keep = _stored(response, fingerprint)
             return response
@@ -462,14 +475,29 @@ class Gateway:
         return pipeline
 
     async def _call(
-        self, route: Route, data: bytes, out_headers: dict[str, str], key: str | None
+        self,
+        route: Route,
+        data: bytes,
+        out_headers: dict[str, str],
+        key: str | None,
+        group: str | None = None,
     ) -> Response:
         assert self.client is not None
         client = self.client
+        topic = route.bus_topic
+        if group is not None:
+            if not route.groups.get(group):
+                raise HttpError(
+                    503,
+                    f"{route.key} splits to instance group {group!r}, which no running "
+                    f"instance of {route.service!r} is in",
+                    {"Retry-After": str(max(1, round(self.config.refresh)))},
+                )
+            topic = group_topic(topic, group)
         if route.kind == "command":
             msg_id = key or default_snowflake().next_str()
             try:
-                await client.publish(route.bus_topic, data, headers=out_headers, msg_id=msg_id)
+                await client.publish(topic, data, headers=out_headers, msg_id=msg_id)
             except TidingsError as exc:
                 raise HttpError(503, f"the command could not be published: {exc}") from exc
             location = f"{route.path.rstrip('/')}/{msg_id}"
@@ -490,7 +518,7 @@ class Gateway:
         per_try = timeout / attempts
 
         async def once() -> Any:
-            return await client.request(route.bus_topic, data, timeout=per_try, headers=out_headers)
+            return await client.request(topic, data, timeout=per_try, headers=out_headers)
 
         try:
             reply = await self._pipeline(route).run(once, callee=route.service)

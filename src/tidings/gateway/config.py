@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
+from ..client.registry.subjects import instance_group
 from ..errors import BadRequest
 
 
@@ -32,6 +34,9 @@ class GatewayConfig:
     cors_origins: list[str] = field(default_factory=list)
     # traffic splitting: an unversioned path -> {major: weight}, e.g. {"/quotes": {"1": 9, "2": 1}}
     splits: dict[str, dict[str, float]] = field(default_factory=dict)
+    # between instance groups: a path -> {group: weight}, e.g. {"/v1/quotes": {"stable": 9,
+    # "canary": 1}}; the request goes to the route's group topic (services' instance_group=)
+    group_splits: dict[str, dict[str, float]] = field(default_factory=dict)
     title: str = "tidings gateway"
 
     def validate(self) -> GatewayConfig:
@@ -53,21 +58,37 @@ class GatewayConfig:
                 raise BadRequest(
                     f"split {path}: weights are majors to numbers >= 0, one at least > 0"
                 )
+        for path, weights in self.group_splits.items():
+            if not path.startswith("/") or not weights:
+                raise BadRequest(f"a split needs a path starting with / and weights: {path!r}")
+            for group in weights:
+                instance_group(group)
+            if any(w < 0 for w in weights.values()) or not any(w > 0 for w in weights.values()):
+                raise BadRequest(f"split {path}: weights are numbers >= 0, one at least > 0")
         return self
 
 
-def parse_split(text: str) -> tuple[str, dict[str, float]]:
-    """``/quotes=v1:90,v2:10`` -> ("/quotes", {"1": 90.0, "2": 10.0})."""
+_MAJOR = re.compile(r"^v(\d+)$")
+
+
+def parse_split(text: str) -> tuple[str, dict[str, float], str]:
+    """``/quotes=v1:90,v2:10`` -> ("/quotes", {"1": 90.0, "2": 10.0}, "version");
+    ``/v1/quotes=stable:90,canary:10`` -> ("/v1/quotes", {"stable": 90.0, ...}, "group")."""
     path, sep, spec = text.partition("=")
     weights: dict[str, float] = {}
     try:
         for part in spec.split(","):
-            major, _, weight = part.strip().partition(":")
-            weights[major.strip().lstrip("v")] = float(weight)
+            name, _, weight = part.strip().partition(":")
+            weights[name.strip()] = float(weight)
     except ValueError:
         weights = {}
-    if not sep or not weights:
+    majors = {n: _MAJOR.match(n) for n in weights}
+    if not sep or not weights or (any(majors.values()) and not all(majors.values())):
         raise BadRequest(
-            f"--split expects PATH=v1:WEIGHT,v2:WEIGHT (like /quotes=v1:90,v2:10), got {text!r}"
+            "--split expects PATH=v1:WEIGHT,v2:WEIGHT (versions, like /quotes=v1:90,v2:10) or "
+            "PATH=GROUP:WEIGHT,... (instance groups, like /v1/quotes=stable:90,canary:10), "
+            f"got {text!r}"
         )
-    return path.strip(), weights
+    if all(majors.values()):
+        return path.strip(), {m.group(1): weights[n] for n, m in majors.items() if m}, "version"
+    return path.strip(), weights, "group"

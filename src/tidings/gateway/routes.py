@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..client.registry import Instance
-from ..client.registry.subjects import major_of, versioned_topic
+from ..client.registry.subjects import INSTANCE_GROUP_KEY, major_of, versioned_topic
 from ..errors import BadRequest
 from ..service.handlers import http_route
 
@@ -42,6 +42,7 @@ class Route:
     timeout: float | None = None  # seconds; None: the gateway's default
     description: str = ""
     instances: set[str] = field(default_factory=set)  # live instance ids serving it
+    groups: dict[str, set[str]] = field(default_factory=dict)  # instance group -> its ids
     static: bool = False
 
     @property
@@ -108,6 +109,7 @@ def _loads(text: str | None) -> dict[str, Any] | None:
 def routes_of(inst: Instance) -> list[Route]:
     """The HTTP routes an instance advertises (endpoint metadata ``tidings.http``)."""
     out = []
+    group = inst.metadata.get(INSTANCE_GROUP_KEY)
     for ep in inst.endpoints:
         spec = ep.metadata.get("tidings.http")
         if not spec:
@@ -128,6 +130,7 @@ def routes_of(inst: Instance) -> list[Route]:
                 returns=_loads(ep.metadata.get("tidings.returns")),
                 idempotent_handler=ep.metadata.get("tidings.idempotent") == "true",
                 instances={inst.id},
+                groups={group: {inst.id}} if group else {},
             )
         )
     return out
@@ -207,17 +210,19 @@ class RouteTable:
                     seen[route.key] = route
                 else:
                     prev.instances |= route.instances
+                    for group, ids in route.groups.items():
+                        prev.groups.setdefault(group, set()).update(ids)
         for key, route in seen.items():
             old = self.routes.get(key)
             if old is not None and old.static:
-                old.instances = route.instances
+                old.instances, old.groups = route.instances, route.groups
                 continue
             if old is not None and old.timeout is not None:
                 route.timeout = old.timeout
             self.routes[key] = route
         for key, route in self.routes.items():
             if key not in seen and not route.static:
-                route.instances = set()
+                route.instances, route.groups = set(), {}
 
     def find(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
         for route in self.routes.values():

@@ -19,13 +19,15 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from ..client import AsyncClient
 from ..client.positions import StartPosition
-from ..client.registry.subjects import major_of, versioned_topic
+from ..client.registry.subjects import INSTANCE_GROUP_KEY, group_topic, major_of, versioned_topic
+from ..client.registry.subjects import instance_group as check_instance_group
 from ..errors import BadRequest
 from ..ids import Snowflake, default_snowflake
 from ..logs import setup_logging
@@ -93,9 +95,13 @@ class Service(Publishing):
         health_host: str = "0.0.0.0",
         metadata: dict[str, str] | None = None,
         outbox: OutboxWriter | None = None,
+        instance_group: str | None = None,
     ) -> None:
         """``outbox`` (a ``tidings.outbox.Outbox``): handlings run in a transaction on its
-        database and ``ctx.publish`` writes to it (:mod:`tidings.service.transactions`)."""
+        database and ``ctx.publish`` writes to it (:mod:`tidings.service.transactions`).
+        ``instance_group`` (default ``$TIDINGS_INSTANCE_GROUP``), like ``canary``: the instance
+        advertises it and also consumes its HTTP routes' group topics, so the gateway can
+        split traffic between instance groups by weight (docs/gateway.md)."""
         if outbox is not None and not isinstance(outbox, OutboxWriter):
             raise BadRequest(f"outbox= takes a tidings.outbox.Outbox, got {type(outbox).__name__}")
         self.name = name
@@ -136,6 +142,10 @@ class Service(Publishing):
         self.health_port = health_port
         self.health_host = health_host
         self.metadata: dict[str, str] = dict(metadata or {})
+        group = instance_group or os.environ.get("TIDINGS_INSTANCE_GROUP") or None
+        self.instance_group = check_instance_group(group) if group else None
+        if self.instance_group:
+            self.metadata[INSTANCE_GROUP_KEY] = self.instance_group
         self.health_checks: list[HealthCheck] = []
         self.registration: RegistrationAgent | None = None
 
@@ -458,12 +468,16 @@ class Service(Publishing):
             log.info("service %s stopped", self.name)
 
     def _consumed(self) -> list[Handler]:
-        """Every handler, and each responder once more on its versioned topic."""
+        """Every handler, each responder once more on its versioned topic, and, in an instance
+        group, each HTTP route on its group topic (the versioned one for a responder)."""
         out = list(self.handlers)
         for hd in self.handlers:
+            topic = hd.topic
             if hd.responder:
                 topic = versioned_topic(hd.topic, hd.version or self.version)
                 out.append(dataclasses.replace(hd, topic=topic))
+            if self.instance_group and hd.http is not None:
+                out.append(dataclasses.replace(hd, topic=group_topic(topic, self.instance_group)))
         return out
 
     @contextlib.asynccontextmanager

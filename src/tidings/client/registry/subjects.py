@@ -15,6 +15,8 @@ interval, kept for :data:`HEARTBEAT_RETENTION` seconds), third-party registratio
 
 from __future__ import annotations
 
+import re
+
 from ...errors import BadRequest
 
 PREFIX = "$SRV"
@@ -84,3 +86,23 @@ def major_of(version: str) -> str:
 def versioned_topic(topic: str, version: str) -> str:
     """The topic that only handlers of ``version``'s major version consume."""
     return f"{topic}.v{major_of(version)}"
+
+
+INSTANCE_GROUP_KEY = "tidings.instance_group"  # instance metadata: its group (canary, blue...)
+_GROUP = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def instance_group(name: str) -> str:
+    """``name`` if it is a valid instance group (1 to 64 letters, digits, '-', '_')."""
+    if not isinstance(name, str) or not _GROUP.match(name):
+        raise BadRequest(
+            f"invalid instance group {name!r}: use 1 to 64 letters, digits, '-' or '_' "
+            "(like canary or blue)"
+        )
+    return name
+
+
+def group_topic(topic: str, group: str) -> str:
+    """The topic that only the instances of ``group`` consume, beside ``topic`` (the gateway
+    sends a route's share of traffic for that group there: docs/gateway.md)."""
+    return f"{topic}.group-{instance_group(group)}"
