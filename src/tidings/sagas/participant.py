@@ -23,10 +23,19 @@ the stored reply again, unless the step failed (it left no effect, so a retry ru
 A compensation runs the compensation handler only for a command that took effect; one that
 overtakes its command (the orchestrator timed out first) leaves a ``cancelled`` mark, so the
 late command is answered with a failure and does nothing.
+
+A step's command and its compensation are handled by two subscriptions, so one process can
+have both at once (a compensation overtaking its command). Both write the step's row, and the
+second write would wait for the first transaction on PostgreSQL's row lock while blocking the
+event loop that the first needs to commit: a stall of the whole process until the lock
+timeout (5 s) failed it. So in one process a step's handlings take turns (an asyncio lock
+per step, held until the handling's transaction commits or rolls back); between processes
+the row lock serializes them, as before.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -84,6 +93,8 @@ class Participant:
         self.name = name or service.name
         self.metadata = sa.MetaData()
         self.table = participant_table(table, self.metadata)
+        # per step (see above): its lock and how many handlings hold it or wait for it
+        self._turns: dict[tuple[str, str, str], tuple[asyncio.Lock, list[int]]] = {}
         if create_tables:
             create_outbox_table(service.outbox)
             self.metadata.create_all(service.outbox.sync_engine)
@@ -143,6 +154,40 @@ class Participant:
         conn.execute(self.table.update().where(self._key(command, saga_id, step)).values(**values))
 
     # handling
+    async def _take_turn(self, ctx: Context, step: tuple[str, str, str]) -> None:
+        """Wait for this process's other handling of ``step`` to end its transaction, then
+        hold the step until this handling's transaction ends."""
+        turn = self._turns.get(step)
+        if turn is None:
+            turn = self._turns[step] = (asyncio.Lock(), [0])
+        lock, users = turn
+        users[0] += 1
+        try:
+            await lock.acquire()
+        except BaseException:
+            self._leave(step, users)
+            raise
+        loop = asyncio.get_running_loop()
+        ended = False
+
+        def end(_conn: Any) -> None:  # commit or rollback: in the thread that runs it
+            nonlocal ended
+            if not ended:
+                ended = True
+                loop.call_soon_threadsafe(self._end_turn, step, lock, users)
+
+        sa.event.listen(ctx.transaction, "commit", end)
+        sa.event.listen(ctx.transaction, "rollback", end)
+
+    def _end_turn(self, step: tuple[str, str, str], lock: asyncio.Lock, users: list[int]) -> None:
+        lock.release()
+        self._leave(step, users)
+
+    def _leave(self, step: tuple[str, str, str], users: list[int]) -> None:
+        users[0] -= 1
+        if users[0] == 0:
+            del self._turns[step]
+
     def _saga_headers(self, message: Message) -> tuple[str, str, str]:
         headers = message.headers
         saga_id, step = headers.get(p.SAGA_ID), headers.get(p.STEP)
@@ -178,6 +223,7 @@ class Participant:
     async def _command(self, target: Any, topic: str, message: Message, ctx: Context) -> None:
         saga_id, step, reply_to = self._saga_headers(message)
         conn = ctx.transaction
+        await self._take_turn(ctx, (topic, saga_id, step))
         lock_briefly(conn)
         done = self._get(conn, topic, saga_id, step)
         if done is None:
@@ -199,6 +245,7 @@ class Participant:
         if not command:
             raise Reject(f"not a saga compensation: it needs {p.COMMAND}")
         conn = ctx.transaction
+        await self._take_turn(ctx, (command, saga_id, step))
         lock_briefly(conn)
         done = self._get(conn, command, saga_id, step)
         ok_reply = p.encode_reply(True)
