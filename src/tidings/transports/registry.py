@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import os
+from collections.abc import Callable
 
 from ..errors import BadRequest, TransportUnavailable
 from .base import Transport
@@ -44,5 +45,6 @@ def transport_for(url: str | None, **options: object) -> Transport:
         raise TransportUnavailable(
             f"{scheme}:// needs the optional dependencies: pip install 'tidings[{extra}]' ({exc})"
         ) from exc
-    cls = getattr(module, class_name)
+    # each class named in _SCHEMES takes the URL and its own engine's options
+    cls: Callable[..., Transport] = getattr(module, class_name)
     return cls(url, **options)

@@ -17,7 +17,7 @@ from typing import Any
 from ...errors import ProtocolError, error_for_code
 from ...protocol import FrameDecoder, constants, decode_body, encode_frame
 from ...protocol.handshake import hello
-from ...protocol.messages import Error, Welcome
+from ...protocol.messages import Error, Goodbye, Welcome
 
 log = logging.getLogger("tidings.transports.tidings")
 
@@ -94,19 +94,23 @@ class Connection(asyncio.Protocol):
                 if ftype == constants.HEARTBEAT:
                     continue
                 if ftype == constants.GOODBYE:
-                    self.goodbye = decode_body(frame).reason or "broker closing"  # type: ignore[attr-defined]
+                    goodbye = decode_body(frame)
+                    assert isinstance(goodbye, Goodbye)  # decode_body decodes by frame type
+                    self.goodbye = goodbye.reason or "broker closing"
                     continue
                 entry = pending.pop(rid, None)
                 if entry is None:
                     if ftype == constants.ERROR:
-                        self._connection_error(decode_body(frame))  # type: ignore[arg-type]
+                        err = decode_body(frame)
+                        assert isinstance(err, Error)
+                        self._connection_error(err)
                     continue  # a reply to a request that timed out
                 fut, hook = entry
                 if ftype == constants.ERROR:
                     err = decode_body(frame)
-                    exc = error_for_code(err.code, err.message)  # type: ignore[attr-defined]
+                    assert isinstance(err, Error)
                     if not fut.done():
-                        fut.set_exception(exc)
+                        fut.set_exception(error_for_code(err.code, err.message))
                     continue
                 body = decode_body(frame)
                 if hook is not None:
@@ -149,7 +153,9 @@ class Connection(asyncio.Protocol):
 
     # -- sending -----------------------------------------------------------------------------
 
-    def request(self, frame_type: int, body: object, hook: Hook | None = None) -> asyncio.Future:
+    def request(
+        self, frame_type: int, body: object, hook: Hook | None = None
+    ) -> asyncio.Future[Any]:
         """Send a request; the future gets the decoded reply or the error it came back with."""
         fut = self._loop.create_future()
         if self.closed:
@@ -173,7 +179,7 @@ class Connection(asyncio.Protocol):
             self._flush_scheduled = True
             self._loop.call_soon(self._flush)
 
-    def forget(self, fut: asyncio.Future) -> None:
+    def forget(self, fut: asyncio.Future[Any]) -> None:
         """Stop waiting for ``fut``'s reply (it timed out)."""
         self._pending.pop(getattr(fut, "request_id", -1), None)
 

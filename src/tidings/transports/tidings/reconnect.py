@@ -64,11 +64,13 @@ class Reconnector:
         try:
             async with asyncio.timeout(opts.connect_timeout):
                 ctx = client_context(opts)
-                tls = {}
-                if ctx is not None:
-                    tls = {"ssl": ctx, "server_hostname": opts.tls_server_name or opts.host}
+                server_name = None if ctx is None else opts.tls_server_name or opts.host
                 _, conn = await loop.create_connection(
-                    lambda: Connection(t.on_push, t.on_lost), opts.host, opts.port, **tls
+                    lambda: Connection(t.on_push, t.on_lost),
+                    opts.host,
+                    opts.port,
+                    ssl=ctx,
+                    server_hostname=server_name,
                 )
                 try:
                     welcome = await conn.handshake(t.client_name(), opts.token, opts.user)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import logging
 import time
 from collections.abc import Sequence
@@ -60,7 +61,11 @@ class NativeMessage(Message):
                     raise error_for_code(*refused[index])
 
 
-class _Shared(asyncio.Future):
+Refused = dict[int, tuple[int, str]]
+"""The refused settles of one settle frame: ``{index in the frame: (error code, text)}``."""
+
+
+class _Shared(asyncio.Future["Refused | None"]):
     """The future of one settle frame, awaited by every caller in it: never cancelled."""
 
     def cancel(self, msg: Any = None) -> bool:
@@ -206,7 +211,7 @@ class NativeSubscription(TransportSubscription):
                 refused.append(message)
                 continue
             sent.append((message, shared, index))
-        results: dict[int, dict | None] = {}
+        results: dict[int, Refused | None] = {}
         for message, shared, index in sent:
             key = id(shared)
             if key not in results:
@@ -286,13 +291,17 @@ class NativeSubscription(TransportSubscription):
     async def reject(self, message: Message, reason: str = "rejected") -> None:
         await self._settle(constants.REJECT, message, (reason,))
 
-    async def _settle(self, kind: int, message: Message, extra: tuple | None) -> None:
+    async def _settle(
+        self, kind: int, message: Message, extra: tuple[float | str | None, ...] | None
+    ) -> None:
         shared, index = self._enqueue(kind, message, extra)
         refused = await shared
         if refused and index in refused:
             raise error_for_code(*refused[index])
 
-    def _enqueue(self, kind: int, message: Message, extra: tuple | None) -> tuple[_Shared, int]:
+    def _enqueue(
+        self, kind: int, message: Message, extra: tuple[float | str | None, ...] | None
+    ) -> tuple[_Shared, int]:
         """Add a settle to this loop turn's frame of ``kind``: its future and index in it."""
         if self._closed is not None:
             raise Closed("the subscription is closed; the message will be redelivered")
@@ -312,7 +321,8 @@ class NativeSubscription(TransportSubscription):
         if kind == constants.ACK:
             items += (message.partition, message.offset)
         else:
-            items.append((message.partition, message.offset, *extra))  # type: ignore[misc]
+            assert extra is not None  # NACK, EXTEND and REJECT carry their arguments
+            items.append((message.partition, message.offset, *extra))
         if kind != constants.EXTEND:
             self.leases.release(message)
         index = count[0]
@@ -343,7 +353,7 @@ class NativeSubscription(TransportSubscription):
         items, shared, _ = batch
         transport = self._transport
         fut = transport.settle_request(self, kind, _SETTLE[kind](self.sub_id, items))
-        fut.add_done_callback(lambda f, k=kind, s=shared: _resolve(transport, k, f, s))
+        fut.add_done_callback(functools.partial(_resolve, transport, kind, shared=shared))
         if kind == constants.ACK and not self.confirm_acks:
             shared.add_done_callback(_unconfirmed)
 

@@ -16,6 +16,7 @@ two were 18% and 13% of the client's CPU in the publish and consume benchmarks.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import secrets
@@ -26,6 +27,7 @@ from ...errors import (
     Closed,
     ConnectionLost,
     MessageTooLarge,
+    TidingsError,
     Timeout,
     Unsupported,
     error_for_code,
@@ -41,6 +43,12 @@ from .deadlines import Deadlines, Expired, expire
 from .options import NativeOptions
 from .reconnect import Reconnector
 from .subscription import NativeSubscription
+
+PublishRow = (
+    tuple[bytes, str | None, dict[str, str], str]
+    | tuple[bytes, str | None, dict[str, str], str | None, float | None, float | None]
+)
+"""One message of a PUBLISH frame: (body, key, headers, msg_id[, ttl, delay])."""
 
 log = logging.getLogger("tidings.transports.tidings")
 
@@ -58,7 +66,7 @@ class NativeTransport(Transport):
         self.subscriptions: dict[int, NativeSubscription] = {}  # sub id -> member (this conn)
         self.members: list[NativeSubscription] = []
         self.reply_topics: list[str] = []
-        self.closed: BaseException | None = None
+        self.closed: TidingsError | None = None
         self._ready: asyncio.Future[None] | None = None
         self._reconnector = Reconnector(self)
         self._id_prefix = secrets.token_hex(6)
@@ -112,7 +120,7 @@ class NativeTransport(Transport):
     async def _connection(self, deadline: float) -> Connection:
         while True:
             if self.closed is not None:
-                raise type(self.closed)(self.closed.message)  # type: ignore[attr-defined]
+                raise type(self.closed)(self.closed.message)
             conn = self.conn
             if conn is not None and not conn.closed:
                 return conn
@@ -121,7 +129,7 @@ class NativeTransport(Transport):
                 self._reconnector.ensure_running()
             await self._until(asyncio.shield(self._ready), deadline, "waiting for the broker")
 
-    async def _until(self, fut: asyncio.Future, deadline: float, what: str | int) -> Any:
+    async def _until(self, fut: asyncio.Future[Any], deadline: float, what: str | int) -> Any:
         loop = asyncio.get_running_loop()
         if fut.done():
             return fut.result()
@@ -169,7 +177,9 @@ class NativeTransport(Transport):
                 conn.forget(fut)
                 raise
 
-    def settle_request(self, sub: NativeSubscription, kind: int, body: object) -> asyncio.Future:
+    def settle_request(
+        self, sub: NativeSubscription, kind: int, body: object
+    ) -> asyncio.Future[Any]:
         """Send a settle frame on the connection ``sub`` joined on (never another one). The
         reply future may fail with Disconnected or Expired: see :meth:`settle_error`."""
         conn = sub.conn
@@ -210,7 +220,8 @@ class NativeTransport(Transport):
         return reply.topics
 
     async def topic_info(self, name: str) -> TopicInfo:
-        return await self.call(c.TOPIC_INFO, m.TopicName(name))
+        info: TopicInfo = await self.call(c.TOPIC_INFO, m.TopicName(name))
+        return info
 
     async def create_reply_topic(self) -> str:
         """A reply topic the broker names (in its reserved ``_reply.`` namespace); after a
@@ -228,7 +239,7 @@ class NativeTransport(Transport):
             # One loop with the id counter in a local: a method call per message cost more
             # than the rest of the row.
             prefix, seq = self._id_prefix, self._id_seq
-            rows = []
+            rows: list[PublishRow] = []
             append = rows.append
             for o in messages:
                 msg_id = o.msg_id
@@ -249,7 +260,7 @@ class NativeTransport(Transport):
         replies = await asyncio.gather(*(self.call(c.PUBLISH, (topic, ch)) for ch in chunks))
         return [Receipt(topic, p, o, i, d) for r in replies for p, o, i, d in r.receipts]
 
-    def _chunks(self, rows: list[tuple]) -> list[list[tuple]]:
+    def _chunks(self, rows: list[PublishRow]) -> list[list[PublishRow]]:
         n = self._max_batch
         if n and len(rows) > n:
             return [c for i in range(0, len(rows), n) for c in self._chunks(rows[i : i + n])]
@@ -259,7 +270,7 @@ class NativeTransport(Transport):
         total = sum(len(r[0]) for r in rows) + 256 * len(rows)
         if total < limit:
             return [rows]
-        chunks: list[list[tuple]] = [[]]
+        chunks: list[list[PublishRow]] = [[]]
         size = 0
         for row in rows:
             est = (
@@ -311,7 +322,7 @@ class NativeTransport(Transport):
             await conn.request(
                 c.SUBSCRIBE,
                 m.Subscribe(sub.spec, sub.prefetch, sub.prefetch_bytes),
-                lambda r: joined(r, conn),
+                functools.partial(joined, conn=conn),
             )
             return
         loop = asyncio.get_running_loop()
@@ -321,7 +332,7 @@ class NativeTransport(Transport):
             fut = conn.request(
                 c.SUBSCRIBE,
                 m.Subscribe(sub.spec, sub.prefetch, sub.prefetch_bytes),
-                lambda r, conn=conn: joined(r, conn),
+                functools.partial(joined, conn=conn),
             )
             try:
                 await self._until(fut, deadline, "SUBSCRIBE")
@@ -348,7 +359,8 @@ class NativeTransport(Transport):
     async def group_info(self, topic: str, group: str) -> GroupInfo:
         for sub in self.members:  # the stats must include the acks made before this call
             sub.flush_settles()
-        return await self.call(c.GROUP_INFO, m.GroupRef(topic, group))
+        info: GroupInfo = await self.call(c.GROUP_INFO, m.GroupRef(topic, group))
+        return info
 
     async def delete_group(self, topic: str, group: str) -> None:
         await self.call(c.DELETE_GROUP, m.GroupRef(topic, group), retry=False)
@@ -359,7 +371,8 @@ class NativeTransport(Transport):
         await self.call(c.RESET_GROUP, m.ResetGroup(topic, group, start, start_value))
 
     async def trace(self, kind: str, value: str, after: int = 0, limit: int = 1000) -> Trace:
-        return await self.call(c.TRACE, m.TraceQuery(kind, value, after, limit))
+        trace: Trace = await self.call(c.TRACE, m.TraceQuery(kind, value, after, limit))
+        return trace
 
     async def list_groups(self, topic: str) -> list[GroupSpec]:
         reply: m.GroupList = await self.call(c.LIST_GROUPS, m.TopicName(topic))
@@ -410,7 +423,8 @@ class NativeTransport(Transport):
         return loop.time() - start
 
     async def server_stats(self) -> m.ServerStats:
-        return await self.call(c.STATS, m.Empty())
+        stats: m.ServerStats = await self.call(c.STATS, m.Empty())
+        return stats
 
     # -- pushed frames -----------------------------------------------------------------------
 
@@ -458,6 +472,6 @@ class NativeTransport(Transport):
         return self.options.name or f"python-{os.getpid()}"
 
 
-def _forget_expired(conn: Connection, fut: asyncio.Future) -> None:
+def _forget_expired(conn: Connection, fut: asyncio.Future[Any]) -> None:
     if not fut.cancelled() and isinstance(fut.exception(), Expired):
         conn.forget(fut)
