@@ -33,6 +33,7 @@ from ..client import AsyncClient
 from ..client.registry import Registry
 from ..client.registry.subjects import group_topic
 from ..errors import (
+    BadRequest,
     BulkheadFull,
     CircuitOpen,
     ConnectionLost,
@@ -44,13 +45,13 @@ from ..ids import default_snowflake
 from ..resilience import Bulkhead, CircuitBreaker, Pipeline, Retry
 from . import validation
 from .config import GatewayConfig
-from .keys import PublicKeys
+from .keys import KeySet, PublicKeys, RemoteKeys
 from .limits import ClientLimits
 from .metrics import RouteMetrics
 from .openapi import docs_page, openapi
 from .responses import InProgress, KeyReused, SharedResponses, Stored
 from .routes import Route, RouteTable, match_path, static_routes
-from .tokens import InvalidToken, verify
+from .tokens import InvalidToken, kid_of, verify
 
 log = logging.getLogger("tidings.gateway")
 access = logging.getLogger("tidings.gateway.access")
@@ -103,7 +104,11 @@ class Gateway:
             ClientLimits(self.config.rate, self.config.burst) if self.config.rate else None
         )
         keys_file = self.config.jwt_public_keys
-        self.public_keys = PublicKeys(keys_file) if keys_file else None
+        self.public_keys: KeySet | None = None
+        if keys_file and keys_file.startswith(("https://", "http://")):
+            self.public_keys = RemoteKeys(keys_file)
+        elif keys_file:
+            self.public_keys = PublicKeys(keys_file)
         self._breakers: dict[str, CircuitBreaker] = {}
         self._pipelines: dict[str, Pipeline] = {}
         self._refresher: asyncio.Task[None] | None = None
@@ -141,6 +146,11 @@ class Gateway:
         self.client = AsyncClient(self.config.url)
         await self.client.connect()
         await self.responses.start(self.client)
+        if isinstance(self.public_keys, RemoteKeys):
+            try:
+                await self.public_keys.fetch()
+            except BadRequest as exc:  # the provider may be down: fetched again on demand
+                log.warning("gateway: %s", exc.message)
         self._refresher = asyncio.create_task(self._refresh_loop())
         try:
             yield
@@ -257,7 +267,7 @@ class Gateway:
             )
         return None
 
-    def _principal(self, request: Request) -> str | None:
+    async def _principal(self, request: Request) -> str | None:
         keys, jwt_key, public = self.config.api_keys, self.config.jwt_key, self.public_keys
         jwts = jwt_key is not None or public is not None
         if not keys and not jwts:
@@ -267,6 +277,8 @@ class Gateway:
         bearer = auth[7:].strip() if auth.lower().startswith("bearer ") else None
         challenge = {"WWW-Authenticate": "Bearer"}
         if key is None and bearer is not None and bearer.count(".") == 2 and jwts:
+            if public is not None:
+                await public.ensure(kid_of(bearer))
             try:
                 claims = verify(
                     bearer,
@@ -295,7 +307,7 @@ class Gateway:
         return f"ip:{request.client.host if request.client else '-'}"
 
     async def _serve(self, request: Request, route: Route, params: dict[str, str]) -> Response:
-        principal = self._principal(request)
+        principal = await self._principal(request)
         client_id = self._client_id(request, principal)
         limit_headers: dict[str, str] = {}
         if self.limits is not None:

@@ -12,12 +12,15 @@ claims are checked by PyJWT (the ``tidings[gateway]`` extra installs it with cry
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from ..errors import BadRequest
+
+log = logging.getLogger("tidings.gateway")
 
 RSA_ALGS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512")
 EC_ALGS = {"secp256r1": "ES256", "secp384r1": "ES384", "secp521r1": "ES512"}
@@ -110,7 +113,26 @@ def _parse_pem(text: bytes, source: str) -> PublicKey:
     return PublicKey(None, key, algs)
 
 
-class PublicKeys:
+class KeySet:
+    """Keys by ``kid`` and algorithm, of a file (:class:`PublicKeys`) or a URL (RemoteKeys)."""
+
+    keys: list[PublicKey]
+
+    def _match(self, kid: str | None, alg: str) -> list[PublicKey]:
+        fit = [k for k in self.keys if alg in k.algorithms]
+        if kid is None:
+            return fit
+        named = [k for k in fit if k.kid == kid]
+        return named or [k for k in fit if k.kid is None]  # a PEM key has no kid
+
+    def candidates(self, kid: str | None, alg: str) -> list[PublicKey]:
+        return self._match(kid, alg)
+
+    async def ensure(self, kid: str | None) -> None:
+        """Make the keys current before a token with ``kid`` is checked (a URL's fetch)."""
+
+
+class PublicKeys(KeySet):
     """The keys of ``path``, reread when the file changes."""
 
     def __init__(self, path: str, *, recheck: float = 5.0) -> None:
@@ -143,13 +165,6 @@ class PublicKeys:
         except BadRequest:
             pass  # a file half-written by a rotation: keep the keys we have, try again later
 
-    def _match(self, kid: str | None, alg: str) -> list[PublicKey]:
-        fit = [k for k in self.keys if alg in k.algorithms]
-        if kid is None:
-            return fit
-        named = [k for k in fit if k.kid == kid]
-        return named or [k for k in fit if k.kid is None]  # a PEM key has no kid
-
     def candidates(self, kid: str | None, alg: str) -> list[PublicKey]:
         """The keys that may have signed a token with this ``kid`` and ``alg``."""
         self._refresh(False)
@@ -158,3 +173,62 @@ class PublicKeys:
             self._refresh(True)  # a new kid: the provider may have rotated its keys
             found = self._match(kid, alg)
         return found
+
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
+
+
+class RemoteKeys(KeySet):
+    """The JWKS an identity provider publishes at ``url`` (its ``jwks_uri``), fetched with
+    httpx: at start, again once ``max_age`` seconds old, and at once (at most every
+    ``min_interval`` seconds) for a token whose ``kid`` is unknown, so a rotation is picked up
+    on its first token. A failed fetch keeps the keys it has. ``https://`` only (``http://``
+    on loopback, for tests): keys over plain HTTP could be anyone's."""
+
+    def __init__(
+        self, url: str, *, max_age: float = 300.0, min_interval: float = 10.0, timeout: float = 5.0
+    ) -> None:
+        import httpx
+
+        parsed = httpx.URL(url)
+        if parsed.scheme != "https" and not (parsed.scheme == "http" and parsed.host in LOOPBACK):
+            raise BadRequest(f"the JWKS URL must be https:// (got {url!r})")
+        self.url = url
+        self.max_age = max_age
+        self.min_interval = min_interval
+        self.timeout = timeout
+        self.keys = []
+        self.fetched = 0.0  # monotonic time of the last good fetch
+        self._tried = -1e9
+        self.fetches = 0
+        self._lock: Any = None
+
+    async def fetch(self) -> None:
+        """Fetch the JWKS now; BadRequest (keys kept) when it cannot be had or read."""
+        import asyncio
+
+        import httpx
+
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            self._tried = time.monotonic()
+            self.fetches += 1
+            try:
+                async with httpx.AsyncClient(timeout=self.timeout) as http:
+                    response = await http.get(self.url, headers={"accept": "application/json"})
+                response.raise_for_status()
+            except httpx.HTTPError as exc:
+                raise BadRequest(f"cannot fetch the JWKS {self.url}: {exc}") from None
+            self.keys = parse(response.content, self.url)
+            self.fetched = time.monotonic()
+
+    async def ensure(self, kid: str | None) -> None:
+        now = time.monotonic()
+        stale = now - self.fetched > self.max_age
+        unknown = kid is not None and not any(k.kid == kid for k in self.keys)
+        if (stale or unknown) and now - self._tried >= self.min_interval:
+            try:
+                await self.fetch()
+            except BadRequest as exc:
+                log.warning("gateway: %s (keeping %d keys)", exc.message, len(self.keys))

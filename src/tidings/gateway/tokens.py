@@ -14,7 +14,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .keys import PublicKeys
+    from .keys import KeySet
 
 ALGORITHMS = {"HS256": hashlib.sha256, "HS384": hashlib.sha384, "HS512": hashlib.sha512}
 LEEWAY = 30.0  # seconds of clock skew tolerated on exp/nbf
@@ -35,7 +35,7 @@ def verify(
     token: str,
     key: bytes | None,
     *,
-    public_keys: PublicKeys | None = None,
+    public_keys: KeySet | None = None,
     issuer: str | None = None,
     audience: str | None = None,
     now: float | None = None,
@@ -91,7 +91,7 @@ def _subject(claims: dict[str, Any]) -> dict[str, Any]:
 def _verify_public(
     token: str,
     header: dict[str, Any],
-    public_keys: PublicKeys,
+    public_keys: KeySet,
     issuer: str | None,
     audience: str | None,
 ) -> dict[str, Any]:
@@ -139,3 +139,13 @@ def sign(claims: dict[str, Any], key: bytes, alg: str = "HS256") -> str:
     body = enc(json.dumps(claims, separators=(",", ":")).encode())
     mac = hmac.new(key, f"{head}.{body}".encode(), ALGORITHMS[alg]).digest()
     return f"{head}.{body}.{enc(mac)}"
+
+
+def kid_of(token: str) -> str | None:
+    """The ``kid`` in a token's header (unverified: it only picks the key), if any."""
+    try:
+        header = json.loads(_b64(token.split(".", 1)[0]))
+    except (ValueError, IndexError):
+        return None
+    kid = header.get("kid") if isinstance(header, dict) else None
+    return kid if isinstance(kid, str) else None
