@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from tidings.service.watchdog import Watchdog
 
 
@@ -84,3 +86,34 @@ async def test_a_cancellation_from_elsewhere_stays_a_cancellation():
     await asyncio.wait([task])
     assert task.cancelled()
     dog.close()
+
+
+class SwallowingMessage(FakeMessage):
+    """A transport whose extend swallows a cancellation and returns normally (Python 3.11's
+    asyncio.timeout does when its own deadline lands together with the cancel)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.in_extend = asyncio.Event()
+
+    async def extend(self, seconds: float) -> None:
+        self.extended.append(seconds)
+        self.in_extend.set()
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            return
+
+
+@pytest.mark.timeout(30)  # before: stop() never returned (a cancel cannot end it either)
+async def test_stopping_a_keeper_ends_it_when_the_transport_swallows_the_cancel():
+    from tidings.service.leases import LeaseKeeper
+
+    message = SwallowingMessage("m")
+    keeper = LeaseKeeper(message, lease=0.2)  # type: ignore[arg-type]
+    keeper.start_extending()
+    await message.in_extend.wait()
+    # before: the keeper extended on (the message is not settled until the handling's
+    # stop() returns) and stop() waited for it forever
+    await keeper.stop()
+    assert message.settled is False and len(message.extended) == 1

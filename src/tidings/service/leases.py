@@ -33,6 +33,7 @@ class LeaseKeeper:
         self.extensions = 0
         self._task: asyncio.Task[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._stopped = False
 
     def _due(self) -> None:
         self._timer = None
@@ -45,7 +46,11 @@ class LeaseKeeper:
 
     async def _run(self) -> None:
         interval = self.lease / 2
-        while not self.message.settled:
+        # ``_stopped`` as well as the cancellation: a transport's call that swallows the
+        # cancel (Python 3.11's asyncio.timeout does when its own deadline lands at the same
+        # moment, and redis-py times its reads with it) returned normally, and this loop
+        # extended on while stop() waited for it and the handling for stop(): a hang
+        while not self.message.settled and not self._stopped:
             try:
                 await self.message.extend(self.lease)
                 self.extensions += 1
@@ -67,6 +72,7 @@ class LeaseKeeper:
             self._timer = loop.call_later(self.lease / 2, self._due)
 
     async def stop(self) -> None:
+        self._stopped = True
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
