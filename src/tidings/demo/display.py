@@ -20,7 +20,7 @@ class GroupView:
     """One consumer group as the monitor last saw it."""
 
     name: str
-    total: int = 0  # messages on the topic
+    total: int = 0  # messages the topic took (the demo counts its receipts)
     done: int = 0  # acknowledged or dead-lettered (total - lag)
     ready: int = 0
     in_flight: int = 0
@@ -33,7 +33,8 @@ class GroupView:
     def update(self, total: int, lag: int, ready: int, in_flight: int, delayed: int,
                dead: int, members: int) -> None:  # fmt: skip
         now = time.monotonic()
-        self.total, self.done = total, total - lag
+        # a message counts in a group's lag before its publisher has its receipt
+        self.total, self.done = total, min(total, max(0, total - lag))
         self.ready, self.in_flight, self.delayed = ready, in_flight, delayed
         self.dead, self.members = dead, members
         then, before = self._last

@@ -39,6 +39,7 @@ from typing import Any
 from .. import headers as h
 from ..client import AsyncClient
 from ..errors import BadRequest, NotFound, TidingsError, Timeout
+from ..model import Receipt
 from ..service import Service
 from ..service.execution import Handled
 from . import http as gw
@@ -121,6 +122,10 @@ class Story:
         self.orders = [_order(i) for i in range(opts.orders)]
         self.gateway: gw.RefundGateway | None = None
         self.via_http = 0  # refund commands the order service took from the gateway
+        # messages the topic took (receipts that are not duplicates): the demo's own count,
+        # the total of every group's progress (engines differ in what topic_info counts:
+        # RabbitMQ keeps no topic, only each group's queue)
+        self.published = 0
 
     # setting the stage
     async def start(self) -> None:
@@ -132,7 +137,8 @@ class Story:
         elif url.startswith("memory://"):
             raise BadRequest(
                 "the demo kills a worker process, so it needs a broker other processes reach: "
-                "leave out --url (a broker is started for you) or use tidings:// or nats://"
+                "leave out --url (a broker is started for you) or use tidings://, nats://, "
+                "redis:// or amqp://"
             )
         self.url = url
         self.monitor = AsyncClient(url)
@@ -254,10 +260,10 @@ class Story:
             await asyncio.gather(*(self._publish(o) for o in chunk))
             for spot, k in spots.items():
                 if start <= spot < start + len(chunk):
-                    await self.order.publish(
+                    self._count(await self.order.publish(
                         self.topic, {"order_id": f"bad-{k + 1}", "amount": "lots"},
                         msg_id=f"malformed-{k + 1}",
-                    )  # fmt: skip
+                    ))  # fmt: skip
         took = time.monotonic() - t0
         self.show.say(
             f"published {direct:,} refunds on the bus in {took:.1f}s ({direct / took:,.0f}/s)"
@@ -290,8 +296,16 @@ class Story:
             f"{took:.1f}s ({codes}); the order service published them as {self.topic}"
         )
 
-    def _publish(self, o: OrderRefunded):
-        return self.order.publish(self.topic, o, key=o.order_id, msg_id=f"refund-{o.order_id}")
+    async def _publish(self, o: OrderRefunded) -> Receipt:
+        receipt = await self.order.publish(
+            self.topic, o, key=o.order_id, msg_id=f"refund-{o.order_id}"
+        )
+        return self._count(receipt)
+
+    def _count(self, receipt: Receipt) -> Receipt:
+        if not receipt.duplicate:
+            self.published += 1
+        return receipt
 
     async def _resend_after_window(self) -> None:
         wait = self._burst_done + self.opts.dedup_window + 1.0 - time.monotonic()
@@ -329,7 +343,7 @@ class Story:
         self.facts["killed_worker"] = {"worker": "payment-2", "signal": "SIGSTOP, then SIGKILL"}
 
     async def _drained(self) -> None:
-        # every message the topic holds by now: the burst, the malformed events and the
+        # every message the topic took by now: the burst, the malformed events and the
         # re-sends after the window (the poller may not have seen those yet: without this
         # the summary was taken before the consumers skipped them, "NOT reconciled")
         expected = len(self.orders) + self.opts.malformed + self.facts["resent_after_window"]
@@ -342,10 +356,32 @@ class Story:
             )  # fmt: skip
 
         await self._until(done)
+        await self._own_counts_settled()
         self.show.say(
             "every group drained its queue; payment-1 handled "
             f"{self.tallies['payment'].redelivered} redelivered refunds (delivery count > 1)"
         )
+
+    async def _own_counts_settled(self, quiet: float = 5.0) -> None:
+        """Wait until what the services themselves recorded is complete: every order's effect
+        row, every malformed event dead-lettered, every late re-send skipped; or until nothing
+        changed for ``quiet`` seconds (then the summary shows what is missing). An engine's
+        counts can lag behind its queues (RabbitMQ's management figures by its statistics
+        interval), so the queues looking empty is not enough."""
+        n, bad = len(self.orders), self.opts.malformed
+        late = self.facts.get("resent_after_window", 0)
+        last, since = None, time.monotonic()
+        while time.monotonic() - since < quiet:
+            counts = []
+            for name in SERVICES:
+                rows, distinct, _ = await asyncio.to_thread(effects, self.dbs[name])
+                counts.append((rows, distinct, self.show.groups[name].dead,
+                               self.tallies[name].outcomes["duplicate"]))  # fmt: skip
+            if all(c[0] == c[1] == n and c[2] >= bad and c[3] >= late for c in counts):
+                return
+            if counts != last:
+                last, since = counts, time.monotonic()
+            await asyncio.sleep(0.2)
 
     async def _ask_status(self) -> None:
         order = self.orders[min(41, len(self.orders) - 1)]
@@ -395,7 +431,7 @@ class Story:
                 for g in info.groups:
                     view = self.show.groups.get(g.name)
                     if view is not None:
-                        view.update(info.messages, g.lag, g.ready, g.in_flight, g.delayed,
+                        view.update(self.published, g.lag, g.ready, g.in_flight, g.delayed,
                                     g.dead_lettered, g.members)  # fmt: skip
                 self.show.tick()
             except TidingsError as exc:
@@ -435,6 +471,7 @@ class Story:
             "orders": n,
             "malformed": bad,
             "messages_on_topic": info.messages,
+            "published": self.published,
             "broker_duplicates": self.facts.get("broker_duplicates", 0),
             "resent_after_window": late,
             "services": services,

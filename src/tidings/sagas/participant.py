@@ -110,7 +110,10 @@ class Participant:
             async def handle(message: Message, ctx: Context) -> None:
                 await self._command(target, topic, message, ctx)
 
-            self.service.on(topic, key_ordered=True, name=target.name, **options)(handle)
+            # one saga at a time where the engine can; elsewhere the step records (claimed
+            # under a row lock) keep concurrent handlings of a saga apart
+            key_ordered = "if-supported"
+            self.service.on(topic, key_ordered=key_ordered, name=target.name, **options)(handle)
             return fn
 
         return register
@@ -126,7 +129,10 @@ class Participant:
             async def handle(message: Message, ctx: Context) -> None:
                 await self._compensation(target, message, ctx)
 
-            self.service.on(topic, key_ordered=True, name=target.name, **options)(handle)
+            # one saga at a time where the engine can; elsewhere the step records (claimed
+            # under a row lock) keep concurrent handlings of a saga apart
+            key_ordered = "if-supported"
+            self.service.on(topic, key_ordered=key_ordered, name=target.name, **options)(handle)
             return fn
 
         return register

@@ -37,7 +37,7 @@ from .announce import started_line
 from .codecs import Codec, codec_named
 from .consumer import Consumer
 from .execution import Handled
-from .handlers import Handler, HandlerFn, build_handler
+from .handlers import Handler, HandlerFn, KeyOrdered, build_handler
 from .idempotency import DEFAULT_WINDOW, IN_MEMORY_URL, IdempotencyStore, default_url
 from .middleware import (
     HandlePlan,
@@ -163,7 +163,7 @@ class Service(Publishing):
         timeout: float | None = 300.0,
         backoff: Backoff | None = None,
         start: StartPosition = "earliest",
-        key_ordered: bool = False,
+        key_ordered: KeyOrdered = False,
         name: str | None = None,
         version: str | None = None,
         http: str | None = None,
@@ -173,8 +173,10 @@ class Service(Publishing):
         name). Returning acks; raising nacks with backoff; see :mod:`tidings.service`.
         ``concurrency`` handlings run at once; ``prefetch_bytes`` (built-in broker) also caps
         the bytes of the message bodies they hold (the one that crosses it still runs).
-        ``http="POST /v1/refunds"``: ``tidings gateway`` publishes the route's requests here
-        as commands and answers 202 (docs/gateway.md)."""
+        ``key_ordered=True`` asks for one in-flight message per key (refused by engines without
+        it); ``"if-supported"`` asks for it where the engine has it, a plain shared group
+        elsewhere. ``http="POST /v1/refunds"``: ``tidings gateway`` publishes the route's
+        requests here as commands and answers 202 (docs/gateway.md)."""
 
         def register(fn: F) -> F:
             self._add(

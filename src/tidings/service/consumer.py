@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from ..client import Subscription
 from ..errors import Closed, MemberStuck, TidingsError
 from ..model import Message
+from ..transports.base import CAP_KEY_ORDERED
 from .context import Context
 from .execution import Handled, error_text, execute, failed, nack_on_shutdown, retry_delay, settle
 from .keylanes import KeyLanes
@@ -47,6 +48,14 @@ if TYPE_CHECKING:
     from .handlers import Handler
 
 log = logging.getLogger("tidings.service")
+
+
+def key_ordered(handler: Handler, capabilities: frozenset[str]) -> bool:
+    """The handler's ``key_ordered`` for an engine with ``capabilities`` ("if-supported":
+    only where the engine has it)."""
+    if handler.key_ordered == "if-supported":
+        return CAP_KEY_ORDERED in capabilities
+    return bool(handler.key_ordered)
 
 
 class _InContext:
@@ -120,7 +129,7 @@ class Consumer:
             max_deliveries=h.max_deliveries,
             prefetch=h.concurrency,
             start=h.start,
-            key_ordered=h.key_ordered,
+            key_ordered=key_ordered(h, client.capabilities),
             in_flight_per_partition=h.concurrency if self.ordered else 1,
             prefetch_bytes=h.prefetch_bytes,
         )

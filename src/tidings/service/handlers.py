@@ -12,7 +12,7 @@ import re
 import typing
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from ..client.positions import StartPosition, start_position
 from ..errors import BadRequest
@@ -23,6 +23,10 @@ from .context import Context
 from .payloads import PayloadType
 
 HandlerFn = Callable[..., Awaitable[Any]]
+# ``key_ordered="if-supported"``: one in flight per key where the engine offers it (capability
+# key_ordered), a plain shared group elsewhere; for handlers whose own records keep a key's
+# handlings apart (saga participants), so the order is a nicety, not what makes them correct
+KeyOrdered = bool | Literal["if-supported"]
 
 
 @dataclass(frozen=True)
@@ -40,7 +44,7 @@ class Handler:
     timeout: float | None  # hard limit of one handling, seconds
     backoff: Backoff
     start: StartPosition
-    key_ordered: bool
+    key_ordered: KeyOrdered
     payload: PayloadType
     returns: PayloadType | None  # responders: the reply type
     payload_param: str | None
@@ -116,7 +120,7 @@ def build_handler(
     timeout: float | None,
     backoff: Backoff,
     start: StartPosition,
-    key_ordered: bool,
+    key_ordered: KeyOrdered,
     name: str | None,
     version: str | None = None,
     http: str | None = None,
@@ -134,6 +138,8 @@ def build_handler(
     if timeout is not None and not timeout > 0:
         raise BadRequest(f"timeout must be > 0 seconds or None, got {timeout}")
     start_position(start)  # validates
+    if key_ordered not in (True, False, "if-supported"):
+        raise BadRequest(f"key_ordered must be True, False or 'if-supported', got {key_ordered!r}")
     hints = _hints(fn)
     payload_param = context_param = None
     payload_type: Any = Any

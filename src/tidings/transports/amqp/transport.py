@@ -319,12 +319,18 @@ class AmqpTransport(Transport):
         return sorted(out, key=lambda s: s.name)
 
     async def topic_info(self, name: str) -> TopicInfo:
+        return await self._topic_info(name, dead_letters=True)
+
+    async def _topic_info(self, name: str, dead_letters: bool) -> TopicInfo:
         spec = await self._spec(name, fresh=True)
         groups = await self._groups(name)
         unclaimed = 0
         if not spec.temporary:
             unclaimed = (await self._depths([unclaimed_name(name)]))[0][0]
         infos = [await self._group_info(spec, gspec, rows) for gspec, rows in groups.values()]
+        if dead_letters:
+            for info in infos:
+                info.dead_lettered = await self._dead_lettered(info.spec)
         # RabbitMQ keeps messages in each group's queue, not in the topic: a topic holds what
         # its largest backlog holds
         messages = max([unclaimed, *(g.lag for g in infos)])
@@ -564,10 +570,16 @@ class AmqpTransport(Transport):
             raise NotFound(f"group {group!r} of topic {topic!r} does not exist")
         gspec, rows = groups[group]
         info = await self._group_info(spec, gspec, rows)
-        dlq = deadletter.topic_of(gspec)
-        with contextlib.suppress(NotFound):
-            info.dead_lettered = (await self.topic_info(dlq)).messages
+        info.dead_lettered = await self._dead_lettered(gspec)
         return info
+
+    async def _dead_lettered(self, spec: GroupSpec | None) -> int:
+        """Messages in the group's dead-letter topic (0 while it does not exist)."""
+        if spec is None:
+            return 0
+        with contextlib.suppress(NotFound):
+            return (await self._topic_info(deadletter.topic_of(spec), False)).messages
+        return 0
 
     async def reset_group(
         self, topic: str, group: str, start: str = "earliest", start_value: float | None = None
