@@ -168,8 +168,13 @@ def assert_demo_reconciled(r: subprocess.CompletedProcess[str]) -> None:
     assert r.returncode == 0, r.stderr[-2000:]
     summary = json.loads(r.stdout)
     assert summary["reconciled"] is True
-    # the progress counts what the topic took: the burst, the malformed and the late re-sends
-    assert summary["published"] == 2000 + summary["malformed"] + summary["resent_after_window"]
+    # the progress counts what the topic took: the burst, the malformed, the late re-sends and
+    # the early re-sends the engine let through (amqp:// dedups per connection and window:
+    # on a loaded machine the burst can outlast the 3 s window)
+    taken_early = 100 - summary["broker_duplicates"]
+    assert summary["published"] == (
+        2000 + summary["malformed"] + summary["resent_after_window"] + taken_early
+    )
     assert summary["orders"] == 2000
     assert summary["broker_duplicates"] == 100
     for name in ("inventory", "payment", "notification"):
