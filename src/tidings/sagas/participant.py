@@ -112,8 +112,8 @@ class Participant:
 
             # one saga at a time where the engine can; elsewhere the step records (claimed
             # under a row lock) keep concurrent handlings of a saga apart
-            key_ordered = "if-supported"
-            self.service.on(topic, key_ordered=key_ordered, name=target.name, **options)(handle)
+            on = self.service.on(topic, key_ordered="if-supported", name=target.name, **options)
+            on(handle)
             return fn
 
         return register
@@ -131,8 +131,8 @@ class Participant:
 
             # one saga at a time where the engine can; elsewhere the step records (claimed
             # under a row lock) keep concurrent handlings of a saga apart
-            key_ordered = "if-supported"
-            self.service.on(topic, key_ordered=key_ordered, name=target.name, **options)(handle)
+            on = self.service.on(topic, key_ordered="if-supported", name=target.name, **options)
+            on(handle)
             return fn
 
         return register
