@@ -1,9 +1,10 @@
-"""The service framework on a real broker process (`tidings://`) and on a real RabbitMQ
-(`amqp://`), not only on memory://:
+"""The service framework on a real broker process (`tidings://`) and on real NATS JetStream
+(`nats://`), Redis (`redis://`) and RabbitMQ (`amqp://`) servers, not only on memory://:
 validation failures dead-letter, failures retry with backoff then dead-letter with the
 exception text, long handlers keep their lease, ordered handlers keep per-key order under
 concurrency, request/reply with remote errors and timeouts, scatter-gather, and idempotent
-consumers skip a redelivered message."""
+consumers skip a redelivered message, a `key_ordered="if-supported"` handler runs on every
+engine while `key_ordered=True` is refused at start where the engine lacks it."""
 
 from __future__ import annotations
 
@@ -15,7 +16,9 @@ from collections.abc import Iterator
 import pytest
 from pydantic import BaseModel
 from tests.helpers.broker_process import BrokerProcess
+from tests.helpers.nats_server import nats_server  # noqa: F401 - fixture
 from tests.helpers.rabbitmq_server import rabbitmq_server  # noqa: F401 - fixture
+from tests.helpers.redis_server import redis_server  # noqa: F401 - fixture
 
 import tidings
 from tidings import headers as H
@@ -38,13 +41,16 @@ class Status(BaseModel):
     state: str
 
 
-@pytest.fixture(scope="module", params=["tidings", "amqp"])
+SERVERS = {"nats": "nats_server", "redis": "redis_server", "amqp": "rabbitmq_server"}
+
+
+@pytest.fixture(scope="module", params=["tidings", "nats", "redis", "amqp"])
 def broker(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[BrokerProcess]:
     """The engine the services run on (anything with a ``url``)."""
-    if request.param == "amqp":
-        yield request.getfixturevalue("rabbitmq_server")
+    if request.param in SERVERS:
+        yield request.getfixturevalue(SERVERS[request.param])
         return
     with BrokerProcess(tmp_path_factory.mktemp("svc-broker")) as b:
         yield b
@@ -237,3 +243,44 @@ async def test_idempotent_consumer_skips_a_redelivered_message(
     assert sorted(h.outcome for h in handled) == ["duplicate", "ok"]
     assert effects == ["o-1"]
     store.close()
+
+
+async def test_key_ordered_if_supported_runs_on_every_engine(broker: BrokerProcess, name: str):
+    svc = tidings.Service("audit", url=broker.url)
+    outcomes = Outcomes(svc)
+    seen: list[int] = []
+
+    @svc.on(name, key_ordered="if-supported")
+    async def record(payload: dict) -> None:
+        seen.append(payload["n"])
+
+    async with svc.running(), tidings.connect(broker.url) as client:
+        for n in range(5):
+            await svc.publish(name, {"n": n}, key="k")
+        await outcomes.wait(5)
+        info = await client.group_info(name, "audit")
+        supported = "key_ordered" in client.capabilities
+    assert sorted(seen) == list(range(5))
+    assert info.spec is not None and info.spec.key_ordered is supported
+    if supported:
+        assert seen == list(range(5))  # one in flight per key: in publish order
+
+
+async def test_key_ordered_is_refused_at_start_where_the_engine_lacks_it(
+    broker: BrokerProcess, name: str
+):
+    svc = tidings.Service("audit", url=broker.url)
+
+    @svc.on(name, key_ordered=True)
+    async def record(payload: dict) -> None:
+        pass
+
+    async with tidings.connect(broker.url) as client:
+        supported = "key_ordered" in client.capabilities
+    if supported:
+        async with svc.running():
+            pass
+        return
+    with pytest.raises(tidings.errors.Unsupported, match="key_ordered"):
+        async with svc.running():
+            pass
