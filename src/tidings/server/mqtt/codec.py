@@ -557,6 +557,8 @@ class PacketDecoder:
     ``max_packet_size`` bounds a whole packet (fixed header included): a larger one raises
     MalformedPacket 0x95 as soon as its remaining length is read, before its bytes arrive."""
 
+    __slots__ = ("_buf", "max_packet_size", "server", "version")
+
     def __init__(self, max_packet_size: int = MAX_REMAINING + 5, *, server: bool = True) -> None:
         self.max_packet_size = max_packet_size
         self.server = server

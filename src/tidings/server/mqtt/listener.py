@@ -59,6 +59,15 @@ MAX_REPLY_GRANTS = 10_000  # reply topics one connection may answer at once (old
 
 
 class MqttConnection(asyncio.Protocol):
+    # __slots__ (asyncio.Protocol has empty ones): no per-connection __dict__, which was the
+    # largest object of an idle connection (issue #21, memory per idle connection)
+    __slots__ = ("aliases", "authenticating", "broker", "client_id", "client_max_packet",
+                 "closed", "closing", "connected", "counted", "decoder", "held", "id",
+                 "inbound", "keep_alive", "last_received", "listener", "max_packet_size",
+                 "may_publish", "opened", "peer", "publisher", "reply_grants", "server",
+                 "session", "tasks", "transport", "unacked_in", "user", "version",
+                 "will")  # fmt: skip
+
     def __init__(self, listener: MqttListener, conn_id: str) -> None:
         self.listener = listener
         self.server = listener.server

@@ -58,6 +58,10 @@ _NONE: set[int] = set()
 
 
 class Session:
+    __slots__ = ("broker", "client_id", "conn", "expiry", "inflight", "next_pid",
+                 "offline_since", "receive_maximum", "received", "resend", "stored", "subs",
+                 "user_name", "version")  # fmt: skip
+
     def __init__(self, conn: MqttConnection | None, broker: Broker, client_id: str = "") -> None:
         self.conn: MqttConnection = conn  # type: ignore[assignment]  # None: loaded, offline
         self.broker = broker
