@@ -1,10 +1,13 @@
 """tidings through the service framework: ``tidings.Service`` handlers on ``tidings://``.
 
 The broker is the same as the ``tidings`` engine's. Consumers are ``@svc.on`` handlers (payload
-typed ``bytes``, a ``Context`` for the key, default middleware: tracing and logging, handler
-concurrency 256, which is also the prefetch); every handler return is an ack. Publishes go
-through ``svc.publish`` (codec, headers, Snowflake message id, publish middleware); a batch
-is one ``svc.publish_many`` (each message still through the middleware, one round trip).
+typed ``bytes``, a ``Context`` for the key, default middleware: tracing and logging); every
+handler return is an ack. A handler's prefetch is its ``concurrency`` (what users get), so the
+bench gives it the plain loop's credit window: ``concurrency=1000`` shared, as the plain
+loop's ``prefetch=1000``; 256 ordered, as the plain loop's ``in_flight_per_partition=256``.
+Publishes go through ``svc.publish`` (codec, headers, Snowflake message id, publish
+middleware); a batch is one ``svc.publish_many`` (each message still through the middleware,
+one round trip).
 """
 
 from __future__ import annotations
@@ -15,9 +18,11 @@ from collections.abc import Sequence
 
 from ...service import Context, Service
 from .base import Client, OnMessage, wait_any
-from .tidings import TidingsClient, TidingsEngine
+from .tidings import PREFETCH, TidingsClient, TidingsEngine
 
-CONCURRENCY = 256
+#: shared: the plain loop's prefetch; ordered: its in_flight_per_partition
+CONCURRENCY = PREFETCH
+ORDERED_CONCURRENCY = 256
 _names = itertools.count()
 
 
@@ -67,7 +72,7 @@ class ServiceClient(TidingsClient):
             topic,
             group=group,
             mode="ordered" if ordered else "shared",
-            concurrency=CONCURRENCY,
+            concurrency=ORDERED_CONCURRENCY if ordered else CONCURRENCY,
         )
         async def handle(body: bytes, ctx: Context) -> None:
             if on_message(body, ctx.key):
