@@ -26,7 +26,7 @@ import itertools
 import operator
 import zlib
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .. import headers as H
 from ..trace import TraceEvent
@@ -311,15 +311,8 @@ class Tracer:
             deliveries = [d for d in deliveries if self.sampled(d.id)]
             if not deliveries:
                 return
-        n = len(deliveries)
-        seq = self.seq
-        self._append((seq + 1, now, "delivered", g.topic.name, g.name, member.id,
-                      list(map(_get_partition, deliveries)), list(map(_get_offset, deliveries)),
-                      list(map(_get_id, deliveries)), list(map(_get_count, deliveries)),
-                      "auto-ack" if g.spec.auto_ack else None, None, n))  # fmt: skip
-        self.seq = seq = seq + n
-        if seq > self._trim_at:
-            self._trim()
+        self._batch_row("delivered", g, member, deliveries, _get_id, _get_count, now,
+                        "auto-ack" if g.spec.auto_ack else None)  # fmt: skip
 
     def acked_batch(
         self, g: ConsumerGroup, member: Member, entries: list[Entry], now: float
@@ -329,12 +322,26 @@ class Tracer:
             entries = [e for e in entries if self.sampled(_get_record_id(e))]
             if not entries:
                 return
-        n = len(entries)
+        self._batch_row("acked", g, member, entries, _get_record_id, _get_deliveries, now, None)
+
+    def _batch_row(
+        self,
+        kind: str,
+        g: ConsumerGroup,
+        member: Member,
+        items: list[Any],
+        get_id: Callable[[Any], str],
+        get_count: Callable[[Any], int],
+        now: float,
+        note: str | None,
+    ) -> None:
+        """One row for ``items`` (deliveries or entries), its columns gathered by C loops."""
+        n = len(items)
         seq = self.seq
-        self._append((seq + 1, now, "acked", g.topic.name, g.name, member.id,
-                      list(map(_get_partition, entries)), list(map(_get_offset, entries)),
-                      list(map(_get_record_id, entries)), list(map(_get_deliveries, entries)),
-                      None, None, n))  # fmt: skip
+        self._append((seq + 1, now, kind, g.topic.name, g.name, member.id,
+                      list(map(_get_partition, items)), list(map(_get_offset, items)),
+                      list(map(get_id, items)), list(map(get_count, items)),
+                      note, None, n))  # fmt: skip
         self.seq = seq = seq + n
         if seq > self._trim_at:
             self._trim()
