@@ -163,8 +163,12 @@ def test_demo_reconciles():
     assert_demo_reconciled(r)
 
 
-def assert_demo_reconciled(r: subprocess.CompletedProcess[str]) -> None:
-    """``tidings demo --orders 2000 --json`` ended with every refund handled once in effect."""
+def assert_demo_reconciled(
+    r: subprocess.CompletedProcess[str], broker_wide_dedup: bool = True
+) -> None:
+    """``tidings demo --orders 2000 --json`` ended with every refund handled once in effect.
+    ``broker_wide_dedup``: the engine drops every re-send within the window, whichever
+    connection sends it (not amqp://, whose dedup holds per connection: docs/transports.md A7)."""
     assert r.returncode == 0, r.stderr[-2000:]
     summary = json.loads(r.stdout)
     assert summary["reconciled"] is True
@@ -176,7 +180,10 @@ def assert_demo_reconciled(r: subprocess.CompletedProcess[str]) -> None:
         2000 + summary["malformed"] + summary["resent_after_window"] + taken_early
     )
     assert summary["orders"] == 2000
-    assert summary["broker_duplicates"] == 100
+    if broker_wide_dedup:
+        assert summary["broker_duplicates"] == 100
+    else:
+        assert 0 <= summary["broker_duplicates"] <= 100
     for name in ("inventory", "payment", "notification"):
         s = summary["services"][name]
         assert s["handled"] == s["distinct_orders"] == 2000, (name, s)

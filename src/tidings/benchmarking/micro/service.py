@@ -28,6 +28,7 @@ from typing import Any
 from ...model import Delivery, Message, Outgoing, Receipt
 from ...service import Context, Service
 from ...service.registration.stats import InstanceStats, StatsMiddleware
+from ...transports.base import ALL_CAPABILITIES
 
 BODY = b"x" * 256
 BATCH = 500
@@ -82,6 +83,7 @@ class _Client:
 
     def __init__(self) -> None:
         self.transport = _Transport()
+        self.capabilities = ALL_CAPABILITIES  # a broker that can do all the framework asks
         self.url = "fake://"
         self.messages: list[Message] = []
         self.pending: list[asyncio.Future[Receipt]] = []
