@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import typing
+
 import pytest
 from pydantic import BaseModel
 
@@ -38,6 +40,25 @@ def test_payload_context_and_reply_types():
     )
     assert b.responder and b.returns.annotation is Status and b.context_param is None
     assert c.payload.kind == "bytes" and c.context_param == "ctx" and c.group == "raw"
+
+
+def test_an_optional_context_is_the_context_not_a_second_payload():
+    svc = tidings.Service("svc")
+
+    @svc.on("orders")
+    async def a(query: Query, ctx: tidings.Context | None = None) -> None: ...
+
+    @svc.on("orders", group="b")
+    async def b(query: Query, c: typing.Optional[tidings.Context] = None) -> None: ...  # noqa: UP045
+
+    @svc.on("orders", group="c")
+    async def c(query: Query | None, extra: int | None = None) -> None: ...
+
+    first, second, third = svc.handlers
+    assert (first.payload.annotation, first.context_param) == (Query, "ctx")
+    assert (second.payload.annotation, second.context_param) == (Query, "c")
+    # a union without Context is a payload type, and an extra defaulted parameter is left alone
+    assert (third.payload_param, third.context_param) == ("query", None)
 
 
 def test_refusals_are_explicit():

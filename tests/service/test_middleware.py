@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -12,6 +14,7 @@ from tidings.service import MetricsMiddleware, Middleware, PublishCall, TraceCon
 from tidings.service.middleware import TracingMiddleware, outcome_of, publish_chain
 from tidings.service.outcomes import Reject, Retry
 from tidings.service.tracing import current_trace
+from tidings.service.watchdog import TIMEOUT_CANCEL
 
 
 class Recorder(Middleware):
@@ -94,6 +97,24 @@ def test_outcome_names():
     assert outcome_of(Retry(1)) == "retry"
     assert outcome_of(InvalidPayload("x")) == "invalid"
     assert outcome_of(ValueError()) == "error"
+    assert outcome_of(asyncio.CancelledError()) == "cancelled"
+    assert outcome_of(asyncio.CancelledError(TIMEOUT_CANCEL)) == "error"  # past its timeout
+
+
+async def test_a_cancelled_publish_is_reported_with_its_cancellation():
+    seen = []
+    metrics = MetricsMiddleware(on_publish=lambda *a: seen.append(a))
+
+    async def hangs(call):
+        await asyncio.sleep(60)
+
+    task = asyncio.ensure_future(metrics.publish(PublishCall("t", Outgoing(b""), "event"), hangs))
+    await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    [(topic, kind, _seconds, error)] = seen
+    assert (topic, kind) == ("t", "event") and isinstance(error, asyncio.CancelledError)
 
 
 HEX32 = st.from_regex(r"[0-9a-f]{32}", fullmatch=True)

@@ -60,3 +60,38 @@ async def test_custom_middleware_and_metrics_hooks():
     assert ("published", "jobs", "event") in events
     assert events.count(("handle", "acme")) == 2
     assert ("handled", "ok") in events and ("handled", "reject") in events
+
+
+async def test_metrics_tell_a_cancelled_handling_from_a_timed_out_one():
+    """A handler cut off by shutdown is "cancelled" (its message will come again), one past its
+    timeout is an "error" (it failed with Timeout), neither is "ok"."""
+    import asyncio
+
+    handled: list[tuple[str, str]] = []
+    published: list[BaseException | None] = []
+    metrics = MetricsMiddleware(
+        on_publish=lambda topic, kind, seconds, error: published.append(error),
+        on_handled=lambda topic, group, outcome, seconds: handled.append((topic, outcome)),
+    )
+    svc = tidings.Service("slow", middleware=[metrics])
+    started = asyncio.Event()
+
+    @svc.on("slow.timeout", timeout=0.2)
+    async def too_slow(payload: dict) -> None:
+        await asyncio.sleep(60)
+
+    @svc.on("slow.stop")
+    async def cut_off(payload: dict) -> None:
+        started.set()
+        await asyncio.sleep(60)
+
+    kit = ServiceKit(svc)
+    async with kit:
+        await svc.publish("slow.timeout", {})
+        await kit.wait_until(lambda: ("slow.timeout", "error") in handled, timeout=10)
+        await svc.publish("slow.stop", {})
+        await asyncio.wait_for(started.wait(), 10)
+        await svc.stop(grace=0.1)
+    assert ("slow.stop", "cancelled") in handled
+    assert ("slow.stop", "ok") not in handled and ("slow.timeout", "ok") not in handled
+    assert len(published) == 2 and all(error is None for error in published)

@@ -287,7 +287,7 @@ class Service(Publishing):
 
     def observe(self, callback: Callable[[Handled], None]) -> None:
         """Call ``callback(handled)`` after every handling is settled (the test kit waits on
-        this; ``handled.outcome`` is ok, duplicate, invalid, reject, retry or error)."""
+        this; ``handled.outcome`` is ok, duplicate, invalid, reject, retry, cancelled or error)."""
         self._observers.append(callback)
 
     def notify(self, handled: Handled) -> None:

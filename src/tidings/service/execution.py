@@ -47,7 +47,7 @@ class Handled:
 
     @property
     def outcome(self) -> str:
-        """ok, duplicate, invalid, reject, retry or error."""
+        """ok, duplicate, invalid, reject, retry, cancelled or error."""
         return "duplicate" if self.ctx.duplicate else outcome_of(self.error)
 
     @property

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import re
+import types
 import typing
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -81,6 +82,18 @@ class Handler:
         return self.fn(**{self.payload_param: payload, self.context_param: ctx})
 
 
+def _is_context(annotation: Any) -> bool:
+    """``Context`` itself, or an optional one (``Context | None``, ``Optional[Context]``)."""
+    if annotation is Context:
+        return True
+    args = typing.get_args(annotation)
+    return (
+        typing.get_origin(annotation) in (typing.Union, types.UnionType)
+        and Context in args
+        and all(arg in (Context, type(None)) for arg in args)
+    )
+
+
 def _hints(fn: Callable[..., Any]) -> dict[str, Any]:
     try:
         return typing.get_type_hints(fn)
@@ -148,7 +161,7 @@ def build_handler(
         if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
             continue
         annotation = hints.get(param.name, param.annotation)
-        if annotation is Context or (
+        if _is_context(annotation) or (
             param.name in ("ctx", "context") and annotation in (inspect.Parameter.empty, Any)
         ):
             context_param = param.name

@@ -44,6 +44,7 @@ from ..model import Outgoing
 from .hooks import HookPair, Hooks
 from .outcomes import Reject, Retry
 from .tracing import TraceContext, current_trace, outgoing_traceparent, span_of
+from .watchdog import is_timeout_cancel
 
 if TYPE_CHECKING:
     from .context import Context
@@ -187,9 +188,15 @@ class _HandleStep:
 
 
 def outcome_of(exc: BaseException | None) -> str:
-    """A short name for how handling ended: ok, reject, retry, invalid, or error."""
+    """A short name for how handling ended: ok, reject, retry, invalid, cancelled or error.
+
+    ``cancelled``: the handler was cancelled (a shutdown, or the task running it was cancelled)
+    before it finished; the message was not settled and will be delivered again. A handler
+    cancelled for running past its ``timeout`` is an ``error`` (it fails with Timeout)."""
     if exc is None:
         return "ok"
+    if not isinstance(exc, Exception):  # CancelledError, KeyboardInterrupt, SystemExit
+        return "error" if is_timeout_cancel(exc) else "cancelled"
     if isinstance(exc, InvalidPayload):
         return "invalid"
     if isinstance(exc, Reject):
@@ -324,11 +331,8 @@ class LoggingMiddleware(Middleware):
         started = time.perf_counter()
         try:
             result = await call_next(ctx)
-        except Exception as exc:
+        except BaseException as exc:  # an error, or a cancellation (outcome "cancelled")
             self._handled(ctx, exc, started)
-            raise
-        except BaseException:  # a cancellation: logged as it ended (no error of its own)
-            self._handled(ctx, None, started)
             raise
         if self.log.isEnabledFor(self.level):  # ok or duplicate: logged at ``level``
             self._handled(ctx, None, started)
@@ -360,14 +364,14 @@ class LoggingMiddleware(Middleware):
             if error is None:
                 if enabled(level):  # ok or duplicate: logged at ``level``
                     handled(ctx, None, started)
-            else:  # a cancellation is logged as it ended (no error of its own)
-                handled(ctx, error if isinstance(error, Exception) else None, started)
+            else:  # an error, or a cancellation (outcome "cancelled")
+                handled(ctx, error, started)
 
         return enter, leave
 
     def _handled(self, ctx: Context, error: BaseException | None, started: float) -> None:
         outcome = "duplicate" if ctx.duplicate else outcome_of(error)
-        level = self.level if outcome in ("ok", "duplicate") else WARNING
+        level = self.level if outcome in ("ok", "duplicate", "cancelled") else WARNING
         if self.log.isEnabledFor(level):
             self.log.log(
                 level,
@@ -380,16 +384,23 @@ class LoggingMiddleware(Middleware):
                 ctx.correlation_id or "-",
                 ctx.delivery_count,
                 (time.perf_counter() - started) * 1000,
-                f": {type(error).__name__}: {error}" if error is not None else "",
+                _why(error),
             )
+
+
+def _why(error: BaseException | None) -> str:
+    if isinstance(error, Exception):
+        return f": {type(error).__name__}: {error}"
+    return ": ran past its timeout" if error is not None and is_timeout_cancel(error) else ""
 
 
 class MetricsMiddleware(Middleware):
     """Calls hooks with what a metrics library needs; wire them to Prometheus, StatsD, ...
 
     ``on_publish(topic, kind, seconds, error)`` after each publish (``error`` is None on
-    success); ``on_handled(topic, group, outcome, seconds)`` after each handled message with
-    outcome ok, duplicate, invalid, reject, retry or error."""
+    success, the ``asyncio.CancelledError`` of a cancelled publish, else the exception);
+    ``on_handled(topic, group, outcome, seconds)`` after each handled message with outcome ok,
+    duplicate, invalid, reject, retry, cancelled or error."""
 
     def __init__(
         self,
@@ -404,7 +415,7 @@ class MetricsMiddleware(Middleware):
         error: BaseException | None = None
         try:
             return await call_next(call)
-        except Exception as exc:
+        except BaseException as exc:
             error = exc
             raise
         finally:
@@ -416,7 +427,7 @@ class MetricsMiddleware(Middleware):
         error: BaseException | None = None
         try:
             return await call_next(ctx)
-        except Exception as exc:
+        except BaseException as exc:
             error = exc
             raise
         finally:
@@ -431,9 +442,8 @@ class MetricsMiddleware(Middleware):
         clock = time.perf_counter
 
         def leave(call: PublishCall, started: float, error: BaseException | None) -> None:
-            if self.on_publish is not None:  # a cancellation is reported without an error
-                failed = error if isinstance(error, Exception) else None
-                self.on_publish(call.topic, call.kind, clock() - started, failed)
+            if self.on_publish is not None:
+                self.on_publish(call.topic, call.kind, clock() - started, error)
 
         return lambda call: clock(), leave
 
@@ -444,8 +454,7 @@ class MetricsMiddleware(Middleware):
 
         def leave(ctx: Context, started: float, error: BaseException | None) -> None:
             if self.on_handled is not None:
-                failed = error if isinstance(error, Exception) else None
-                outcome = "duplicate" if ctx.duplicate else outcome_of(failed)
+                outcome = "duplicate" if ctx.duplicate else outcome_of(error)
                 self.on_handled(ctx.topic, ctx.group, outcome, clock() - started)
 
         return lambda ctx: clock(), leave

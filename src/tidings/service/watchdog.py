@@ -17,6 +17,15 @@ from typing import Any
 from ..model import Message
 from .leases import LeaseKeeper
 
+# the message of the watchdog's own cancellation: middleware, which sees the CancelledError
+# before the handling turns it into a Timeout, reports it as the timeout it is
+TIMEOUT_CANCEL = "tidings: the handler ran past its timeout"
+
+
+def is_timeout_cancel(exc: BaseException) -> bool:
+    """The watchdog's cancellation of a handler past its timeout (not a shutdown's)."""
+    return isinstance(exc, asyncio.CancelledError) and exc.args == (TIMEOUT_CANCEL,)
+
 
 class Watch:
     """One handling under watch (from :meth:`Watchdog.start` to :meth:`Watchdog.end`)."""
@@ -105,7 +114,7 @@ class Watchdog:
             del timeouts[watch]
             if not watch.task.done():
                 watch.expired = True
-                watch.task.cancel()
+                watch.task.cancel(TIMEOUT_CANCEL)
         self._arm(loop)
 
     def close(self) -> None:
