@@ -20,6 +20,7 @@ class Provider:
         self.document = Issuer("rsa-1", "ec-1").jwks()
         self.hits = 0
         self.down = False
+        self.cache_control: str | None = None
         provider = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -32,6 +33,8 @@ class Provider:
                 self.send_response(200)
                 self.send_header("content-type", "application/json")
                 self.send_header("content-length", str(len(body)))
+                if provider.cache_control is not None:
+                    self.send_header("cache-control", provider.cache_control)
                 self.end_headers()
                 self.wfile.write(body)
 
@@ -70,6 +73,38 @@ async def test_keys_are_fetched_cached_and_refetched_for_an_unknown_kid(provider
     provider.down = True
     await keys.ensure("no-such-kid")  # the fetch fails: the keys are kept
     assert verify(rotated, None, public_keys=keys, issuer=ISSUER)["sub"] == "alice"
+
+
+@pytest.mark.parametrize(
+    ("cache_control", "fresh_for"),
+    [
+        (None, 300.0),  # the provider says nothing: max_age
+        ("public, max-age=3600, must-revalidate", 3600.0),
+        ('max-age="120"', 120.0),
+        ("max-age=1", 10.0),  # never below min_interval
+        ("max-age=31536000", 86400.0),  # at least daily
+        ("no-cache", 10.0),
+        ("max-age=soon", 300.0),  # malformed: ignored
+    ],
+)
+async def test_the_providers_cache_control_sets_how_long_keys_stay_fresh(
+    provider, cache_control, fresh_for
+):
+    provider.cache_control = cache_control
+    keys = RemoteKeys(provider.url, max_age=300.0, min_interval=10.0)
+    await keys.fetch()
+    assert keys.fresh_for == fresh_for
+
+
+async def test_keys_are_fetched_again_once_their_max_age_has_passed(provider):
+    provider.cache_control = "max-age=60"
+    keys = RemoteKeys(provider.url, max_age=3600.0, min_interval=0.0)
+    await keys.ensure(None)
+    await keys.ensure(None)
+    assert provider.hits == 1  # fresh: no second fetch
+    keys.fetched -= 61  # a minute later, as the clock would have it
+    await keys.ensure(None)
+    assert provider.hits == 2
 
 
 def test_plain_http_is_refused_beyond_loopback():

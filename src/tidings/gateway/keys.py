@@ -176,13 +176,16 @@ class PublicKeys(KeySet):
 
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
+MAX_FRESHNESS = 86400.0  # a provider's day-long max-age still lets a rotation in daily
 
 
 class RemoteKeys(KeySet):
     """The JWKS an identity provider publishes at ``url`` (its ``jwks_uri``), fetched with
-    httpx: at start, again once ``max_age`` seconds old, and at once (at most every
-    ``min_interval`` seconds) for a token whose ``kid`` is unknown, so a rotation is picked up
-    on its first token. A failed fetch keeps the keys it has. ``https://`` only (``http://``
+    httpx: at start, again once stale, and at once (at most every ``min_interval`` seconds)
+    for a token whose ``kid`` is unknown, so a rotation is picked up on its first token. Stale
+    means older than the response's ``Cache-Control: max-age`` (``no-cache``/``no-store``:
+    ``min_interval``; bounded to ``[min_interval, 1 day]``), or ``max_age`` seconds when the
+    provider sends none. A failed fetch keeps the keys it has. ``https://`` only (``http://``
     on loopback, for tests): keys over plain HTTP could be anyone's."""
 
     def __init__(
@@ -199,6 +202,7 @@ class RemoteKeys(KeySet):
         self.timeout = timeout
         self.keys = []
         self.fetched = 0.0  # monotonic time of the last good fetch
+        self.fresh_for = max_age  # seconds the last fetch stays fresh (its Cache-Control)
         self._tried = -1e9
         self.fetches = 0
         self._lock: Any = None
@@ -222,10 +226,27 @@ class RemoteKeys(KeySet):
                 raise BadRequest(f"cannot fetch the JWKS {self.url}: {exc}") from None
             self.keys = parse(response.content, self.url)
             self.fetched = time.monotonic()
+            self.fresh_for = self._freshness(response.headers.get("cache-control"))
+
+    def _freshness(self, cache_control: str | None) -> float:
+        """How long a response stays fresh by its ``Cache-Control`` header (RFC 9111)."""
+        lifetime = None
+        for directive in (cache_control or "").lower().split(","):
+            name, _, value = directive.strip().partition("=")
+            if name in ("no-cache", "no-store"):
+                return self.min_interval
+            if name == "max-age":
+                try:
+                    lifetime = float(value.strip().strip('"'))
+                except ValueError:
+                    continue  # a malformed max-age is ignored, as by caches
+        if lifetime is None:
+            return self.max_age
+        return min(max(lifetime, self.min_interval), MAX_FRESHNESS)
 
     async def ensure(self, kid: str | None) -> None:
         now = time.monotonic()
-        stale = now - self.fetched > self.max_age
+        stale = now - self.fetched > self.fresh_for
         unknown = kid is not None and not any(k.kid == kid for k in self.keys)
         if (stale or unknown) and now - self._tried >= self.min_interval:
             try:
