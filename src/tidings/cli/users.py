@@ -3,7 +3,8 @@
 Secrets are stored hashed (scrypt for passwords, SHA-256 for generated tokens; see
 docs/security.md). A password comes from ``--password-stdin``, ``$TIDINGS_PASSWORD`` or a
 prompt; ``--token`` generates a random token and prints it once. A running broker picks the
-change up on SIGHUP (``kill -HUP <pid>``).
+change up on SIGHUP (``kill -HUP <pid>``). The user named ``anonymous`` has no secret: its
+permissions are those of clients that send no credentials (without it they are refused).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Annotated, Any
 import typer
 
 from ..server import usersfile
-from ..server.auth import ACTIONS, hash_password, hash_token
+from ..server.auth import ACTIONS, ANONYMOUS, hash_password, hash_token
 from .output import JsonOpt, fail, print_json, show, state, table, user_errors
 
 app = typer.Typer(
@@ -51,8 +52,16 @@ StdinOpt = Annotated[
 RELOAD = "a running broker applies it on SIGHUP (kill -HUP <pid>) or restart"
 
 
-def _secret(token: bool, from_stdin: bool) -> tuple[dict[str, str], str | None]:
-    """({"password": hash} or {"token": hash}, the new token to show or None)."""
+def _secret(name: str, token: bool, from_stdin: bool) -> tuple[dict[str, str], str | None]:
+    """({"password": hash} or {"token": hash}, the new token to show or None); none for the
+    ``anonymous`` entry."""
+    if name == ANONYMOUS:
+        if token or from_stdin:
+            raise fail(
+                f"{ANONYMOUS!r} holds the permissions of clients that send no credentials: it "
+                "takes no --token or --password-stdin; give a user with a secret another name"
+            )
+        return {}, None
     if token:
         value = secrets.token_urlsafe(32)
         return {"token": hash_token(value)}, value
@@ -87,12 +96,14 @@ def _report(ctx: typer.Context, as_json: bool, what: str, name: str, token: str 
     "add",
     help="""Add a user with a password or a generated token and its permissions (topic
 patterns: '*' matches one '.'-separated segment, '>' one or more, as NATS subjects; admin
-implies publish and subscribe).
+implies publish and subscribe). The name 'anonymous' adds no user but the permissions of
+clients that send no credentials (native and MQTT; without it they are refused): no secret.
 
 Example:
 
 \b
     echo 'correct horse battery' | tidings user add billing --users-file users.toml --password-stdin --subscribe 'orders.*'
+    tidings user add anonymous --users-file users.toml --subscribe 'status'
 """,  # noqa: E501
 )
 def add(
@@ -111,7 +122,7 @@ def add(
     as_json: JsonOpt = False,
 ) -> None:
     with user_errors():
-        secret, shown = _secret(token, password_stdin)
+        secret, shown = _secret(name, token, password_stdin)
         permissions = {"publish": publish or [], "subscribe": subscribe or [], "admin": admin or []}
         usersfile.add(users_file, name, secret, permissions, monitor=monitor)
     _report(ctx, as_json, "added", name, shown)
@@ -138,7 +149,9 @@ def passwd(
 ) -> None:
     with user_errors():
         usersfile.find(usersfile.read_entries(users_file), name, users_file)
-        secret, shown = _secret(token, password_stdin)
+        if name == ANONYMOUS:
+            raise fail(f"{ANONYMOUS!r} has no secret: it is what clients without credentials get")
+        secret, shown = _secret(name, token, password_stdin)
         usersfile.set_secret(users_file, name, secret)
     _report(ctx, as_json, "changed the secret of", name, shown)
 
@@ -180,7 +193,7 @@ def list_(ctx: typer.Context, users_file: FileOpt, as_json: JsonOpt = False) -> 
     rows: list[dict[str, Any]] = [
         {
             "name": e["name"],
-            "secret": "password" if e.get("password") else "token",
+            "secret": "password" if e.get("password") else "token" if e.get("token") else "none",
             **{a: list(e.get(a, [])) for a in ACTIONS},
             "monitor": bool(e.get("monitor")),
         }

@@ -152,6 +152,8 @@ class BrokerServer:
             if self.auth.enabled
             else "no authentication"
         )
+        if self.auth.anonymous is not None:
+            auth += ", clients without credentials get the 'anonymous' entry's rights"
         if self.ssl is None:
             tls = "no TLS"
         elif self.config.tls_client_ca:

@@ -20,10 +20,19 @@ is TOML; secrets are stored hashed (edit it with ``tidings user add/passwd/remov
     token = "sha256$<hex>"
     monitor = true                                 # /metrics and the overview (HTTP) only
 
+    [[users]]
+    name = "anonymous"                             # no secret: the rights of clients that
+    subscribe = ["status"]                         # send no credentials (native and MQTT)
+
 A client sends a user and a secret (``tidings://orders:s3cret@host``) or a token alone
 (``tidings://TOKEN@host``). Comparisons use :func:`hmac.compare_digest`, and every attempt that
 names a user costs one scrypt, whether the user exists, has a password, or not (no user
 enumeration by timing). Reply topics follow their own rules (``replies.py``).
+
+A client that sends no credentials at all is refused, unless the file has the entry named
+``anonymous`` (it takes no password or token, and no ``monitor``): then it is that user, with
+its topic patterns, as mosquitto's anonymous ACL and RabbitMQ's anonymous login user. HTTP
+requests always need credentials.
 
 Patterns are matched segment by segment over the '.'-separated parts of a topic name: a
 literal segment matches itself, ``*`` any one segment, ``>`` (last only) one or more.
@@ -45,6 +54,7 @@ from ..errors import BadRequest, Forbidden, Unauthorized
 log = logging.getLogger("tidings.server")
 
 ACTIONS = ("publish", "subscribe", "admin")
+ANONYMOUS = "anonymous"  # the users-file entry for clients that send no credentials
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 16384, 8, 1
 _FAILED = "authentication failed: check the user and the password or token"
 
@@ -141,6 +151,8 @@ class Authenticator:
         self.enabled = users is not None
         self.source = source
         self._tokens = {u.token: u for u in self.users.values() if u.token}
+        # clients without credentials: this user's rights, or refused (None)
+        self.anonymous = self.users.get(ANONYMOUS)
         self._verified: dict[tuple[str, str], User] = {}  # (user, sha256 of secret)
 
     @classmethod
@@ -169,8 +181,18 @@ class Authenticator:
                 raise BadRequest(
                     f"{where}: token must be a hash: set it with `tidings user passwd --token`"
                 )
-            if not password and not token:
-                raise BadRequest(f"{where}: give a password or a token (hashed)")
+            if entry["name"] == ANONYMOUS:
+                if password or token or entry.get("monitor"):
+                    raise BadRequest(
+                        f"{where}: {ANONYMOUS!r} is the entry of clients that send no "
+                        "credentials: it takes no password, token or monitor; give a user "
+                        "with a secret another name"
+                    )
+            elif not password and not token:
+                raise BadRequest(
+                    f"{where}: give a password or a token (hashed); only the entry named "
+                    f"{ANONYMOUS!r} (clients without credentials) has neither"
+                )
             lists = {a: tuple(entry.get(a, ())) for a in ACTIONS}
             for action, patterns in lists.items():
                 for pattern in patterns:
@@ -185,9 +207,10 @@ class Authenticator:
         return cls(users, path)
 
     def cached(self, user: str | None, secret: str | None) -> User | None:
-        """The user if these credentials can be checked at once (token, or seen before)."""
+        """The user if these credentials can be checked at once (token, seen before, or none
+        at all with an ``anonymous`` entry)."""
         if secret is None:
-            return None
+            return self.anonymous if not user else None
         if not user:
             return self._by_token(secret)
         return self._verified.get((user, _digest(secret)))
@@ -195,6 +218,8 @@ class Authenticator:
     def verify(self, user: str | None, secret: str | None) -> User:
         """Check credentials (slow for passwords: run it off the event loop)."""
         if secret is None:
+            if not user and self.anonymous is not None:
+                return self.anonymous
             raise Unauthorized(
                 "this broker requires authentication: give a user and password or a token "
                 "(tidings://user:password@host, or the token/user options)"

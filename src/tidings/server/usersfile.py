@@ -17,7 +17,7 @@ from typing import Any
 
 from ..errors import AlreadyExists, BadRequest, NotFound
 from ..names import validate_name
-from .auth import ACTIONS, Authenticator, check_pattern
+from .auth import ACTIONS, ANONYMOUS, Authenticator, check_pattern
 
 Entry = dict[str, Any]
 
@@ -87,9 +87,15 @@ def add(
     *,
     monitor: bool = False,
 ) -> None:
-    """Add user ``name`` with ``secret`` ({"password": hash} or {"token": hash}); ``monitor``:
-    it may read the broker-wide metrics and overview over HTTP."""
+    """Add user ``name`` with ``secret`` ({"password": hash} or {"token": hash}; {} for the
+    ``anonymous`` entry); ``monitor``: it may read the broker-wide metrics and overview over
+    HTTP."""
     validate_name("user", name)
+    if name == ANONYMOUS and (secret or monitor):
+        raise BadRequest(
+            f"{ANONYMOUS!r} is the entry of clients that send no credentials: it takes no "
+            "password, token or --monitor (HTTP requests always need credentials)"
+        )
     for action in ACTIONS:
         for pattern in permissions.get(action, []):
             try:

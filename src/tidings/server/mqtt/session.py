@@ -16,11 +16,19 @@ Deliveries to the client (MQTT 5.0 §4.3):
 - QoS 2: leased until the client's PUBREC, which acknowledges it in the group (from then on
   the client owns it; it is never sent again as a PUBLISH), then PUBREL until PUBCOMP
   frees the packet id.
+
+The client's Receive Maximum (v5 §3.3.4, §4.9; at most ``RECEIVE_MAXIMUM``) bounds the QoS
+1/2 PUBLISHes it has not completed over the whole connection, every subscription and topic
+together: ``inflight`` holds them, and a delivery that would exceed it waits, leased in its
+group, in ``waiting`` (in arrival order) until a PUBACK, a PUBCOMP or a refusing PUBREC
+frees a place. Each group member's prefetch is the same number, so ``waiting`` holds at
+most that many per member.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import secrets
@@ -51,7 +59,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("tidings.server.mqtt")
 
-RECEIVE_MAXIMUM = 100  # QoS 1/2 deliveries in flight per subscription (v5: or the client's less)
+RECEIVE_MAXIMUM = 100  # QoS 1/2 deliveries in flight per connection (v5: or the client's less)
 MAX_QOS = 2
 PRIVATE_GROUP = "mqtt."  # the prefix of a plain subscription's group
 _NONE: set[int] = set()
@@ -60,7 +68,7 @@ _NONE: set[int] = set()
 class Session:
     __slots__ = ("broker", "client_id", "conn", "expiry", "inflight", "next_pid",
                  "offline_since", "receive_maximum", "received", "resend", "stored", "subs",
-                 "user_name", "version")  # fmt: skip
+                 "user_name", "version", "waiting")  # fmt: skip
 
     def __init__(self, conn: MqttConnection | None, broker: Broker, client_id: str = "") -> None:
         self.conn: MqttConnection = conn  # type: ignore[assignment]  # None: loaded, offline
@@ -74,6 +82,9 @@ class Session:
         self.receive_maximum = RECEIVE_MAXIMUM
         self.subs: dict[str, Subscription] = {}
         self.inflight: dict[int, Outbound] = {}
+        # QoS 1/2 deliveries held back by the receive maximum: (subscription, topic or ""
+        # for a retained message, the delivery)
+        self.waiting: collections.deque[tuple[Subscription, str, Delivery]] = collections.deque()
         self.received: dict[int, str] = {}  # inbound QoS 2: packet id -> producer message id
         # (group, topic, partition, offset) -> packet id
         self.resend: dict[tuple[str, str, int, int], int] = {}
@@ -92,6 +103,7 @@ class Session:
                 if entry.partition >= 0:
                     key = (entry.sub.group, entry.topic, entry.partition, entry.offset)
                     self.resend[key] = pid
+        self.waiting.clear()  # leased in their groups: they return with the members
         for sub in self.subs.values():
             self.leave(sub)
             sub.ready = False
@@ -172,6 +184,7 @@ class Session:
             if entry is not None and entry.qos == 1:
                 del self.inflight[pid]
                 self.settle(entry)
+                self.send_waiting()
             return  # a PUBACK for a delivery of a subscription that ended: moot
         if packet.type == m.PUBREC:
             if entry is None or entry.qos != 2:
@@ -183,12 +196,14 @@ class Session:
                 self.settle(entry)  # from here on the client has it: never sent again
             if packet.reason >= 0x80:  # the client refused it (v5): the exchange ends here
                 del self.inflight[pid]
+                self.send_waiting()
                 return
             self.conn.send(m.Ack(m.PUBREL, pid))
             return
         # PUBCOMP
         if entry is not None and entry.released:
             del self.inflight[pid]
+            self.send_waiting()
 
     def settle(self, entry: Outbound) -> None:
         if entry.partition < 0:  # a retained message: sent from the retained store
@@ -256,6 +271,7 @@ class Session:
         old = self.subs.pop(wanted.filter, None)
         if old is not None:  # the same filter again replaces the subscription
             self.end(old)
+            self.send_waiting()
         qos = min(wanted.qos, MAX_QOS)
         if not flt.spans_topics:
             conn.ensure_topic(flt.topic)
@@ -279,6 +295,7 @@ class Session:
                 self.end(sub)
                 reasons.append(m.SUCCESS)
         self.conn.send(m.Unsuback(packet.packet_id, reasons))
+        self.send_waiting()  # the ended subscriptions' places are free
         if self.persistent:
             self.conn.spawn(self.conn.listener.kept.save(self))
 
@@ -288,6 +305,8 @@ class Session:
         for pid, entry in list(self.inflight.items()):
             if entry.sub is sub and not entry.released:
                 del self.inflight[pid]
+        if self.waiting:
+            self.waiting = collections.deque(w for w in self.waiting if w[0] is not sub)
         topics = set(sub.members)
         self.leave(sub)
         if not sub.private:
@@ -306,6 +325,7 @@ class Session:
         for sub in subs.values():
             self.end(sub)
         self.inflight.clear()
+        self.waiting.clear()
         self.received.clear()
         self.resend.clear()
 
@@ -313,21 +333,31 @@ class Session:
 
     def send_retained(self, sub: Subscription, deliveries: list[Delivery]) -> None:
         """Retained messages to a new subscription, with RETAIN set (§3.3.1.3)."""
-        conn = self.conn
         now = time.time()
         for d in deliveries:
-            expiry = expiry_left(d, now)
-            if expiry is not None and expiry <= 0:
-                continue
-            qos = delivered_qos(d, sub.qos)
-            pid = self.packet_id() if qos else None
-            publish = to_publish(d, qos, pid, self.version, True, expiry)
-            data = self.encode(sub, publish)
-            if data is None:
-                continue
-            if pid is not None:
-                self.inflight[pid] = Outbound(sub, "", -1, -1, qos)
-            conn.write(data)
+            if delivered_qos(d, sub.qos) and self.window_full():
+                self.waiting.append((sub, "", d))
+            else:
+                self.retained_one(sub, d, now)
+
+    def retained_one(self, sub: Subscription, d: Delivery, now: float) -> None:
+        expiry = expiry_left(d, now)
+        if expiry is not None and expiry <= 0:
+            return
+        qos = delivered_qos(d, sub.qos)
+        pid = self.packet_id() if qos else None
+        publish = to_publish(d, qos, pid, self.version, True, expiry)
+        data = self.encode(sub, publish)
+        if data is None:
+            return
+        if pid is not None:
+            self.inflight[pid] = Outbound(sub, "", -1, -1, qos)
+        self.conn.write(data)
+
+    def window_full(self) -> bool:
+        """Whether a QoS 1/2 PUBLISH must wait: the client's receive maximum is reached, or
+        earlier ones wait already (they go first)."""
+        return bool(self.waiting) or len(self.inflight) >= self.receive_maximum
 
     def encode(self, sub: Subscription, publish: m.Publish) -> bytes | None:
         """The bytes of a PUBLISH to the client (its subscription identifier, a topic alias),
@@ -350,46 +380,81 @@ class Session:
         if conn is None or conn.closed:
             return
         settle_now: list[tuple[int, int]] = []
-        version = self.version
-        # 5.0 §3.3.1.3: RETAIN as published with Retain As Published, else 0 (3.1.1 too)
-        keep_retain = version == m.V5 and sub.options.retain_as_published
-        no_local = sub.options.no_local and version == m.V5
+        no_local = sub.options.no_local and self.version == m.V5
         now = time.time()
         for d in deliveries:
             if not sub.filter.matches(mqtt_topic(d)) or (
                 no_local and d.headers.get(CLIENT_HEADER) == self.client_id  # §3.8.3.1
             ):
                 settle_now.append((d.partition, d.offset))
-                continue
-            expiry = expiry_left(d, now)
-            if expiry is not None and expiry <= 0:  # expired on its way (5.0 §3.3.2.3.3)
-                settle_now.append((d.partition, d.offset))
-                continue
-            qos = delivered_qos(d, sub.qos)
-            pid = self.resend.pop((sub.group, topic, d.partition, d.offset), None) if qos else None
-            dup = pid is not None or d.delivery_count > 1
-            if qos and pid is None:
-                pid = self.packet_id()
-            publish = to_publish(d, qos, pid, version, keep_retain and was_retained(d), expiry)
-            publish.dup = dup and qos > 0  # §3.3.1.1: a redelivery (§4.4: its packet id)
-            data = self.encode(sub, publish)
-            if data is None:  # the client cannot take it: dropped
-                settle_now.append((d.partition, d.offset))
-                continue
-            if pid is not None:
-                self.inflight[pid] = Outbound(sub, topic, d.partition, d.offset, qos)
-            elif not sub.private or d.lease_until is not None:
-                settle_now.append((d.partition, d.offset))
-            reply_to = d.headers.get(REPLY_TO)
-            if reply_to is not None and is_reply_topic(reply_to):
-                conn.grant_reply(reply_to)  # this client may answer the request, once
-            conn.write(data)
+            elif delivered_qos(d, sub.qos) and self.window_full():
+                self.waiting.append((sub, topic, d))
+            else:
+                self.deliver_one(sub, topic, d, now, settle_now)
         broker = self.broker
         member_id = sub.members.get(topic, "")
         if settle_now and not (sub.private and sub.qos == 0):
             broker.ack_many(member_id, settle_now)
         if sub.private and sub.qos == 0:  # auto-ack: credit back for what was written
             _call_soon(broker.add_credit, member_id, len(deliveries))
+
+    def deliver_one(
+        self,
+        sub: Subscription,
+        topic: str,
+        d: Delivery,
+        now: float,
+        settle_now: list[tuple[int, int]],
+    ) -> None:
+        """Write one delivery of ``sub``'s member on ``topic``; what is settled at once (not
+        sent, or QoS 0) is added to ``settle_now``."""
+        expiry = expiry_left(d, now)
+        if expiry is not None and expiry <= 0:  # expired on its way (5.0 §3.3.2.3.3)
+            settle_now.append((d.partition, d.offset))
+            return
+        version = self.version
+        qos = delivered_qos(d, sub.qos)
+        pid = self.resend.pop((sub.group, topic, d.partition, d.offset), None) if qos else None
+        dup = pid is not None or d.delivery_count > 1
+        if qos and pid is None:
+            pid = self.packet_id()
+        # 5.0 §3.3.1.3: RETAIN as published with Retain As Published, else 0 (3.1.1 too)
+        retain = version == m.V5 and sub.options.retain_as_published and was_retained(d)
+        publish = to_publish(d, qos, pid, version, retain, expiry)
+        publish.dup = dup and qos > 0  # §3.3.1.1: a redelivery (§4.4: its packet id)
+        data = self.encode(sub, publish)
+        if data is None:  # the client cannot take it: dropped
+            settle_now.append((d.partition, d.offset))
+            return
+        if pid is not None:
+            self.inflight[pid] = Outbound(sub, topic, d.partition, d.offset, qos)
+        elif not sub.private or d.lease_until is not None:
+            settle_now.append((d.partition, d.offset))
+        reply_to = d.headers.get(REPLY_TO)
+        conn = self.conn
+        if reply_to is not None and is_reply_topic(reply_to):
+            conn.grant_reply(reply_to)  # this client may answer the request, once
+        conn.write(data)
+
+    def send_waiting(self) -> None:
+        """Places are free in the client's receive maximum: the deliveries held back, in the
+        order they came."""
+        waiting = self.waiting
+        conn = self.conn
+        if not waiting or conn is None or conn.closed:
+            return
+        now = time.time()
+        while waiting and len(self.inflight) < self.receive_maximum:
+            sub, topic, d = waiting.popleft()
+            if not topic:
+                self.retained_one(sub, d, now)
+                continue
+            settle_now: list[tuple[int, int]] = []
+            self.deliver_one(sub, topic, d, now, settle_now)
+            member_id = sub.members.get(topic)
+            if settle_now and member_id is not None:
+                with contextlib.suppress(TidingsError):
+                    self.broker.ack_many(member_id, settle_now)
 
     @property
     def resend_pids(self) -> set[int]:
