@@ -8,7 +8,10 @@
         [dead] = await kit.dead_letters("order.refunded", "payment")
 
 Each kit has its own broker (``memory://kit-<random>``), so tests never see each other's
-messages. With ``clock=True`` the broker runs on a :class:`ManualClock` that only
+messages. ``url=`` runs the same test on a real engine instead (``tidings://``, ``nats://``,
+``redis://``, ``amqp://``: an integration test of the code the unit test covered); there the
+topics are the engine's, shared with whatever else uses it, so give them names of the test's
+own. With ``clock=True`` the broker runs on a :class:`ManualClock` that only
 :meth:`advance` moves: lease expiry, nack delays, TTL and delayed messages happen exactly when
 the test says. (Handler-side timers, such as lease auto-extension and hard timeouts, use real
 time.)
@@ -24,7 +27,7 @@ from typing import Any
 from .. import headers as h
 from ..client import AsyncClient
 from ..clock import ManualClock
-from ..errors import Timeout
+from ..errors import BadRequest, Timeout
 from ..model import Message, Receipt
 from ..service import Service
 from ..service.execution import Handled
@@ -34,17 +37,27 @@ DEFAULT_TIMEOUT = 5.0
 
 
 class ServiceKit:
-    """Starts ``services`` on one private in-memory broker; records every settled handling."""
+    """Starts ``services`` on one private in-memory broker (or on the engine at ``url``);
+    records every settled handling."""
 
     def __init__(
-        self, *services: Service, clock: bool | ManualClock = False, name: str | None = None
+        self,
+        *services: Service,
+        clock: bool | ManualClock = False,
+        name: str | None = None,
+        url: str | None = None,
     ) -> None:
+        if url is not None and (clock or name is not None):
+            raise BadRequest(
+                "ServiceKit(url=...) runs on a real engine, whose clock is the real one: "
+                "clock= and name= are for the private memory:// broker; drop them or the url"
+            )
         self.services = list(services)
         if clock is True:
             self.clock: ManualClock | None = ManualClock()
         else:
             self.clock = clock or None
-        self.url = f"memory://{name or 'kit-' + secrets.token_hex(6)}"
+        self.url = url or f"memory://{name or 'kit-' + secrets.token_hex(6)}"
         self.records: list[Handled] = []
         self._changed = asyncio.Condition()
         self._saved: list[tuple[Service, str | None, dict[str, Any]]] = []
@@ -163,6 +176,11 @@ class ServiceKit:
         """Move the fake clock ``seconds`` forward and run what became due (lease expiry,
         delays, nack backoff, TTL). Needs ``clock=True``."""
         if self.clock is None:
+            if not self.url.startswith("memory://"):
+                raise RuntimeError(
+                    f"advance() moves the private memory:// broker's fake clock; on {self.url} "
+                    "time is real: wait for the event (kit.handled, kit.wait_until) instead"
+                )
             raise RuntimeError("advance() needs a fake clock: ServiceKit(..., clock=True)")
         self.clock.advance(seconds)
         runtime = await memory.memory_runtime(self.url[9:])
