@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 from pydantic import BaseModel
-from tests.helpers.broker_process import BrokerProcess
+from tests.helpers.engines import ENGINES, running_engine
 from tests.helpers.nats_server import nats_server  # noqa: F401 - fixture
 from tests.helpers.rabbitmq_server import rabbitmq_server  # noqa: F401 - fixture
 from tests.helpers.redis_server import redis_server  # noqa: F401 - fixture
@@ -21,18 +21,13 @@ from tidings.testing import ServiceKit, payloads
 
 pytestmark = pytest.mark.timeout(120)
 
-SERVERS = {"nats": "nats_server", "redis": "redis_server", "amqp": "rabbitmq_server"}
 
-
-@pytest.fixture(scope="module", params=["tidings", "nats", "redis", "amqp"])
+@pytest.fixture(scope="module", params=ENGINES)
 def engine_url(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
-    if request.param in SERVERS:
-        yield request.getfixturevalue(SERVERS[request.param]).url
-        return
-    with BrokerProcess(tmp_path_factory.mktemp("kit-broker")) as broker:
-        yield broker.url
+    with running_engine(request, request.param, tmp_path_factory) as engine:
+        yield engine.url
 
 
 class Refund(BaseModel):

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 import pytest
 from pydantic import BaseModel
 from tests.helpers.broker_process import BrokerProcess
+from tests.helpers.engines import ENGINES, running_engine
 from tests.helpers.nats_server import nats_server  # noqa: F401 - fixture
 from tests.helpers.rabbitmq_server import rabbitmq_server  # noqa: F401 - fixture
 from tests.helpers.redis_server import redis_server  # noqa: F401 - fixture
@@ -41,19 +42,13 @@ class Status(BaseModel):
     state: str
 
 
-SERVERS = {"nats": "nats_server", "redis": "redis_server", "amqp": "rabbitmq_server"}
-
-
-@pytest.fixture(scope="module", params=["tidings", "nats", "redis", "amqp"])
+@pytest.fixture(scope="module", params=ENGINES)
 def broker(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[BrokerProcess]:
     """The engine the services run on (anything with a ``url``)."""
-    if request.param in SERVERS:
-        yield request.getfixturevalue(SERVERS[request.param])
-        return
-    with BrokerProcess(tmp_path_factory.mktemp("svc-broker")) as b:
-        yield b
+    with running_engine(request, request.param, tmp_path_factory) as engine:
+        yield engine
 
 
 @pytest.fixture
