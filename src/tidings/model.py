@@ -282,7 +282,7 @@ class GroupInfo(msgspec.Struct, kw_only=True):
     # built-in broker: how deliveries ended since start, by outcome (acked, nacked, rejected,
     # expired, dead_lettered, lease_expired, deleted; see tidings.broker.group.outcomes)
     settlements: dict[str, int] = {}
-    stuck_members: list[StuckMember] = []  # built-in broker: members whose leases keep expiring
+    stuck_members: list[StuckMember] = []  # built-in broker, redis://: leases keep expiring
 
 
 class PartitionInfo(msgspec.Struct, kw_only=True):

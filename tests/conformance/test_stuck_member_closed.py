@@ -1,11 +1,13 @@
-"""The built-in broker reports a stuck member and then closes it (issue #12, part 2).
+"""A stuck member is reported and then closed (issue #12, part 2; redis:// issue #22).
 
 A member takes a message and stops iterating while its connection stays alive. Its leases
 run out: the group's stats list it as stuck with its expired leases; three lease periods
 later (the broker's ``--stuck-member-leases``, default 3) the broker closes the subscription,
 the client's ``next()`` raises ``MemberStuck`` with the reason, and a healthy member gets
-every message. Runs on ``memory://`` and ``tidings://`` (the built-in broker's engine; on
-``nats://`` stuck members are not reported, see docs/transports.md).
+every message. Runs on ``memory://`` and ``tidings://`` (the built-in broker's engine) and on
+``redis://`` (single server and Cluster), where the member's own transport keeps the same rule
+(docs/transports.md R9); on ``nats://`` and ``amqp://`` stuck members are not reported (nats
+difference 11, amqp A10).
 """
 
 from __future__ import annotations
@@ -22,12 +24,15 @@ from tidings.transports.memory import stop_memory_broker
 from .scenarios import eventually
 
 
-@pytest.fixture(params=["memory", "tidings"])
+@pytest.fixture(params=["memory", "tidings", "redis", "redis-cluster"])
 async def builtin(request: pytest.FixtureRequest) -> AsyncIterator[tidings.AsyncClient]:
     if request.param == "memory":
         url = "memory://stuck-closed"
-    else:
+    elif request.param == "tidings":
         url = request.getfixturevalue("tidings_broker").url
+    else:
+        fixture = "redis_server" if request.param == "redis" else "redis_cluster"
+        url = request.getfixturevalue(fixture).url
     async with tidings.connect(url) as client:
         yield client
     if request.param == "memory":

@@ -69,6 +69,11 @@ class TopicKeys:
         """Hash: member id -> its last heartbeat (server time, ms)."""
         return f"{self.prefix}g:{group}:members"
 
+    def stuck(self, group: str) -> str:
+        """Hash: member id -> its stall as JSON (expiries, in_flight, partitions), written by
+        a stuck member itself and deleted when it settles again or leaves."""
+        return f"{self.prefix}g:{group}:stuck"
+
     def pattern(self) -> str:
         """SCAN pattern of every key of the topic."""
         return self.prefix + "*"

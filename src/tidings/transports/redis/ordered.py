@@ -41,6 +41,9 @@ class OrderedSubscription(RedisSubscription):
         """The partitions this member owns now."""
         return sorted(self.owned)
 
+    def _partitions_owned(self) -> list[int]:
+        return sorted(self.owned)
+
     async def start(self) -> None:
         self.owned = set()
         self.live = []
@@ -83,6 +86,8 @@ class OrderedSubscription(RedisSubscription):
                     await self._refresh()
                     last_beat = time.monotonic()
                     next_refresh = loop.time() + min(POLL * 2.5, self._beat_every)
+                    if await self._lapse():
+                        return  # stuck for good: closing (its partitions move)
                 self._poke.clear()
                 for p in sorted(self.owned):
                     free = self.free()

@@ -219,6 +219,26 @@ return live
 """
 )
 
+# KEYS: members hash, stuck hash; ARGV: session_timeout_ms -> {member, stall JSON, ...} of
+# the live stuck members (the rows of members gone silent are deleted)
+STUCK = (
+    NOW
+    + """
+local out = {}
+local all = redis.call('HGETALL', KEYS[2])
+for i = 1, #all, 2 do
+  local beat = redis.call('HGET', KEYS[1], all[i])
+  if beat and now - tonumber(beat) < tonumber(ARGV[1]) then
+    out[#out + 1] = all[i]
+    out[#out + 1] = all[i + 1]
+  else
+    redis.call('HDEL', KEYS[2], all[i])
+  end
+end
+return out
+"""
+)
+
 # Ordered groups. KEYS: members hash; ARGV: member -> {now, member, time, member, time, ...}
 # (the caller's heartbeat written first; the caller judges who is live with the shared rule)
 MEMBERSHIP = (

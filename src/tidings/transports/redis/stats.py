@@ -3,25 +3,36 @@
 A partition's ``first_offset``/``next_offset`` come from ``XINFO STREAM`` (first entry,
 last generated id); a group's ``in_flight`` is the consumer group's pending count (delivered,
 not acknowledged: held, buffered, nacked with a delay or deferred), ``ready`` its ``lag``
-(entries not delivered yet), ``members`` the live heartbeats, ``dead_lettered`` the messages
+(entries not delivered yet), ``members`` the live heartbeats, ``stuck_members`` the stalls
+that live stuck members wrote of themselves (``Stall``), ``dead_lettered`` the messages
 in its dead-letter topic, ``oldest_ready_age`` the age of the first undelivered entry.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import TYPE_CHECKING
 
+import msgspec
 import redis.exceptions as rx
 
 from ...errors import NotFound
-from ...model import GroupInfo, GroupSpec, PartitionInfo, TopicInfo, TopicSpec
+from ...model import GroupInfo, GroupSpec, PartitionInfo, StuckMember, TopicInfo, TopicSpec
 from ..rules import deadletter as dl
 from .errors import translated
 from .naming import F_TS, TopicKeys, offset_of
 
 if TYPE_CHECKING:
     from .transport import RedisTransport
+
+
+class Stall(msgspec.Struct):
+    """What a stuck member writes of itself into the group's stuck hash."""
+
+    expiries: int
+    in_flight: int = 0
+    partitions: list[int] = []
 
 
 def _text(value: object) -> str:
@@ -89,6 +100,10 @@ async def group_info(
         members = await t.scripts.members(
             keys=[keys.members(gspec.name)], args=[int(gspec.session_timeout * 1000)]
         )
+        stalls = await t.scripts.stuck(
+            keys=[keys.members(gspec.name), keys.stuck(gspec.name)],
+            args=[int(gspec.session_timeout * 1000)],
+        )
         dead = 0
         try:
             dspec, dkeys = await t._lookup(dl.topic_of(gspec))
@@ -107,4 +122,22 @@ async def group_info(
         oldest_ready_age=None if oldest is None else max(0.0, time.time() - oldest),
         members=int(members),
         spec=gspec,
+        stuck_members=_stuck(stalls or []),
     )
+
+
+def _stuck(flat: list) -> list[StuckMember]:
+    """The stalls stuck members wrote of themselves (:mod:`.subscription`)."""
+    out = []
+    for member, raw in zip(flat[::2], flat[1::2], strict=True):
+        with contextlib.suppress(msgspec.DecodeError, msgspec.ValidationError):
+            stall = msgspec.json.decode(raw, type=Stall)
+            out.append(
+                StuckMember(
+                    member_id=_text(member),
+                    expiries=stall.expiries,
+                    in_flight=stall.in_flight,
+                    partitions=stall.partitions,
+                )
+            )
+    return sorted(out, key=lambda s: s.member_id)

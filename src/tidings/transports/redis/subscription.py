@@ -11,7 +11,14 @@ partition stream. Its reader task loops:
   message whose last allowed lease expired is dead-lettered at once (the shared rule
   :func:`~tidings.transports.rules.admission.past_last_lease`), not when the application next
   asks;
-- a heartbeat (for ``group_info.members``) every third of the session timeout.
+- a heartbeat (for ``group_info.members``) every third of the session timeout;
+- stuck detection (:mod:`..rules.stuck`, the built-in broker's rule): a buffered or held
+  message whose lease ran out unsettled is dropped here (its credit stays used until the
+  member settles or takes a message again, so it is not re-fed its own expired messages) and
+  counted; while stuck the member writes its stall into the group's stuck hash
+  (``group_info.stuck_members``), and still stuck ``stuck_member_leases`` lease periods after
+  the first expiry it closes itself: ``next()`` raises ``MemberStuck``, its messages are given
+  back at once and it leaves the group.
 
 Before a message is handed to the application the shared receipt rules
 (:func:`~tidings.transports.rules.admission.admit`) decide: a buffered message whose lease ran
@@ -29,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections import deque
@@ -37,12 +45,13 @@ from typing import TYPE_CHECKING, Any
 
 from redis.asyncio import Redis
 
-from ...errors import BadRequest, Closed, LeaseLost, NotFound, TidingsError
+from ...errors import BadRequest, Closed, LeaseLost, MemberStuck, NotFound, TidingsError
 from ...model import GroupSpec, Message, TopicSpec
 from ..base import BufferedSubscription, SubscribeOptions
 from ..leasing import LeaseRenewer
 from ..rules.admission import admit, past_last_lease
 from ..rules.settling import on_nack, on_reject
+from ..rules.stuck import StuckWatch
 from . import deadletter
 from .codec import Entry, new_id
 from .errors import translate, translated
@@ -109,10 +118,14 @@ class RedisSubscription(BufferedSubscription):
         self._reader: Redis | None = None
         self._unblocker: Redis | None = None  # on the reader's server (one Cluster node)
         self._reader_id = 0
+        self.stuck = StuckWatch(spec.lease, transport.stuck_member_leases)
+        self._lost = 0  # credit of leases that ran out here, back on the next sign of life
+        self._stall_written = False
+        self._evicting: asyncio.Task[None] | None = None
 
     # ---------------------------------------------------------------- reading
     def free(self) -> int:
-        return self.prefetch - len(self._buffer) - len(self._held)
+        return self.prefetch - len(self._buffer) - len(self._held) - self._lost
 
     async def start(self) -> None:
         with translated(f"join group {self.spec.name!r} of topic {self.spec.topic!r}"):
@@ -125,7 +138,7 @@ class RedisSubscription(BufferedSubscription):
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
-        next_claim = 0.0
+        next_claim = next_lapse = 0.0
         next_beat = loop.time() + self._beat_every
         parts = list(range(self.topic.partitions))
         while not self._closed:
@@ -134,12 +147,22 @@ class RedisSubscription(BufferedSubscription):
                 if now >= next_beat:
                     await self._t.heartbeat(self.keys, self.spec, self.member)
                     next_beat = now + self._beat_every
+                if now >= next_lapse:
+                    if await self._lapse():
+                        return  # stuck for good: closing
+                    next_lapse = now + self._claim_every
                 if self.free() > 0 and (now >= next_claim or self._claimable):
                     self._claimable = False
                     await self._claim(parts)
                     next_claim = loop.time() + self._claim_every
                 free = self.free()
-                wait = max(0.001, min(next_claim, next_beat) - loop.time())
+                # without credit there is nothing to claim: sleep until a settlement pokes
+                due = (
+                    min(next_claim, next_beat, next_lapse)
+                    if free > 0
+                    else min(next_beat, next_lapse)
+                )
+                wait = max(0.001, due - loop.time())
                 if free > 0:
                     await self._read(parts, free, wait)
                 else:  # no credit: wait until a settlement gives some back
@@ -243,19 +266,100 @@ class RedisSubscription(BufferedSubscription):
         self._failure = error
         self._arrived.set()
 
+    # ---------------------------------------------------------------- stuck members
+    def _partitions_owned(self) -> list[int]:
+        return []
+
+    async def _lapse(self) -> bool:
+        """Drop and count what this member let expire (buffered or held past its lease, not
+        settled); write its stall while stuck. True when it is stuck for good and closing."""
+        if self.spec.auto_ack:
+            return False
+        now = time.monotonic()
+        leases = self.leases
+        lapsed = 0
+        for key, held in list(self._held.items()):
+            kept = leases.deadline(held.entry)
+            if max(held.deadline, kept or 0.0) <= now:
+                del self._held[key]
+                leases.release(held.entry)
+                lapsed += 1
+        if self._buffer:
+            keep: deque[Entry] = deque()
+            for entry in self._buffer:
+                kept = leases.deadline(entry)
+                if (kept is None and now - entry.arrived >= self.spec.lease) or not leases.alive(
+                    entry
+                ):
+                    leases.release(entry)
+                    lapsed += 1
+                else:
+                    keep.append(entry)
+            self._buffer = keep
+        if lapsed:
+            self._lost = min(self._lost + lapsed, self.prefetch)
+            self.stuck.expired(lapsed, now)
+        if not self.stuck.stuck:
+            return False
+        if self.stuck.for_good(now):
+            self._evict()
+            return True
+        stall = {
+            "expiries": self.stuck.expiries,
+            "in_flight": len(self._held) + len(self._buffer) + self._lost,
+            "partitions": self._partitions_owned(),
+        }
+        await self._r.hset(self.keys.stuck(self.spec.name), self.member, json.dumps(stall))
+        self._stall_written = True
+        return False
+
+    def _alive(self) -> None:
+        """The application took or settled a message: not stuck, the lost credit is back."""
+        if self._lost or self.stuck.since is not None:
+            self._lost = 0
+            self.stuck.alive()
+            self._poke.set()
+        if self._stall_written:
+            self._stall_written = False
+            self._background(self._unstall())
+
+    async def _unstall(self) -> None:
+        with contextlib.suppress(Exception):
+            await self._r.hdel(self.keys.stuck(self.spec.name), self.member)
+
+    def _evict(self) -> None:
+        """Stuck for good: fail ``next()`` with MemberStuck and leave the group."""
+        error = self.stuck.error(self.spec.topic, self.spec.name)
+        log.warning(
+            "member %s of %s/%s is stuck (%d leases expired, nothing settled for %d lease "
+            "periods): closing it",
+            self.member,
+            self.spec.topic,
+            self.spec.name,
+            self.stuck.expiries,
+            self.stuck.periods,
+        )
+        self._fail(error)
+        self._evicting = asyncio.create_task(self.close())
+
     def flush(self) -> None:
         """The group was reset: what was read before belongs to the old position."""
         self._buffer.clear()
         self._held.clear()
         self.leases.clear()
+        self._lost = 0
+        self.stuck.alive()
         self._poke.set()
 
     # ---------------------------------------------------------------- receiving
     async def next(self, timeout: float | None = None) -> Message | None:
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
+        self._alive()  # the application takes messages again
         while True:
             if self._closed:
+                if isinstance(self._failure, MemberStuck):
+                    raise self._failure
                 raise Closed(f"subscription to group {self.spec.name!r} is closed")
             if self._failure is not None:
                 raise self._failure
@@ -331,6 +435,7 @@ class RedisSubscription(BufferedSubscription):
             del self._held[key]
             self.leases.release(held.entry)
             self._poke.set()
+        self._alive()
         return held
 
     async def _settle(
@@ -478,6 +583,7 @@ class RedisSubscription(BufferedSubscription):
             if entries:
                 await self._settle("release", entries)  # claimable by the others at once
             await self._t.heartbeat(self.keys, self.spec, self.member, left=True)
+            await self._r.hdel(self.keys.stuck(self.spec.name), self.member)
             await self.prune()
         for task in list(self._tasks):
             with contextlib.suppress(Exception):

@@ -42,6 +42,7 @@ from ..base import (
 )
 from ..capabilities import require_group, require_topic
 from ..rules import deadletter as dl
+from ..rules.stuck import STUCK_MEMBER_LEASES
 from . import positions, redrive, scripts, stats
 from .codec import fields_of
 from .errors import connect_error, translated
@@ -66,6 +67,7 @@ class Scripts:
         self.dead_letter = r.register_script(scripts.DEAD_LETTER)
         self.heartbeat = r.register_script(scripts.HEARTBEAT)
         self.members = r.register_script(scripts.MEMBERS)
+        self.stuck = r.register_script(scripts.STUCK)
         self.membership = r.register_script(scripts.MEMBERSHIP)
         self.ordered_read = r.register_script(scripts.ORDERED_READ)
         self.prune = r.register_script(scripts.PRUNE)
@@ -85,8 +87,13 @@ class RedisTransport(Transport):
         *,
         connect_timeout: float = 5.0,
         request_timeout: float = 10.0,
+        stuck_member_leases: int = STUCK_MEMBER_LEASES,
     ) -> None:
         self.url = url
+        if stuck_member_leases < 0:
+            raise BadRequest("stuck_member_leases must be >= 0 (0: never close a stuck member)")
+        # lease periods a member may stay stuck before it closes itself (docs/transports.md R9)
+        self.stuck_member_leases = stuck_member_leases
         parts = urlsplit(url)
         if parts.scheme not in ("redis", "rediss") or not parts.hostname:
             raise BadRequest(f"not a Redis URL: {url!r}; use redis://host:6379/0")
@@ -425,7 +432,7 @@ class RedisTransport(Transport):
         with translated(f"delete group {group!r} of topic {topic!r}"):
             await positions.destroy_groups(self, spec, keys, group)
             await self.r.hdel(keys.groups, group)
-            await self.r.delete(keys.members(group))
+            await self.r.delete(keys.members(group), keys.stuck(group))
 
     async def reset_group(
         self, topic: str, group: str, start: str = "earliest", start_value: float | None = None
