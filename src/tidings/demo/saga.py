@@ -69,14 +69,14 @@ class SagaAct:
 
     def __init__(self, url: str, tmp: Path, prefix: str, saga_name: str) -> None:
         self.saga = make_saga(saga_name, prefix)
-        self.refunds = Service(f"{prefix}refunds", url, outbox=Outbox(_sqlite(tmp / "refunds.db")),
-                               register=False)  # fmt: skip
+        warehouse_db = _sqlite(tmp / "warehouse.db")
+        outboxes = (Outbox(_sqlite(tmp / "refunds.db")), Outbox(warehouse_db))
+        self.refunds = Service(f"{prefix}refunds", url, outbox=outboxes[0], register=False)
         self.orchestrator = Orchestrator(self.refunds, [self.saga], partitions=2, tick=0.5)
-        self.warehouse_db = _sqlite(tmp / "warehouse.db")
+        self.warehouse_db = warehouse_db
         with self.warehouse_db.begin() as conn:
             conn.exec_driver_sql("CREATE TABLE IF NOT EXISTS effects (order_id TEXT, what TEXT)")
-        self.warehouse = Service(f"{prefix}warehouse", url, outbox=Outbox(self.warehouse_db),
-                                 register=False)  # fmt: skip
+        self.warehouse = Service(f"{prefix}warehouse", url, outbox=outboxes[1], register=False)
         participant = Participant(self.warehouse)
 
         def effect(ctx: Context, order: str, what: str) -> None:
@@ -107,8 +107,7 @@ class SagaAct:
         async def notify(cmd: Refund, ctx: Context) -> None:
             effect(ctx, cmd.order_id, "customer told")
 
-        self.relays = [Relay(s.outbox, url, max_interval=0.05)  # type: ignore[arg-type]
-                       for s in (self.refunds, self.warehouse)]  # fmt: skip
+        self.relays = [Relay(outbox, url, max_interval=0.05) for outbox in outboxes]
 
     async def play(self, say: Any) -> dict[str, Any]:
         async with contextlib.AsyncExitStack() as stack:

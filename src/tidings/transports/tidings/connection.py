@@ -12,7 +12,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from ...errors import ProtocolError, error_for_code
 from ...protocol import FrameDecoder, constants, decode_body, encode_frame
@@ -67,8 +67,9 @@ class Connection(asyncio.Protocol):
     # -- asyncio.Protocol --------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = transport  # type: ignore[assignment]
-        transport.set_write_buffer_limits(high=4 << 20)  # type: ignore[attr-defined]
+        # a stream connection (TCP or TLS): its transport is a full asyncio.Transport
+        self._transport = cast(asyncio.Transport, transport)
+        self._transport.set_write_buffer_limits(high=4 << 20)
 
     def data_received(self, data: bytes) -> None:
         self.last_received = time.monotonic()
@@ -167,7 +168,7 @@ class Connection(asyncio.Protocol):
         if not self._flush_scheduled:
             self._flush_scheduled = True
             self._loop.call_soon(self._flush)
-        fut.request_id = rid  # type: ignore[attr-defined]
+        fut.request_id = rid  # type: ignore[attr-defined]  # the id rides on the future: see forget
         return fut
 
     def send(self, frame_type: int, body: object) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import ssl
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from ...errors import BadRequest
@@ -31,7 +32,7 @@ class NativeOptions:
     tls_key: str | None = None
     tls_verify: bool = True  # False: accept any broker certificate (testing only)
     tls_server_name: str | None = None  # the name the broker's certificate must carry
-    ssl_context: object | None = None  # a ready ssl.SSLContext (overrides the tls_* options)
+    ssl_context: ssl.SSLContext | None = None  # ready-made: overrides the tls_* options
     connect_timeout: float = 10.0  # seconds for TCP connect + handshake
     timeout: float = 30.0  # seconds an operation may take, reconnect waits included
     reconnect: bool = True
@@ -71,7 +72,7 @@ class NativeOptions:
             if key not in fields:
                 raise BadRequest(f"unknown tidings:// option {key!r}; known: {sorted(fields)}")
             values[key] = _convert(key, values[key], fields[key].type)
-        return cls(**values)  # type: ignore[arg-type]
+        return cls(**values)  # type: ignore[arg-type]  # each value _convert-ed to its field's type
 
 
 def _convert(key: str, value: object, annotation: object) -> object:

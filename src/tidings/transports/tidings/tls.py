@@ -16,7 +16,7 @@ def client_context(opts: NativeOptions) -> ssl.SSLContext | None:
     verify the broker against ``tls_ca`` (default: the system's CAs) unless ``tls_verify`` is
     off, and present ``tls_cert``/``tls_key`` when the broker requires client certificates."""
     if opts.ssl_context is not None:
-        return opts.ssl_context  # type: ignore[return-value]
+        return opts.ssl_context
     if not opts.tls:
         return None
     try:
