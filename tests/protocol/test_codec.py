@@ -7,7 +7,7 @@ import pytest
 from tidings.errors import ProtocolError
 from tidings.model import Delivery, Outgoing
 from tidings.protocol import FrameDecoder, constants, decode_body, frame_bytes, raw_frame
-from tidings.protocol.messages import BODY_TYPES, Deliver, WireDelivery, WireOutgoing
+from tidings.protocol.messages import BODY_TYPES, Deliver, Publish, WireDelivery, WireOutgoing
 
 from .samples import SAMPLES
 
@@ -73,3 +73,17 @@ def test_garbage_payload_is_a_protocol_error():
     frame = FrameDecoder(ALL_TYPES).feed(raw_frame(constants.ACK, 1, b"\xc1\xff"))[0]
     with pytest.raises(ProtocolError, match="malformed ACK"):
         decode_body(frame)
+
+
+def test_decode_body_with_the_expected_struct_returns_it():
+    frame = FrameDecoder(ALL_TYPES).feed(
+        frame_bytes(constants.PUBLISH, 1, SAMPLES[constants.PUBLISH])
+    )[0]
+    body = decode_body(frame, Publish)
+    assert isinstance(body, Publish) and body == SAMPLES[constants.PUBLISH]
+
+
+def test_decode_body_refuses_a_frame_of_another_struct():
+    frame = FrameDecoder(ALL_TYPES).feed(frame_bytes(constants.ACK, 1, SAMPLES[constants.ACK]))[0]
+    with pytest.raises(ProtocolError, match="the ACK frame carries Ack, not Publish"):
+        decode_body(frame, Publish)

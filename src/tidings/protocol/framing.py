@@ -10,7 +10,7 @@ until :func:`decode_body` turns them into the Struct of their frame type.
 from __future__ import annotations
 
 import struct
-from typing import Any
+from typing import Any, TypeVar, overload
 
 import msgspec
 
@@ -29,6 +29,8 @@ _encode_into = _encoder.encode_into
 _decoders: dict[int, msgspec.msgpack.Decoder[Any]] = {
     t: msgspec.msgpack.Decoder(body) for t, body in BODY_TYPES.items()
 }
+
+_Body = TypeVar("_Body")
 
 
 class Frame(msgspec.Struct, gc=False):
@@ -66,11 +68,28 @@ def raw_frame(frame_type: int, request_id: int, payload: bytes) -> bytes:
     return _HEADER.pack(len(payload), frame_type, request_id) + payload
 
 
-def decode_body(frame: Frame) -> object:
-    """The payload of ``frame`` as its Struct; ProtocolError if it does not match the type."""
+@overload
+def decode_body(frame: Frame) -> object: ...
+
+
+@overload
+def decode_body(frame: Frame, body_type: type[_Body]) -> _Body: ...
+
+
+def decode_body(frame: Frame, body_type: type[Any] | None = None) -> object:
+    """The payload of ``frame`` as its Struct; ProtocolError if it does not match the type.
+
+    With ``body_type`` (the Struct the caller expects, e.g. ``decode_body(frame, Publish)``)
+    the result is typed as that Struct, and a frame whose type carries another Struct is
+    refused with ProtocolError instead of being decoded as the wrong thing."""
     decoder = _decoders.get(frame.type)
     if decoder is None:
         raise ProtocolError(f"frame type {c.frame_name(frame.type)} carries no payload")
+    if body_type is not None and BODY_TYPES[frame.type] is not body_type:
+        raise ProtocolError(
+            f"the {c.frame_name(frame.type)} frame carries {BODY_TYPES[frame.type].__name__}, "
+            f"not {body_type.__name__}"
+        )
     try:
         return decoder.decode(frame.payload)
     except Exception as exc:  # DecodeError, or e.g. UnicodeDecodeError for a broken map key

@@ -7,7 +7,7 @@ import argparse
 import dataclasses
 import os
 from collections.abc import Mapping, Sequence
-from typing import Literal
+from typing import Any, Literal
 
 from ..errors import BadRequest
 from ..model import DEFAULT_MAX_MESSAGE_SIZE
@@ -309,7 +309,7 @@ def config_from(
     """Build a validated ServerConfig from arguments and the environment."""
     environ = os.environ if environ is None else environ
     args = parser().parse_args(list(argv) if argv is not None else [])
-    values: dict[str, object] = {}
+    values: dict[str, Any] = {}  # each of the type OPTIONS gives it; validate() checks
     for name, (env, kind, _) in OPTIONS.items():
         raw = environ.get(env)
         if raw not in (None, ""):
@@ -322,4 +322,4 @@ def config_from(
             values[name] = given
     if isinstance(values.get("log_level"), str):
         values["log_level"] = str(values["log_level"]).upper()
-    return ServerConfig(**values).validate()  # type: ignore[arg-type]
+    return ServerConfig(**values).validate()

@@ -15,7 +15,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any, cast
 
 from ..errors import ProtocolError, TidingsError, TransportUnavailable
 from ..protocol import FrameDecoder, constants, decode_body, encode_frame
@@ -79,11 +80,13 @@ class ClientConnection(asyncio.Protocol):
     # -- asyncio.Protocol --------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-        peer = transport.get_extra_info("peername")
+        # A stream server hands its protocols stream transports; asyncio.Protocol types the
+        # hook with the base class only (a cast, not a check: uvloop's are not subclasses).
+        self.transport = stream = cast("asyncio.Transport", transport)
+        peer = stream.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
         high = self.server.config.write_high_water
-        transport.set_write_buffer_limits(high=high, low=high // 4)  # type: ignore[attr-defined]
+        stream.set_write_buffer_limits(high=high, low=high // 4)
         if not self.server.admit(self):
             self.fail(
                 TransportUnavailable(
@@ -130,9 +133,9 @@ class ClientConnection(asyncio.Protocol):
         if publish_run is not None:
             publishing.start(self, publish_run)
 
-    def handle(self, ftype: int, rid: int, frame: object) -> None:
+    def handle(self, ftype: int, rid: int, frame: Frame) -> None:
         try:
-            body = decode_body(frame)  # type: ignore[arg-type]
+            body = decode_body(frame)  # the Struct of ftype, which HANDLERS[ftype] takes
             reply = handlers.HANDLERS[ftype](self, body)
         except TidingsError as exc:
             if rid != constants.NO_REPLY or ftype == constants.CREDIT:
@@ -153,9 +156,9 @@ class ClientConnection(asyncio.Protocol):
             if ftype == constants.SUBSCRIBE:
                 handlers.after_subscribe(self, reply)
 
-    async def _answer_later(self, ftype: int, rid: int, reply: object) -> None:
+    async def _answer_later(self, ftype: int, rid: int, reply: Coroutine[Any, Any, object]) -> None:
         try:
-            body = await reply  # type: ignore[misc]
+            body = await reply
         except TidingsError as exc:
             self.error(rid, exc)
         except Exception as exc:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, cast
 
 from ..errors import (
     BadRequest,
@@ -53,7 +53,7 @@ def handshake(conn: ClientConnection, frames: list[Frame]) -> list[Frame]:
                 f"expected HELLO as the first frame, got {c.frame_name(first.type)}: "
                 "is this a tidings client?"
             )
-        hello: m.Hello = decode_body(first)  # type: ignore[assignment]
+        hello = decode_body(first, m.Hello)
         version = negotiate(hello)
     except TidingsError as exc:
         log.warning("handshake with %s failed: %s", conn.peer, exc)
@@ -240,14 +240,13 @@ def ack(conn: ClientConnection, body: m.Ack) -> m.SettleReply:
     if len(pos) % 2:
         raise BadRequest("ACK positions must be partition, offset pairs")
     refs = list(zip(pos[::2], pos[1::2], strict=True))
-    results = conn.broker.ack_many(member.member_id, refs)
-    return m.SettleReply(
-        [(i, e.code, e.message) for i, e in enumerate(results) if e is not None]  # type: ignore[attr-defined]
-    )
+    # ack_many's results are typed Exception but hold only its LeaseLost and NotFound
+    results = cast("list[TidingsError | None]", conn.broker.ack_many(member.member_id, refs))
+    return m.SettleReply([(i, e.code, e.message) for i, e in enumerate(results) if e is not None])
 
 
-def _settle_each(items: list, call: Callable[..., None]) -> m.SettleReply:
-    errors = []
+def _settle_each(items: Sequence[Sequence[Any]], call: Callable[..., None]) -> m.SettleReply:
+    errors: list[tuple[int, int, str]] = []
     for i, item in enumerate(items):
         try:
             call(*item)

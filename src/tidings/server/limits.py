@@ -117,8 +117,10 @@ class Alarms:
         but not yet on disk) would take it below the limit. Clearing needs
         ``disk_check_every`` bytes above the limit, so a disk hovering at the limit does not
         flip the alarm at every sample."""
+        if not self.path:  # no data directory: disk_free_limit is 0 and this is not called
+            return
         try:
-            self.free = shutil.disk_usage(self.path).free  # type: ignore[arg-type]
+            self.free = shutil.disk_usage(self.path).free
         except OSError:
             return
         self.unchecked = self.inflight

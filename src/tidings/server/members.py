@@ -16,7 +16,7 @@ and the client gets a SUB_CLOSED with the reason (``MemberStuck``).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -57,7 +57,7 @@ class ServerMember:
         if sum(len(d.body) for d in deliveries) + 256 * len(rows) <= limit:
             conn.write(c.DELIVER, c.NO_REPLY, (self.sub_id, rows))
             return
-        chunk: list[tuple] = []
+        chunk: list[tuple[Any, ...]] = []
         size = 0
         for d, row in zip(deliveries, rows, strict=True):
             if chunk and size + len(d.body) + 256 > limit:

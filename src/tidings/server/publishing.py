@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from ..errors import BadRequest, StorageError, TidingsError
@@ -37,13 +38,13 @@ class Run:
         self.topic = topic
         self.size = 0  # PUBLISH payload bytes (the metrics' published bytes)
         self.request_ids: list[int] = []
-        self.batches: list[list[Outgoing]] = []
+        self.batches: list[Sequence[Outgoing]] = []  # each frame's WireOutgoing list
 
 
 def collect(conn: ClientConnection, frame: Frame, run: Run | None) -> Run | None:
     """Add a PUBLISH frame to the current run (starting the run first if the topic changes)."""
     try:
-        body: Publish = decode_body(frame)  # type: ignore[assignment]
+        body = decode_body(frame, Publish)
         admit(conn, body, len(frame.payload))
     except TidingsError as exc:
         conn.error(frame.request_id, exc)
@@ -55,7 +56,7 @@ def collect(conn: ClientConnection, frame: Frame, run: Run | None) -> Run | None
         run = Run(body.topic)
     run.request_ids.append(frame.request_id)
     run.size += len(frame.payload)
-    run.batches.append(body.messages)  # type: ignore[arg-type]
+    run.batches.append(body.messages)
     return run
 
 
@@ -103,7 +104,9 @@ async def _publish_run(conn: ClientConnection, run: Run) -> None:
     sizes[run.topic] = sizes.get(run.topic, 0) + run.size
 
 
-async def _publish_one(conn: ClientConnection, topic: str, rid: int, batch: list[Outgoing]) -> bool:
+async def _publish_one(
+    conn: ClientConnection, topic: str, rid: int, batch: Sequence[Outgoing]
+) -> bool:
     try:
         receipts = await conn.server.runtime.publish(topic, batch, conn.origin)
     except TidingsError as exc:

@@ -8,12 +8,15 @@ docs/security.md).
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 
 from ..errors import BadRequest
 
 
-def server_context(cert: str, key: str | None = None, client_ca: str | None = None):
+def server_context(
+    cert: str, key: str | None = None, client_ca: str | None = None
+) -> ssl.SSLContext:
     """An SSLContext for the listener; BadRequest naming the file when one cannot be used."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
@@ -30,7 +33,7 @@ def server_context(cert: str, key: str | None = None, client_ca: str | None = No
     return ctx
 
 
-def peer_subject(transport) -> str | None:
+def peer_subject(transport: asyncio.BaseTransport | None) -> str | None:
     """The common name of the client's certificate (mutual TLS), for the logs."""
     cert = transport.get_extra_info("peercert") if transport is not None else None
     if not cert:
@@ -38,5 +41,5 @@ def peer_subject(transport) -> str | None:
     for rdn in cert.get("subject", ()):
         for name, value in rdn:
             if name == "commonName":
-                return value
+                return str(value)
     return None

@@ -16,7 +16,8 @@ import asyncio
 import contextlib
 import logging
 import os
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from ..broker.tracing import MAX_RESULTS, Tracer, row_events, row_member
 from ..errors import BadRequest, NotFound
@@ -72,7 +73,7 @@ class TracePersister:
             except Exception:  # never let the writer die; the ring itself is unaffected
                 log.exception("message trace: writing %s failed", self.log.dir)
 
-    def _pending(self) -> tuple[list[tuple], dict[str, str]]:
+    def _pending(self) -> tuple[list[tuple[Any, ...]], dict[str, str]]:
         rows = self.tracer.rows_after(self.written)
         consumers = self.tracer.consumers
         named = {
@@ -126,7 +127,7 @@ def check_sample(sample: float) -> float:
     return sample
 
 
-def _covers(patterns: tuple[str, ...]):
+def _covers(patterns: tuple[str, ...]) -> Callable[[str], bool]:
     if ">" in patterns:
         return lambda topic: True
     return lambda topic: any(matches(p, topic) for p in patterns)

@@ -108,7 +108,8 @@ def add(
             f"user {name!r} is already in {path}: `tidings user passwd {name}` changes its "
             "secret, `tidings user remove` removes it"
         )
-    entry = {"name": name, **secret, **{a: permissions.get(a, []) for a in ACTIONS}}
+    entry: Entry = {"name": name, **secret}
+    entry.update({a: permissions.get(a, []) for a in ACTIONS})
     if monitor:
         entry["monitor"] = True
     entries.append(entry)

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from ...errors import BadRequest
@@ -36,8 +37,9 @@ class HttpServer:
 
     @property
     def address(self) -> tuple[str, int]:
-        sock = self._uvicorn.servers[0].sockets[0]
-        return sock.getsockname()[:2]
+        sock: socket.socket = self._uvicorn.servers[0].sockets[0]
+        host, port = sock.getsockname()[:2]  # (host, port, flow, scope) on IPv6
+        return str(host), int(port)
 
     async def stop(self) -> None:
         self._closing.set()
@@ -66,9 +68,13 @@ async def start_http(broker: BrokerServer, address: str) -> HttpServer | None:
         return None
     app = build_app(broker)
     config = uvicorn.Config(app, host=where[0], port=where[1], log_level="warning", lifespan="off")
-    server = uvicorn.Server(config)
-    # the broker owns SIGTERM/SIGINT: uvicorn must not take them over
-    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
+
+    class Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            yield  # the broker owns SIGTERM/SIGINT: uvicorn must not take them over
+
+    server = Server(config)
     # Bind here: uvicorn answers a failed bind with sys.exit(), which would end the broker.
     try:
         family = socket.AF_INET6 if ":" in where[0] else socket.AF_INET

@@ -33,14 +33,16 @@ from .schemas import (
 )
 
 if TYPE_CHECKING:
+    from ...broker.engine import Broker
     from ...model import Record
     from ..app import BrokerServer
+    from ..connection import ClientConnection
 
 PREFIX = "/api/v1"
 MAX_PAGE = 1000
 
 
-def _broker(call: Call):
+def _broker(call: Call) -> Broker:
     return call.server.runtime.broker
 
 
@@ -277,7 +279,7 @@ async def purge_topic(call: Call) -> Purged:
     return Purged(topic=topic, count=count, groups=groups)
 
 
-def _connection(conn, now: float) -> Connection:
+def _connection(conn: ClientConnection, now: float) -> Connection:
     return Connection(
         id=conn.id,
         peer=conn.peer,

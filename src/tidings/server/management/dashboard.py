@@ -9,6 +9,8 @@ from __future__ import annotations
 import base64
 import datetime
 import html
+from collections.abc import Awaitable, Callable
+from collections.abc import Set as AbstractSet
 from importlib import resources
 from typing import TYPE_CHECKING
 from urllib.parse import quote
@@ -28,6 +30,7 @@ if TYPE_CHECKING:
 
     from ...model import GroupInfo, TopicInfo
     from ..app import BrokerServer
+    from ..auth import User
 
 STYLE = """
 body{font:14px/1.4 system-ui,sans-serif;margin:0;color:#1b1f24;background:#f6f7f9}
@@ -79,7 +82,9 @@ def _card(label: str, value: str, cls: str = "", key: str = "", unit: str = "") 
     return f"<div class='card {cls}'>{html.escape(label)}<b{live}>{html.escape(value)}</b></div>"
 
 
-def _table(headers: list[str], rows: list[list[str]], numeric: set[int] = frozenset()) -> str:
+def _table(
+    headers: list[str], rows: list[list[str]], numeric: AbstractSet[int] = frozenset()
+) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
     body = "".join(
         "<tr>" + "".join(
@@ -123,7 +128,11 @@ GROUP_HEADERS = [
 ]  # fmt: skip
 
 
-async def guard(server: BrokerServer, request: Request, render) -> Response:
+async def guard(
+    server: BrokerServer,
+    request: Request,
+    render: Callable[[User | None], Awaitable[Response]],
+) -> Response:
     """Render a page for the authenticated caller, or an error page with its status."""
     try:
         user = await access.authenticate(server, request)
@@ -139,15 +148,17 @@ async def guard(server: BrokerServer, request: Request, render) -> Response:
 def dashboard_routes(server: BrokerServer) -> list[BaseRoute]:
     broker = server.runtime.broker
 
-    async def guarded(request: Request, render) -> Response:
+    async def guarded(
+        request: Request, render: Callable[[User | None], Awaitable[Response]]
+    ) -> Response:
         return await guard(server, request, render)
 
-    def visible(user) -> list[TopicInfo]:
+    def visible(user: User | None) -> list[TopicInfo]:
         names = sorted(t.name for t in broker.list_topics() if access.may_see(user, t.name))
         return [broker.topic_info(n) for n in names]
 
     async def overview(request: Request) -> Response:
-        async def render(user) -> Response:
+        async def render(user: User | None) -> Response:
             access.require_monitor(user, request)
             stats = server.stats()
             topics = visible(None)
@@ -183,7 +194,7 @@ def dashboard_routes(server: BrokerServer) -> list[BaseRoute]:
         return await guarded(request, render)
 
     async def topics(request: Request) -> Response:
-        async def render(user) -> Response:
+        async def render(user: User | None) -> Response:
             rows = [
                 [_link(t.name), _fmt(len(t.partitions)), _fmt(t.messages),
                  _fmt(sum(g.ready + g.in_flight for g in t.groups)), _fmt(len(t.groups)),
@@ -197,7 +208,7 @@ def dashboard_routes(server: BrokerServer) -> list[BaseRoute]:
         return await guarded(request, render)
 
     async def topic(request: Request) -> Response:
-        async def render(user) -> Response:
+        async def render(user: User | None) -> Response:
             name = request.path_params["topic"]
             access.require_some(user, request, name)
             t = broker.topic_info(name)
@@ -220,7 +231,7 @@ def dashboard_routes(server: BrokerServer) -> list[BaseRoute]:
 
         return await guarded(request, render)
 
-    async def messages(user, request: Request, t: TopicInfo) -> str:
+    async def messages(user: User | None, request: Request, t: TopicInfo) -> str:
         try:
             access.require(user, request, "subscribe", t.name)
         except TidingsError as exc:
@@ -273,7 +284,7 @@ def dashboard_routes(server: BrokerServer) -> list[BaseRoute]:
         )
 
     async def group_dead_letters(request: Request) -> Response:
-        async def render(user) -> Response:
+        async def render(user: User | None) -> Response:
             topic, group = request.path_params["topic"], request.path_params["group"]
             body = deadletters.render(server, user, request, topic, group)
             return _page(f"Dead letters of {group} on {topic}", body)

@@ -9,7 +9,7 @@ import base64
 import datetime
 import html
 import json
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from . import access
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from starlette.requests import Request
 
     from ..app import BrokerServer
+    from ..auth import User
 
 MAX_SHOWN = 200
 
@@ -31,7 +32,7 @@ def page_path(topic: str, group: str) -> str:
 
 
 def button(
-    label: str, url: str, body: dict, confirm: str | None = None, method: str = "POST"
+    label: str, url: str, body: dict[str, Any], confirm: str | None = None, method: str = "POST"
 ) -> str:
     """A button ``static/dashboard.js`` sends to the API (``method``, JSON ``body``)."""
     e = html.escape
@@ -43,7 +44,9 @@ def button(
     )
 
 
-def render(server: BrokerServer, user, request: Request, topic: str, group: str) -> str:
+def render(
+    server: BrokerServer, user: User | None, request: Request, topic: str, group: str
+) -> str:
     """The page's body (the caller wraps it in the dashboard's page)."""
     from .dashboard import _fmt, _table
 

@@ -171,7 +171,10 @@ def routes(server: BrokerServer, endpoints: list[Endpoint]) -> list[Route]:
     out = []
     for path, methods in by_path.items():
 
-        async def dispatch(request: Request, methods=methods) -> Response:
+        async def dispatch(
+            request: Request,
+            methods: dict[str, Callable[[Request], Awaitable[Response]]] = methods,
+        ) -> Response:
             handler = methods.get(request.method)
             if handler is None:
                 allowed = ", ".join(sorted(methods))

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from starlette.requests import Request
 
     from ..app import BrokerServer
+    from .endpoints import Call
 
 PATH = PREFIX + "/events"
 MIN_INTERVAL, MAX_INTERVAL = 0.2, 60.0
@@ -78,7 +79,7 @@ def events_route(server: BrokerServer, closing: asyncio.Event) -> Route:
     return Route(PATH, events, methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"])
 
 
-async def _documented(call) -> None:  # pragma: no cover - the route above serves it
+async def _documented(call: Call) -> None:  # pragma: no cover - the route above serves it
     raise NotImplementedError
 
 

@@ -189,8 +189,8 @@ class BrokerCollector(Collector):
                     family.add_metric(labels, getattr(g, attr))
                 backlog.add_metric(labels, g.ready + g.in_flight)
                 oldest.add_metric(labels, g.oldest_ready_age or 0.0)
-                for attr, family in counters.items():
-                    family.add_metric(labels, getattr(g, attr, 0))
+                for attr, counter in counters.items():
+                    counter.add_metric(labels, getattr(g, attr, 0))
                 for outcome in OUTCOMES:
                     outcomes.add_metric([*labels, outcome], g.settlements.get(outcome, 0))
                 expiries.add_metric(labels, g.settlements.get("lease_expired", 0))

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from ...broker.engine import Broker
     from ...storage.base import Store
     from ..app import BrokerServer
+    from ..auth import User
 
 # tidings.client.registry.subjects.HEARTBEAT_TOPIC and HEARTBEAT_RETENTION (the server may not
 # import the client; tests/management/test_services_page.py keeps them equal)
@@ -254,7 +255,7 @@ def _flows(flows: dict[str, set[str]]) -> str:
 
 def services_routes(server: BrokerServer) -> list[BaseRoute]:
     async def page(request: Request) -> Response:
-        async def render(user) -> Response:
+        async def render(user: User | None) -> Response:
             access.require_monitor(user, request)
             broker = server.runtime.broker
             nodes = services(server.store, broker)

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from starlette.requests import Request
 
     from ..app import BrokerServer
+    from ..auth import User
 
 STYLE = """
 .lane{background:#fff;border:1px solid #d5d9de;margin:10px 0;padding:8px 12px}
@@ -122,7 +123,7 @@ def trace_routes(server: BrokerServer) -> list[BaseRoute]:
     tracer = server.tracer
 
     async def search(request: Request) -> Response:
-        async def render(user) -> Response:
+        async def render(user: User | None) -> Response:
             q = request.query_params.get("q", "").strip()
             if q:
                 try:
@@ -155,7 +156,7 @@ def trace_routes(server: BrokerServer) -> list[BaseRoute]:
         return await guard(server, request, render)
 
     async def message(request: Request) -> Response:
-        async def render(user) -> Response:
+        async def render(user: User | None) -> Response:
             wanted = request.path_params["id"]
             found = lookup(tracer, "message", wanted, user=user)
             body = _links(found.events)
