@@ -54,7 +54,8 @@ class DedupIndex:
         if self.window <= 0:
             return
         seen, order = self._seen, self._order
-        run_time, run = None, 0
+        # the current run of equal timestamps (its start value is never marked: run is 0)
+        run_time, run = 0.0, 0
         for r in records:
             msg_id = r.msg_id
             if msg_id is None:
@@ -65,10 +66,10 @@ class DedupIndex:
                 run += 1
             else:
                 if run:
-                    self._mark(run_time, run)  # type: ignore[arg-type]
+                    self._mark(run_time, run)
                 run_time, run = r.timestamp, 1
         if run:
-            self._mark(run_time, run)  # type: ignore[arg-type]
+            self._mark(run_time, run)
 
     def _mark(self, timestamp: float, count: int) -> None:
         times = self._times

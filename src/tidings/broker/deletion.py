@@ -16,23 +16,17 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..errors import NotFound
+from .host import MixinBase
 from .msgids import EPOCH_MS, SEQ_BITS
 
 if TYPE_CHECKING:
-    from ..storage.base import Store
-    from .group.consumer_group import ConsumerGroup
-    from .group.member import Member
     from .topics import TopicState
 
 _READ_CHUNK = 256
 _CLOCK_SLACK = 60.0  # seconds an id's time may run ahead of its record's timestamp
 
 
-class DeletionMixin:
-    store: Store
-    _members: dict[str, Member]
-    _acks_due: dict[int, ConsumerGroup]
-
+class DeletionMixin(MixinBase):
     def _find(self, t: TopicState, message_id: str) -> tuple[int, int]:
         """(partition, offset) of the retained record with broker id ``message_id``. The id
         holds its publish time, so the search starts there; a redriven record keeps an older
@@ -65,7 +59,7 @@ class DeletionMixin:
         """Settle the message ``message_id`` of ``topic`` for every group, so none delivers
         it again; return its partition, offset and the groups that had not settled it yet.
         Unknown ids raise NotFound."""
-        t: TopicState = self._topic(topic)  # type: ignore[attr-defined]
+        t = self._topic(topic)
         p, offset = self._find(t, message_id)
         settled = sorted(name for name, g in list(t.groups.items()) if g.drop(p, offset))
         return p, offset, settled
@@ -73,18 +67,18 @@ class DeletionMixin:
     def purge_topic(self, topic: str) -> int:
         """Drop every durable message of ``topic`` and move all its groups past them (their
         leases on them end); return how many messages were dropped."""
-        t: TopicState = self._topic(topic)  # type: ignore[attr-defined]
+        t = self._topic(topic)
         dropped = 0
         for p, part in enumerate(t.parts):
             before = part.first
-            self._trim(t, p, part.visible)  # type: ignore[attr-defined]
+            self._trim(t, p, part.visible)
             dropped += part.first - before
             part.forget_tail()
         for name, g in list(t.groups.items()):
             g.take_back_leases()
             self._acks_due.pop(id(g), None)
             cursors = dict(enumerate(g.cursors))
-            fresh: ConsumerGroup = self._new_group(g.spec, t, cursors)  # type: ignore[attr-defined]
+            fresh = self._new_group(g.spec, t, cursors)
             fresh.adopt(g)
             t.groups[name] = fresh
             fresh.resume()
@@ -94,8 +88,8 @@ class DeletionMixin:
         """Drop the records of the partition below offset ``before`` (the store drops whole
         segments, so it may keep a few older ones); groups behind skip forward. For a topic
         its owner compacts (the MQTT front-end's ``_mqtt.*`` topics, after a snapshot)."""
-        t: TopicState = self._topic(topic)  # type: ignore[attr-defined]
-        self._trim(t, partition, before)  # type: ignore[attr-defined]
+        t = self._topic(topic)
+        self._trim(t, partition, before)
 
 
 __all__ = ["DeletionMixin"]

@@ -289,6 +289,7 @@ class Broker(
         parts = t.parts
         receipts: list[Receipt] = []
         batches: dict[int, list[Record]] = {}
+        batch: list[Record] | None
         dedup = t.dedup if spec.dedup_window > 0 else None
         fresh: dict[str, int] = {}  # this batch's new producer ids -> packed position
         if dedup is not None:
@@ -312,9 +313,9 @@ class Broker(
                         first_id = self._id_at(topic, p, offset)
                     receipts.append(Receipt(topic, p, offset, first_id, duplicate=True))
                     continue
-                fresh_id = True
+                new_id: str | None = msg_id  # a producer id this batch sees first
             else:
-                fresh_id = False
+                new_id = None
             key = m.key
             if nparts == 1:
                 p = 0
@@ -341,8 +342,8 @@ class Broker(
                 batch = batches[p] = []
             batch.append(record)
             receipts.append(Receipt(topic, p, offset, record_id))
-            if fresh_id:
-                fresh[msg_id] = (offset << PARTITION_BITS) | p  # type: ignore[index]
+            if new_id is not None:
+                fresh[new_id] = (offset << PARTITION_BITS) | p
         if restore is not None:
             for receipt, (_, kept) in zip(receipts, restore, strict=True):
                 batch = batches[receipt.partition]

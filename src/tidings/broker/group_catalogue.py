@@ -8,23 +8,14 @@ from typing import TYPE_CHECKING
 from ..errors import AlreadyExists, BadRequest, NotFound
 from ..model import GroupSpec
 from ..storage.cursor import GroupCursor
+from .host import MixinBase
 
 if TYPE_CHECKING:
-    from ..clock import Clock
-    from ..storage.base import Store
     from .group.consumer_group import ConsumerGroup
-    from .group.member import Member
-    from .timers import Timers
     from .topics import TopicState
 
 
-class GroupCatalogueMixin:
-    store: Store
-    clock: Clock
-    _timers: Timers
-    _members: dict[str, Member]
-    _acks_due: dict[int, ConsumerGroup]
-
+class GroupCatalogueMixin(MixinBase):
     # -- groups ------------------------------------------------------------------------------
 
     def _group(self, topic: str, group: str) -> ConsumerGroup:
@@ -57,7 +48,7 @@ class GroupCatalogueMixin:
             floor = self._start_floor(t, p, spec.start, spec.start_value)
             self.store.save_floor(t.name, spec.name, p, floor)
             cursors[p] = GroupCursor(floor)
-        t.groups[spec.name] = self._new_group(spec, t, cursors)  # type: ignore[attr-defined]
+        t.groups[spec.name] = self._new_group(spec, t, cursors)
         self._catalogue_changed()
         return spec
 
@@ -124,7 +115,7 @@ class GroupCatalogueMixin:
             self.store.save_floor(topic, group, p, floor)
             cursors[p] = GroupCursor(floor)
         self._acks_due.pop(id(g), None)
-        fresh: ConsumerGroup = self._new_group(g.spec, t, cursors)  # type: ignore[attr-defined]
+        fresh = self._new_group(g.spec, t, cursors)
         fresh.adopt(g)
         t.groups[group] = fresh
         self._catalogue_changed()

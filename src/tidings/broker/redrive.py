@@ -14,15 +14,12 @@ republish. A mixin of :class:`tidings.broker.engine.Broker`.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from .. import headers as H
 from ..errors import BadRequest, NotFound
 from ..model import DeadLetter, GroupSpec, Outgoing, Record
 from .group.deadletter import redriven_headers
-
-if TYPE_CHECKING:
-    from .group.consumer_group import ConsumerGroup
+from .host import MixinBase
 
 REDRIVE_GROUP = "tidings-redrive"  # the broker's cursor of redriven dead letters
 MAX_REDRIVE = 10_000  # dead letters per call at most
@@ -54,14 +51,9 @@ def _as_dead_letter(record: Record) -> DeadLetter:
     )
 
 
-class RedriveMixin:
-    # provided by Broker
-    store: object
-    _topics: dict
-
+class RedriveMixin(MixinBase):
     def dead_letter_topic_of(self, topic: str, group: str) -> str:
-        g: ConsumerGroup = self._group(topic, group)  # type: ignore[attr-defined]
-        return g.dead_letter_topic
+        return self._group(topic, group).dead_letter_topic
 
     def _waiting(self, topic: str, group: str, limit: int) -> list[tuple[int, Record]]:
         """Up to ``limit`` (partition, dead-letter record) of ``group`` not yet redriven."""
@@ -77,7 +69,7 @@ class RedriveMixin:
             offset = max([part.first, *(c.floor for c in cursors)])
             found = 0
             while offset < part.next and found < limit:
-                records = self.store.read(dlq, p, offset, _READ_CHUNK)  # type: ignore[attr-defined]
+                records = self.store.read(dlq, p, offset, _READ_CHUNK)
                 if not records:
                     break
                 for record in records:
@@ -146,9 +138,7 @@ class RedriveMixin:
             return []
         letters = [_as_dead_letter(r) for _, r in waiting]
         out = [Outgoing(d.body, d.key, {**d.headers, H.REDRIVE_GROUP: group}) for d in letters]
-        self.publish(  # type: ignore[attr-defined]
-            topic, out, restore=[(d.id, d.msg_id) for d in letters]
-        )
+        self.publish(topic, out, restore=[(d.id, d.msg_id) for d in letters])
         self._mark_redriven(self.dead_letter_topic_of(topic, group), waiting)
         return [d.id for d in letters]
 
@@ -172,7 +162,7 @@ class RedriveMixin:
         spec = GroupSpec(topic=dlq, name=REDRIVE_GROUP, max_deliveries=0)
         t = self._topics[dlq]
         if REDRIVE_GROUP not in t.groups:
-            self.create_group(spec)  # type: ignore[attr-defined]
+            self.create_group(spec)
         g = t.groups[REDRIVE_GROUP]
         for p, record in done:
             if g.cursors[p].ack(record.offset):

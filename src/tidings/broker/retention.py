@@ -9,17 +9,12 @@ A group whose backlog is trimmed away skips forward to the new first offset.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
+from .host import MixinBase
 from .topics import TopicState
 
-if TYPE_CHECKING:
-    from ..storage.base import Store
 
-
-class RetentionMixin:
-    store: Store
-
+class RetentionMixin(MixinBase):
     def _enforce_limits(self, t: TopicState) -> None:
         spec = t.spec
         if spec.retention != "limits" or spec.overflow != "drop-oldest":

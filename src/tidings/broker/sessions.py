@@ -8,17 +8,11 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING
 
 from ..errors import BadRequest, NotFound, TidingsError
 from ..model import Delivery, GroupSpec
 from .group.member import Member
-
-if TYPE_CHECKING:
-    import itertools
-
-    from ..clock import Clock
-    from .timers import Timers
+from .host import MixinBase
 
 log = logging.getLogger("tidings.broker")
 
@@ -28,13 +22,7 @@ log = logging.getLogger("tidings.broker")
 DEFAULT_STUCK_MEMBER_LEASES = 3
 
 
-class MemberSessionsMixin:
-    clock: Clock
-    _timers: Timers
-    _members: dict[str, Member]
-    _member_seq: itertools.count[int]
-    stuck_member_leases: int
-
+class MemberSessionsMixin(MixinBase):
     # -- members -----------------------------------------------------------------------------
 
     def join(

@@ -4,19 +4,11 @@ of :class:`tidings.broker.engine.Broker`."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from ..model import GroupInfo, PartitionInfo, StuckMember, TopicInfo
-
-if TYPE_CHECKING:
-    from ..clock import Clock
-    from ..storage.base import Store
+from .host import MixinBase
 
 
-class StatsMixin:
-    store: Store
-    clock: Clock
-
+class StatsMixin(MixinBase):
     # -- stats -------------------------------------------------------------------------------
 
     def group_info(self, topic: str, group: str) -> GroupInfo:

@@ -26,7 +26,7 @@ import itertools
 import operator
 import zlib
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from .. import headers as H
 from ..trace import TraceEvent
@@ -59,8 +59,9 @@ def trace_ids(traceparent: str | None) -> tuple[str | None, str | None]:
 # A flat event: (seq, time, event, topic, partition, offset, id, group, member, deliveries,
 # x1, x2, x3, x4, 1) where the x are, for published/redriven: origin, msg_id, key, headers;
 # for the others: reason, delay, target, target_id. The last item of every row is how many
-# events it holds (1 here), so that dropping the oldest rows is a C loop.
-Row = tuple
+# events it holds (1 here), so that dropping the oldest rows is a C loop. Rows of several
+# shapes share the ring (see below), so their items are typed by the code that reads them.
+Row: TypeAlias = tuple[Any, ...]
 _SEQ, _EVENT, _TOPIC, _ID, _MSG_ID, _HEADERS = 0, 2, 3, 6, 11, 13
 _PUBLISHED = frozenset({"published", "redriven"})
 
@@ -89,7 +90,8 @@ _get_record_id = operator.attrgetter("record.id")
 
 def row_events(row: Row) -> int:
     """How many events a ring row holds."""
-    return row[-1]
+    count: int = row[-1]
+    return count
 
 
 def row_member(row: Row) -> str | None:
@@ -97,7 +99,8 @@ def row_member(row: Row) -> str | None:
     n = len(row)
     if n == _BATCH_LEN:
         return None
-    return row[5] if n == _GROUP_BATCH_LEN else row[8]
+    member: str | None = row[5] if n == _GROUP_BATCH_LEN else row[8]
+    return member
 
 
 def _expand(row: Row) -> list[Row]:
