@@ -44,8 +44,13 @@ def fields_of(message: Outgoing, mid: str | None = None) -> list[bytes | str]:
     return out
 
 
-def _text(value: bytes | None) -> str | None:
-    return None if value is None else value.decode()
+# the field names as they come back from the server (replies are bytes)
+_B_BODY, _B_HEADERS, _B_ID, _B_KEY = (f.encode() for f in (F_BODY, F_HEADERS, F_ID, F_KEY))
+_B_MSG_ID, _B_TS, _B_TTL, _B_DELAY = (f.encode() for f in (F_MSG_ID, F_TS, F_TTL, F_DELAY))
+
+
+def _seconds(value: bytes) -> float | None:
+    return timing.seconds(value.decode())
 
 
 class Entry:
@@ -61,6 +66,7 @@ class Entry:
         "id",
         "key",
         "msg_id",
+        "offset",
         "partition",
         "raw_count",
         "redrive_group",
@@ -82,22 +88,28 @@ class Entry:
         self.raw_count = raw_count  # deliveries the server counted (XPENDING)
         self.skips = skips  # early deliveries of a delayed message, not counted
         self.arrived = arrived  # time.monotonic() when it reached this member
-        self.body = fields.get(F_BODY.encode(), b"")
-        raw = fields.get(F_HEADERS.encode())
-        self.headers: dict[str, str] = {} if raw is None else _headers.decode(raw)
-        self.redrive_group = self.headers.pop(REDRIVE_GROUP, None)
-        self.id = _text(fields.get(F_ID.encode())) or f"{partition}:{entry}"
-        self.key = _text(fields.get(F_KEY.encode()))
-        self.msg_id = _text(fields.get(F_MSG_ID.encode()))
-        self.timestamp = int(fields.get(F_TS.encode(), b"0")) / 1000.0
-        ttl = timing.seconds(_text(fields.get(F_TTL.encode())))
-        delay = timing.seconds(_text(fields.get(F_DELAY.encode())))
-        self.expires_at = timing.expires_at(self.timestamp, ttl)
-        self.deliver_at = timing.deliver_at(self.timestamp, delay)
-
-    @property
-    def offset(self) -> int:
-        return offset_of(self.entry)
+        get = fields.get
+        self.body = get(_B_BODY, b"")
+        raw = get(_B_HEADERS)
+        if raw is None:
+            self.headers: dict[str, str] = {}
+            self.redrive_group: str | None = None
+        else:
+            self.headers = _headers.decode(raw)
+            self.redrive_group = self.headers.pop(REDRIVE_GROUP, None)
+        mid = get(_B_ID)
+        self.id = (mid.decode() if mid is not None else "") or f"{partition}:{entry}"
+        key = get(_B_KEY)
+        self.key = None if key is None else key.decode()
+        msg_id = get(_B_MSG_ID)
+        self.msg_id = None if msg_id is None else msg_id.decode()
+        self.timestamp = int(get(_B_TS, b"0")) / 1000.0
+        ttl, delay = get(_B_TTL), get(_B_DELAY)  # mostly absent: nothing to parse then
+        self.expires_at = None if ttl is None else timing.expires_at(self.timestamp, _seconds(ttl))
+        self.deliver_at = (
+            None if delay is None else timing.deliver_at(self.timestamp, _seconds(delay))
+        )
+        self.offset = offset_of(entry)
 
     @property
     def count(self) -> int:

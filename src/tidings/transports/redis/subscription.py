@@ -104,7 +104,7 @@ class RedisSubscription(BufferedSubscription):
         self._claim_every = min(CLAIM_INTERVAL, spec.lease / 4)
         self._beat_every = min(max(spec.session_timeout / 3, 0.1), 5.0)
         self._buffer: deque[Entry] = deque()
-        self._held: dict[tuple[int, str], _Held] = {}
+        self._held: dict[tuple[int, int], _Held] = {}  # by (partition, offset)
         self._arrived = asyncio.Event()
         self._poke = asyncio.Event()  # credit came back, or something became claimable
         self._closed = False
@@ -381,15 +381,17 @@ class RedisSubscription(BufferedSubscription):
         spec = self.spec
         now = time.monotonic()
         leases = self.leases
-        if not spec.auto_ack:
-            kept = leases.deadline(entry)
-            if (kept is None and now - entry.arrived >= spec.lease) or not leases.alive(entry):
-                leases.release(entry)
-                return None  # its lease ran out in the buffer: another member claims it
+        kept = leases.deadline(entry)
+        if not spec.auto_ack and (
+            (kept is None and now - entry.arrived >= spec.lease) or not leases.alive(entry)
+        ):
+            leases.release(entry)
+            return None  # its lease ran out in the buffer: another member claims it
         wall = time.time()
+        count = entry.count
         verdict = admit(
             spec,
-            entry.count,
+            count,
             now=wall,
             expires_at=entry.expires_at,
             deliver_at=entry.deliver_at,
@@ -404,7 +406,6 @@ class RedisSubscription(BufferedSubscription):
             else:  # an early delivery of a delayed message: back for the rest, uncounted
                 await self._settle("defer", [entry], verdict.delay)
             return None
-        kept = leases.deadline(entry)
         lease_end = entry.arrived + spec.lease if kept is None else kept
         lease_until = None if spec.auto_ack else wall + (lease_end - now)
         message = Message(
@@ -413,13 +414,13 @@ class RedisSubscription(BufferedSubscription):
         if spec.auto_ack:
             await self._settle("ack", [entry])
         else:
-            self._held[(entry.partition, entry.entry)] = _Held(entry, message, lease_end)
+            self._held[(entry.partition, entry.offset)] = _Held(entry, message, lease_end)
             leases.handed(entry)
         return message
 
     # ---------------------------------------------------------------- settling
     def _take(self, message: Message, keep: bool = False) -> _Held:
-        key = (message.partition, f"0-{message.offset + 1}")
+        key = (message.partition, message.offset)
         held = self._held.get(key)
         if held is not None and held.message is message:
             kept = self.leases.deadline(held.entry)
