@@ -112,6 +112,21 @@ def test_v5_forbidden_publish_gets_puback_not_authorized(secured):
         sock.sendall(m.encode(m.Disconnect()))
         [ack] = _read_all(sock)
         assert (ack.type, ack.packet_id, ack.reason) == (m.PUBACK, 9, m.NOT_AUTHORIZED)
+        assert "may not publish" in ack.properties["reason_string"]
+
+
+def test_request_problem_information_0_gets_no_reason_string_on_a_puback(secured):
+    """MQTT 5.0 §3.1.2.11.7 [MQTT-3.1.2-29]: a Reason String only on CONNACK, DISCONNECT and
+    PUBLISH then."""
+    with _open(secured.mqtt_port) as sock:
+        pw = PASSWORDS["reader"].encode()
+        props = {"request_problem_information": 0}
+        assert _connect(sock, username="reader", password=pw, properties=props).reason == 0
+        sock.sendall(m.encode(m.Publish("sensors/x", b"no", 1, packet_id=9)))
+        sock.sendall(m.encode(m.Disconnect()))
+        [ack] = _read_all(sock)
+        assert (ack.type, ack.packet_id, ack.reason) == (m.PUBACK, 9, m.NOT_AUTHORIZED)
+        assert ack.properties == {}
 
 
 def test_keep_alive_closes_a_silent_client_after_one_and_a_half_times(broker):

@@ -82,3 +82,27 @@ def test_a_qos_2_delivery_holds_its_place_until_pubcomp(broker):
             sub.send(m.Ack(m.PUBCOMP, publish.packet_id))  # type: ignore[arg-type]
         assert sorted(received) == [b"a", b"b"]
         assert sub.silent()
+
+
+def test_the_disconnect_for_too_many_publishes_reaches_a_client_that_keeps_writing(broker):
+    """1001 unreleased QoS 2 publishes (the broker's Receive Maximum is 1000), then, as the
+    Eclipse suite's test_flow_control2 does, a PUBREL for each PUBREC read, and more after
+    the DISCONNECT (a client that has not looked yet): the client reads DISCONNECT 0x93,
+    then the end of the stream. Its writes after the broker's close neither reset the
+    connection (a lingering close) nor are acted on."""
+    with Raw(broker.mqtt_port) as client:
+        connack = client.connect("flow-writer")
+        assert connack.properties["receive_maximum"] == 1000
+        qos2 = [m.Publish("sensors/q2", b"y", qos=2, packet_id=i) for i in range(1, 1002)]
+        client.send(*qos2)
+        while True:
+            packet = client.next()  # a reset would raise ConnectionResetError here
+            if isinstance(packet, m.Disconnect):
+                break
+            assert isinstance(packet, m.Ack) and packet.type == m.PUBREC, packet
+            client.send(m.Ack(m.PUBREL, packet.packet_id))
+        assert packet.reason == m.RECEIVE_MAXIMUM_EXCEEDED
+        for pid in range(1, 101):  # still writing
+            client.send(m.Ack(m.PUBREL, pid))
+        client.sock.settimeout(10)
+        assert client.sock.recv(65536) == b""  # the end, no PUBCOMP: nothing was acted on

@@ -38,6 +38,7 @@ from ..tls import peer_subject
 from . import codec as m
 from .aliases import TOPIC_ALIAS_MAXIMUM, TopicAliases
 from .exactly_once import message_id
+from .linger import lingering_close
 from .mapping import reason_of, split_topic, to_outgoing
 from .retained import RetainedStore
 from .session import RECEIVE_MAXIMUM, Session
@@ -64,7 +65,8 @@ class MqttConnection(asyncio.Protocol):
     __slots__ = ("aliases", "authenticating", "broker", "client_id", "client_max_packet",
                  "closed", "closing", "connected", "counted", "decoder", "held", "id",
                  "inbound", "keep_alive", "last_received", "listener", "max_packet_size",
-                 "may_publish", "opened", "peer", "publisher", "reply_grants", "server",
+                 "may_publish", "opened", "peer", "problem_info", "publisher", "reply_grants",
+                 "server",
                  "session", "tasks", "transport", "unacked_in", "user", "version",
                  "will")  # fmt: skip
 
@@ -88,6 +90,7 @@ class MqttConnection(asyncio.Protocol):
         self.decoder = m.PacketDecoder(max_size)
         self.transport: asyncio.Transport | None = None
         self.client_max_packet = m.MAX_REMAINING + 5
+        self.problem_info = True  # v5 Request Problem Information: reason strings on acks
         self.session = Session(self, self.broker)
         self.aliases = TopicAliases()
         self.inbound: deque[m.Publish] = deque()
@@ -207,6 +210,8 @@ class MqttConnection(asyncio.Protocol):
             self.keep_alive = limit  # v5: CONNACK's Server Keep Alive tells the client
         props = packet.properties
         self.client_max_packet = props.get("maximum_packet_size", self.client_max_packet)
+        # 0: no Reason String but on CONNACK, DISCONNECT and PUBLISH [MQTT-3.1.2-29]
+        self.problem_info = props.get("request_problem_information", 1) != 0
         self.session.receive_maximum = min(props.get("receive_maximum", 65535), RECEIVE_MAXIMUM)
         self.aliases = TopicAliases(props.get("topic_alias_maximum", 0))
         assigned = None
@@ -334,7 +339,7 @@ class MqttConnection(asyncio.Protocol):
     def connack(self, v3_code: int, v5_reason: int) -> None:
         """Refuse the CONNECT and close."""
         self.send(m.Connack(v5_reason if self.version == m.V5 else v3_code))
-        self.close()
+        self.close_after_reason()
 
     def refuse(self, reason: int, why: str) -> None:
         """A protocol error: CONNACK or DISCONNECT with ``reason`` on 5.0, then close."""
@@ -347,7 +352,7 @@ class MqttConnection(asyncio.Protocol):
                     self.send(m.Connack(reason, False, {"reason_string": why[:200]}))
             else:
                 self.send(m.Disconnect(reason, {"reason_string": why[:200]}))
-        self.close()
+        self.close_after_reason()
 
     def grant_reply(self, topic: str) -> None:
         """A request naming the reply topic ``topic`` was delivered: one reply may be
@@ -485,7 +490,8 @@ class MqttConnection(asyncio.Protocol):
         log.warning("mqtt %s: publish to %r refused: %s", self.id, packet.topic, why)
         if self.version == m.V5 and packet.qos and packet.packet_id is not None:
             ack = m.PUBACK if packet.qos == 1 else m.PUBREC
-            self.send(m.Ack(ack, packet.packet_id, reason, {"reason_string": why[:200]}))
+            props = {"reason_string": why[:200]} if self.problem_info else {}
+            self.send(m.Ack(ack, packet.packet_id, reason, props))
         elif self.version == m.V5:
             self.refuse(reason, why)  # QoS 0 has no answer: say it with DISCONNECT
         else:
@@ -503,6 +509,17 @@ class MqttConnection(asyncio.Protocol):
     def close(self) -> None:
         if self.transport is not None:
             self.transport.close()
+
+    def close_after_reason(self) -> None:
+        """Close after a CONNACK or DISCONNECT the client must read: a lingering close
+        (``linger``), so that what it still sends does not reset the connection before it
+        has read the reason. The connection ends at once, as with ``close``."""
+        transport = self.transport
+        if transport is None or self.closed or not lingering_close(transport):
+            self.close()
+            return
+        self.transport = None  # the socket is the drain's now
+        asyncio.get_running_loop().call_soon(self.connection_lost, None)
 
     def who(self) -> str:
         return f"mqtt connection {self.id} from {self.peer}"
