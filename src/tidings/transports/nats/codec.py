@@ -11,9 +11,10 @@ in the reply subject, parsed by :class:`naming.AckReply`.
 from __future__ import annotations
 
 from nats.aio.msg import Msg
+from nats.js.api import RawStreamMsg
 from nats.nuid import NUID
 
-from ...errors import BadRequest
+from ...errors import BadRequest, TidingsError
 from ...headers import REDRIVE_GROUP
 from ...model import Delivery, Outgoing
 from ..rules import timing
@@ -63,6 +64,21 @@ def wire_headers(message: Outgoing, msg_id_dedup: bool) -> tuple[str, dict[str, 
     if delay is not None:
         headers[H_DELAY] = delay
     return mid, headers
+
+
+def stored_seq(raw: RawStreamMsg) -> int:
+    """The stream sequence of a message read from a stream (nats-py types it optional; JetStream
+    always sends it with a stored message)."""
+    if raw.seq is None:
+        raise TidingsError(f"JetStream returned a message of {raw.stream} without its sequence")
+    return raw.seq
+
+
+def stored_subject(raw: RawStreamMsg) -> str:
+    """The subject of a message read from a stream (optional in nats-py, as its sequence)."""
+    if raw.subject is None:
+        raise TidingsError(f"JetStream returned a message of {raw.stream} without its subject")
+    return raw.subject
 
 
 class Incoming:

@@ -37,15 +37,21 @@ def partitions_of(spec: GroupSpec, topic: TopicSpec) -> list[int | None]:
     return list(range(topic.partitions)) if spec.mode == "ordered" else [None]
 
 
+def _start_value(spec: GroupSpec) -> float:
+    if spec.start_value is None:  # GroupSpec.validate() refuses this too
+        raise BadRequest(f"start={spec.start!r} needs start_value")
+    return spec.start_value
+
+
 def consumer_config(spec: GroupSpec, topic: TopicSpec, partition: int | None) -> api.ConsumerConfig:
     policy, start_seq, start_time = api.DeliverPolicy.ALL, None, None
     if spec.start == "latest":
         policy = api.DeliverPolicy.NEW
     elif spec.start == "offset":
-        policy, start_seq = api.DeliverPolicy.BY_START_SEQUENCE, max(1, int(spec.start_value) + 1)
+        policy, start_seq = api.DeliverPolicy.BY_START_SEQUENCE, max(1, int(_start_value(spec)) + 1)
     elif spec.start == "time":
         policy = api.DeliverPolicy.BY_START_TIME
-        start_time = datetime.datetime.fromtimestamp(float(spec.start_value), datetime.UTC)
+        start_time = datetime.datetime.fromtimestamp(_start_value(spec), datetime.UTC)
     return api.ConsumerConfig(
         durable_name=consumer_name(spec.name, partition),
         description=msgspec.json.encode(

@@ -25,6 +25,8 @@ import time
 from collections.abc import Awaitable, Callable
 
 from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 
 from ..rules.assignment import Heartbeat, live_members, self_fenced
 from .codec import new_id
@@ -60,8 +62,8 @@ class Membership:
         self._on_change = on_change
         self._on_reset = on_reset
         self._poke = asyncio.Event()
-        self._task: asyncio.Task | None = None
-        self._sub = None
+        self._task: asyncio.Task[None] | None = None
+        self._sub: Subscription | None = None
         self._stopped = False
         self._last_beat = 0.0  # when the last successful heartbeat was sent (monotonic)
 
@@ -93,7 +95,7 @@ class Membership:
         if self._task is not None:
             self._task.cancel()
 
-    async def _notified(self, msg) -> None:
+    async def _notified(self, msg: Msg) -> None:
         if msg.data == RESET:
             if self._on_reset is not None:
                 self._on_reset()

@@ -128,4 +128,4 @@ class AckReply:
 
 
 def is_delivery(reply: str | None) -> bool:
-    return bool(reply) and reply.startswith("$JS.ACK.")  # type: ignore[union-attr]
+    return reply is not None and reply.startswith("$JS.ACK.")

@@ -321,7 +321,7 @@ class OrderedSubscription(NatsSubscription):
         # not wait for its heartbeat to age out.
         assert self.membership is not None
         spec, me = self.spec, self.membership.member
-        undrained = getattr(self, "_undrained", set())
+        undrained: set[int] = getattr(self, "_undrained", set())
 
         async def release(partition: int, version: int) -> None:
             with contextlib.suppress(Exception):

@@ -19,6 +19,7 @@ import nats.errors
 import nats.js.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 from nats.js import api
 
 T = TypeVar("T")
@@ -57,7 +58,7 @@ class Pipeline(Generic[T]):
         self._ids = itertools.count(1)
         self._futures: dict[str, asyncio.Future[T]] = {}
         self._slots = asyncio.Semaphore(max_pending)
-        self._sub = None
+        self._sub: Subscription | None = None
 
     async def start(self) -> None:
         self._sub = await self._nc.subscribe(self._prefix + "*", cb=self._reply)
@@ -103,6 +104,6 @@ class Pipeline(Generic[T]):
             future.set_exception(exc)
 
 
-def _expire(future: asyncio.Future) -> None:
+def _expire(future: asyncio.Future[Any]) -> None:
     if not future.done():
         future.set_exception(nats.errors.TimeoutError())

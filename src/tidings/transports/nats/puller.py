@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable
 
 from nats.aio.client import Client
 from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 
 from .naming import is_delivery
 
@@ -66,8 +67,8 @@ class Puller:
         self._wake = asyncio.Event()
         self._silent = 0
         self._stopped = False
-        self._sub = None
-        self._task: asyncio.Task | None = None
+        self._sub: Subscription | None = None
+        self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         self._sub = await self._nc.subscribe(self._inbox + ".*", cb=self._received)

@@ -27,7 +27,7 @@ from ... import headers as H
 from ...errors import BadRequest, NotFound
 from ...model import DeadLetter, Outgoing
 from ...partitioning import partition_for
-from .codec import wire_headers
+from .codec import stored_seq, wire_headers
 from .errors import translated
 from .naming import (
     H_ID,
@@ -128,9 +128,10 @@ async def waiting(
             except nats.js.errors.NotFoundError:
                 break  # no message at or after seq
             origin, of_group, letter = _letter(raw)
+            at = stored_seq(raw)
             if origin == topic and of_group == group:
-                out.append((raw.seq, letter))
-            seq = raw.seq + 1
+                out.append((at, letter))
+            seq = at + 1
     return dlq, out
 
 

@@ -36,7 +36,7 @@ class ReplyTopics:
         self._t = transport
         self.owner = new_id()
         self._names: list[str] = []
-        self._task: asyncio.Task | None = None
+        self._task: asyncio.Task[None] | None = None
 
     async def create(self) -> str:
         name = f"{REPLY_TOPIC_PREFIX}{self.owner}.{new_id()}"

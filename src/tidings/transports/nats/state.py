@@ -79,11 +79,14 @@ class StateStore:
             except nats.js.errors.NotFoundError:
                 return {}
         try:
-            return json.loads(raw.data or b"{}")
+            state: dict[str, Any] = json.loads(raw.data or b"{}")  # put_msg_state wrote a dict
         except ValueError:
             return {}
+        return state
 
-    async def put_msg_state(self, stream: str, consumer: str, seq: int, state: dict) -> None:
+    async def put_msg_state(
+        self, stream: str, consumer: str, seq: int, state: dict[str, Any]
+    ) -> None:
         with translated("save message state"):
             await self._js.publish(
                 msg_state_subject(stream, consumer, seq), json.dumps(state).encode()

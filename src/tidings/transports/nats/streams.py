@@ -13,6 +13,7 @@ from nats.js import JetStreamContext, api
 from nats.js.errors import NotFoundError
 
 from ...model import PartitionInfo, TopicInfo, TopicSpec
+from .codec import stored_seq
 from .errors import translated
 from .naming import STREAM_PREFIX, stream_name, subject, subjects_of
 
@@ -91,7 +92,9 @@ async def partition_infos(js: JetStreamContext, spec: TopicSpec) -> list[Partiti
             first = await js.get_msg(stream, seq=info.state.first_seq, subject=subj, next=True)
         except NotFoundError:
             return PartitionInfo(partition=p, first_offset=next_free, next_offset=next_free)
-        return PartitionInfo(partition=p, first_offset=first.seq - 1, next_offset=last.seq)
+        return PartitionInfo(
+            partition=p, first_offset=stored_seq(first) - 1, next_offset=stored_seq(last)
+        )
 
     limit = asyncio.Semaphore(32)
 

@@ -24,7 +24,7 @@ import json
 import logging
 import time
 from collections import deque
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import nats.errors
 import nats.js.errors
@@ -104,8 +104,8 @@ class NatsSubscription(BufferedSubscription):
         self._pullers: dict[int | None, Puller] = {}
         self._closed = False
         self._failure: TidingsError | None = None
-        self._tasks: set[asyncio.Task] = set()
-        self._confirming: set[asyncio.Future] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._confirming: set[asyncio.Future[None]] = set()
         self.membership: Membership | None = None
 
     # ---------------------------------------------------------------- flow
@@ -229,7 +229,7 @@ class NatsSubscription(BufferedSubscription):
                 leases.release(inc)
                 return None  # its lease ran out in the buffer: JetStream redelivers it
         a = inc.ack
-        state: dict = {}
+        state: dict[str, Any] = {}
         if inc.deliver_at is not None and a.num_delivered > 1:
             state = await self._t.state.get_msg_state(a.stream, a.consumer, a.stream_seq)
         skips = int(state.get("skips", 0))
@@ -303,7 +303,7 @@ class NatsSubscription(BufferedSubscription):
             except Exception as exc:
                 raise translate(exc, "acknowledge a message") from exc
 
-    def _confirmed(self, future: asyncio.Future) -> None:
+    def _confirmed(self, future: asyncio.Future[None]) -> None:
         self._confirming.discard(future)
         if not future.cancelled() and future.exception() is not None:
             log.warning(

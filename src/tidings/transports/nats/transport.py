@@ -43,7 +43,7 @@ from ..base import (
 )
 from ..capabilities import require_group, require_topic
 from . import consumers, redrive, streams
-from .codec import wire_headers
+from .codec import stored_subject, wire_headers
 from .errors import connect_error, translated
 from .membership import RESET
 from .naming import (
@@ -143,7 +143,7 @@ class NatsTransport(Transport):
         return self._acks
 
     async def connect(self) -> None:
-        first_errors: list[BaseException] = []  # the first connect says them in its error
+        first_errors: list[Exception] = []  # the first connect says them in its error
 
         async def on_error(exc: Exception) -> None:
             if self._nc is None:
@@ -311,7 +311,7 @@ class NatsTransport(Transport):
         spec = await self._spec(topic)
         dedup = spec.dedup_window > 0
         stream = stream_name(topic)
-        sent: list[tuple[int, str, asyncio.Future]] = []
+        sent: list[tuple[int, str, asyncio.Future[api.PubAck]]] = []
         try:
             with translated(f"publish to topic {topic!r}"):
                 for m in messages:
@@ -352,7 +352,7 @@ class NatsTransport(Transport):
             raw = await self.js.get_msg(stream, seq=seq)
         except nats.js.errors.NotFoundError:  # already gone (retention)
             return p, mid
-        return partition_of(raw.subject), (raw.headers or {}).get(H_ID) or mid
+        return partition_of(stored_subject(raw)), (raw.headers or {}).get(H_ID) or mid
 
     # ------------------------------------------------------------------ groups
     async def subscribe(
@@ -370,7 +370,9 @@ class NatsTransport(Transport):
         self._subs.add(sub)
         return sub
 
-    async def _group(self, topic: str, group: str) -> tuple[TopicSpec, GroupSpec, list]:
+    async def _group(
+        self, topic: str, group: str
+    ) -> tuple[TopicSpec, GroupSpec, list[api.ConsumerInfo]]:
         spec = await self._spec(topic)
         found = await consumers.find_group(self.js, spec, group)
         if found is None:
