@@ -11,6 +11,11 @@ the users in effect stay. Then every open connection is brought in line with it:
   a subscription on a topic the user may no longer subscribe to, or whose group's chosen
   dead-letter topic it may no longer publish to, is ended (``SUB_CLOSED`` with
   ``Forbidden``). A connection's own reply topics stay its own.
+
+MQTT connections (``server.mqtt``) the same way: a removed user's or changed credentials'
+get DISCONNECT 0x87 (3.1.1: a close); the others the new rights, with their subscriptions
+on topics no longer allowed ended (``Session.enforce_rights``). Offline persistent sessions
+are checked when they resume.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from ..protocol import constants as c
 from ..protocol.messages import SubClosed
 from . import rights
 from .auth import Authenticator
+from .mqtt.codec import NOT_AUTHORIZED as MQTT_NOT_AUTHORIZED
 
 if TYPE_CHECKING:
     from .app import BrokerServer
@@ -62,6 +68,22 @@ def reload_users(server: BrokerServer) -> bool:
         conn.may_publish.clear()
         ended += _end_forbidden_subscriptions(conn)
         updated += 1
+    if server.mqtt is not None:
+        for mqtt in list(server.mqtt.connections):
+            old = mqtt.user
+            if old is None or mqtt.closed:  # still authenticating: checked again at its end
+                pending += mqtt.authenticating
+                continue
+            new = auth.users.get(old.name)
+            if new is None or (new.password, new.token) != (old.password, old.token):
+                why = "was removed" if new is None else "has new credentials"
+                mqtt.refuse(MQTT_NOT_AUTHORIZED, f"user {old.name!r} {why} (users file reloaded)")
+                closed += 1
+                continue
+            mqtt.user = new
+            mqtt.may_publish.clear()
+            ended += mqtt.session.enforce_rights(new)
+            updated += 1
     log.info(
         "reload: %d users from %s; %d connections updated, %d closed, %d subscriptions ended, "
         "%d still authenticating (checked against the new users)",

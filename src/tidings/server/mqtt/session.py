@@ -51,10 +51,11 @@ from .mapping import (
     to_publish,
     was_retained,
 )
-from .subscription import Outbound, Subscription
+from .subscription import Outbound, Subscription, may_subscribe
 
 if TYPE_CHECKING:
     from ...broker import Broker
+    from ..auth import User
     from .listener import MqttConnection
 
 log = logging.getLogger("tidings.server.mqtt")
@@ -115,6 +116,7 @@ class Session:
         self.conn = conn
         self.version = conn.version
         self.offline_since = None
+        self.enforce_rights(conn.user)  # the users file may have changed while it was away
         for pid, entry in self.inflight.items():
             if entry.released:
                 conn.send(m.Ack(m.PUBREL, pid))
@@ -316,6 +318,50 @@ class Session:
         else:
             topics.add(sub.filter.topic)
         for topic in topics:
+            with contextlib.suppress(TidingsError):
+                self.broker.delete_group(topic, sub.group)
+
+    def enforce_rights(self, user: User | None) -> int:
+        """Bring the subscriptions in line with ``user``'s rights (a users-file reload, or a
+        session resumed after one): a subscription on a topic it may no longer subscribe to
+        ends (as an UNSUBSCRIBE would: MQTT has no way to tell the client, messages stop, as
+        with mosquitto's ACL), a first-level wildcard stops reading just those topics.
+        Returns how many were ended or narrowed; a persistent session's record is saved."""
+        changed = 0
+        for text, sub in list(self.subs.items()):
+            if not sub.filter.spans_topics:
+                if not may_subscribe(user, sub.filter.topic):
+                    del self.subs[text]
+                    self.end(sub)
+                    changed += 1
+                continue
+            lost = [t for t in sub.members if not may_subscribe(user, t)]
+            for topic in lost:
+                self.drop_topic(sub, topic)
+            changed += bool(lost)
+        if changed:
+            log.warning("mqtt %s: %d subscriptions ended or narrowed: user %r may no longer "
+                        "read their topics", self.client_id, changed, self.user_name)  # fmt: skip
+            self.send_waiting()
+            conn = self.conn
+            if self.persistent and conn is not None and not conn.closed:
+                conn.spawn(conn.listener.kept.save(self))
+        return changed
+
+    def drop_topic(self, sub: Subscription, topic: str) -> None:
+        """A first-level wildcard stops reading ``topic``: its member leaves (un-acked
+        deliveries return to the group), a private group there is deleted."""
+        for pid, entry in list(self.inflight.items()):
+            if entry.sub is sub and entry.topic == topic and not entry.released:
+                del self.inflight[pid]
+        if self.waiting:
+            self.waiting = collections.deque(
+                w for w in self.waiting if not (w[0] is sub and w[1] == topic)
+            )
+        member_id = sub.members.pop(topic)
+        with contextlib.suppress(TidingsError):
+            self.broker.leave(member_id)
+        if sub.private:
             with contextlib.suppress(TidingsError):
                 self.broker.delete_group(topic, sub.group)
 
