@@ -121,6 +121,7 @@ async def test_a_failed_send_reaches_every_messages_hooks():
 
         client.publish_many = publish_many  # type: ignore[method-assign]
         client.publish_async = publish_async  # type: ignore[assignment, method-assign]
+        client._submit = publish_async  # type: ignore[assignment, method-assign]  # svc.publish's
         with pytest.raises(BadRequest, match="said no"):
             await svc.publish_many("jobs", [{"n": 0}, {"n": 1}])
         with pytest.raises(BadRequest, match="said no"):

@@ -210,6 +210,23 @@ class AsyncClient:
         out = Outgoing(body, key, {} if headers is None else dict(headers), msg_id, ttl, delay)
         return self._pipeline.submit(topic, out)
 
+    def _submit(self, topic: str, message: Outgoing) -> asyncio.Future[Receipt]:
+        """``publish_async`` of an :class:`Outgoing` the caller built and hands over (the
+        service framework's path): its body is ``bytes``, its headers a dict of its own that
+        the client may keep, its ``ttl`` and ``delay`` None. No second Outgoing, no copy of the
+        headers. A ``msg_id`` left None is filled in when the batch is taken
+        (:attr:`_assigns_ids`), so the caller sees it once the future is done."""
+        if self._closed:
+            raise Closed("this client is closed")
+        return self._pipeline.submit(topic, message)
+
+    @property
+    def _assigns_ids(self) -> bool:
+        """Whether a publish without a ``msg_id`` gets one from the process-wide Snowflake
+        generator (:func:`~tidings.ids.default_snowflake`) before it is sent (publish retries
+        on when the client was made, the default)."""
+        return self._pipeline.stable_ids
+
     async def flush(self) -> None:
         """Wait until every message given to ``publish_async`` so far has its answer."""
         await self._pipeline.flush()

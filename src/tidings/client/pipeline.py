@@ -60,7 +60,7 @@ class PublishPipeline:
         max_bytes: int = MAX_BYTES,
     ) -> None:
         self._send = send
-        self._stable_ids = stable_ids
+        self.stable_ids = stable_ids
         self.max_count = max_count
         self.max_bytes = max_bytes
         self._lanes: dict[str, _Lane] = {}
@@ -113,7 +113,7 @@ class PublishPipeline:
             messages.append(message)
             futures.append(fut)
             size += len(message.body)
-        if self._stable_ids:
+        if self.stable_ids:
             need = [m for m in messages if m.msg_id is None]
             if need:
                 for m, msg_id in zip(need, default_snowflake().next_strs(len(need)), strict=True):

@@ -4,10 +4,12 @@ coroutine around ``call_next``.
 A built-in middleware whose hook is not overridden gives ``(enter, leave)``: ``token =
 enter(item)`` runs where its coroutine would run before ``call_next``, ``leave(item, token,
 error)`` where it would run after (``error`` None on success, else what ``call_next`` raised;
-``leave`` may raise instead, or be None when there is nothing to do after). :class:`Hooks` runs
-a stack of them, outermost first in and last out, with the same error flow as nested
-coroutines: a leave that raises is what the hooks outside it see; an enter that raises has the
-ones entered before it leave with its error.
+``leave`` may raise instead, or be None when there is nothing to do after). In
+``svc.publish`` a publish enter may see ``call.message.msg_id`` None: the id is then given by
+the client with its batch (from the same generator) and set by the time the leaves run.
+:class:`Hooks` runs a stack of them, outermost first in and last out, with the same error
+flow as nested coroutines: a leave that raises is what the hooks outside it see; an enter that
+raises has the ones entered before it leave with its error.
 
 Three built-in coroutines (registration statistics, tracing, logging) made, stepped and
 finished per message were a third of the framework's consume cost; as hooks the consumer runs
@@ -28,11 +30,12 @@ HookPair = tuple[Enter, Leave | None]
 class Hooks:
     """A stack of hooks, outermost first."""
 
-    __slots__ = ("enters", "hooks")
+    __slots__ = ("enters", "hooks", "leaves")
 
     def __init__(self, hooks: Sequence[HookPair]) -> None:
         self.hooks = tuple(hooks)
         self.enters = tuple(enter for enter, _ in self.hooks)
+        self.leaves = tuple(leave for _, leave in self.hooks)
 
     def enter(self, item: Any) -> list[Any]:
         """Every hook's enter, outermost first; their tokens. If one raises, the ones entered
@@ -53,9 +56,9 @@ class Hooks:
     ) -> BaseException | None:
         """The entered hooks' leave, innermost first, each told how the chain inside it ended
         (``error``, or what an inner leave raised instead); how it all ended (None: well)."""
-        hooks = self.hooks
+        leaves = self.leaves
         for i in range(len(tokens) - 1, -1, -1):
-            leave = hooks[i][1]
+            leave = leaves[i]
             if leave is not None:
                 try:
                     leave(item, tokens[i], error)

@@ -126,6 +126,8 @@ def _itself(message: Message) -> Message:
 def encode_payload(value: Any, codec: Codec = JSON) -> tuple[bytes, str]:
     """``(body, content type)`` for an outgoing payload. ``bytes`` go as they are
     (application/octet-stream); anything pydantic can serialize goes through ``codec``."""
+    if type(value) is bytes:  # the common case, before the isinstance of a union
+        return value, OCTET_STREAM
     if isinstance(value, bytes | bytearray | memoryview):
         return bytes(value), OCTET_STREAM
     try:
