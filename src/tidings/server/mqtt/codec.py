@@ -678,7 +678,10 @@ def encode_properties(props: Properties) -> bytes:
 def encode(packet: Packet, version: int = V5) -> bytes:
     """The bytes of ``packet`` for protocol ``version`` (v5 properties left out for 3.1.1)."""
     v5 = version == V5
-    props = lambda p: encode_properties(p) if v5 else b""  # noqa: E731
+
+    def props(p: Properties) -> bytes:  # reads v5 when called: a CONNECT sets its own below
+        return encode_properties(p) if v5 else b""
+
     flags = 0
     body = bytearray()
     if isinstance(packet, Connect):

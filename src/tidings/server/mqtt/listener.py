@@ -25,8 +25,8 @@ import logging
 import secrets
 import time
 from collections import deque
-from collections.abc import Awaitable
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Coroutine
+from typing import TYPE_CHECKING, Any, cast
 
 import msgspec
 
@@ -113,7 +113,8 @@ class MqttConnection(asyncio.Protocol):
     # -- asyncio.Protocol --------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        # a stream server's transport; asyncio.Protocol types the hook with the base class
+        self.transport = cast("asyncio.Transport", transport)
         peer = transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
         subject = peer_subject(transport)
@@ -524,8 +525,8 @@ class MqttConnection(asyncio.Protocol):
     def who(self) -> str:
         return f"mqtt connection {self.id} from {self.peer}"
 
-    def spawn(self, coro: object) -> None:
-        task = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
         self.listener.tasks.add(task)
         task.add_done_callback(self.listener.tasks.discard)
 
@@ -575,7 +576,8 @@ class MqttListener:
             self.server.runtime.broker.topic_watchers.append(self.topic_created)
         listener = await loop.create_server(self._new, host, port, backlog=1024, ssl=ssl)
         self._listeners.append(listener)
-        address = listener.sockets[0].getsockname()[:2]
+        host, port = listener.sockets[0].getsockname()[:2]  # (host, port, flow, scope) on IPv6
+        address = (str(host), int(port))
         self.addresses.append(address)
         if self.address is None:
             self.address = address

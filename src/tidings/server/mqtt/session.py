@@ -33,6 +33,7 @@ import contextlib
 import logging
 import secrets
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ...errors import TidingsError
@@ -514,9 +515,9 @@ class Session:
         raise m.MalformedPacket("no free packet identifier", m.QUOTA_EXCEEDED)
 
 
-def _call_soon(fn: object, *args: object) -> None:
+def _call_soon(fn: Callable[..., object], *args: object) -> None:
     def call() -> None:
         with contextlib.suppress(TidingsError):
-            fn(*args)  # type: ignore[operator]
+            fn(*args)
 
     asyncio.get_running_loop().call_soon(call)

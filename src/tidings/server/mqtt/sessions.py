@@ -111,8 +111,8 @@ class Sessions:
             if not body:
                 continue
             try:
-                record = _decode(body)
-                session = self._restore(client_id, record, now)
+                stored = _decode(body)
+                session = self._restore(client_id, stored, now)
             except (msgspec.DecodeError, m.MalformedPacket) as exc:
                 log.warning("mqtt: the stored session of %r is unreadable: %s", client_id, exc)
                 continue
@@ -191,7 +191,7 @@ class Sessions:
             timer.cancel()
             if not present:  # the session ended: now
                 publish_now()
-        unchanged = present and old.stored and old.expiry == expiry  # type: ignore[union-attr]
+        unchanged = old is not None and old.stored and old.expiry == expiry
         session = old if old is not None else Session(conn, self.broker, client_id)
         session.conn = conn
         session.user_name = conn.user.name if conn.user is not None else ""
