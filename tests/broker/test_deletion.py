@@ -131,3 +131,56 @@ def test_settlement_counts_survive_a_reset_and_a_purge(env: Env) -> None:
     assert {k: v for k, v in b.group_info("orders", "billing").settlements.items() if v} == counts
     b.purge_topic("orders")
     assert {k: v for k, v in b.group_info("orders", "billing").settlements.items() if v} == counts
+
+
+def test_a_group_created_or_reset_later_never_sees_a_deleted_message(env: Env) -> None:
+    """The deletion is the topic's, not only its groups' of the moment: a group created from
+    earliest after it, or a group reset to earliest, starts with the deleted offset settled,
+    also after a restart."""
+    b = _topic(env, partitions=2)
+    billing = GroupSpec(topic="orders", name="billing")
+    b.create_group(billing)
+    receipts = b.publish("orders", msgs(*[f"m{i}" for i in range(12)]))
+    gone = [receipts[1], receipts[2], receipts[7]]  # two contiguous ones, and one apart
+    for r in gone:
+        b.delete_message("orders", r.id)
+    kept = {f"m{i}".encode() for i in range(12)} - {f"m{i}".encode() for i in (1, 2, 7)}
+
+    late = GroupSpec(topic="orders", name="late", start="earliest")
+    b.create_group(late)
+    member, inbox = join(b, late, prefetch=100)
+    assert set(bodies(drain(b, member, inbox))) == kept
+
+    b = env.reopen()
+    later = GroupSpec(topic="orders", name="later", start="earliest")
+    b.create_group(later)
+    member, inbox = join(b, later, prefetch=100)
+    assert set(bodies(drain(b, member, inbox))) == kept
+    b.reset_group("orders", "late", "earliest")
+    member, inbox = join(b, late, prefetch=100)
+    assert set(bodies(drain(b, member, inbox))) == kept
+    assert b.group_info("orders", "late").lag == 0
+    # a second delete of the same message changes nothing and is no error
+    assert b.delete_message("orders", gone[0].id)[2] == []
+    assert all(b.is_deleted("orders", r.partition, r.offset) for r in gone)
+    assert not b.is_deleted("orders", receipts[0].partition, receipts[0].offset)
+
+
+def test_a_deleted_dead_letter_is_neither_listed_nor_redriven(env: Env) -> None:
+    b = _topic(env)
+    billing = GroupSpec(topic="orders", name="billing", max_deliveries=1)
+    b.create_group(billing)
+    first, second = b.publish("orders", msgs("poison", "bad"))
+    member, inbox = join(b, billing)
+    for d in inbox.take():
+        b.reject(member, d.partition, d.offset, "unusable")
+    b.leave(member)
+    letters = b.dead_letters("orders", "billing")
+    assert {letter.id for letter in letters} == {first.id, second.id}
+    dlq = b.dead_letter_topic_of("orders", "billing")
+    stored = b.store.read(dlq, 0, 0, 10)  # what browsing the dead-letter topic shows
+    [poison] = [r for r in stored if r.body == b"poison"]
+    b.delete_message(dlq, poison.id)  # an operator deletes it there
+    b = env.reopen()
+    assert [letter.id for letter in b.dead_letters("orders", "billing")] == [second.id]
+    assert b.redrive("orders", "billing") == [second.id]

@@ -3,9 +3,11 @@ purge). A mixin of :class:`tidings.broker.engine.Broker`.
 
 A topic is an append-only log, so neither rewrites it. Deleting a message settles it for
 every group of the topic, as if each had acknowledged it, wherever it is: waiting, delayed,
-or leased (the lease ends; the holder's ack answers LeaseLost). No group delivers it again;
-the record itself stays readable by browsing until retention removes it, and a group created
-later from ``earliest`` (or reset to it) starts before the deletion and sees it. The purge
+or leased (the lease ends; the holder's ack answers LeaseLost). Its offset is also recorded
+durably as deleted (the store's DELETIONS state of the topic, kept until the topic goes), so
+a group created later, or reset to a position before it, starts with it settled, browsing
+leaves it out and a dead letter deleted is never redriven: no one sees it again, though its
+bytes stay on disk until retention removes their segment. The purge
 drops the topic's stored messages (every offset that was durable when it ran) and moves every
 group past them, leases included, as SQS's PurgeQueue does: a message held by a consumer is
 gone too, and its ack answers LeaseLost.
@@ -16,6 +18,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..errors import NotFound
+from ..storage.base import DELETIONS
+from ..storage.cursor import GroupCursor
 from .host import MixinBase
 from .msgids import EPOCH_MS, SEQ_BITS
 
@@ -61,8 +65,16 @@ class DeletionMixin(MixinBase):
         Unknown ids raise NotFound."""
         t = self._topic(topic)
         p, offset = self._find(t, message_id)
+        if t.is_deleted(p, offset):
+            return p, offset, []  # deleted already: as SQS's DeleteMessage, no error
+        self.store.save_acks(t.name, DELETIONS, p, [offset])
+        t.deleted.setdefault(p, GroupCursor()).ack(offset)
         settled = sorted(name for name, g in list(t.groups.items()) if g.drop(p, offset))
         return p, offset, settled
+
+    def is_deleted(self, topic: str, partition: int, offset: int) -> bool:
+        """Whether an operator deleted the message at ``offset`` (browsing leaves it out)."""
+        return self._topic(topic).is_deleted(partition, offset)
 
     def purge_topic(self, topic: str) -> int:
         """Drop every durable message of ``topic`` and move all its groups past them (their

@@ -37,7 +37,7 @@ from ..model import (
     TopicSpec,
 )
 from ..partitioning import partition_for
-from ..storage.base import RecoveryReport, Store
+from ..storage.base import DELETIONS, RecoveryReport, Store
 from ..storage.cursor import GroupCursor
 from .dedup import PARTITION_BITS, PARTITION_MASK
 from .deletion import DeletionMixin
@@ -129,6 +129,7 @@ class Broker(
                     last = self.store.read(spec.name, p, part.next - 1, 1)
                     if last:
                         self._ids.observe(last[-1].id)
+            t.deleted = self._recovered_cursors(t, DELETIONS, report)
             for gspec in self.store.groups(spec.name):
                 cursors = self._recovered_cursors(t, gspec.name, report)
                 t.groups[gspec.name] = self._new_group(gspec, t, cursors)

@@ -34,6 +34,21 @@ class GroupCatalogueMixin(MixinBase):
             return min(max(int(value or 0), part.first), part.next)
         return max(self.store.offset_at(t.name, p, float(value or 0.0)), part.first)
 
+    def _start_cursors(
+        self, t: TopicState, group: str, start: str, start_value: float | None
+    ) -> dict[int, GroupCursor]:
+        """A new (or reset) group's durable cursors at ``start``: the offsets deleted above
+        it count as settled, so the group never delivers a deleted message."""
+        cursors = {}
+        for p in range(len(t.parts)):
+            floor = self._start_floor(t, p, start, start_value)
+            self.store.save_floor(t.name, group, p, floor)
+            deleted = t.deleted_from(p, floor)
+            if deleted:
+                self.store.save_acks(t.name, group, p, deleted)
+            cursors[p] = GroupCursor(floor, set(deleted))
+        return cursors
+
     def create_group(self, spec: GroupSpec, *, exist_ok: bool = True) -> GroupSpec:
         spec.validate()
         t = self._topic(spec.topic)
@@ -43,11 +58,7 @@ class GroupCatalogueMixin(MixinBase):
                 raise AlreadyExists(f"group {spec.name!r} already exists on {spec.topic!r}")
             return self._redeclare(existing, spec)
         self.store.put_group(spec)
-        cursors = {}
-        for p in range(len(t.parts)):
-            floor = self._start_floor(t, p, spec.start, spec.start_value)
-            self.store.save_floor(t.name, spec.name, p, floor)
-            cursors[p] = GroupCursor(floor)
+        cursors = self._start_cursors(t, spec.name, spec.start, spec.start_value)
         t.groups[spec.name] = self._new_group(spec, t, cursors)
         self._catalogue_changed()
         return spec
@@ -109,11 +120,7 @@ class GroupCatalogueMixin(MixinBase):
         t = g.topic
         self.store.drop_group(topic, group)
         self.store.put_group(g.spec)
-        cursors = {}
-        for p in range(len(t.parts)):
-            floor = self._start_floor(t, p, spec.start, spec.start_value)
-            self.store.save_floor(topic, group, p, floor)
-            cursors[p] = GroupCursor(floor)
+        cursors = self._start_cursors(t, group, spec.start, spec.start_value)
         self._acks_due.pop(id(g), None)
         fresh = self._new_group(g.spec, t, cursors)
         fresh.adopt(g)

@@ -73,6 +73,8 @@ class RedriveMixin(MixinBase):
                 if not records:
                     break
                 for record in records:
+                    if t.is_deleted(p, record.offset):
+                        continue  # an operator deleted this dead letter
                     if any(c.is_acked(record.offset) for c in cursors):
                         continue
                     hd = record.headers

@@ -140,10 +140,11 @@ class BrokerRuntime:
         return done
 
     async def delete_message(self, topic: str, message_id: str) -> tuple[int, int, list[str]]:
-        """Delete one message by id (see ``Broker.delete_message``); return once every
-        group's settle of it is durable under the fsync policy."""
+        """Delete one message by id (see ``Broker.delete_message``); return once the
+        deletion (the topic's record of it and every group's settle) is durable under the
+        fsync policy."""
         done = self.broker.delete_message(topic, message_id)
-        if self.fsync == "batch" and self.broker.has_pending():
+        if self.fsync == "batch":
             await self.commit()
         return done
 

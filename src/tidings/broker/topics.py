@@ -13,6 +13,7 @@ from .dedup import DedupIndex
 from .rates import RateMeter
 
 if TYPE_CHECKING:
+    from ..storage.cursor import GroupCursor
     from .group.consumer_group import ConsumerGroup
     from .tracing import Tracer
 
@@ -64,7 +65,8 @@ class PartState:
 
 class TopicState:
     __slots__ = (
-        "dedup", "groups", "name", "owner", "parts", "publish_meter", "rr", "spec", "trace",
+        "dedup", "deleted", "groups", "name", "owner", "parts", "publish_meter", "rr", "spec",
+        "trace",
     )  # fmt: skip
 
     def __init__(self, spec: TopicSpec, bounds: list[tuple[int, int]], owner: object = None):
@@ -77,6 +79,20 @@ class TopicState:
         self.publish_meter = RateMeter()
         self.owner = owner  # set for temporary topics (reply topics)
         self.trace: Tracer | None = None  # the tracer when this topic is traced
+        # offsets an operator deleted, by partition ("acked" in the cursor means deleted)
+        self.deleted: dict[int, GroupCursor] = {}
+
+    def is_deleted(self, partition: int, offset: int) -> bool:
+        cursor = self.deleted.get(partition)
+        return cursor is not None and cursor.is_acked(offset)
+
+    def deleted_from(self, partition: int, floor: int) -> list[int]:
+        """The deleted offsets at or above ``floor`` (what a new group starting there skips)."""
+        cursor = self.deleted.get(partition)
+        if cursor is None:
+            return []
+        below = range(floor, cursor.floor)  # a contiguous run of deletions compacts to a floor
+        return sorted({*below, *(o for o in cursor.acked if o >= floor)})
 
     def messages(self) -> int:
         return sum(p.next - p.first for p in self.parts)

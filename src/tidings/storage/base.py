@@ -21,6 +21,12 @@ import msgspec
 from ..model import GroupSpec, Record, TopicSpec
 from .cursor import GroupCursor
 
+# The group-state key of a topic's deleted messages: ``save_acks(topic, DELETIONS, p, ...)``
+# records the offsets an operator deleted and ``load_cursors(topic, DELETIONS)`` gives them
+# back (a cursor per partition: "acked" there means deleted). No declared group can have this
+# name, and a store keeps it as long as the topic, without a put_group.
+DELETIONS = "\x00deleted"
+
 
 class LostRange(msgspec.Struct, kw_only=True, frozen=True):
     """Offsets ``first``..``last`` (inclusive) of a partition that recovery could not read: their
@@ -106,7 +112,8 @@ class Store(Protocol):
         """The first offset whose record's timestamp is >= ``timestamp`` (next offset if none)."""
         ...
 
-    # group state: acked (or dead-lettered) offsets, kept as a floor plus a sparse set above it
+    # group state: acked (or dead-lettered) offsets, kept as a floor plus a sparse set above it;
+    # also the topic's deleted offsets, under the group name DELETIONS
     def save_acks(self, topic: str, group: str, partition: int, offsets: Sequence[int]) -> None: ...
     def save_floor(self, topic: str, group: str, partition: int, floor: int) -> None:
         """Move the group's floor (group created, reset, or retention trimmed its backlog)."""

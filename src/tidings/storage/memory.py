@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from ..errors import NotFound, StorageError
 from ..model import GroupSpec, Record, TopicSpec
-from .base import RecoveryReport
+from .base import DELETIONS, RecoveryReport
 from .cursor import GroupCursor
 
 
@@ -67,6 +67,7 @@ class MemoryStore:
         self._parts.pop(name, None)
         for group in self._groups.pop(name, {}):
             self._cursors.pop((name, group), None)
+        self._cursors.pop((name, DELETIONS), None)
 
     def topics(self) -> list[TopicSpec]:
         return list(self._topics.values())

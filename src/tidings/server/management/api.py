@@ -231,7 +231,8 @@ async def browse(call: Call) -> MessagePage:
     records = []
     if start < part.next_offset and limit:
         records = call.server.store.read(topic, p, start, min(limit, part.next_offset - start))
-    messages = [_message(topic, p, r) for r in records]
+    deleted = _broker(call).is_deleted
+    messages = [_message(topic, p, r) for r in records if not deleted(topic, p, r.offset)]
     return MessagePage(
         messages=messages,
         next_offset=records[-1].offset + 1 if records else max(start, part.first_offset),

@@ -246,8 +246,9 @@ def dashboard_routes(server: BrokerServer) -> list[BaseRoute]:
         start = part.first_offset if q["offset"] is None else max(q["offset"], part.first_offset)
         count = min(50, max(part.next_offset - start, 0))
         records = server.store.read(t.name, p, start, count) if count else []
+        deleted = server.runtime.broker.is_deleted
         rows = []
-        for r in records:
+        for r in (r for r in records if not deleted(t.name, p, r.offset)):
             try:
                 text = html.escape(r.body.decode())
             except UnicodeDecodeError:

@@ -69,6 +69,7 @@ CATALOGUE_FILE = "catalogue"
 CLEAN_FILE = "clean-shutdown"
 TOPICS_DIR = "topics"
 GROUPS_DIR = "groups"
+DELETIONS_DIR = "deletions"  # a topic's deleted offsets, a group journal of their own
 TRASH_DIR = "trash"
 QUARANTINE_DIR = "quarantine"
 QUARANTINE_SUFFIX = ".bad"

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 from ...errors import NotFound, StorageError
 from ...model import GroupSpec, Record, TopicSpec
-from ..base import RecoveryReport
+from ..base import DELETIONS, RecoveryReport
 from ..cursor import GroupCursor
 from . import catalogue, files
 from .durability import Durability
@@ -28,6 +28,7 @@ from .format import (
     CLEAN_MAGIC,
     DEFAULT_JOURNAL_COMPACT,
     DEFAULT_SEGMENT_BYTES,
+    DELETIONS_DIR,
     FILE_HEADER,
     GROUPS_DIR,
     LOCK_FILE,
@@ -78,6 +79,8 @@ class DiskStore:
         return os.path.join(self.path, TOPICS_DIR, fs_name(topic))
 
     def _group_dir(self, topic: str, group: str) -> str:
+        if group == DELETIONS:
+            return os.path.join(self._topic_dir(topic), DELETIONS_DIR)
         return os.path.join(self._topic_dir(topic), GROUPS_DIR, fs_name(group))
 
     # -- lifecycle
@@ -188,6 +191,11 @@ class DiskStore:
         return PartitionLog.create(name, directory, self._durability, self.segment_bytes)
 
     def _open_groups(self, topic: str, report: list[str]) -> None:
+        deletions = self._group_dir(topic, DELETIONS)
+        if os.path.isdir(deletions):
+            self._journals[(topic, DELETIONS)] = GroupJournal.open(
+                deletions, self._durability, self.journal_compact, report
+            )
         directory = os.path.join(self._topic_dir(topic), GROUPS_DIR)
         if not os.path.isdir(directory):
             return
