@@ -8,7 +8,9 @@ and the management plugin's HTTP listener on free loopback ports, and an ``epmd`
 itself on a free port (``ERL_EPMD_PORT``), so it never meets the machine's other Erlang nodes.
 Startup takes seconds (tens on a loaded machine): one server per test session (fixture
 ``rabbitmq_server``). ``stop()`` sends SIGTERM to the server's process group, then SIGKILL,
-and stops its epmd by PID.
+and stops its epmd by PID; ``kill()`` signals the node alone and ``start()`` brings it back on
+the same data dir and ports. ``ctl(...)`` runs ``rabbitmqctl`` against the node (for instance
+``close_all_connections``).
 
 When rabbitmq-server is missing the fixture skips, or FAILS when ``$CI`` is set.
 """
@@ -104,6 +106,32 @@ class RabbitServer:
         env.pop("RABBITMQ_CONF_ENV_FILE", None)
         return env
 
+    def ctl(self, *args: str, timeout: float = 60.0) -> str:
+        """Run ``rabbitmqctl -n <node> args...`` (its own cookie, epmd port) and return stdout."""
+        binary = os.path.join(os.path.dirname(self.binary), "rabbitmqctl")
+        done = subprocess.run(
+            [binary, "-n", self.node, *args],
+            env=self._env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"rabbitmqctl {' '.join(args)} failed: {done.stderr[-2000:]}")
+        return done.stdout
+
+    def close_all_connections(self, reason: str = "test") -> None:
+        self.ctl("close_all_connections", reason)
+
+    def kill(self, sig: int = signal.SIGKILL, timeout: float = 60.0) -> None:
+        """Send ``sig`` to the node's process group and wait for it to end (epmd stays), for
+        ``start()`` again on the same data: SIGKILL a crash, SIGTERM a clean shutdown."""
+        if self.process is not None and self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, sig)
+            self.process.wait(timeout)
+
     def start(self, timeout: float = START_TIMEOUT) -> RabbitServer:
         b = self.base
         for sub in ("home", "mnesia", "log"):
@@ -118,14 +146,15 @@ class RabbitServer:
         (b / "enabled_plugins").write_text("[rabbitmq_management].\n")
         env = self._env()
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child processes own it
-        self.epmd = subprocess.Popen(
-            ["epmd", "-port", str(self.epmd_port), "-address", "127.0.0.1"],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,
-            preexec_fn=_die_with_parent,
-        )
+        if self.epmd is None or self.epmd.poll() is not None:  # kept across kill() + start()
+            self.epmd = subprocess.Popen(
+                ["epmd", "-port", str(self.epmd_port), "-address", "127.0.0.1"],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
         self.process = subprocess.Popen(
             [self.binary],
             stdout=log,

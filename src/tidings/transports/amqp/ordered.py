@@ -53,13 +53,25 @@ class OrderedSubscription(AmqpSubscription):
         self._releasing: set[int] = set()
         self._channels: dict[int, aio_pika.abc.AbstractChannel] = {}
         self._withheld: dict[int, int] = {}  # partition -> messages kept back for the handover
-        assert self._channel is not None
         self._member_queue = member_prefix(self.spec.topic, self.spec.name) + self.member
-        await self._channel.declare_queue(self._member_queue, exclusive=True, auto_delete=True)
-        self._owned = assign(self.topic.partitions, await self._live(), self.member)
+        await self._rejoined()
         self._rebalancer = asyncio.create_task(
             self._loop(), name=f"tidings-amqp-rebalance-{self.member}"
         )
+
+    async def _rejoined(self) -> None:
+        """Register (again, after a reconnect: the member queue went with the connection)."""
+        assert self._channel is not None
+        await self._channel.declare_queue(self._member_queue, exclusive=True, auto_delete=True)
+        self._owned = assign(self.topic.partitions, await self._live(), self.member)
+
+    def _lost_channels(self) -> None:
+        # RabbitMQ returned what every partition channel held and deactivated this member on
+        # each: nothing is being handed over any more
+        self._channels.clear()
+        self._releasing.clear()
+        self._withheld.clear()
+        self._owned = set()
 
     def _wanted(self) -> set[int]:
         return self._owned - self._releasing
@@ -96,6 +108,8 @@ class OrderedSubscription(AmqpSubscription):
     async def _loop(self) -> None:
         while not self._closed:
             await asyncio.sleep(REBALANCE_EVERY)
+            if self._down:
+                continue  # the transport reconnects, then _rejoined() assigns again
             try:
                 await self._rebalance()
             except asyncio.CancelledError:

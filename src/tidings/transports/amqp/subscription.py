@@ -15,7 +15,11 @@ is kept here, by the member's transport:
   *stuck*: it stops consuming (basic.cancel) until the application takes or settles a
   message again, so its messages go to the other members and are not fed back to it (credit
   comes back on settlement, not on expiry);
-- a process that dies loses its connection: RabbitMQ returns everything it held at once.
+- a process that dies loses its connection: RabbitMQ returns everything it held at once;
+- a connection that drops while the process lives is re-opened by the transport
+  (:mod:`.reconnect`): the member forgets what it had received (RabbitMQ delivers it again;
+  settling it raises LeaseLost, its delivery tag belonged to the old channel) and consumes
+  again on a new channel.
 
 ``nack(delay)`` keeps the message with this member, un-acknowledged and invisible to the others,
 for ``delay`` seconds, then requeues it (stock RabbitMQ has no delayed requeue): the delay
@@ -36,6 +40,7 @@ from collections import OrderedDict, deque
 from typing import TYPE_CHECKING, Any
 
 import aio_pika
+import aiormq.exceptions as amqp_errors
 
 from ...errors import BadRequest, Closed, LeaseLost, TidingsError
 from ...model import GroupSpec, Message, TopicSpec
@@ -102,6 +107,7 @@ class AmqpSubscription(BufferedSubscription):
         self._waiting = 0  # next() calls waiting right now
         self._paused = False
         self._closed = False
+        self._down = False  # the connection was lost; the transport is reconnecting
         self._failure: TidingsError | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._sweeper: asyncio.Task[None] | None = None
@@ -111,18 +117,65 @@ class AmqpSubscription(BufferedSubscription):
     async def start(self) -> None:
         spec = self.spec
         with translated(f"join group {spec.name!r} of topic {spec.topic!r}"):
-            self._channel = await self._t.connection.channel()
-            self._channel.close_callbacks.add(self._on_channel_closed)
-            # ordered: RabbitMQ's prefetch is per consumer, one consumer per partition queue
-            per_consumer = self.prefetch
-            if spec.mode == "ordered":
-                per_consumer = min(self.prefetch, spec.in_flight_per_partition)
-            await self._channel.set_qos(prefetch_count=per_consumer)
-            for name in self._queue_names:
-                self._queues.append(await self._channel.get_queue(name, ensure=False))
+            await self._open_channel()
             await self._joined()
             await self._consume()
         self._sweeper = asyncio.create_task(self._sweep_loop(), name=f"tidings-amqp-{spec.name}")
+
+    async def _open_channel(self) -> None:
+        channel = await self._t.connection.channel()
+        channel.close_callbacks.add(self._on_channel_closed)
+        self._channel = channel
+        # ordered: RabbitMQ's prefetch is per consumer, one consumer per partition queue
+        per_consumer = self.prefetch
+        if self.spec.mode == "ordered":
+            per_consumer = min(self.prefetch, self.spec.in_flight_per_partition)
+        await channel.set_qos(prefetch_count=per_consumer)
+        self._queues = [await channel.get_queue(n, ensure=False) for n in self._queue_names]
+
+    # ---------------------------------------------------------------- reconnecting
+    def connection_lost(self) -> None:
+        """The connection dropped: RabbitMQ returned everything this member had received, so
+        none of it may be handed out or settled any more (a later ack raises LeaseLost; the
+        old channel's delivery tags mean nothing on a new one)."""
+        if self._closed or self._down:
+            return
+        self._down = True
+        for inc in self._buffer:
+            self.leases.release(inc)
+        self._buffer.clear()
+        for held in self._held.values():
+            self.leases.release(held.inc)
+        self._held.clear()
+        for handle in self._delayed.values():
+            handle.cancel()
+        self._delayed.clear()
+        self.acks = AckBatcher()  # the old channel's outstanding tags are void
+        self._tags.clear()
+        self._lost_channels()
+
+    def _lost_channels(self) -> None:
+        """An ordered member also forgets its partition channels."""
+
+    async def reconnected(self) -> None:
+        """The transport is connected again: consume on a new channel."""
+        if self._closed:
+            return
+        with translated(f"resume group {self.spec.name!r} of topic {self.spec.topic!r}"):
+            if self.topic.temporary:  # a reply inbox: exclusive, gone with the old connection
+                await self._t.declare_inbox(self.topic, self.spec)
+            await self._open_channel()
+            await self._rejoined()
+            self._down = False
+            if not self._paused:
+                await self._consume()
+
+    async def _rejoined(self) -> None:
+        """After a reconnect, before consuming (an ordered member registers again)."""
+
+    def give_up(self, error: TidingsError) -> None:
+        """The subscription could not resume after a reconnect: ``next()`` raises ``error``."""
+        self._fail(error)
 
     async def _joined(self) -> None:
         """Before consuming (an ordered member registers itself)."""
@@ -161,9 +214,15 @@ class AmqpSubscription(BufferedSubscription):
             except Exception as exc:
                 self._fail(TidingsError(f"could not resume consuming: {exc}"))
 
-    def _on_channel_closed(self, _sender: Any, exc: BaseException | None = None) -> None:
-        if not self._closed:
-            self._fail(Closed(f"the AMQP channel of group {self.spec.name!r} was closed ({exc})"))
+    def _on_channel_closed(self, sender: Any, exc: BaseException | None = None) -> None:
+        if self._closed or sender is not self._channel:
+            return
+        log.debug("amqp: the channel of group %s closed: %r", self.spec.name, exc)
+        connection_went = isinstance(exc, amqp_errors.AMQPConnectionError | OSError)
+        if self._down or connection_went or not self._t.is_open():
+            self.connection_lost()  # the transport reconnects, then this member resumes
+            return
+        self._fail(Closed(f"the AMQP channel of group {self.spec.name!r} was closed ({exc})"))
 
     def _fail(self, error: TidingsError) -> None:
         self._failure = error
@@ -328,8 +387,9 @@ class AmqpSubscription(BufferedSubscription):
         held = self._held.pop(message, None)
         if held is None:
             raise LeaseLost(
-                "the message's lease ran out before it was settled: it went back to the group "
-                "(or to the dead-letter topic); extend() keeps long work leased"
+                "the message's lease ran out, or the connection it came on was lost, before it "
+                "was settled: it went back to the group (or to the dead-letter topic); "
+                "extend() keeps long work leased"
             )
         self._resume_soon()
         return held

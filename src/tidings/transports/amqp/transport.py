@@ -4,8 +4,9 @@
 settings and stats, :mod:`.management`) is ``http://host:15672`` unless the URL says
 ``?management=http://...``. The mapping onto exchanges and quorum queues is declared in
 :mod:`.naming`; publishing waits for publisher confirms (a confirmed message is on disk in
-every quorum queue it was routed to). What RabbitMQ cannot do as the built-in broker does is
-listed in docs/transports.md and left out of ``capabilities``.
+every quorum queue it was routed to). A lost connection is re-opened and the subscriptions
+resume (:mod:`.reconnect`). What RabbitMQ cannot do as the built-in broker does is listed in
+docs/transports.md and left out of ``capabilities``.
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ from .naming import (
     unclaimed_name,
 )
 from .ordered import OrderedSubscription
+from .reconnect import Reconnector
 from .subscription import AmqpSubscription
 
 log = logging.getLogger("tidings.transports.amqp")
@@ -150,6 +152,7 @@ class AmqpTransport(Transport):
         name: str | None = None,
         connect_timeout: float = 5.0,
         publish_timeout: float = 10.0,
+        reconnect_wait: float | None = None,
     ) -> None:
         self.url = url
         self._amqp_url, mgmt, vhost, user, password = split_url(url)
@@ -158,6 +161,7 @@ class AmqpTransport(Transport):
         self._publish_timeout = publish_timeout
         self.management = Management(mgmt, vhost, user, password)
         self._connection: aio_pika.abc.AbstractConnection | None = None
+        self._dropped: object = None  # the connection that closed under us, if any
         self._publisher: aio_pika.abc.AbstractChannel | None = None
         self._admin: aio_pika.abc.AbstractChannel | None = None
         self._specs: dict[str, TopicSpec] = {}
@@ -165,6 +169,9 @@ class AmqpTransport(Transport):
         self._replies: list[str] = []
         self._dedup: OrderedDict[tuple[str, str], tuple[float, Receipt]] = OrderedDict()
         self._rr = RoundRobin()
+        # operations wait this long for a lost connection to come back (default: the
+        # publish timeout), then fail with TransportUnavailable
+        self.link = Reconnector(self, publish_timeout if reconnect_wait is None else reconnect_wait)
 
     def require(self, capability: str, what: str) -> None:
         """As every transport, and the refusal names what to do instead on RabbitMQ."""
@@ -179,43 +186,92 @@ class AmqpTransport(Transport):
     # ------------------------------------------------------------------ connection
     @property
     def connection(self) -> aio_pika.abc.AbstractConnection:
-        if self._connection is None or self._connection.is_closed:
+        if self._connection is None:
             raise Closed("the amqp:// transport is not connected: call connect() first")
+        if not self.is_open():
+            if self.link.closing:
+                raise Closed("the amqp:// transport is closed")
+            raise TransportUnavailable(
+                f"the connection to RabbitMQ at {self.where()} was lost; the transport is "
+                "reconnecting: retry later"
+            )
         return self._connection
 
-    def _where(self) -> str:
+    def is_open(self) -> bool:
+        # aio-pika's is_closed stays False after the server or the network dropped the
+        # connection (only close() sets it): the close callback marks it dropped
+        c = self._connection
+        return c is not None and not c.is_closed and c is not self._dropped
+
+    def where(self) -> str:
         parts = urlsplit(self._amqp_url)
         return f"{parts.hostname}:{parts.port or 5672}"
 
+    def subscriptions(self) -> list[AmqpSubscription]:
+        return list(self._subs)
+
     async def connect(self) -> None:
+        self.link.closing = False
+        await self.open()
+        try:
+            await self.management.start()
+        except BaseException:
+            self.link.stop()
+            await self.drop()
+            raise
+        self.link.connected()
+
+    async def open(self) -> None:
+        """Open the AMQP connection (the first one, or again after it was lost)."""
         props = {"connection_name": self._name} if self._name else None
         try:
-            self._connection = await aio_pika.connect(
+            connection = await aio_pika.connect(
                 self._amqp_url, timeout=self._connect_timeout, client_properties=props
             )
         except Exception as exc:
             raise TransportUnavailable(
-                f"cannot connect to RabbitMQ at {self._where()}: {exc}; check that "
+                f"cannot connect to RabbitMQ at {self.where()}: {exc}; check that "
                 "rabbitmq-server runs there and the URL's user, password and vhost"
             ) from exc
-        try:
-            await self.management.start()
-        except BaseException:
-            await self._connection.close()
-            raise
+        self._connection = connection
+        self._publisher = self._admin = None
+        connection.close_callbacks.add(self._on_connection_closed)
+
+    def _on_connection_closed(self, sender: Any, exc: BaseException | None = None) -> None:
+        if sender is self._connection:
+            self._dropped = sender
+            if not self.link.closing:
+                self.link.lost(exc)
+
+    async def restore(self) -> None:
+        """After a reconnect: declare again the reply topics' exchanges (auto-deleted with
+        their inboxes when the connection closed; the inboxes come back with their
+        subscriptions). Durable topics and group queues outlive connections and restarts."""
+        for name in self._replies:
+            spec = self._specs.get(name)
+            if spec is not None:
+                with translated(f"declare reply topic {name!r} again"):
+                    await self._declare_topic(spec)
+
+    async def drop(self) -> None:
+        """Close the connection without the subscriptions (a failed connect or restore)."""
+        if self._connection is not None and not self._connection.is_closed:
+            with contextlib.suppress(Exception):
+                await self._connection.close()
 
     async def close(self) -> None:
         """Close every subscription, delete this connection's reply topics, disconnect."""
         if self._connection is None:
             return
+        connected = self.link.up.is_set() and self.is_open()
+        self.link.stop()
         await asyncio.gather(*(sub.close() for sub in list(self._subs)), return_exceptions=True)
-        for name in self._replies:
-            with contextlib.suppress(Exception):
-                await self.delete_topic(name)
+        if connected:
+            for name in self._replies:
+                with contextlib.suppress(Exception):
+                    await self.delete_topic(name)
         self._replies.clear()
-        if not self._connection.is_closed:
-            with contextlib.suppress(Exception):
-                await self._connection.close()
+        await self.drop()
         await self.management.close()
 
     def forget(self, sub: AmqpSubscription) -> None:
@@ -223,7 +279,9 @@ class AmqpTransport(Transport):
 
     async def _channel(self, confirms: bool = False) -> aio_pika.abc.AbstractChannel:
         """The admin (or publishing) channel, reopened after the server closed it (a failed
-        declaration closes the channel in AMQP 0-9-1)."""
+        declaration closes the channel in AMQP 0-9-1). While the connection is lost, waits
+        for the reconnect (at most ``reconnect_wait``)."""
+        await self.link.ready()
         current = self._publisher if confirms else self._admin
         if current is None or current.is_closed:
             current = await self.connection.channel(publisher_confirms=confirms)
@@ -349,6 +407,7 @@ class AmqpTransport(Transport):
     async def publish(self, topic: str, messages: Sequence[Outgoing]) -> list[Receipt]:
         if not messages:
             return []
+        await self.link.ready()  # during an outage: wait for the reconnect (bounded)
         spec = await self._spec(topic)
         dedup = spec.dedup_window > 0
         now = time.time()
@@ -396,7 +455,7 @@ class AmqpTransport(Transport):
         except BaseException as exc:
             for *_, future in sent:
                 future.cancel()
-            if isinstance(exc, NotFound | TransportUnavailable):
+            if isinstance(exc, NotFound | TransportUnavailable) and self.is_open():
                 self._specs.pop(topic, None)  # gone, maybe: look again next time
             raise
         if dedup:
@@ -434,6 +493,7 @@ class AmqpTransport(Transport):
         if options is not None and options.prefetch_bytes:
             self.require(CAP_PREFETCH_BYTES, f"prefetch_bytes for group {spec.name!r}")
         topic = await self._spec(spec.topic)
+        await self.link.ready()
         stored = await self._ensure_group(topic, spec)
         if stored.mode != spec.mode:
             raise BadRequest(
@@ -458,13 +518,7 @@ class AmqpTransport(Transport):
             arguments = retention_arguments(topic)
             arguments[GROUP_ARG] = msgspec.json.encode(spec).decode()
             if topic.temporary:  # a reply inbox: gone with this connection
-                queue = await ch.declare_queue(
-                    shared_queue(topic.name, spec.name),
-                    exclusive=True,
-                    auto_delete=True,
-                    arguments={GROUP_ARG: arguments[GROUP_ARG]},
-                )
-                await queue.bind(exchange, routing_key(0))
+                await self.declare_inbox(topic, spec)
                 return spec
             if spec.mode == "ordered":
                 arguments["x-single-active-consumer"] = True
@@ -482,6 +536,20 @@ class AmqpTransport(Transport):
             if spec.start != "latest":  # 'latest': only what is published from now on
                 await self._claim(topic)
         return spec
+
+    async def declare_inbox(self, topic: TopicSpec, spec: GroupSpec) -> None:
+        """A reply topic's inbox queue: exclusive to this connection, so declared again by its
+        subscription after a reconnect."""
+        with translated(f"declare the inbox of reply topic {topic.name!r}"):
+            ch = await self._channel()
+            exchange = await ch.get_exchange(exchange_name(topic.name), ensure=False)
+            queue = await ch.declare_queue(
+                shared_queue(topic.name, spec.name),
+                exclusive=True,
+                auto_delete=True,
+                arguments={GROUP_ARG: msgspec.json.encode(spec).decode()},
+            )
+            await queue.bind(exchange, routing_key(0))
 
     async def _claim(self, topic: TopicSpec) -> None:
         """Publish the messages the topic kept while it had no group into the topic again (the
