@@ -95,21 +95,17 @@ class Connection(asyncio.Protocol):
                 if ftype == constants.HEARTBEAT:
                     continue
                 if ftype == constants.GOODBYE:
-                    goodbye = decode_body(frame)
-                    assert isinstance(goodbye, Goodbye)  # decode_body decodes by frame type
+                    goodbye = decode_body(frame, Goodbye)
                     self.goodbye = goodbye.reason or "broker closing"
                     continue
                 entry = pending.pop(rid, None)
                 if entry is None:
                     if ftype == constants.ERROR:
-                        err = decode_body(frame)
-                        assert isinstance(err, Error)
-                        self._connection_error(err)
+                        self._connection_error(decode_body(frame, Error))
                     continue  # a reply to a request that timed out
                 fut, hook = entry
                 if ftype == constants.ERROR:
-                    err = decode_body(frame)
-                    assert isinstance(err, Error)
+                    err = decode_body(frame, Error)
                     if not fut.done():
                         fut.set_exception(error_for_code(err.code, err.message))
                     continue
