@@ -231,3 +231,25 @@ async def test_an_idle_relay_on_postgresql_waits_for_notify_without_errors(
     assert "outbox relay: " not in "".join(r.getMessage() for r in caplog.records
                                            if r.levelname == "WARNING")  # fmt: skip
     engine.dispose()
+
+
+def test_creating_the_table_again_waits_for_no_writer(pg_url: str) -> None:
+    """A process start re-running create_table on PostgreSQL takes no lock that an open
+    transaction holding outbox rows would make it wait for (its trigger is left as it is):
+    the DDL on an existing table waited for every such transaction and queued every insert
+    behind it."""
+    outbox = Outbox(sa.create_engine(pg_url))
+    outbox.create_table()
+    impatient = Outbox(sa.create_engine(pg_url, connect_args={"options": "-c lock_timeout=500"}))
+    with outbox.engine.connect() as writer:
+        writer.begin()
+        outbox.publish(writer, "t.created", {"n": 1})  # uncommitted: holds ROW EXCLUSIVE
+        impatient.create_table()  # raised "lock timeout" when it dropped the trigger again
+        writer.commit()
+    with outbox.engine.connect() as conn:
+        triggers = conn.exec_driver_sql(
+            "SELECT count(*) FROM pg_trigger WHERE tgname = 'tidings_outbox_notify'"
+        ).scalar()
+    assert triggers == 1
+    impatient.engine.dispose()
+    outbox.engine.dispose()

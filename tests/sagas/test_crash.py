@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from .shop import OrderState, make_orders, step_names
+from .shop import OrderState, make_orders, make_shop, step_names
 
 pytestmark = [pytest.mark.timeout(900), pytest.mark.slow]
 WAIT = float(os.environ.get("SAGA_CRASH_WAIT", "180"))
@@ -87,6 +87,9 @@ async def test_sigkilled_orchestrators_lose_no_saga_and_double_no_effect(
     steps = step_names(STEP_COUNT)
     # the starter: an orchestrator that is never run, only used to start instances
     _, starter, saga = make_orders(prefix, orders_db, broker.url, steps=STEP_COUNT, partitions=16)
+    # the shop's tables too, before its two processes start at once (both creating them
+    # raced: one crashed on PostgreSQL's duplicate type name, and ran no handler until killed)
+    make_shop(prefix, shop_db, broker.url, steps=STEP_COUNT).outbox.sync_engine.dispose()  # type: ignore[union-attr]
     fails = {i: steps[i % len(steps)] for i in range(SAGAS) if i % 4 == 0}  # a quarter fail
     procs = {
         "a": spawn("orders", orders_db, broker.url, prefix, tmp_path),

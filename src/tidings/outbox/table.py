@@ -80,6 +80,20 @@ def notify_ddl(name: str) -> list[str]:
     ]
 
 
+def has_notify_trigger(conn: sa.Connection, name: str) -> bool:
+    """PostgreSQL: whether table ``name`` has the trigger of :func:`notify_ddl` already.
+
+    Asked before the DDL runs: ``DROP TRIGGER`` takes an ACCESS EXCLUSIVE lock on the table,
+    so every process start re-creating it waited for the open transactions that had written
+    rows, and every insert queued behind it. A service whose handlings run their statements on
+    the event loop then stalled whole: one handling waiting in the queue blocked the loop that
+    the others needed to commit (until their lock timeouts)."""
+    query = sa.text(
+        "SELECT 1 FROM pg_trigger WHERE tgname = :trigger AND tgrelid = to_regclass(:table)"
+    )
+    return conn.execute(query, {"trigger": f"{name}_notify", "table": name}).first() is not None
+
+
 def check_shape(conn: sa.Connection, name: str) -> None:
     """Raise BadRequest naming the fix if table ``name`` is missing or lacks columns."""
     inspector = sa.inspect(conn)
@@ -97,4 +111,6 @@ def check_shape(conn: sa.Connection, name: str) -> None:
         )
 
 
-__all__ = ["COLUMNS", "check_shape", "default_slot", "notify_ddl", "outbox_table"]
+__all__ = [
+    "COLUMNS", "check_shape", "default_slot", "has_notify_trigger", "notify_ddl", "outbox_table",
+]  # fmt: skip

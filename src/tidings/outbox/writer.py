@@ -30,7 +30,7 @@ from ..model import Outgoing
 from ..names import validate_name
 from ..service.codecs import Codec, codec_named
 from ..service.payloads import encode_payload
-from .table import check_shape, notify_ddl, outbox_table
+from .table import check_shape, has_notify_trigger, notify_ddl, outbox_table
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -87,7 +87,7 @@ class Outbox:
     # the table
     def _create(self, conn: sa.Connection) -> None:
         self.metadata.create_all(conn)
-        if conn.dialect.name == "postgresql":
+        if conn.dialect.name == "postgresql" and not has_notify_trigger(conn, self.name):
             for statement in notify_ddl(self.name):
                 conn.exec_driver_sql(statement)
 

@@ -55,22 +55,11 @@ from .store import ACTIVE, SagaRecord, SagaStore
 
 log = logging.getLogger("tidings.sagas")
 
-LOCK_TIMEOUT = "5s"
-"""PostgreSQL: how long a transition waits for a saga row another handling holds (statements
-run on the event loop's thread, so an unbounded wait could stall the loop); then it rolls back
-and is retried."""
-
-
 def create_outbox_table(outbox: Any) -> None:
     """Create the outbox table if missing (a sync ``tidings.outbox.Outbox``; with an async
     engine, create it yourself: ``await outbox.create_table()``)."""
     if isinstance(outbox, Outbox) and not outbox.is_async:
         outbox.create_table()
-
-
-def lock_briefly(conn: Any) -> None:
-    if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
 
 
 class Orchestrator:
@@ -220,8 +209,7 @@ class Orchestrator:
         name = machine.saga.name
         conn, tx = ctx.transaction, ctx.outbox_transaction
         assert conn is not None and tx is not None
-        lock_briefly(conn)
-        record = self.store.load(conn, action.saga_id)
+        record = self.store.load(conn, action.saga_id)  # locked, waiting briefly (.locking)
         if record is None or record.name != name:
             log.warning("saga %s %s: %s for an unknown saga dead-lettered", name,
                         action.saga_id, action.action)  # fmt: skip
@@ -263,8 +251,7 @@ class Orchestrator:
         conn = ctx.transaction
         tx = ctx.outbox_transaction
         assert conn is not None and tx is not None
-        lock_briefly(conn)
-        record = self.store.load(conn, reply.saga_id)
+        record = self.store.load(conn, reply.saga_id)  # locked, waiting briefly (.locking)
         if record is None or record.name != name:
             log.warning("saga %s %s: reply %s for an unknown saga dead-lettered", name,
                         reply.saga_id, message.id)  # fmt: skip

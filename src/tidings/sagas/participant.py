@@ -43,18 +43,21 @@ from typing import Any, TypeVar
 import msgspec
 import sqlalchemy as sa
 from pydantic_core import to_jsonable_python
+from sqlalchemy.dialects import postgresql, sqlite
 
 from .. import headers as h
 from ..errors import BadRequest, InvalidPayload, StepFailed
 from ..model import Message
 from ..service import Context, Reject, Service
 from ..service.handlers import HandlerFn, build_handler
+from . import locking
 from . import protocol as p
-from .orchestrator import create_outbox_table, lock_briefly
+from .orchestrator import create_outbox_table
 
 log = logging.getLogger("tidings.sagas")
 
 TABLE = "tidings_saga_participant"
+KEY = ("participant", "command", "saga_id", "step")
 
 F = TypeVar("F", bound=HandlerFn)
 
@@ -93,6 +96,7 @@ class Participant:
         self.name = name or service.name
         self.metadata = sa.MetaData()
         self.table = participant_table(table, self.metadata)
+        self._statements()
         # per step (see above): its lock and how many handlings hold it or wait for it
         self._turns: dict[tuple[str, str, str], tuple[asyncio.Lock, list[int]]] = {}
         if create_tables:
@@ -137,27 +141,62 @@ class Participant:
 
         return register
 
-    # the records
-    def _key(self, command: str, saga_id: str, step: str) -> Any:
+    # the records: statements built once, values as parameters
+    def _statements(self) -> None:
         t = self.table
-        return sa.and_(t.c.participant == self.name, t.c.command == command,
-                       t.c.saga_id == saga_id, t.c.step == step)  # fmt: skip
-
-    def _get(self, conn: Any, command: str, saga_id: str, step: str) -> Any:
-        query = sa.select(self.table.c.status, self.table.c.reply).where(
-            self._key(command, saga_id, step)
+        key = sa.and_(*(t.c[k] == sa.bindparam(f"k_{k}") for k in KEY))
+        self._select = sa.select(t.c.status, t.c.reply).where(key)
+        self._select_locked = (
+            sa.select(t.c.status, t.c.reply)
+            .select_from(t.join(locking.lock_wait(), sa.true()))
+            .where(key)
+            .with_for_update(of=t)
         )
-        if conn.dialect.name == "postgresql":
-            query = query.with_for_update()
-        return conn.execute(query).first()
+        self._insert = t.insert()
+        self._update = t.update().where(key)
+        # insert unless the record exists, in one statement: PostgreSQL takes the row from
+        # lock_wait (so a wait for a concurrent insert of the same step is bounded too)
+        names = (*KEY, "status", "reply")
+        row = sa.select(*(sa.bindparam(f"c_{n}", type_=t.c[n].type) for n in names))
+        self._claim_pg = (
+            postgresql.insert(t)
+            .from_select(names, row.select_from(locking.lock_wait()))
+            .on_conflict_do_nothing()
+            .returning(t.c.status)
+        )
+        self._claim_sqlite = sqlite.insert(t).on_conflict_do_nothing().returning(t.c.status)
 
-    def _put(self, conn: Any, command: str, saga_id: str, step: str, status: str,
-             reply: bytes) -> None:  # fmt: skip
-        conn.execute(self.table.insert().values(participant=self.name, command=command,
-                     saga_id=saga_id, step=step, status=status, reply=reply))  # fmt: skip
+    def _key(self, command: str, saga_id: str, step: str) -> dict[str, str]:
+        return {"k_participant": self.name, "k_command": command, "k_saga_id": saga_id,
+                "k_step": step}  # fmt: skip
+
+    def _claim(
+        self, conn: Any, command: str, saga_id: str, step: str, status: str, reply: bytes
+    ) -> Any:
+        """Write the step's record with ``status`` unless it has one: None if written, else
+        the record's (status, reply), locked on PostgreSQL until the transaction ends."""
+        key = self._key(command, saga_id, step)
+        dialect = conn.dialect.name
+        if dialect == "postgresql":
+            values = {"c_participant": self.name, "c_command": command, "c_saga_id": saga_id,
+                      "c_step": step, "c_status": status, "c_reply": reply}  # fmt: skip
+            if conn.execute(self._claim_pg, locking.params(**values)).first() is not None:
+                return None
+            # it exists (committed: a concurrent insert was waited for): lock it
+            return conn.execute(self._select_locked, locking.params(**key)).first()
+        values = {"participant": self.name, "command": command, "saga_id": saga_id,
+                  "step": step, "status": status, "reply": reply}  # fmt: skip
+        if dialect == "sqlite":  # one writer at a time: no row locks to take
+            if conn.execute(self._claim_sqlite, values).first() is not None:
+                return None
+            return conn.execute(self._select, key).first()
+        existing = conn.execute(self._select, key).first()
+        if existing is None:
+            conn.execute(self._insert, values)
+        return existing
 
     def _set(self, conn: Any, command: str, saga_id: str, step: str, **values: Any) -> None:
-        conn.execute(self.table.update().where(self._key(command, saga_id, step)).values(**values))
+        conn.execute(self._update, {**self._key(command, saga_id, step), **values})
 
     # handling
     async def _take_turn(self, ctx: Context, step: tuple[str, str, str]) -> None:
@@ -230,12 +269,9 @@ class Participant:
         saga_id, step, reply_to = self._saga_headers(message)
         conn = ctx.transaction
         await self._take_turn(ctx, (topic, saga_id, step))
-        lock_briefly(conn)
-        done = self._get(conn, topic, saga_id, step)
-        if done is None:
-            # claim the step first: a concurrent handling waits here, then fails and retries
-            self._put(conn, topic, saga_id, step, "running", b"")
-        elif done.status != "failed":  # done or cancelled: the same answer again
+        # claim the step first: a concurrent handling waits here (its row lock), then finds it
+        done = self._claim(conn, topic, saga_id, step, "running", b"")
+        if done is not None and done.status != "failed":  # done or cancelled: the same answer
             log.info("saga %s: %s for step %s again (%s): the stored reply is re-sent", saga_id,
                      topic, step, done.status)  # fmt: skip
             await self._reply(ctx, message, reply_to, done.reply)
@@ -252,12 +288,10 @@ class Participant:
             raise Reject(f"not a saga compensation: it needs {p.COMMAND}")
         conn = ctx.transaction
         await self._take_turn(ctx, (command, saga_id, step))
-        lock_briefly(conn)
-        done = self._get(conn, command, saga_id, step)
         ok_reply = p.encode_reply(True)
+        cancelled = p.encode_reply(False, error="compensated before it ran")
+        done = self._claim(conn, command, saga_id, step, "cancelled", cancelled)
         if done is None:  # the command has not run (yet): it never will
-            cancelled = p.encode_reply(False, error="compensated before it ran")
-            self._put(conn, command, saga_id, step, "cancelled", cancelled)
             log.info("saga %s: %s compensated before it ran: marked cancelled", saga_id, command)
             await self._reply(ctx, message, reply_to, ok_reply)
             return

@@ -23,6 +23,7 @@ import msgspec
 import sqlalchemy as sa
 
 from ..errors import AlreadyExists, SagaConflict, SagaNotFound
+from . import locking
 
 SAGAS = "tidings_sagas"
 EVENTS = "tidings_saga_events"
@@ -113,6 +114,21 @@ class SagaStore:
     def __init__(self, prefix: str = "tidings") -> None:
         self.metadata = sa.MetaData()
         self.sagas, self.events = tables(self.metadata, prefix)
+        t = self.sagas
+        self._insert = t.insert()
+        self._select = sa.select(t).where(t.c.id == sa.bindparam("saga_id"))
+        lock_wait = locking.lock_wait()
+        self._select_locked = (
+            sa.select(t)
+            .select_from(t.join(lock_wait, sa.true()))
+            .where(t.c.id == sa.bindparam("saga_id"))
+            .with_for_update(of=t)
+        )  # PostgreSQL's; elsewhere rows are not locked (the version check remains)
+        # SET from the parameters' column names; the WHERE's names must differ from them
+        self._update = t.update().where(
+            t.c.id == sa.bindparam("where_id"), t.c.version == sa.bindparam("where_version")
+        )
+        self._insert_events = self.events.insert()
 
     def create_tables(self, engine: sa.Engine) -> None:
         self.metadata.create_all(engine)
@@ -129,27 +145,26 @@ class SagaStore:
 
     def insert(self, conn: sa.Connection, record: SagaRecord) -> None:
         try:  # a failed insert spoils the caller's transaction: it must roll back anyway
-            conn.execute(self.sagas.insert().values(id=record.id, version=1, **record.columns()))
+            conn.execute(self._insert, {"id": record.id, "version": 1, **record.columns()})
         except sa.exc.IntegrityError:
             raise AlreadyExists(f"a saga with id {record.id!r} exists already") from None
         record.version = 1
         self._write_events(conn, record)
 
     def load(self, conn: sa.Connection, saga_id: str, *, lock: bool = True) -> SagaRecord | None:
-        query = sa.select(self.sagas).where(self.sagas.c.id == saga_id)
         if lock and conn.dialect.name == "postgresql":
-            query = query.with_for_update()
-        row = conn.execute(query).first()
+            row = conn.execute(self._select_locked, locking.params(saga_id=saga_id)).first()
+        else:
+            row = conn.execute(self._select, {"saga_id": saga_id}).first()
         return None if row is None else self._record(row)
 
     def save(self, conn: sa.Connection, record: SagaRecord) -> None:
         record.updated_at = time.time()
-        t = self.sagas
         result = conn.execute(
-            t.update()
-            .where(t.c.id == record.id, t.c.version == record.version)
-            .values(version=record.version + 1, **record.columns())
-        )
+            self._update,
+            {"where_id": record.id, "where_version": record.version,
+             "version": record.version + 1, **record.columns()},
+        )  # fmt: skip
         if result.rowcount != 1:
             raise SagaConflict(
                 f"saga {record.id} changed meanwhile (version {record.version}): retried"
@@ -161,7 +176,7 @@ class SagaStore:
         if record.events:
             now = record.updated_at or time.time()
             conn.execute(
-                self.events.insert(),
+                self._insert_events,
                 [{"saga_id": record.id, "at": now, "step": s, "event": e, "detail": d}
                  for s, e, d in record.events],
             )  # fmt: skip

@@ -184,23 +184,37 @@ class IdempotencyStore:
         async with self._turns, self._guard(consumer, message_id) as guard:
             yield guard
 
+    def _begin_checked(self, consumer: str, message_id: str) -> tuple[Connection, bool]:
+        conn = self._begin()
+        try:
+            return conn, self._exists(conn, consumer, message_id)
+        except BaseException:
+            conn.close()
+            raise
+
+    def _end(self, conn: Connection, record: tuple[str, str] | None) -> None:
+        """Record the id and commit (``record``), or roll back; then close: one hop."""
+        try:
+            if record is None:
+                conn.rollback()
+            else:
+                self._commit_record(conn, *record)
+        finally:
+            conn.close()
+
     @contextlib.asynccontextmanager
     async def _guard(self, consumer: str, message_id: str) -> AsyncIterator[Guard]:
-        conn = await asyncio.to_thread(self._begin)
+        # one worker-thread hop to begin and look the id up, one to commit and close (four
+        # before: each is a thread wake-up and a future on the loop)
+        conn, duplicate = await asyncio.to_thread(self._begin_checked, consumer, message_id)
         try:
-            duplicate = await asyncio.to_thread(self._exists, conn, consumer, message_id)
-            guard = Guard(conn, duplicate)
-            yield guard
-            if duplicate:
-                await asyncio.to_thread(conn.rollback)
-            else:
-                await asyncio.to_thread(self._commit_record, conn, consumer, message_id)
+            yield Guard(conn, duplicate)
         except BaseException:
             with contextlib.suppress(Exception):
-                await asyncio.shield(asyncio.to_thread(conn.rollback))
+                await asyncio.shield(asyncio.to_thread(self._end, conn, None))
             raise
-        finally:
-            await asyncio.shield(asyncio.to_thread(conn.close))
+        record = None if duplicate else (consumer, message_id)
+        await asyncio.shield(asyncio.to_thread(self._end, conn, record))
 
     async def is_processed(self, consumer: str, message_id: str) -> bool:
         def run() -> bool:

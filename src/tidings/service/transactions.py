@@ -133,17 +133,28 @@ class Transactions:
         conn = await asyncio.to_thread(self._begin)
         try:
             yield conn
-            await asyncio.to_thread(conn.commit)
         except BaseException:
             with contextlib.suppress(Exception):
-                await asyncio.shield(asyncio.to_thread(conn.rollback))
+                await asyncio.shield(asyncio.to_thread(end, conn, False))
             raise
-        finally:
-            await asyncio.shield(asyncio.to_thread(conn.close))
+        # commit and close in one worker-thread hop, not two (each is a thread wake-up and a
+        # future on the loop); a cancelled handling lets it finish: the connection is in use
+        await asyncio.shield(asyncio.to_thread(end, conn, True))
 
     def close(self) -> None:
         if self._owns_engine:
             self.engine.dispose()
+
+
+def end(conn: Connection, commit: bool) -> None:
+    """Commit (or roll back) ``conn``'s transaction and close it, in one worker-thread hop."""
+    try:
+        if commit:
+            conn.commit()
+        else:
+            conn.rollback()
+    finally:
+        conn.close()
 
 
 class Transaction:
