@@ -1,9 +1,13 @@
 """The client's v5 Receive Maximum bounds the QoS 1/2 PUBLISHes the broker has outstanding to
 it over the whole connection (MQTT 5.0 §3.3.4, §4.9), every subscription and every tidings
-topic of a first-level wildcard together; what waits is sent, in order, as places free."""
+topic of a first-level wildcard together; what waits is sent, in order, as places free. And
+what is outstanding is not sent again while the connection lives (§4.4)."""
 
 from __future__ import annotations
 
+import pytest
+
+from tidings.model import DEFAULT_LEASE
 from tidings.server.mqtt import codec as m
 
 from .raw import Raw
@@ -106,3 +110,19 @@ def test_the_disconnect_for_too_many_publishes_reaches_a_client_that_keeps_writi
             client.send(m.Ack(m.PUBREL, pid))
         client.sock.settimeout(10)
         assert client.sock.recv(65536) == b""  # the end, no PUBCOMP: nothing was acted on
+
+
+@pytest.mark.slow
+def test_an_unacknowledged_delivery_is_not_sent_again_while_connected(broker):
+    """MQTT 5.0 §4.4: a PUBLISH is sent again only when the session resumes. A client that
+    holds its PUBACK past the default group lease (30 s) gets no second copy; its late
+    PUBACK settles the message (nothing follows)."""
+    port = broker.mqtt_port
+    with Raw(port) as sub:
+        assert sub.connect("slow-acker").reason == m.SUCCESS
+        assert sub.subscribe(1, m.Subscription("alpha/#", qos=1)).reasons == [1]
+        _publish(port, [("alpha/1", b"once")])
+        [first] = _publishes(sub, 1)
+        assert sub.silent(DEFAULT_LEASE + 3), "sent again while the connection lives"
+        sub.send(m.Ack(m.PUBACK, first.packet_id))  # type: ignore[arg-type]
+        assert sub.silent(1)

@@ -66,8 +66,7 @@ class MqttConnection(asyncio.Protocol):
                  "closed", "closing", "connected", "counted", "decoder", "held", "id",
                  "inbound", "keep_alive", "last_received", "listener", "max_packet_size",
                  "may_publish", "opened", "peer", "problem_info", "publisher", "reply_grants",
-                 "server",
-                 "session", "tasks", "transport", "unacked_in", "user", "version",
+                 "server", "session", "tasks", "transport", "unacked_in", "user", "version",
                  "will")  # fmt: skip
 
     def __init__(self, listener: MqttListener, conn_id: str) -> None:

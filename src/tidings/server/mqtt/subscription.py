@@ -27,6 +27,10 @@ if TYPE_CHECKING:
     from .session import Session
 
 
+PRIVATE_LEASE = 86400.0  # seconds: a plain subscription's delivery is never re-sent while
+# the connection lives (a client a day late with its PUBACK gets it again)
+
+
 def may_subscribe(user: User | None, topic: str) -> bool:
     """No users file (None): everything; else the user's ``subscribe`` patterns."""
     return user is None or user.may("subscribe", topic)
@@ -59,9 +63,13 @@ class Subscription:
         self.stash: list[tuple[str, list[Delivery]]] = []
 
     def spec(self, topic: str, start: StartKind = "latest") -> GroupSpec:
-        """The group on ``topic``; ``start`` is where a new private group begins."""
+        """The group on ``topic``; ``start`` is where a new private group begins. A private
+        group's lease is ``PRIVATE_LEASE``: its one member is the session, whose deliveries
+        stay the client's until it acknowledges them or the connection ends (then they
+        return at once), and MQTT 5.0 §4.4 forbids sending them again meanwhile."""
         if self.private:
-            return GroupSpec(topic=topic, name=self.group, start=start, auto_ack=self.qos == 0)
+            return GroupSpec(topic=topic, name=self.group, start=start, auto_ack=self.qos == 0,
+                             lease=PRIVATE_LEASE)  # fmt: skip
         return GroupSpec(topic=topic, name=self.group)
 
     def topics(self, names: list[str], user: User | None) -> list[str]:
