@@ -26,6 +26,7 @@ from tests.helpers.rabbitmq_server import RabbitServer, require_rabbitmq
 
 import tidings
 from tidings.errors import LeaseLost, TidingsError, TransportUnavailable
+from tidings.transports.amqp import reconnect
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -138,6 +139,39 @@ async def test_an_ordered_group_resumes_in_order_after_the_connections_closed(
             # may bring one back (at least once), never out of order
             firsts = list(dict.fromkeys(bodies))
             assert firsts == sorted(firsts) and len(firsts) == 15, (key, bodies)
+        await sub.close()
+
+
+async def test_a_resume_that_hangs_is_dropped_and_tried_again(
+    rabbitmq_server: RabbitServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A node still recovering may leave a consume unanswered: the reconnect gives up on that
+    connection after RESTORE_TIMEOUT and starts over, rather than waiting for ever."""
+    monkeypatch.setattr(reconnect, "RESTORE_TIMEOUT", 1.0)
+    topic = topic_name()
+    async with tidings.connect(rabbitmq_server.url) as client:
+        await client.create_topic(topic)
+        sub = await client.subscribe(topic, "work")
+        inner = sub._inner  # type: ignore[attr-defined]
+        resume = inner.reconnected
+        calls = 0
+
+        async def hang_once() -> None:
+            nonlocal calls
+            calls += 1
+            if calls == 1:
+                await asyncio.Event().wait()  # never answered
+            await resume()
+
+        monkeypatch.setattr(inner, "reconnected", hang_once)
+        before = client._transport.link.reconnects  # type: ignore[attr-defined]
+        await asyncio.to_thread(rabbitmq_server.close_all_connections)
+        await _reconnected(client, before)
+        assert calls == 2
+        await client.publish(topic, b"after")
+        msg = await sub.next(timeout=10)
+        assert msg is not None and msg.body == b"after"
+        await msg.ack()
         await sub.close()
 
 

@@ -12,7 +12,8 @@ connection's channels held to its queue, to be delivered again (the count going 
   keeps trying until the transport is closed, as the ``nats://`` transport does;
 - it then declares again what lived only as long as the connection (reply topics' exchanges
   and inboxes, ordered members' exclusive queues; durable topics and group queues survive a
-  restart) and resumes every subscription on new channels;
+  restart) and resumes every subscription on new channels, within ``RESTORE_TIMEOUT``, else
+  it drops that connection and starts over;
 - meanwhile every operation that needs the connection (publish, declarations, ...) waits for
   it up to the transport's ``reconnect_wait`` and then fails with ``TransportUnavailable``,
   which the client retries (``publish_retries``); a publish whose confirm was lost with the
@@ -36,6 +37,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("tidings.transports.amqp")
 
 BACKOFF = Backoff(0.1, 2.0, 5.0, jitter=0.5)
+# at most this long to declare again and resume every subscription on a new connection, or it
+# is dropped and tried again (a node still recovering its queues may leave a consume unanswered)
+RESTORE_TIMEOUT = 30.0
 
 
 class Reconnector:
@@ -105,24 +109,16 @@ class Reconnector:
                 log.debug("amqp: reconnecting to %s failed: %s", self.t.where(), exc)
                 continue
             try:
-                await self.t.restore()
-            except Exception as exc:  # dropped again while restoring: start over
-                log.warning("amqp: restoring after a reconnect failed (%s); retrying", exc)
+                async with asyncio.timeout(RESTORE_TIMEOUT):
+                    failed = await self._resume()
+            except Exception as exc:  # dropped again, or RabbitMQ did not answer in time
+                log.warning(
+                    "amqp: resuming after a reconnect failed (%s); retrying",
+                    str(exc) or type(exc).__name__,
+                )
                 await self.t.drop()
-                continue
-            failed, dropped = 0, False
-            for sub in list(self.t.subscriptions()):
-                try:
-                    await sub.reconnected()
-                except Exception as exc:
-                    if not self.t.is_open():  # dropped again meanwhile: start over
-                        dropped = True
-                        break
-                    failed += 1  # this one alone (its queue was deleted meanwhile, ...)
-                    sub.give_up(translate(exc, f"resume group {sub.spec.name!r}"))
-            if dropped:
                 for sub in list(self.t.subscriptions()):
-                    sub.connection_lost()
+                    sub.connection_lost()  # those resumed already: back to forgetting
                 continue
             down = time.monotonic() - (self.down_since or time.monotonic())
             self.reconnects += 1
@@ -134,6 +130,22 @@ class Reconnector:
                 failed,
             )
             return
+
+    async def _resume(self) -> int:
+        """Declare again and resume every subscription on the new connection; the number that
+        could not resume (their queue was deleted meanwhile, ...). Raises when the connection
+        dropped again meanwhile."""
+        await self.t.restore()
+        failed = 0
+        for sub in list(self.t.subscriptions()):
+            try:
+                await sub.reconnected()
+            except Exception as exc:
+                if not self.t.is_open():
+                    raise
+                failed += 1  # this one alone
+                sub.give_up(translate(exc, f"resume group {sub.spec.name!r}"))
+        return failed
 
     def stop(self) -> None:
         self.closing = True
