@@ -216,6 +216,8 @@ async def test_a_node_stopped_and_restarted_keeps_what_was_confirmed(
         assert errors, "a publish to a dead node succeeded"
         assert isinstance(errors[-1], TransportUnavailable), errors
         assert "keeps reconnecting: retry later" in str(errors[-1]), errors
+        with pytest.raises(TransportUnavailable, match="may be restarting or unreachable"):
+            await client.group_info(topic, "work")  # stats: the management API is down too
         await asyncio.to_thread(server.start)
         await _reconnected(client, before, timeout=120)
         with pytest.raises(LeaseLost):

@@ -26,6 +26,7 @@ class Management:
         self.vhost = vhost
         self._auth = (user, password)
         self._http: httpx.AsyncClient | None = None
+        self._answered = False  # it answered once: a later silence is an outage, not a setup
 
     async def start(self) -> None:
         self._http = httpx.AsyncClient(auth=self._auth, timeout=TIMEOUT)
@@ -44,12 +45,18 @@ class Management:
         try:
             resp = await self._http.get(self.base + path, params=params)
         except httpx.HTTPError as exc:
+            if self._answered:
+                raise TransportUnavailable(
+                    f"the RabbitMQ management API at {self.base} did not answer ({exc}): "
+                    "RabbitMQ may be restarting or unreachable; retry later"
+                ) from exc
             raise TransportUnavailable(
                 f"the RabbitMQ management API at {self.base} did not answer ({exc}): amqp:// "
                 "reads topic settings and stats through it; enable the plugin "
                 "(rabbitmq-plugins enable rabbitmq_management) or name it with "
                 "?management=http://host:15672 in the URL"
             ) from exc
+        self._answered = True
         if resp.status_code == 404:
             raise NotFound(f"not found in RabbitMQ: {path}")
         if resp.status_code in (401, 403):
