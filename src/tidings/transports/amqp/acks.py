@@ -1,5 +1,10 @@
 """Acknowledgements of one member, coalesced: one ``basic.ack(multiple=True)`` per channel and
-event-loop turn for the longest run of settled deliveries, single acks for the rest.
+flush for the longest run of settled deliveries, single acks for the rest.
+
+A flush runs :data:`ACK_LINGER` after the first ack queued since the last one, so that the acks
+of the deliveries that arrive meanwhile share its frame (aio-pika hands deliveries over one
+task each, so one event-loop turn settles only a few); an ack the caller waits for
+(``confirm_acks``) is flushed in the same loop turn.
 
 AMQP 0-9-1 acks are not answered by the server, so an ack costs a frame and a socket write,
 which dominated the consume path when sent one by one. ``multiple=True`` acks every delivery
@@ -19,6 +24,8 @@ from .codec import Incoming
 
 log = logging.getLogger("tidings.transports.amqp")
 
+ACK_LINGER = 0.002  # seconds a queued ack waits for others to share its basic.ack frame
+
 
 class AckBatcher:
     def __init__(self) -> None:
@@ -26,6 +33,8 @@ class AckBatcher:
         self._outstanding: dict[Any, dict[int, Incoming]] = {}
         self._pending: dict[Any, set[int]] = {}
         self._written: asyncio.Future[None] | None = None
+        self._flush_at: asyncio.Handle | None = None
+        self._flushes: set[asyncio.Future[None]] = set()
         self._lock = asyncio.Lock()
 
     def arrived(self, inc: Incoming) -> None:
@@ -45,18 +54,31 @@ class AckBatcher:
         if out is not None:
             out.pop(inc.raw.delivery_tag or 0, None)
 
-    def ack(self, inc: Incoming) -> asyncio.Future[None]:
-        """Queue the ack; the future resolves once it is written (this loop turn's flush)."""
+    def ack(self, inc: Incoming, now: bool = False) -> asyncio.Future[None]:
+        """Queue the ack; the future resolves once it is written (the next flush: at once
+        with ``now``, else within :data:`ACK_LINGER`)."""
         self._pending.setdefault(inc.raw.channel, set()).add(inc.raw.delivery_tag or 0)
+        loop = asyncio.get_running_loop()
         if self._written is None:
-            loop = asyncio.get_running_loop()
             self._written = loop.create_future()
-            loop.call_soon(lambda: asyncio.ensure_future(self.flush()))
+            self._flush_at = loop.call_later(0.0 if now else ACK_LINGER, self._flush_soon)
+        elif now and self._flush_at is not None:
+            self._flush_at.cancel()
+            self._flush_at = loop.call_soon(self._flush_soon)
         return self._written
+
+    def _flush_soon(self) -> None:
+        self._flush_at = None
+        task = asyncio.ensure_future(self.flush())
+        self._flushes.add(task)  # kept until done (the loop holds tasks weakly)
+        task.add_done_callback(self._flushes.discard)
 
     async def flush(self) -> None:
         """Write every queued ack (a channel that closed meanwhile: RabbitMQ returned them)."""
         async with self._lock:
+            if self._flush_at is not None:  # flushed before its time (close)
+                self._flush_at.cancel()
+                self._flush_at = None
             written, self._written = self._written, None
             pending, self._pending = self._pending, {}
             failure: BaseException | None = None

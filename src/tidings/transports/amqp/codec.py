@@ -77,6 +77,8 @@ def encode(
 
 
 def _text(value: Any) -> str:
+    if type(value) is str:
+        return value
     if isinstance(value, bytes):
         return value.decode(errors="replace")
     return str(value)
@@ -92,6 +94,10 @@ def _float(value: Any) -> float | None:
 
 
 def _int(value: Any, default: int = 0) -> int:
+    if type(value) is int:
+        return value
+    if value is None:
+        return default
     try:
         return int(_text(value))
     except (TypeError, ValueError):
@@ -122,9 +128,12 @@ class Incoming:
         self.raw = raw
         self.arrived = arrived  # time.monotonic() when it reached this member
         self.body = raw.body
-        wire = dict(raw.headers or {})
+        wire = raw.headers or {}
+        # pamqp hands strings as str and tidings' numbers as int: convert only what is not
         self.headers: dict[str, str] = {
-            k: _text(v) for k, v in wire.items() if k not in INTERNAL_HEADERS
+            k: v if type(v) is str else _text(v)
+            for k, v in wire.items()
+            if k not in INTERNAL_HEADERS
         }
         self.redrive_group = self.headers.pop(H.REDRIVE_GROUP, None)
         self.id = _text(wire.get(H_ID) or raw.message_id or f"amqp-{raw.delivery_tag}")
@@ -135,7 +144,8 @@ class Incoming:
         self.partition = _int(wire.get(H_PARTITION))
         self.offset = _int(wire.get(H_OFFSET))
         self.timestamp = _float(wire.get(H_TIME)) or time.time()
-        self.expires_at = expires_at(self.timestamp, seconds(_text(wire.get(H_TTL, ""))))
+        ttl = wire.get(H_TTL)  # mostly absent: nothing to parse then
+        self.expires_at = None if ttl is None else expires_at(self.timestamp, seconds(_text(ttl)))
         # quorum queues count the earlier returns (requeues and members that went away)
         self.count = _int(wire.get(DELIVERY_COUNT)) + 1
         # why RabbitMQ dead-lettered it (x-death), when it did

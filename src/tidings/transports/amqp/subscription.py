@@ -370,14 +370,15 @@ class AmqpSubscription(BufferedSubscription):
             return
         self.acks.forget(inc)
         with translated("return a message to its group"):
-            await inc.raw.channel.basic_nack(delivery_tag=inc.raw.delivery_tag, requeue=True)
+            # a delivery always has a tag (None only for messages built locally); 0 as in .acks
+            await inc.raw.channel.basic_nack(delivery_tag=inc.raw.delivery_tag or 0, requeue=True)
 
     async def _finish(self, inc: Incoming, wait: bool = False) -> None:
-        """Acknowledge (coalesced with this loop turn's other acks, :mod:`.acks`)."""
+        """Acknowledge (coalesced with the other acks of the next flush, :mod:`.acks`)."""
         self.leases.release(inc)
         if not self.acks.outstanding(inc):
             return
-        written = self.acks.ack(inc)
+        written = self.acks.ack(inc, now=wait)
         if wait:
             with translated("acknowledge a message"):
                 await asyncio.shield(written)
