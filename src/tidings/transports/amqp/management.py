@@ -9,7 +9,7 @@ Its figures are as fresh as the server's ``collect_statistics_interval`` (5 s by
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote
 
 import httpx
@@ -71,10 +71,13 @@ class Management:
         return resp.json()
 
     async def exchange(self, name: str) -> dict[str, Any]:
-        return await self.get(f"/api/exchanges/{self._v()}/{quote(name, safe='')}")
+        return cast(
+            dict[str, Any], await self.get(f"/api/exchanges/{self._v()}/{quote(name, safe='')}")
+        )
 
     async def exchanges(self) -> list[dict[str, Any]]:
-        return await self.get(f"/api/exchanges/{self._v()}", {"columns": "name,arguments"})
+        rows = await self.get(f"/api/exchanges/{self._v()}", {"columns": "name,arguments"})
+        return cast(list[dict[str, Any]], rows)
 
     async def queues(self, prefix: str) -> list[dict[str, Any]]:
         """The vhost's queues whose name starts with ``prefix`` (with their stats). The API

@@ -23,6 +23,7 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 import aio_pika
 import msgspec
+from pamqp.common import FieldTable
 
 from ...errors import (
     AlreadyExists,
@@ -223,7 +224,7 @@ class AmqpTransport(Transport):
 
     async def open(self) -> None:
         """Open the AMQP connection (the first one, or again after it was lost)."""
-        props = {"connection_name": self._name} if self._name else None
+        props: FieldTable | None = {"connection_name": self._name} if self._name else None
         try:
             connection = await aio_pika.connect(
                 self._amqp_url, timeout=self._connect_timeout, client_properties=props
@@ -443,7 +444,7 @@ class AmqpTransport(Transport):
                     if dedup and m.msg_id is not None:
                         batch[m.msg_id] = receipt
                     body = encode(m, p, offset, receipt.id, now)
-                    future = asyncio.ensure_future(
+                    future: asyncio.Future[Any] = asyncio.ensure_future(
                         exchange.publish(body, routing_key(p), mandatory=False)
                     )
                     sent.append((m.msg_id, receipt, future))
@@ -598,7 +599,9 @@ class AmqpTransport(Transport):
                 out.append((0, 0))
         return out
 
-    async def _group_info(self, topic: TopicSpec, spec: GroupSpec, rows: list[dict]) -> GroupInfo:
+    async def _group_info(
+        self, topic: TopicSpec, spec: GroupSpec, rows: list[dict[str, Any]]
+    ) -> GroupInfo:
         def total(field: str) -> int:
             return sum(int(r.get(field) or 0) for r in rows)
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from ..rules import deadletter as rules
 from .codec import Entry, fields_of
 from .errors import translated
+from .replies import text
 
 if TYPE_CHECKING:
     from .subscription import RedisSubscription
@@ -28,7 +29,7 @@ async def move(
     with translated(f"dead-letter a message of group {spec.name!r}"):
         if error is None and entry.raw_count > 1:
             raw = await t.r.hget(k.errors(spec.name, p), entry.entry)
-            error = None if raw is None else raw.decode()
+            error = None if raw is None else text(raw)
         dkeys = await t.ensure_dead_letter_topic(sub.topic, k, rules.topic_of(spec))
         copy = rules.copy(
             spec,

@@ -15,6 +15,7 @@ import redis.exceptions as rx
 
 from ...model import GroupSpec, TopicSpec
 from .naming import F_TS, TopicKeys, offset_of
+from .replies import entries
 
 if TYPE_CHECKING:
     from .transport import RedisTransport
@@ -23,8 +24,8 @@ if TYPE_CHECKING:
 async def _first_at_or_after(t: RedisTransport, stream: str, millis: int) -> int | None:
     """The offset of the first entry stored at or after ``millis`` (None: none is)."""
     r = t.r
-    head = await r.xrange(stream, count=1)
-    tail = await r.xrevrange(stream, count=1)
+    head = entries(await r.xrange(stream, count=1))
+    tail = entries(await r.xrevrange(stream, count=1))
     if not head or not tail:
         return None
     lo, hi = offset_of(head[0][0].decode()), offset_of(tail[0][0].decode())
@@ -32,7 +33,7 @@ async def _first_at_or_after(t: RedisTransport, stream: str, millis: int) -> int
         return None
     while lo < hi:  # the first position whose next entry has ts >= millis
         mid = (lo + hi) // 2
-        found = await r.xrange(stream, min=f"0-{mid + 1}", count=1)
+        found = entries(await r.xrange(stream, min=f"0-{mid + 1}", count=1))
         entry, fields = found[0]
         at = offset_of(entry.decode())
         if int(fields.get(F_TS.encode(), b"0")) >= millis:

@@ -26,6 +26,7 @@ from ..rules import deadletter as dl
 from .codec import Entry
 from .errors import translated
 from .naming import TopicKeys, offset_of
+from .replies import entries, text, xinfo
 
 if TYPE_CHECKING:
     from .transport import RedisTransport
@@ -47,13 +48,11 @@ async def _replayed(t: RedisTransport, stream: str) -> tuple[int, set[str]]:
         groups = await t.r.xinfo_groups(stream)
     except rx.ResponseError:
         return -1, set()
-    for g in groups:
-        name = g.get("name")
-        if (name.decode() if isinstance(name, bytes) else name) == H.REPLAY_GROUP:
-            last = g.get("last-delivered-id") or b"0-0"
-            last = last.decode() if isinstance(last, bytes) else last
+    for g in map(xinfo, groups):
+        if text(g.get("name")) == H.REPLAY_GROUP:
+            last = text(g.get("last-delivered-id") or b"0-0")
             pending = await t.r.xpending_range(stream, H.REPLAY_GROUP, "-", "+", MAX_REDRIVE)
-            return offset_of(last), {p["message_id"].decode() for p in pending}
+            return offset_of(last), {text(p["message_id"]) for p in pending}
     return -1, set()
 
 
@@ -70,7 +69,7 @@ async def waiting(t: RedisTransport, topic: str, group: str, limit: int) -> list
             floor, still = await _replayed(t, stream)
             start = "-"
             while len(out) < limit:
-                chunk = await t.r.xrange(stream, min=start, count=500)
+                chunk = entries(await t.r.xrange(stream, min=start, count=500))
                 if not chunk:
                     break
                 for raw_id, fields in chunk:

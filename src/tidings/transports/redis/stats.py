@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import redis.exceptions as rx
@@ -22,6 +22,7 @@ from ...model import GroupInfo, GroupSpec, PartitionInfo, StuckMember, TopicInfo
 from ..rules import deadletter as dl
 from .errors import translated
 from .naming import F_TS, TopicKeys, offset_of
+from .replies import entries, text, xinfo
 
 if TYPE_CHECKING:
     from .transport import RedisTransport
@@ -35,13 +36,9 @@ class Stall(msgspec.Struct):
     partitions: list[int] = []
 
 
-def _text(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-async def _stream(t: RedisTransport, stream: str) -> dict:
+async def _stream(t: RedisTransport, stream: str) -> dict[str, Any]:
     try:
-        return await t.r.xinfo_stream(stream)
+        return xinfo(await t.r.xinfo_stream(stream))
     except rx.ResponseError:  # no such key: nothing published yet
         return {}
 
@@ -53,9 +50,9 @@ async def topic_info(t: RedisTransport, spec: TopicSpec, keys: TopicKeys) -> Top
         for p in range(spec.partitions):
             info = await _stream(t, keys.stream(p))
             length = int(info.get("length", 0))
-            last = offset_of(_text(info.get("last-generated-id", "0-0")))
+            last = offset_of(text(info.get("last-generated-id", "0-0")))
             first = info.get("first-entry")
-            first_offset = offset_of(_text(first[0])) if first else last + 1
+            first_offset = offset_of(text(first[0])) if first else last + 1
             parts.append(
                 PartitionInfo(partition=p, first_offset=first_offset, next_offset=last + 1)
             )
@@ -63,16 +60,16 @@ async def topic_info(t: RedisTransport, spec: TopicSpec, keys: TopicKeys) -> Top
     return TopicInfo(name=spec.name, spec=spec, messages=total, partitions=parts)
 
 
-async def _ready(t: RedisTransport, stream: str, info: dict) -> tuple[int, float | None]:
+async def _ready(t: RedisTransport, stream: str, group: dict[str, Any]) -> tuple[int, float | None]:
     """(entries not delivered to the group yet, the publish time of the first of them)."""
-    last = _text(info.get("last-delivered-id", "0-0"))
-    lag = info.get("lag")
+    last = text(group.get("last-delivered-id", "0-0"))
+    lag = group.get("lag")
     after = "(" + last if last != "0-0" else "-"
     if lag is None:
-        lag = len(await t.r.xrange(stream, min=after, count=100_000))
+        lag = len(entries(await t.r.xrange(stream, min=after, count=100_000)))
     if not lag:
         return 0, None
-    first = await t.r.xrange(stream, min=after, count=1)
+    first = entries(await t.r.xrange(stream, min=after, count=1))
     stamp = int(first[0][1].get(F_TS.encode(), b"0")) / 1000.0 if first else None
     return int(lag), stamp
 
@@ -89,7 +86,7 @@ async def group_info(
                 groups = await t.r.xinfo_groups(stream)
             except rx.ResponseError:
                 continue
-            info = next((g for g in groups if _text(g.get("name")) == gspec.name), None)
+            info = next((g for g in groups if text(g.get("name")) == gspec.name), None)
             if info is None:
                 continue
             in_flight += int(info.get("pending", 0))
@@ -126,7 +123,7 @@ async def group_info(
     )
 
 
-def _stuck(flat: list) -> list[StuckMember]:
+def _stuck(flat: list[bytes]) -> list[StuckMember]:
     """The stalls stuck members wrote of themselves (:mod:`.subscription`)."""
     out = []
     for member, raw in zip(flat[::2], flat[1::2], strict=True):
@@ -134,7 +131,7 @@ def _stuck(flat: list) -> list[StuckMember]:
             stall = msgspec.json.decode(raw, type=Stall)
             out.append(
                 StuckMember(
-                    member_id=_text(member),
+                    member_id=text(member),
                     expiries=stall.expiries,
                     in_flight=stall.in_flight,
                     partitions=stall.partitions,

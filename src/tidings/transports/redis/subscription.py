@@ -44,6 +44,7 @@ from collections.abc import Coroutine, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from redis.asyncio import Redis
+from redis.typing import KeyT, StreamIdT
 
 from ...errors import BadRequest, Closed, LeaseLost, MemberStuck, NotFound, TidingsError
 from ...model import GroupSpec, Message, TopicSpec
@@ -56,6 +57,7 @@ from . import deadletter
 from .codec import Entry, new_id
 from .errors import translate, translated
 from .naming import TopicKeys
+from .replies import stream_entries
 
 if TYPE_CHECKING:
     from .transport import RedisTransport
@@ -207,17 +209,19 @@ class RedisSubscription(BufferedSubscription):
             start = self._rotation % n
             self._rotation += free
             parts = [parts[(start + i) % n] for i in range(free)]
-        streams = {self.keys.stream(p): ">" for p in parts}
+        streams: dict[KeyT, StreamIdT] = {self.keys.stream(p): ">" for p in parts}
         assert self._reader is not None
-        reply = await self._reader.xreadgroup(
-            self.spec.name,
-            self.member,
-            streams,  # type: ignore[arg-type]
-            count=max(1, free // len(parts)),
-            block=max(1, int(wait * 1000)),
+        reply = stream_entries(
+            await self._reader.xreadgroup(
+                self.spec.name,
+                self.member,
+                streams,
+                count=max(1, free // len(parts)),
+                block=max(1, int(wait * 1000)),
+            )
         )
         arrived = time.monotonic()
-        for stream, entries in reply or []:
+        for stream, entries in reply:
             p = int(stream.rsplit(b":", 1)[1])
             for entry_id, fields in entries:
                 if fields is None:

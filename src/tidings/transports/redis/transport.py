@@ -18,7 +18,7 @@ import contextlib
 import logging
 import secrets
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import msgspec
@@ -27,7 +27,15 @@ import redis.exceptions as rx
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.connection import parse_url
 
-from ...errors import AlreadyExists, BadRequest, Closed, MessageTooLarge, NotFound, Unsupported
+from ...errors import (
+    AlreadyExists,
+    BadRequest,
+    Closed,
+    ConnectionLost,
+    MessageTooLarge,
+    NotFound,
+    Unsupported,
+)
 from ...model import DeadLetter, GroupInfo, GroupSpec, Outgoing, Receipt, TopicInfo, TopicSpec
 from ...names import REPLY_PREFIX, is_reply_topic
 from ...partitioning import RoundRobin, partition_for
@@ -48,6 +56,7 @@ from .codec import fields_of
 from .errors import connect_error, translated
 from .naming import REGISTRY, TopicKeys, offset_of
 from .ordered import OrderedSubscription
+from .replies import text
 from .subscription import RedisSubscription
 
 log = logging.getLogger("tidings.transports.redis")
@@ -170,28 +179,33 @@ class RedisTransport(Transport):
         if not isinstance(r, RedisCluster):
             return r.client(), r
         node = r.get_node_from_key(key)
-        options = {k: v for k, v in parse_url(self.url).items() if k not in ("host", "port", "db")}
-        make = lambda: aioredis.Redis(  # noqa: E731
-            host=node.host, port=node.port, decode_responses=False,
-            socket_connect_timeout=self._connect_timeout, **options,
-        )  # fmt: skip
+        if node is None:  # the cluster's slot map has a hole: a transient state
+            raise ConnectionLost(f"no Redis Cluster node serves key {key!r} right now: retry")
+        skip = ("host", "port", "db")
+        options: dict[str, Any] = {k: v for k, v in parse_url(self.url).items() if k not in skip}
+
+        def make() -> aioredis.Redis:
+            return aioredis.Redis(
+                host=node.host, port=int(node.port), decode_responses=False,
+                socket_connect_timeout=self._connect_timeout, **options,
+            )  # fmt: skip
+
         return make(), make()
 
     async def _check_persistence(self) -> None:
         """Warn when the server keeps nothing on disk (no AOF, no RDB snapshots)."""
         try:
-            config = await self.r.config_get("appendonly")
+            config: dict[Any, Any] = dict(await self.r.config_get("appendonly"))
             config.update(await self.r.config_get("save"))
             config.update(await self.r.config_get("appendfsync"))
         except rx.ResponseError:  # CONFIG disabled (managed services): nothing to check
             log.debug("redis: CONFIG GET is not allowed; persistence not checked")
             return
 
-        def text(name: str) -> str:
-            value = config.get(name, config.get(name.encode(), ""))
-            return (value.decode() if isinstance(value, bytes) else str(value)).strip()
+        def setting(name: str) -> str:
+            return text(config.get(name, config.get(name.encode(), ""))).strip()
 
-        aof, save = text("appendonly"), text("save")
+        aof, save = setting("appendonly"), setting("save")
         if aof != "yes" and not save:
             log.warning(
                 "redis://%s runs without persistence (appendonly no, no save points): every "
@@ -235,7 +249,7 @@ class RedisTransport(Transport):
                 tag: str | None = name
             else:
                 raw_tag = await self.r.hget(REGISTRY, name)
-                tag = None if raw_tag is None else raw_tag.decode()
+                tag = None if raw_tag is None else text(raw_tag)
             if tag is None:
                 raise NotFound(f"topic {name!r} does not exist: create it first")
             keys = TopicKeys(name, tag)
@@ -264,7 +278,7 @@ class RedisTransport(Transport):
             if not is_reply_topic(spec.name):
                 await self.r.hsetnx(REGISTRY, spec.name, keys.tag)
                 tag = await self.r.hget(REGISTRY, spec.name)
-                keys = TopicKeys(spec.name, tag.decode() if tag else keys.tag)
+                keys = TopicKeys(spec.name, text(tag) if tag else keys.tag)
             created = await self.r.set(keys.meta, msgspec.json.encode(spec), nx=True)
         if created:
             self._specs[spec.name] = (spec, keys)
@@ -304,7 +318,7 @@ class RedisTransport(Transport):
 
     async def list_topics(self) -> list[TopicSpec]:
         with translated("list topics"):
-            names = sorted(n.decode() for n in await self.r.hkeys(REGISTRY))
+            names = sorted(text(n) for n in await self.r.hkeys(REGISTRY))
         out = []
         for name in names:
             with contextlib.suppress(NotFound):
@@ -406,7 +420,8 @@ class RedisTransport(Transport):
         topic, keys = await self._lookup(spec.topic)
         with translated(f"group {spec.name!r} of topic {spec.topic!r}"):
             await self.r.hsetnx(keys.groups, spec.name, msgspec.json.encode(spec))
-            stored = msgspec.json.decode(await self.r.hget(keys.groups, spec.name), type=GroupSpec)
+            raw = await self.r.hget(keys.groups, spec.name)  # set just above
+            stored = msgspec.json.decode(cast(bytes, raw), type=GroupSpec)
             await positions.create_groups(self, topic, keys, stored)
         cls = OrderedSubscription if stored.mode == "ordered" else RedisSubscription
         sub = cls(self, stored, topic, keys, prefetch, options)
