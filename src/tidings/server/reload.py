@@ -81,7 +81,7 @@ def reload_users(server: BrokerServer) -> bool:
                 closed += 1
                 continue
             mqtt.user = new
-            mqtt.may_publish.clear()
+            mqtt.may_publish = None  # checked again on the new rights
             ended += mqtt.session.enforce_rights(new)
             updated += 1
     log.info(

@@ -57,16 +57,20 @@ SERVER_RECEIVE_MAXIMUM = 1000  # unacknowledged QoS 1/2 publishes a client may s
 PUBLISH_RUN = 500  # inbound messages to one topic published in one engine call at most
 SWEEP = 0.5  # seconds between keep-alive checks
 MAX_REPLY_GRANTS = 10_000  # reply topics one connection may answer at once (oldest go first)
+UNLIMITED_PACKET = m.MAX_REMAINING + 5  # a client that states no maximum packet size
 
 
 class MqttConnection(asyncio.Protocol):
     # __slots__ (asyncio.Protocol has empty ones): no per-connection __dict__, which was the
-    # largest object of an idle connection (issue #21, memory per idle connection)
+    # largest object of an idle connection; the containers only some connections need (the
+    # inbound queue, the topics it may publish to, reply grants, topic aliases, the packets
+    # held during authentication) are None until first used (issue #21, memory per idle
+    # connection)
     __slots__ = ("aliases", "authenticating", "broker", "client_id", "client_max_packet",
                  "closed", "closing", "connected", "counted", "decoder", "held", "id",
                  "inbound", "keep_alive", "last_received", "listener", "max_packet_size",
                  "may_publish", "opened", "peer", "problem_info", "publisher", "reply_grants",
-                 "server", "session", "tasks", "transport", "unacked_in", "user", "version",
+                 "server", "session", "transport", "unacked_in", "user", "version",
                  "will")  # fmt: skip
 
     def __init__(self, listener: MqttListener, conn_id: str) -> None:
@@ -83,26 +87,23 @@ class MqttConnection(asyncio.Protocol):
         self.closed = False
         self.keep_alive = 0
         self.last_received = self.opened = time.monotonic()
-        config = self.server.config
-        max_size = config.mqtt_max_packet_size or config.max_message_size + 64 * 1024
-        self.max_packet_size = max_size
+        max_size = self.max_packet_size = listener.max_packet_size  # one int for all
         self.decoder = m.PacketDecoder(max_size)
         self.transport: asyncio.Transport | None = None
-        self.client_max_packet = m.MAX_REMAINING + 5
+        self.client_max_packet = UNLIMITED_PACKET
         self.problem_info = True  # v5 Request Problem Information: reason strings on acks
         self.session = Session(self, self.broker)
-        self.aliases = TopicAliases()
-        self.inbound: deque[m.Publish] = deque()
+        self.aliases: TopicAliases | None = None  # a v5 client's, once it uses them
+        self.inbound: deque[m.Publish] | None = None
         self.unacked_in = 0  # QoS 1/2 publishes received and not answered yet
         self.publisher: asyncio.Task[None] | None = None
         self.will: m.Will | None = None
-        self.may_publish: set[str] = set()
-        self.tasks: set[asyncio.Task[None]] = set()
-        self.held: list[m.Packet] = []  # packets after CONNECT, while the password is checked
+        self.may_publish: set[str] | None = None
+        self.held: list[m.Packet] | None = None  # after CONNECT, while the password is checked
         self.authenticating = False
         self.closing = False  # DISCONNECT received: close once the publishes before it end
         # reply topics of requests delivered to this client -> replies it may publish there
-        self.reply_grants: dict[str, int] = {}
+        self.reply_grants: dict[str, int] | None = None
 
     @property
     def origin(self) -> str:
@@ -130,16 +131,21 @@ class MqttConnection(asyncio.Protocol):
             self.refuse(exc.reason, str(exc))
             return
         if self.authenticating:
-            self.held += packets
+            self.hold(packets)
             return
         self.handle_all(packets)
+
+    def hold(self, packets: list[m.Packet]) -> None:
+        if self.held is None:
+            self.held = []
+        self.held += packets
 
     def handle_all(self, packets: list[m.Packet]) -> None:
         for i, packet in enumerate(packets):
             if self.closed:
                 return
             if self.authenticating:  # held again (the session record is being written)
-                self.held += packets[i:]
+                self.hold(packets[i:])
                 return
             try:
                 self.handle(packet)
@@ -152,7 +158,7 @@ class MqttConnection(asyncio.Protocol):
                 self.refuse(m.UNSPECIFIED, "internal error")
                 return
             if self.authenticating:  # the rest waits for the password check
-                self.held += packets[i + 1 :]
+                self.hold(packets[i + 1 :])
                 return
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -213,7 +219,8 @@ class MqttConnection(asyncio.Protocol):
         # 0: no Reason String but on CONNACK, DISCONNECT and PUBLISH [MQTT-3.1.2-29]
         self.problem_info = props.get("request_problem_information", 1) != 0
         self.session.receive_maximum = min(props.get("receive_maximum", 65535), RECEIVE_MAXIMUM)
-        self.aliases = TopicAliases(props.get("topic_alias_maximum", 0))
+        alias_maximum = props.get("topic_alias_maximum", 0)
+        self.aliases = TopicAliases(alias_maximum) if alias_maximum else None
         assigned = None
         if not packet.client_id:
             if self.version == m.V311 and not packet.clean_start:
@@ -264,8 +271,9 @@ class MqttConnection(asyncio.Protocol):
         self.accept(packet, user, assigned)
         if self.transport is not None and not self.closed:
             self.transport.resume_reading()
-        held, self.held = self.held, []
-        self.handle_all(held)
+        held, self.held = self.held, None
+        if held:
+            self.handle_all(held)
 
     def accept(self, packet: m.Connect, user: User | None, assigned: str | None) -> None:
         self.user = user
@@ -326,8 +334,9 @@ class MqttConnection(asyncio.Protocol):
         self.welcome(present, props)
         if self.transport is not None and not self.closed:
             self.transport.resume_reading()
-        held, self.held = self.held, []
-        self.handle_all(held)
+        held, self.held = self.held, None
+        if held:
+            self.handle_all(held)
 
     def welcome(self, present: bool, props: m.Properties) -> None:
         self.send(m.Connack(m.SUCCESS, present, props))
@@ -358,6 +367,8 @@ class MqttConnection(asyncio.Protocol):
         """A request naming the reply topic ``topic`` was delivered: one reply may be
         published there (as the native port's, and NATS' allow_responses)."""
         grants = self.reply_grants
+        if grants is None:
+            grants = self.reply_grants = {}
         grants[topic] = grants.pop(topic, 0) + 1
         if len(grants) > MAX_REPLY_GRANTS:
             del grants[next(iter(grants))]  # the oldest first
@@ -365,12 +376,14 @@ class MqttConnection(asyncio.Protocol):
     def target(self, mqtt_topic: str) -> str:
         """The tidings topic of an inbound PUBLISH: a reply topic this client was given by a
         request, or the first level (MalformedPacket for what is not served)."""
-        if mqtt_topic in self.reply_grants:
+        if self.reply_grants and mqtt_topic in self.reply_grants:
             return mqtt_topic
         return split_topic(mqtt_topic)[0]
 
     def on_publish(self, packet: m.Publish) -> None:
-        if self.version == m.V5:
+        if self.version == m.V5 and "topic_alias" in packet.properties:
+            if self.aliases is None:
+                self.aliases = TopicAliases()
             self.aliases.inbound(packet)
         if packet.qos:  # the receive maximum counts QoS 1 until PUBACK, QoS 2 until PUBCOMP
             received = self.session.received
@@ -381,6 +394,8 @@ class MqttConnection(asyncio.Protocol):
                     m.RECEIVE_MAXIMUM_EXCEEDED,
                 )
             self.unacked_in += 1
+        if self.inbound is None:
+            self.inbound = deque()
         self.inbound.append(packet)
         if self.publisher is None:
             self.publisher = asyncio.get_running_loop().create_task(self._publish_inbound())
@@ -388,9 +403,11 @@ class MqttConnection(asyncio.Protocol):
     async def _publish_inbound(self) -> None:
         """Publish what arrived, in order: consecutive messages to one tidings topic go in one
         engine call (one append and one commit), acknowledged once it returns."""
+        inbound = self.inbound
+        assert inbound is not None  # made by on_publish, which started this task
         try:
-            while self.inbound and not self.closed:
-                first = self.inbound.popleft()
+            while inbound and not self.closed:
+                first = inbound.popleft()
                 run = [first]
                 try:
                     topic = self.target(first.topic)
@@ -398,14 +415,14 @@ class MqttConnection(asyncio.Protocol):
                     self.unacked_in -= first.qos > 0
                     self.publish_failed(first, exc.reason, str(exc))
                     continue
-                while self.inbound and len(run) < PUBLISH_RUN:
-                    nxt = self.inbound[0]
+                while inbound and len(run) < PUBLISH_RUN:
+                    nxt = inbound[0]
                     try:
                         if self.target(nxt.topic) != topic:
                             break
                     except m.MalformedPacket:  # refused on its own in the next round
                         break
-                    run.append(self.inbound.popleft())
+                    run.append(inbound.popleft())
                 try:
                     await self._publish_run(topic, run)
                 finally:  # answered (PUBACK, PUBREC, or refused)
@@ -425,11 +442,12 @@ class MqttConnection(asyncio.Protocol):
         reply = is_reply_topic(topic)
         try:
             if reply:  # the answer to a request it was delivered: its grant is the right
-                left = self.reply_grants.pop(topic, 0) - len(fresh)
+                grants = self.reply_grants or {}
+                left = grants.pop(topic, 0) - len(fresh)
                 if left < 0:
                     raise Forbidden(f"{topic!r}: a reply topic takes one reply per request")
                 if left:
-                    self.reply_grants[topic] = left
+                    grants[topic] = left
                 self.server.alarms.refuse_publish(0)
             else:
                 self.admit(topic)
@@ -472,10 +490,13 @@ class MqttConnection(asyncio.Protocol):
         return msg
 
     def admit(self, topic: str) -> None:
-        if topic not in self.may_publish:
+        may = self.may_publish
+        if may is None or topic not in may:
             require(self.user, "publish", topic, self.who())
             self.ensure_topic(topic)
-            self.may_publish.add(topic)
+            if may is None:
+                may = self.may_publish = set()
+            may.add(topic)
         self.server.alarms.refuse_publish(0)
 
     def ensure_topic(self, topic: str) -> None:
@@ -555,6 +576,8 @@ class MqttListener:
         self.addresses: list[tuple[str, int]] = []
         self.sessions = 0  # connections past CONNECT (the --mqtt-max-connections count)
         self.max_sessions = server.config.mqtt_max_connections
+        config = server.config
+        self.max_packet_size = config.mqtt_max_packet_size or config.max_message_size + 64 * 1024
         self._listeners: list[asyncio.AbstractServer] = []
         self._sweeper: asyncio.Task[None] | None = None
         self._seq = 0

@@ -85,8 +85,9 @@ class Session:
         self.subs: dict[str, Subscription] = {}
         self.inflight: dict[int, Outbound] = {}
         # QoS 1/2 deliveries held back by the receive maximum: (subscription, topic or ""
-        # for a retained message, the delivery)
-        self.waiting: collections.deque[tuple[Subscription, str, Delivery]] = collections.deque()
+        # for a retained message, the delivery); None while none is (a deque's first block
+        # is 624 bytes, most of an idle connection's memory: issue #21)
+        self.waiting: collections.deque[tuple[Subscription, str, Delivery]] | None = None
         self.received: dict[int, str] = {}  # inbound QoS 2: packet id -> producer message id
         # (group, topic, partition, offset) -> packet id
         self.resend: dict[tuple[str, str, int, int], int] = {}
@@ -105,7 +106,7 @@ class Session:
                 if entry.partition >= 0:
                     key = (entry.sub.group, entry.topic, entry.partition, entry.offset)
                     self.resend[key] = pid
-        self.waiting.clear()  # leased in their groups: they return with the members
+        self.waiting = None  # leased in their groups: they return with the members
         for sub in self.subs.values():
             self.leave(sub)
             sub.ready = False
@@ -309,7 +310,7 @@ class Session:
             if entry.sub is sub and not entry.released:
                 del self.inflight[pid]
         if self.waiting:
-            self.waiting = collections.deque(w for w in self.waiting if w[0] is not sub)
+            self.waiting = collections.deque(w for w in self.waiting if w[0] is not sub) or None
         topics = set(sub.members)
         self.leave(sub)
         if not sub.private:
@@ -356,8 +357,9 @@ class Session:
             if entry.sub is sub and entry.topic == topic and not entry.released:
                 del self.inflight[pid]
         if self.waiting:
-            self.waiting = collections.deque(
-                w for w in self.waiting if not (w[0] is sub and w[1] == topic)
+            self.waiting = (
+                collections.deque(w for w in self.waiting if not (w[0] is sub and w[1] == topic))
+                or None
             )
         member_id = sub.members.pop(topic)
         with contextlib.suppress(TidingsError):
@@ -372,7 +374,7 @@ class Session:
         for sub in subs.values():
             self.end(sub)
         self.inflight.clear()
-        self.waiting.clear()
+        self.waiting = None
         self.received.clear()
         self.resend.clear()
 
@@ -383,7 +385,7 @@ class Session:
         now = time.time()
         for d in deliveries:
             if delivered_qos(d, sub.qos) and self.window_full():
-                self.waiting.append((sub, "", d))
+                self.wait(sub, "", d)
             else:
                 self.retained_one(sub, d, now)
 
@@ -417,7 +419,7 @@ class Session:
         if len(data) > conn.client_max_packet:
             return None
         aliases = conn.aliases
-        if aliases.client_maximum and version == m.V5:
+        if aliases is not None and aliases.client_maximum and version == m.V5:
             aliases.outbound(publish)
             data = m.encode(publish, version)
         return data
@@ -435,7 +437,7 @@ class Session:
             ):
                 settle_now.append((d.partition, d.offset))
             elif delivered_qos(d, sub.qos) and self.window_full():
-                self.waiting.append((sub, topic, d))
+                self.wait(sub, topic, d)
             else:
                 self.deliver_one(sub, topic, d, now, settle_now)
         broker = self.broker
@@ -483,6 +485,12 @@ class Session:
             conn.grant_reply(reply_to)  # this client may answer the request, once
         conn.write(data)
 
+    def wait(self, sub: Subscription, topic: str, d: Delivery) -> None:
+        """Hold a delivery back until the receive maximum has a place for it."""
+        if self.waiting is None:
+            self.waiting = collections.deque()
+        self.waiting.append((sub, topic, d))
+
     def send_waiting(self) -> None:
         """Places are free in the client's receive maximum: the deliveries held back, in the
         order they came."""
@@ -502,6 +510,8 @@ class Session:
             if settle_now and member_id is not None:
                 with contextlib.suppress(TidingsError):
                     self.broker.ack_many(member_id, settle_now)
+        if not waiting and self.waiting is waiting:  # drained: its block is freed
+            self.waiting = None
 
     @property
     def resend_pids(self) -> set[int]:
