@@ -67,3 +67,17 @@ async def test_the_first_publish_to_a_topic_nobody_made_yet_has_its_id_logged(ca
         await sub.close()
     logged = [m.group(1) for r in caplog.records if (m := FRESH.match(r.getMessage()))]
     assert message.msg_id and logged == [message.msg_id]
+
+
+def test_publish_call_stays_a_dataclass_middleware_can_copy_and_extend():
+    import dataclasses
+
+    from tidings.model import Outgoing
+    from tidings.service import PublishCall
+
+    call = PublishCall("t", Outgoing(b"x"), "event")
+    moved = dataclasses.replace(call, topic="u")
+    moved.note = "a middleware's own attribute"  # type: ignore[attr-defined]
+    assert (moved.topic, moved.message, call.topic) == ("u", call.message, "t")
+    other = PublishCall("t", Outgoing(b"y"), "event")
+    assert call.state == {} and call.state is not other.state  # one dict per call
